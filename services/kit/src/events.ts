@@ -1,0 +1,112 @@
+/** Data schemas of every event on the broker, validated at each consumer's edge. */
+import { z } from 'zod';
+import { EventType } from './topology.js';
+
+/** Player ids end up in object keys and table keys: keep them to a safe alphabet. */
+export const playerIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/, 'player id must be 1-128 characters of A-Z a-z 0-9 . _ -');
+export const uploadIdSchema = z.uuid({ version: 'v7', message: 'upload id must be a UUIDv7' });
+
+/** The `s3` element of an S3 event record: the data of `com.amazonaws.s3.ObjectCreated:*` events. */
+export const s3EntitySchema = z.object({
+  s3SchemaVersion: z.string().optional(),
+  configurationId: z.string().optional(),
+  bucket: z.object({ name: z.string().min(1), arn: z.string().optional() }).loose(),
+  object: z
+    .object({
+      key: z.string().min(1),
+      size: z.number().int().nonnegative().optional(),
+      eTag: z.string().optional(),
+      versionId: z.string().optional(),
+      sequencer: z.string().optional(),
+    })
+    .loose(),
+}).loose();
+export type S3Entity = z.infer<typeof s3EntitySchema>;
+
+export const labelSchema = z.object({
+  name: z.string(),
+  parent: z.string().optional(),
+  confidence: z.number().min(0).max(100),
+});
+export type ModerationLabel = z.infer<typeof labelSchema>;
+
+export const reasonSchema = z.object({ code: z.string(), message: z.string() });
+export type Reason = z.infer<typeof reasonSchema>;
+
+const uploadRef = {
+  playerId: playerIdSchema,
+  uploadId: uploadIdSchema,
+  /** When the object was uploaded (the S3 event time): the start of the pipeline clock. */
+  uploadedAt: z.iso.datetime({ offset: true }),
+};
+
+export const approvedSchema = z.object({
+  ...uploadRef,
+  bucket: z.string(),
+  key: z.string(),
+  eTag: z.string(),
+  contentType: z.enum(['image/jpeg', 'image/png', 'image/webp']),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  provider: z.string(),
+  labels: z.array(labelSchema),
+});
+
+export const rejectedSchema = z.object({
+  ...uploadRef,
+  reason: reasonSchema,
+  labels: z.array(labelSchema).optional(),
+});
+
+export const thumbnailSizeSchema = z.string().regex(/^(\d+|full)$/);
+
+export const thumbnailedSchema = z.object({
+  ...uploadRef,
+  bucket: z.string(),
+  /** Object key per size ("64", "128", ..., "full"). */
+  objects: z.record(thumbnailSizeSchema, z.string()),
+});
+
+export const avatarSchema = z.object({
+  thumbnails: z.record(z.string().regex(/^\d+$/), z.url()),
+  full: z.url(),
+});
+export type Avatar = z.infer<typeof avatarSchema>;
+
+export const readySchema = z.object({ ...uploadRef, avatar: avatarSchema });
+
+export const failedSchema = z.object({
+  ...uploadRef,
+  reason: reasonSchema,
+  /** Type of the event that exhausted its retries. */
+  failedEventType: z.string(),
+});
+
+export const eventDataSchemas = {
+  [EventType.approved]: approvedSchema,
+  [EventType.rejected]: rejectedSchema,
+  [EventType.thumbnailed]: thumbnailedSchema,
+  [EventType.ready]: readySchema,
+  [EventType.failed]: failedSchema,
+} as const;
+
+export type ApprovedData = z.infer<typeof approvedSchema>;
+export type RejectedData = z.infer<typeof rejectedSchema>;
+export type ThumbnailedData = z.infer<typeof thumbnailedSchema>;
+export type ReadyData = z.infer<typeof readySchema>;
+export type FailedData = z.infer<typeof failedSchema>;
+
+/** `uploads/<playerId>/<uploadId>`: the only keys presign ever hands out. */
+export function uploadKey(playerId: string, uploadId: string): string {
+  return `uploads/${playerId}/${uploadId}`;
+}
+
+export function parseUploadKey(key: string): { playerId: string; uploadId: string } | undefined {
+  const parts = key.split('/');
+  if (parts.length !== 3 || parts[0] !== 'uploads') return undefined;
+  const playerId = playerIdSchema.safeParse(parts[1]);
+  const uploadId = uploadIdSchema.safeParse(parts[2]);
+  return playerId.success && uploadId.success ? { playerId: playerId.data, uploadId: uploadId.data } : undefined;
+}

@@ -1,0 +1,144 @@
+/**
+ * The HTTP shell every service shares: request ids, JSON request logs, metrics,
+ * /healthz, /readyz, /metrics, JSON errors and in-flight tracking for graceful shutdown.
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { routePath } from 'hono/route';
+import { HttpError, errorBody, errorResponse } from './errors.js';
+import type { Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    /** Set by the bearer auth middleware. */
+    playerId: string;
+  };
+}
+
+export type ReadinessCheck = () => Promise<unknown>;
+
+export interface ServiceOptions {
+  name: string;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Named dependency checks for /readyz; each rejects when its dependency is unusable. */
+  readiness?: Readonly<Record<string, ReadinessCheck>>;
+  /** Largest request body accepted (default 64 KiB: APIs and events here are small). */
+  bodyLimitBytes?: number;
+}
+
+/** Counts requests in flight so shutdown can wait for them. */
+export class Lifecycle {
+  draining = false;
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+
+  enter(): void {
+    this.inflight += 1;
+  }
+
+  leave(): void {
+    this.inflight -= 1;
+    if (this.inflight === 0) for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  get active(): number {
+    return this.inflight;
+  }
+
+  /** Resolves once nothing is in flight. */
+  idle(): Promise<void> {
+    return this.inflight === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+export interface Service {
+  name: string;
+  app: Hono<AppEnv>;
+  logger: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+}
+
+const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
+const CHECK_TIMEOUT_MS = 2000;
+
+export function createService(options: ServiceOptions): Service {
+  const { name, logger } = options;
+  const metrics = options.metrics ?? createMetrics(name);
+  const lifecycle = new Lifecycle();
+  const app = new Hono<AppEnv>();
+
+  app.use(requestId({ limitLength: 128 }));
+  app.use(async (c, next) => {
+    const started = performance.now();
+    const ceId = c.req.header('ce-id');
+    const traceparent = c.req.header('traceparent');
+    c.set('log', logger.child({ reqId: c.get('requestId'), ...(ceId ? { ceId } : {}), ...(traceparent ? { traceparent } : {}) }));
+    lifecycle.enter();
+    try {
+      await next();
+    } finally {
+      lifecycle.leave();
+      const seconds = (performance.now() - started) / 1000;
+      const status = c.res.status;
+      const matched = routePath(c, -1);
+      const route = status === 404 && (matched === '*' || matched === '/*') ? 'unmatched' : matched;
+      metrics.httpDuration.observe({ method: c.req.method, route, status: String(status) }, seconds);
+      const path = c.req.path;
+      const level = quietPaths.has(path) ? 'debug' : status >= 500 ? 'error' : 'info';
+      c.get('log')[level]({ method: c.req.method, path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+    }
+  });
+  app.use(
+    bodyLimit({
+      maxSize: options.bodyLimitBytes ?? 64 * 1024,
+      onError: () => {
+        throw new HttpError(413, 'payload_too_large', 'request body is too large');
+      },
+    }),
+  );
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    if (lifecycle.draining) return c.json({ status: 'draining' }, 503);
+    const checks = Object.entries(options.readiness ?? {});
+    const results = await Promise.all(
+      checks.map(async ([check, run]) => {
+        try {
+          await withTimeout(run(), CHECK_TIMEOUT_MS);
+          return [check, 'ok'] as const;
+        } catch (err) {
+          c.get('log').warn({ check, err: (err as Error).message }, 'readiness check failed');
+          return [check, 'failing'] as const;
+        }
+      }),
+    );
+    const ok = results.every(([, state]) => state === 'ok');
+    return c.json({ status: ok ? 'ok' : 'unavailable', checks: Object.fromEntries(results) }, ok ? 200 : 503);
+  });
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
+
+  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError((err, c) => {
+    if (!(err instanceof HttpError)) c.get('log')?.error({ err }, 'unhandled error');
+    return errorResponse(c, err);
+  });
+
+  return { name, app, logger, metrics, lifecycle };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,138 @@
+/**
+ * The event topology: the single source of truth for which service consumes
+ * which event type, with which filter and delivery policy. The cdk8s app turns
+ * it into Knative Triggers; the local broker builds its triggers from it.
+ */
+
+export const S3_OBJECT_CREATED_PREFIX = 'com.amazonaws.s3.ObjectCreated:';
+
+export const EventType = {
+  approved: 'avatarpipeline.avatar.approved',
+  rejected: 'avatarpipeline.avatar.rejected',
+  thumbnailed: 'avatarpipeline.avatar.thumbnailed',
+  ready: 'avatarpipeline.avatar.ready',
+  failed: 'avatarpipeline.avatar.failed',
+} as const;
+export type DomainEventType = (typeof EventType)[keyof typeof EventType];
+
+/** Upload notifications only ever concern keys under this prefix. */
+export const UPLOAD_PREFIX = 'uploads/';
+
+export const serviceNames = ['presign', 's3-source', 'moderate', 'thumbnail', 'profile', 'subscribe', 'push'] as const;
+export type ServiceName = (typeof serviceNames)[number];
+
+/** Knative filter dialects we use: every listed attribute must match. */
+export interface TriggerFilter {
+  exact?: Readonly<Record<string, string>>;
+  prefix?: Readonly<Record<string, string>>;
+}
+
+export interface Destination {
+  service: ServiceName;
+  path: string;
+}
+
+/** Mirrors Knative's `spec.delivery` (eventing.knative.dev/v1 DeliverySpec). */
+export interface DeliveryPolicy {
+  /** Retries after the first attempt. */
+  retry: number;
+  backoffPolicy: 'exponential' | 'linear';
+  /** ISO 8601 duration, e.g. PT0.5S. Exponential: delay * 2^attempt. */
+  backoffDelay: string;
+  /** ISO 8601 duration: per-attempt timeout. */
+  timeout: string;
+  deadLetter: Destination;
+}
+
+export interface TriggerSpec {
+  name: string;
+  filter: TriggerFilter;
+  subscriber: Destination;
+  delivery: DeliveryPolicy;
+}
+
+/**
+ * Events that exhaust their retries end here: profile turns a processing-stage
+ * event into `avatarpipeline.avatar.failed` for its upload, and only counts a
+ * notification event (ready/rejected/failed) that push could not take.
+ */
+export const deadLetterSink: Destination = { service: 'profile', path: '/dead-letter' };
+
+const processing: DeliveryPolicy = {
+  retry: 5,
+  backoffPolicy: 'exponential',
+  backoffDelay: 'PT0.5S',
+  timeout: 'PT60S',
+  deadLetter: deadLetterSink,
+};
+
+const notification: DeliveryPolicy = { ...processing, retry: 8, timeout: 'PT30S' };
+
+export const triggers: readonly TriggerSpec[] = [
+  {
+    name: 'moderate-uploads',
+    filter: { prefix: { type: S3_OBJECT_CREATED_PREFIX, subject: UPLOAD_PREFIX } },
+    subscriber: { service: 'moderate', path: '/events' },
+    delivery: processing,
+  },
+  {
+    name: 'thumbnail-approved',
+    filter: { exact: { type: EventType.approved } },
+    subscriber: { service: 'thumbnail', path: '/events' },
+    delivery: processing,
+  },
+  {
+    name: 'profile-thumbnailed',
+    filter: { exact: { type: EventType.thumbnailed } },
+    subscriber: { service: 'profile', path: '/events' },
+    delivery: processing,
+  },
+  ...([EventType.ready, EventType.rejected, EventType.failed] as const).map(
+    (type): TriggerSpec => ({
+      name: `push-${type.slice(type.lastIndexOf('.') + 1)}`,
+      filter: { exact: { type } },
+      subscriber: { service: 'push', path: '/events' },
+      delivery: notification,
+    }),
+  ),
+];
+
+/**
+ * What each service puts on the broker (as replies, or as a source). Checked
+ * against `triggers`: every emitted type must have a consumer.
+ */
+export const emits: Readonly<Record<ServiceName, readonly string[]>> = {
+  presign: [],
+  's3-source': [`${S3_OBJECT_CREATED_PREFIX}*`],
+  moderate: [EventType.approved, EventType.rejected],
+  thumbnail: [EventType.thumbnailed],
+  profile: [EventType.ready, EventType.failed],
+  subscribe: [],
+  push: [],
+};
+
+/** Services that expose a public HTTP API (the rest are cluster-local). */
+export const publicServices: readonly ServiceName[] = ['presign', 'profile', 'subscribe'];
+
+/** Does an event with these attributes pass a trigger's filter? (Knative semantics.) */
+export function matchesFilter(filter: TriggerFilter, attributes: Readonly<Record<string, unknown>>): boolean {
+  const value = (name: string) => {
+    const v = attributes[name];
+    return v === undefined || v === null ? undefined : String(v);
+  };
+  for (const [name, expected] of Object.entries(filter.exact ?? {})) {
+    if (value(name) !== expected) return false;
+  }
+  for (const [name, prefix] of Object.entries(filter.prefix ?? {})) {
+    if (!value(name)?.startsWith(prefix)) return false;
+  }
+  return true;
+}
+
+/** Parse the ISO 8601 durations used in delivery policies (PnDTnHnMn.nS) into milliseconds. */
+export function durationMs(iso: string): number {
+  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(iso);
+  if (!m || iso === 'P' || iso.endsWith('T')) throw new Error(`not an ISO 8601 duration: ${iso}`);
+  const [, d, h, min, s] = m;
+  return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(min ?? 0)) * 60_000 + Number(s ?? 0) * 1000;
+}
