@@ -1,0 +1,3 @@
+export * from './dynamo.js';
+export * from './issuer.js';
+export * from './s3.js';

@@ -1,0 +1,74 @@
+/**
+ * The dev identity issuer: a JWKS and `POST /dev/token` minting player tokens. Local stack and
+ * tests only; nothing in the services knows it exists beyond the JWKS URL they are given.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { z } from 'zod';
+import { createService, jsonBody, playerIdSchema, type Logger, type Service } from '@avatar-pipeline/kit';
+
+export const DEV_ALGORITHM = 'ES256';
+
+export interface IssuerOptions {
+  issuer: string;
+  audience: string;
+  logger: Logger;
+  /** Keeps the signing key here so tokens survive restarts; omitted means a fresh key. */
+  directory?: string;
+  tokenTtlSeconds?: number;
+}
+
+export interface DevIssuer {
+  service: Service;
+  /** Mints a token directly (tests). */
+  mint(playerId: string, claims?: Record<string, unknown>): Promise<string>;
+  publicJwk: JWK;
+}
+
+async function signingKey(directory: string | undefined): Promise<JWK> {
+  const file = directory ? join(directory, 'dev-issuer-key.json') : undefined;
+  if (file) {
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as JWK;
+    } catch {
+      // No key yet: make one below.
+    }
+  }
+  const { privateKey } = await generateKeyPair(DEV_ALGORITHM, { extractable: true });
+  const jwk = { ...(await exportJWK(privateKey)), kid: `dev-${Date.now().toString(36)}`, alg: DEV_ALGORITHM, use: 'sig' };
+  if (file && directory) {
+    await mkdir(directory, { recursive: true });
+    await writeFile(file, JSON.stringify(jwk), { mode: 0o600 });
+  }
+  return jwk;
+}
+
+export async function createDevIssuer(options: IssuerOptions): Promise<DevIssuer> {
+  const privateJwk = await signingKey(options.directory);
+  const { d: _d, ...publicJwk } = privateJwk;
+  const key = await importJWK(privateJwk, DEV_ALGORITHM);
+  const ttl = options.tokenTtlSeconds ?? 3600;
+
+  const mint = (playerId: string, claims: Record<string, unknown> = {}) =>
+    new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: DEV_ALGORITHM, kid: privateJwk.kid ?? 'dev', typ: 'JWT' })
+      .setIssuer(options.issuer)
+      .setAudience(options.audience)
+      .setSubject(playerId)
+      .setIssuedAt()
+      .setExpirationTime(`${ttl}s`)
+      .sign(key);
+
+  const service = createService({ name: 'dev-issuer', logger: options.logger });
+  const { app } = service;
+  app.get('/.well-known/jwks.json', (c) => c.json({ keys: [publicJwk] }));
+  app.get('/.well-known/openid-configuration', (c) =>
+    c.json({ issuer: options.issuer, jwks_uri: new URL('/.well-known/jwks.json', options.issuer).href, id_token_signing_alg_values_supported: [DEV_ALGORITHM] }),
+  );
+  app.post('/dev/token', jsonBody(z.object({ playerId: playerIdSchema })), async (c) => {
+    const { playerId } = c.get('body');
+    return c.json({ token: await mint(playerId), tokenType: 'Bearer', expiresIn: ttl });
+  });
+  return { service, mint, publicJwk };
+}

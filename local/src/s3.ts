@@ -1,0 +1,39 @@
+/** An S3-compatible server (s3rver) with the avatar bucket, for the local stack and tests. */
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import S3rver from '@20minutes/s3rver';
+
+export interface S3ServerOptions {
+  /** Where objects are kept; survives restarts. */
+  directory: string;
+  port?: number;
+  buckets: readonly string[];
+  /** Called with every S3 event record batch ({ Records: [...] }) the server emits. */
+  onEvent?: (notification: { Records: unknown[] }) => void;
+}
+
+export interface S3Server {
+  endpoint: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
+  await mkdir(options.directory, { recursive: true });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: options.port ?? 0,
+    directory: options.directory,
+    silent: true,
+    // Path-style only: clients reach it by IP, not by bucket subdomain.
+    vhostBuckets: false,
+    configureBuckets: options.buckets.map((name) => ({ name, configs: [] })),
+  });
+  if (options.onEvent) server.on('event', options.onEvent);
+  const address = (await server.run()) as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    close: () => server.close(),
+  };
+}
