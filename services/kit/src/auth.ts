@@ -48,6 +48,11 @@ export function bearerAuth(options: AuthOptions) {
         clockTolerance: options.clockToleranceSeconds ?? 5,
       }));
     } catch (err) {
+      if (keysUnavailable(err)) {
+        // Not the caller's fault: a 401 would tell clients to throw away a good token.
+        c.get('log')?.warn({ err }, 'signing keys unavailable');
+        throw new HttpError(503, 'auth_unavailable', 'tokens cannot be verified right now', { 'Retry-After': '5' });
+      }
       throw unauthorized(describeJoseError(err));
     }
     const player = playerIdSchema.safeParse(payload[claim]);
@@ -63,8 +68,18 @@ function describeJoseError(err: unknown): string {
   if (err instanceof errors.JOSEAlgNotAllowed) return 'token algorithm is not allowed';
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
   if (err instanceof errors.JWKSNoMatchingKey) return 'token was not signed by a known key';
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError && err.code === 'ERR_JWKS_INVALID') {
-    return 'signing keys are unavailable';
-  }
   return 'token is invalid';
+}
+
+/**
+ * The JWKS could not be fetched or read: a timeout, a network error (not a JOSEError), a non-200
+ * answer or unparsable body (plain JOSEError), or a malformed key set.
+ */
+function keysUnavailable(err: unknown): boolean {
+  return (
+    !(err instanceof errors.JOSEError) ||
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid ||
+    err.code === errors.JOSEError.code
+  );
 }

@@ -8,24 +8,40 @@ export interface AwsOptions {
   /** Override for S3-compatible servers (s3rver, MinIO); implies path-style addressing. */
   s3Endpoint?: string | undefined;
   dynamodbEndpoint?: string | undefined;
+  /** Fixed credentials (the local stand-ins' dummy account); default: the SDK's provider chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
 }
 
 /** Common constructor options: region, endpoint, bounded retries. */
-export function clientOptions(region: string, endpoint?: string) {
-  return { region, maxAttempts: 3, ...(endpoint ? { endpoint } : {}) };
+export function clientOptions(region: string, endpoint?: string, credentials?: AwsOptions['credentials']) {
+  return { region, maxAttempts: 3, ...(endpoint ? { endpoint } : {}), ...(credentials ? { credentials } : {}) };
 }
 
 export function s3Client(options: AwsOptions): S3Client {
-  return new S3Client({
-    ...clientOptions(options.region, options.s3Endpoint),
+  const client = new S3Client({
+    ...clientOptions(options.region, options.s3Endpoint, options.credentials),
     forcePathStyle: Boolean(options.s3Endpoint),
     // Local S3 stand-ins do not speak the newer checksum defaults.
     ...(options.s3Endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
   });
+  if (options.s3Endpoint) {
+    // Path-style bucket requests go out as `/<bucket>/`, but s3rver signs `/<bucket>`, so every
+    // bucket-level call (HeadBucket, ListObjectsV2, CreateBucket) fails with SignatureDoesNotMatch.
+    // Dropping the slash before signing is equivalent for S3-compatible servers.
+    client.middlewareStack.add(
+      (next) => (args) => {
+        const request = args.request as { path?: unknown };
+        if (typeof request.path === 'string' && /^\/[^/]+\/$/.test(request.path)) request.path = request.path.slice(0, -1);
+        return next(args);
+      },
+      { step: 'build', name: 'bucketPathWithoutTrailingSlash' },
+    );
+  }
+  return client;
 }
 
 export function dynamoDocumentClient(options: AwsOptions): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient(clientOptions(options.region, options.dynamodbEndpoint)), {
+  return DynamoDBDocumentClient.from(new DynamoDBClient(clientOptions(options.region, options.dynamodbEndpoint, options.credentials)), {
     marshallOptions: { removeUndefinedValues: true },
   });
 }

@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { describeZodError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import type { AppEnv, Service } from './service.js';
+import { eventTypeLabel } from './topology.js';
 
 export interface ReceivedEvent<T> {
   id: string;
@@ -66,11 +67,26 @@ export function on<T>(
   return { matches, schema, handle };
 }
 
-/** Parses a request body (binary or structured mode) into one CloudEvent. */
+/** Parses a request body (binary or structured mode) into one valid CloudEvent. */
 export function toCloudEvent(headers: Record<string, string>, body: string): CloudEvent<unknown> {
   const parsed = HTTP.toEvent({ headers, body });
   if (Array.isArray(parsed)) throw new ValidationError('batched events are not accepted');
-  return parsed as CloudEvent<unknown>;
+  const ce = parsed as CloudEvent<unknown>;
+  // The SDK parses leniently: a missing type or source only shows up on validation, and a
+  // structured event without an id gets a random one (which would defeat deduplication).
+  ce.validate();
+  if (isStructured(headers) && !hasOwnId(body)) throw new ValidationError('the event has no id');
+  return ce;
+}
+
+function isStructured(headers: Record<string, string>): boolean {
+  const type = Object.entries(headers).find(([name]) => name.toLowerCase() === 'content-type')?.[1] ?? '';
+  return type.startsWith('application/cloudevents');
+}
+
+function hasOwnId(body: string): boolean {
+  const id = (JSON.parse(body) as { id?: unknown }).id;
+  return typeof id === 'string' && id !== '';
 }
 
 export function buildCloudEvent(event: OutgoingEvent): CloudEvent<unknown> {
@@ -128,8 +144,8 @@ export function eventEndpoint(service: Service, routes: readonly EventRoute<any>
       return c.json(errorBody('invalid_event', `not a valid CloudEvent: ${(err as Error).message}`), 400);
     }
     const route = routes.find((r) => r.matches(ce.type));
-    // Label values stay bounded: only types we route are named.
-    const typeLabel = route ? ce.type.replace(/^(com\.amazonaws\.s3\.ObjectCreated):.*/, '$1:*') : 'other';
+    // Label values stay bounded: only routed pipeline types are named.
+    const typeLabel = route ? eventTypeLabel(ce.type) : 'other';
     const traceparent = traceOf(ce, c);
     const log = c.get('log').child({ ceId: ce.id, ceType: ce.type, ceSource: ce.source, ...(traceparent ? { traceparent } : {}) });
     if (!route) {

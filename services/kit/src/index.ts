@@ -12,3 +12,8 @@ export * from './service.js';
 export * from './table.js';
 export * from './topology.js';
 export * from './validation.js';
+export * from './rate-limit.js';
+export * from './objects.js';
+export * from './readiness.js';
+export * from './push-endpoint.js';
+export * from './subscriptions.js';

@@ -1,7 +1,7 @@
 /** Runs a service: listens, and on SIGTERM/SIGINT drains in-flight work before exiting (Knative scale-down). */
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ConfigError } from './config.js';
 import type { Service } from './service.js';
 
@@ -32,35 +32,55 @@ export async function runService(service: Service, options: RunOptions): Promise
   const port = (server.address() as AddressInfo).port;
   logger.info({ port }, `${service.name} listening`);
 
+  // While draining, each answer ends its connection (`Connection: close` when its headers are not
+  // out yet), so keep-alive clients reconnect elsewhere and no response is cut off mid-write.
+  const answering = new Set<ServerResponse>();
+  const lastOnItsConnection = (res: ServerResponse) => {
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+    res.once('close', () => server.closeIdleConnections());
+  };
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (lifecycle.draining) return lastOnItsConnection(res);
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+  });
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal, inflight: lifecycle.active }, 'draining');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      for (const signal of signals) process.off(signal, onSignal);
       lifecycle.draining = true;
+      for (const res of answering) lastOnItsConnection(res);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
-        lifecycle.idle().then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), options.graceMs).unref()),
+        Promise.all([closed, lifecycle.idle()]).then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), options.graceMs))),
       ]);
-      if (!drained) logger.warn({ inflight: lifecycle.active }, 'grace period over with requests in flight');
-      server.closeAllConnections();
+      clearTimeout(timer);
+      if (!drained) {
+        logger.warn({ inflight: lifecycle.active }, 'grace period over with requests in flight');
+        server.closeAllConnections();
+      }
       await closed;
       await options.onClose?.();
       logger.info('stopped');
     })());
 
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.info({ signal, inflight: lifecycle.active }, 'draining');
-      close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    });
-  }
+  for (const signal of signals) process.once(signal, onSignal);
   return { server, port, close };
 }
 

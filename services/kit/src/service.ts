@@ -2,7 +2,7 @@
  * The HTTP shell every service shares: request ids, JSON request logs, metrics,
  * /healthz, /readyz, /metrics, JSON errors and in-flight tracking for graceful shutdown.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
@@ -72,6 +72,8 @@ export function createService(options: ServiceOptions): Service {
   const metrics = options.metrics ?? createMetrics(name);
   const lifecycle = new Lifecycle();
   const app = new Hono<AppEnv>();
+  // Requests no handler took: labelled `unmatched`, not with a path or a middleware's pattern.
+  const unmatched = new WeakSet<Context>();
 
   app.use(requestId({ limitLength: 128 }));
   app.use(async (c, next) => {
@@ -86,8 +88,7 @@ export function createService(options: ServiceOptions): Service {
       lifecycle.leave();
       const seconds = (performance.now() - started) / 1000;
       const status = c.res.status;
-      const matched = routePath(c, -1);
-      const route = status === 404 && (matched === '*' || matched === '/*') ? 'unmatched' : matched;
+      const route = unmatched.has(c) ? 'unmatched' : routePath(c, -1);
       metrics.httpDuration.observe({ method: c.req.method, route, status: String(status) }, seconds);
       const path = c.req.path;
       const level = quietPaths.has(path) ? 'debug' : status >= 500 ? 'error' : 'info';
@@ -126,7 +127,10 @@ export function createService(options: ServiceOptions): Service {
     return c.body(await metrics.registry.metrics());
   });
 
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) => {
+    unmatched.add(c);
+    return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+  });
   app.onError((err, c) => {
     if (!(err instanceof HttpError)) c.get('log')?.error({ err }, 'unhandled error');
     return errorResponse(c, err);

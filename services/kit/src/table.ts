@@ -4,6 +4,7 @@
  *   PLAYER#<playerId>  PROFILE            the player's current avatar
  *   PLAYER#<playerId>  UPLOAD#<uploadId>  one upload and its status
  *   PLAYER#<playerId>  SUB#<hash>         one Web Push subscription
+ *   PUSHEP#<hash>      OWNER              the player holding a push endpoint (subscriptions.ts)
  *   EVENT#<consumer>#<hash>  EVENT        an event a consumer has processed (TTL)
  *   RATE#<scope>#<playerId>  <window>     a rate-limit window counter (TTL)
  */

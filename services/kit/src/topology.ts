@@ -136,3 +136,14 @@ export function durationMs(iso: string): number {
   const [, d, h, min, s] = m;
   return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(min ?? 0)) * 60_000 + Number(s ?? 0) * 1000;
 }
+
+const pipelineTypes: ReadonlySet<string> = new Set(Object.values(EventType));
+
+/**
+ * A bounded metric label for an event type: pipeline types as they are, every S3 object-created
+ * variant as one label, anything else `other` (so a catch-all route cannot grow label sets).
+ */
+export function eventTypeLabel(type: string): string {
+  if (type.startsWith(S3_OBJECT_CREATED_PREFIX)) return `${S3_OBJECT_CREATED_PREFIX}*`;
+  return pipelineTypes.has(type) ? type : 'other';
+}

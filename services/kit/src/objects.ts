@@ -1,0 +1,78 @@
+/**
+ * Reading and probing S3 objects whose size and existence are not ours to trust: uploads are
+ * written by players, so a download is capped, and a missing object or a failed precondition is
+ * told apart from a transient failure by its HTTP status.
+ */
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, type GetObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
+
+export class ObjectTooLargeError extends Error {
+  constructor(
+    readonly key: string,
+    readonly maxBytes: number,
+  ) {
+    super(`object ${key} is larger than ${maxBytes} bytes`);
+    this.name = 'ObjectTooLargeError';
+  }
+}
+
+export interface DownloadedObject {
+  body: Buffer;
+  eTag: string | undefined;
+  contentType: string | undefined;
+}
+
+/** The HTTP status of a failed AWS call: 404 for NoSuchKey/NotFound, 412 for a failed If-Match. */
+export function awsStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
+/** ETags compare without quotes: S3 events carry them bare, HTTP headers quoted. */
+export function sameETag(a: string | undefined, b: string | undefined): boolean {
+  const bare = (tag: string | undefined) => tag?.replace(/"/g, '');
+  return a !== undefined && bare(a) === bare(b);
+}
+
+/** An ETag as an If-Match header value (quoted). */
+export function quotedETag(tag: string): string {
+  return `"${tag.replace(/"/g, '')}"`;
+}
+
+/**
+ * Downloads an object into memory, refusing anything over `maxBytes`: first by its declared
+ * length, then while streaming (a length can be absent, and a stand-in may misreport it).
+ */
+export async function getObjectBytes(s3: S3Client, input: GetObjectCommandInput & { Key: string }, maxBytes: number): Promise<DownloadedObject> {
+  const res = await s3.send(new GetObjectCommand(input));
+  const stream = res.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+  if (res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+    stream?.destroy?.();
+    throw new ObjectTooLargeError(input.Key, maxBytes);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream ?? []) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      stream?.destroy?.();
+      throw new ObjectTooLargeError(input.Key, maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  return { body: Buffer.concat(chunks, size), eTag: res.ETag, contentType: res.ContentType };
+}
+
+/** Whether an object exists (HeadObject); errors other than 404 propagate. */
+export async function objectExists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (err) {
+    if (awsStatus(err) === 404) return false;
+    throw err;
+  }
+}
+
+/** A readiness check for a bucket: HeadBucket proves endpoint, credentials and access at no cost. */
+export function bucketReadiness(s3: S3Client, bucket: string): () => Promise<unknown> {
+  return () => s3.send(new HeadBucketCommand({ Bucket: bucket }));
+}

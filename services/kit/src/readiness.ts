@@ -1,0 +1,7 @@
+/** Readiness checks shared by services (see `bucketReadiness` in objects.ts for S3). */
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/** A consistent read of a key that never exists: proves the table, endpoint and credentials work, at no cost. */
+export function tableReadiness(doc: DynamoDBDocumentClient, table: string): () => Promise<unknown> {
+  return () => doc.send(new GetCommand({ TableName: table, Key: { pk: 'READINESS', sk: 'READINESS' } }));
+}
