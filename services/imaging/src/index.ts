@@ -1,1 +1,3 @@
-export {};
+export * from './formats.js';
+export * from './inspect.js';
+export * from './limits.js';

@@ -1,0 +1,226 @@
+/**
+ * moderate: decides whether an uploaded avatar may be used. It consumes S3 object-created events
+ * for `uploads/<playerId>/<uploadId>` and replies `avatarpipeline.avatar.approved` or
+ * `avatarpipeline.avatar.rejected`; a rejected upload's object is deleted and its record ends
+ * `rejected`. Transient failures (S3, DynamoDB, the provider) answer 500 so the broker retries.
+ *
+ * Redeliveries: the same event gets the reply it got the first time (ProcessedEvents). A
+ * different event for an upload that is already over gets no new work: the object under its key
+ * is deleted (a later write was never moderated), and for a rejected upload the same
+ * `<uploadId>.rejected` reply is rebuilt from the record (consumers dedupe it by id, so no second
+ * notification); a ready or failed upload gets no reply. An upload still pending or processing
+ * is moderated (again): the reply ids are fixed per upload, and `UploadStore.finish` lets exactly
+ * one terminal state win.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ImageProblem } from '@avatar-pipeline/imaging';
+import {
+  approvedSchema,
+  bucketReadiness,
+  createService,
+  eventEndpoint,
+  EventType,
+  on,
+  parseUploadKey,
+  PermanentEventError,
+  ProcessedEvents,
+  rejectedSchema,
+  S3_OBJECT_CREATED_PREFIX,
+  s3EntitySchema,
+  systemClock,
+  tableReadiness,
+  terminalStatuses,
+  UPLOAD_PREFIX,
+  UploadStore,
+  type Clock,
+  type Logger,
+  type ModerationLabel,
+  type OutgoingEvent,
+  type Reason,
+  type ReceivedEvent,
+  type S3Entity,
+  type Service,
+  type UploadRecord,
+} from '@avatar-pipeline/kit';
+import { checkImage, fetchUpload } from './checks.js';
+import { imageLimits, moderationPolicy, type ModerateConfig } from './config.js';
+import { moderationMetrics, type DecisionOutcome } from './metrics.js';
+import { decide } from './policy.js';
+import type { ModerationProvider } from './providers/provider.js';
+
+export const SOURCE = '/avatar-pipeline/moderate';
+
+export type ModerateAppConfig = Pick<
+  ModerateConfig,
+  'TABLE_NAME' | 'BUCKET' | 'AVATAR_MAX_BYTES' | 'IMAGE_MAX_PIXELS' | 'IMAGE_MAX_SIDE' | 'IMAGE_MIN_SIDE' | 'MODERATION_POLICY'
+>;
+
+export interface ModerateDeps {
+  config: ModerateAppConfig;
+  s3: S3Client;
+  doc: DynamoDBDocumentClient;
+  provider: ModerationProvider;
+  logger: Logger;
+  clock?: Clock;
+}
+
+interface Upload {
+  playerId: string;
+  uploadId: string;
+  bucket: string;
+  key: string;
+  /** The S3 event time: when the pipeline clock started. */
+  uploadedAt: string;
+}
+
+export function createModerateApp(deps: ModerateDeps): Service {
+  const { config, s3, provider, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  // The provider (the model) is loaded before the app exists, so readiness covers the stores.
+  const service = createService({
+    name: 'moderate',
+    logger,
+    readiness: { dynamodb: tableReadiness(deps.doc, config.TABLE_NAME), s3: bucketReadiness(s3, config.BUCKET) },
+  });
+  const uploads = new UploadStore(deps.doc, config.TABLE_NAME, clock);
+  const processed = new ProcessedEvents(deps.doc, config.TABLE_NAME, 'moderate', clock);
+  const metrics = moderationMetrics(service.metrics.registry);
+  const policy = moderationPolicy(config);
+
+  const deleteObject = (bucket: string, key: string) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+
+  function rejectedReply(upload: Upload, reason: Reason, labels: ModerationLabel[] | undefined): OutgoingEvent {
+    const data = rejectedSchema.parse({
+      playerId: upload.playerId,
+      uploadId: upload.uploadId,
+      uploadedAt: upload.uploadedAt,
+      reason,
+      ...(labels && labels.length > 0 ? { labels } : {}),
+    });
+    return { id: `${upload.uploadId}.rejected`, source: SOURCE, type: EventType.rejected, subject: upload.key, time: clock().toISOString(), data };
+  }
+
+  /**
+   * An upload that is over gets no new work. Whatever object its key holds now is deleted: the
+   * original is not needed once an upload ends, and a later write to the key (a reused presigned
+   * POST) was never moderated. A rejected upload's reply is rebuilt, the same id as the first.
+   */
+  async function settled(upload: Upload, record: UploadRecord | undefined, log: Logger): Promise<OutgoingEvent | undefined> {
+    log.info({ status: record?.status }, 'upload already finished; no new work');
+    await deleteObject(upload.bucket, upload.key);
+    if (record?.status !== 'rejected') return undefined;
+    return rejectedReply(upload, record.reason ?? { code: 'rejected', message: 'the upload was rejected' }, record.labels);
+  }
+
+  async function reject(upload: Upload, outcome: Exclude<DecisionOutcome, 'approved'>, reason: Reason, labels: ModerationLabel[] | undefined, log: Logger) {
+    // Record first, then delete: a retry after a crash in between finds the upload over and deletes again.
+    const { changed, record } = await uploads.finish(upload.playerId, upload.uploadId, 'rejected', { reason, ...(labels ? { labels } : {}) });
+    if (!changed) return settled(upload, record, log);
+    await deleteObject(upload.bucket, upload.key);
+    metrics.decisions.inc({ outcome, provider: provider.name });
+    log.info({ outcome, reason: reason.code }, 'upload rejected');
+    return rejectedReply(upload, reason, labels);
+  }
+
+  function invalid(upload: Upload, problem: ImageProblem, log: Logger) {
+    metrics.checkFailures.inc({ code: problem.code });
+    return reject(upload, 'invalid', { code: problem.code, message: problem.message }, undefined, log);
+  }
+
+  async function moderate(
+    target: Omit<Upload, 'uploadedAt'>,
+    event: ReceivedEvent<S3Entity>,
+    log: Logger,
+  ): Promise<OutgoingEvent | undefined> {
+    const record = await uploads.get(target.playerId, target.uploadId);
+    if (!record) {
+      // Only presign creates upload records: an object without one was never handed out.
+      await deleteObject(target.bucket, target.key);
+      log.warn({ key: target.key }, 'no upload record for this object; deleted it');
+      return undefined;
+    }
+    // The S3 event time; sources always set it, the record's creation is a deterministic fallback.
+    const upload: Upload = { ...target, uploadedAt: event.time ?? record.createdAt };
+    if ((terminalStatuses as readonly string[]).includes(record.status)) return settled(upload, record, log);
+    await uploads.markProcessing(upload.playerId, upload.uploadId);
+
+    const limits = { ...imageLimits(config), maxBytes: Math.min(config.AVATAR_MAX_BYTES, record.maxBytes) };
+    const fetched = await fetchUpload(s3, { bucket: upload.bucket, key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes });
+    if (fetched.kind === 'stale') {
+      log.info('the object was replaced after this event; the newer write is moderated under its own event');
+      return undefined;
+    }
+    if (fetched.kind === 'missing') {
+      const now = await uploads.get(upload.playerId, upload.uploadId);
+      if (now && (terminalStatuses as readonly string[]).includes(now.status)) return settled(upload, now, log);
+      throw new PermanentEventError('object_missing', `upload ${upload.key} has no object to moderate`);
+    }
+    if (fetched.kind === 'invalid') return invalid(upload, fetched.problem, log);
+
+    const checked = await checkImage(fetched.body, record.contentType, limits);
+    if (!checked.ok) return invalid(upload, checked.problem, log);
+    const { image } = checked;
+
+    const endTimer = metrics.duration.startTimer({ provider: provider.name });
+    const labels = await provider.moderate({
+      bucket: upload.bucket,
+      key: upload.key,
+      ...(fetched.versionId ? { versionId: fetched.versionId } : {}),
+      image: fetched.body,
+      format: image.format,
+      width: image.width,
+      height: image.height,
+    });
+    endTimer();
+
+    const decision = decide(labels, policy);
+    if (decision.outcome === 'rejected') return reject(upload, 'rejected', decision.reason, decision.deciding, log);
+
+    metrics.decisions.inc({ outcome: 'approved', provider: provider.name });
+    log.info({ labels: labels.length }, 'upload approved');
+    const data = approvedSchema.parse({
+      playerId: upload.playerId,
+      uploadId: upload.uploadId,
+      uploadedAt: upload.uploadedAt,
+      bucket: upload.bucket,
+      key: upload.key,
+      eTag: fetched.eTag,
+      contentType: image.contentType,
+      width: image.width,
+      height: image.height,
+      provider: provider.name,
+      labels,
+    });
+    return { id: `${upload.uploadId}.approved`, source: SOURCE, type: EventType.approved, subject: upload.key, time: clock().toISOString(), data };
+  }
+
+  async function onObjectCreated(event: ReceivedEvent<S3Entity>, { log }: { log: Logger }): Promise<OutgoingEvent | undefined> {
+    const bucket = event.data.bucket.name;
+    // s3-source has already URL-decoded the key.
+    const key = event.data.object.key;
+    if (bucket !== config.BUCKET) {
+      log.warn({ bucket }, 'event for another bucket; ignored');
+      return undefined;
+    }
+    const ids = parseUploadKey(key);
+    if (!ids) {
+      // Nobody may park files in uploads/; anything elsewhere (derived avatars) is not ours to touch.
+      if (key.startsWith(UPLOAD_PREFIX)) {
+        await deleteObject(bucket, key);
+        log.warn({ key }, 'not a valid upload key; deleted the object');
+      } else {
+        log.warn({ key }, 'not an upload key; ignored');
+      }
+      return undefined;
+    }
+    const uploadLog = log.child(ids);
+    const { reply, duplicate } = await processed.once(event, () => moderate({ ...ids, bucket, key }, event, uploadLog));
+    if (duplicate) uploadLog.info('event already handled; same reply');
+    return reply;
+  }
+
+  service.app.post('/events', eventEndpoint(service, [on(`${S3_OBJECT_CREATED_PREFIX}*`, s3EntitySchema, onObjectCreated)]));
+  return service;
+}

@@ -1,0 +1,25 @@
+import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { createModerateApp } from './app.js';
+import { moderateEnv } from './config.js';
+import { createProvider } from './providers/index.js';
+
+main(async () => {
+  const config = loadConfig(moderateEnv);
+  const logger = createLogger('moderate', config.LOG_LEVEL);
+  const aws = awsOptions(config);
+  const s3 = s3Client(aws);
+  const doc = dynamoDocumentClient(aws);
+  const started = performance.now();
+  const provider = await createProvider(config);
+  logger.info({ provider: provider.name, model: provider.name === 'nsfwjs' ? config.NSFWJS_MODEL : undefined, ms: Math.round(performance.now() - started) }, 'moderation provider ready');
+  const service = createModerateApp({ config, s3, doc, provider, logger });
+  await runService(service, {
+    port: config.PORT,
+    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    onClose: async () => {
+      await provider.close?.();
+      s3.destroy();
+      doc.destroy();
+    },
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * The embedded provider: the NSFWJS image classifier bundled in the `nsfwjs` package, run with
+ * TensorFlow.js on the WASM backend (the plain CPU backend is about 18x slower). Everything is
+ * read from disk (the model bundles in node_modules/nsfwjs/dist/models and the backend's .wasm
+ * files): no network at start-up or run time. The model loads once; inference runs one image at
+ * a time.
+ *
+ * NSFWJS classes map onto Rekognition taxonomy v7 top-level labels, so one policy serves both
+ * providers:
+ *   Porn + Hentai -> Explicit (the classes are exclusive, so their sum is P(explicit); Hentai is
+ *                    illustrated explicit content, which v7 reports as the same label)
+ *   Sexy          -> Non-Explicit Nudity of Intimate parts and Kissing
+ *   Neutral, Drawing -> no label
+ */
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { load, type ModelDefinition, type NSFWJS } from 'nsfwjs/core';
+import { InceptionV3Model } from 'nsfwjs/models/inception_v3';
+import { MobileNetV2Model } from 'nsfwjs/models/mobilenet_v2';
+import { MobileNetV2MidModel } from 'nsfwjs/models/mobilenet_v2_mid';
+import { openImage, type ImageLimits } from '@avatar-pipeline/imaging';
+import type { ModerationLabel } from '@avatar-pipeline/kit';
+import type { ModerationInput, ModerationProvider } from './provider.js';
+import { SerialQueue } from './serial.js';
+
+export type NsfwjsModelName = 'MobileNetV2' | 'MobileNetV2Mid' | 'InceptionV3';
+
+const definitions: Record<NsfwjsModelName, ModelDefinition> = {
+  MobileNetV2: MobileNetV2Model,
+  MobileNetV2Mid: MobileNetV2MidModel,
+  InceptionV3: InceptionV3Model,
+};
+
+export const nsfwClasses = ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'] as const;
+export type NsfwClass = (typeof nsfwClasses)[number];
+export type ClassScores = Record<NsfwClass, number>;
+
+/** nsfwjs classes -> v7 labels (a label's confidence is the sum of its classes' probabilities). */
+export const nsfwjsLabelMap: readonly { label: string; classes: readonly NsfwClass[] }[] = [
+  { label: 'Explicit', classes: ['Porn', 'Hentai'] },
+  { label: 'Non-Explicit Nudity of Intimate parts and Kissing', classes: ['Sexy'] },
+];
+
+export interface NsfwjsOptions {
+  model: NsfwjsModelName;
+  /** Labels under this confidence (0-100) are not reported, as Rekognition's MinConfidence. */
+  minConfidence: number;
+  /** Decoding limits for the resize (the image has passed inspection with the same limits). */
+  limits: ImageLimits;
+}
+
+export interface NsfwjsProvider extends ModerationProvider {
+  /** The model's probability for each class (they sum to 1). */
+  classify(image: Buffer): Promise<ClassScores>;
+  /** Square input size of the loaded model in pixels. */
+  readonly inputSize: number;
+}
+
+let backend: Promise<void> | undefined;
+
+/** Selects the WASM backend once per process, loading its binaries from the package on disk. */
+function useWasmBackend(): Promise<void> {
+  return (backend ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+    setWasmPaths(`${wasmDir}/`);
+    if (!(await tf.setBackend('wasm'))) throw new Error('the TensorFlow.js WASM backend could not start');
+    await tf.ready();
+  })());
+}
+
+export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<NsfwjsProvider> {
+  await useWasmBackend();
+  const model: NSFWJS = await load(options.model, { modelDefinitions: [definitions[options.model]] });
+  const shape = model.model.inputs[0]?.shape;
+  if (typeof shape?.[1] !== 'number') throw new Error(`model ${options.model} has no fixed input size`);
+  const inputSize = shape[1];
+  const queue = new SerialQueue();
+
+  async function pixels(image: Buffer): Promise<Uint8Array> {
+    // The whole picture squashed to the model's square input, as the model was trained; alpha is
+    // flattened onto white, which is how a transparent avatar is usually shown.
+    const { data, info } = await openImage(image, options.limits)
+      .autoOrient()
+      .flatten({ background: '#ffffff' })
+      .resize(inputSize, inputSize, { fit: 'fill' })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
+    return data;
+  }
+
+  async function classify(image: Buffer): Promise<ClassScores> {
+    const rgb = await pixels(image);
+    return queue.run(async () => {
+      const input = tf.tensor3d(rgb, [inputSize, inputSize, 3], 'int32');
+      try {
+        const predictions = await model.classify(input, nsfwClasses.length);
+        const scores = Object.fromEntries(nsfwClasses.map((c) => [c, 0])) as ClassScores;
+        for (const p of predictions) scores[p.className as NsfwClass] = p.probability;
+        return scores;
+      } finally {
+        input.dispose();
+      }
+    });
+  }
+
+  return {
+    name: 'nsfwjs',
+    inputSize,
+    classify,
+    async moderate(input: ModerationInput): Promise<ModerationLabel[]> {
+      return labelsFromScores(await classify(input.image), options.minConfidence);
+    },
+    close() {
+      model.dispose();
+    },
+  };
+}
+
+/** v7 labels for a set of class scores, keeping those at or above `minConfidence`. */
+export function labelsFromScores(scores: ClassScores, minConfidence: number): ModerationLabel[] {
+  const labels: ModerationLabel[] = [];
+  for (const { label, classes } of nsfwjsLabelMap) {
+    const probability = classes.reduce((sum, c) => sum + scores[c], 0);
+    const confidence = Math.min(100, Math.round(probability * 10_000) / 100);
+    if (confidence >= minConfidence) labels.push({ name: label, confidence });
+  }
+  return labels;
+}

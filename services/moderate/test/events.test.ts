@@ -1,0 +1,297 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HeadObjectCommand, PutObjectCommand, S3Client, type S3ServiceException } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
+import {
+  createLogger,
+  dynamoDocumentClient,
+  EventType,
+  loadConfig,
+  s3Client,
+  uploadKey,
+  UploadStore,
+  type Service,
+} from '@avatar-pipeline/kit';
+import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
+import { createModerateApp, moderateEnv, type ModerateConfig } from '../src/index.js';
+import { deliver, fakeProvider, objectCreated, photo } from './helpers.js';
+
+const TABLE = 'avatar-pipeline';
+const BUCKET = 'avatars';
+const logger = createLogger('moderate-test', 'silent');
+const now = new Date('2026-01-02T03:05:00Z');
+
+describe('moderate event handling against s3rver and dynalite', () => {
+  let dir: string;
+  let s3Server: S3Server;
+  let ddbServer: DynamoServer;
+  let s3: S3Client;
+  let doc: DynamoDBDocumentClient;
+  let uploads: UploadStore;
+  let config: ModerateConfig;
+  let provider: ReturnType<typeof fakeProvider>;
+  let service: Service;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ap-moderate-'));
+    s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
+    ddbServer = await startDynamoServer({ table: TABLE });
+    s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
+    doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddbServer.endpoint });
+    uploads = new UploadStore(doc, TABLE);
+    config = loadConfig(moderateEnv, { AWS_ENDPOINT_URL_S3: s3Server.endpoint, AWS_ENDPOINT_URL_DYNAMODB: ddbServer.endpoint });
+  });
+  beforeEach(() => {
+    provider = fakeProvider();
+    service = createModerateApp({ config, s3, doc, provider, logger, clock: () => now });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    doc?.destroy();
+    await s3Server?.close();
+    await ddbServer?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Presign's part (the pending record) and the player's (the object); returns the event S3 would send. */
+  async function upload(body: Buffer, contentType: string, options: { maxBytes?: number; playerId?: string } = {}) {
+    const playerId = options.playerId ?? 'player-1';
+    const uploadId = uuidv7();
+    const key = uploadKey(playerId, uploadId);
+    await uploads.createPending({ playerId, uploadId, contentType, maxBytes: options.maxBytes ?? 5 * 1024 * 1024 });
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentType: contentType }));
+    return { playerId, uploadId, key, event: objectCreated(key, put.ETag?.replace(/"/g, '')) };
+  }
+
+  async function exists(key: string): Promise<boolean> {
+    try {
+      await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      return true;
+    } catch (err) {
+      if ((err as S3ServiceException).$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  it.each([
+    ['leaf.jpg', 'image/jpeg', 960, 600],
+    ['cups-exif-rotated.jpg', 'image/jpeg', 1200, 750],
+    ['path.png', 'image/png', 800, 500],
+    ['autumn.webp', 'image/webp', 900, 563],
+  ])('approves %s: the reply names the sniffed type and displayed size; the record stays processing', async (name, contentType, width, height) => {
+    const { playerId, uploadId, key, event } = await upload(await photo(name), contentType);
+    const res = await deliver(service, event);
+
+    expect(res.status).toBe(200);
+    expect(res.reply).toMatchObject({
+      id: `${uploadId}.approved`,
+      type: EventType.approved,
+      source: '/avatar-pipeline/moderate',
+      subject: key,
+      data: {
+        playerId,
+        uploadId,
+        uploadedAt: '2026-01-02T03:04:05.000Z',
+        bucket: BUCKET,
+        key,
+        eTag: (event.data as { object: { eTag: string } }).object.eTag,
+        contentType,
+        width,
+        height,
+        provider: 'nsfwjs',
+        labels: [],
+      },
+    });
+    expect(provider.calls).toHaveLength(1);
+    expect(provider.calls[0]).toMatchObject({ bucket: BUCKET, key, format: contentType.slice(6), width, height });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+    expect(await exists(key)).toBe(true);
+  });
+
+  it.each([
+    ['a truncated JPEG', async () => truncated(await photo('leaf.jpg')), 'image/jpeg', 'corrupt'],
+    ['a text file declared as JPEG', async () => textFile, 'image/jpeg', 'unsupported_format'],
+    ['a PNG decompression bomb', async () => pngBomb(), 'image/png', 'too_many_pixels'],
+    ['a JPEG declared as PNG', async () => photo('leaf.jpg'), 'image/png', 'format_mismatch'],
+  ])('rejects %s before any model: object deleted, record rejected with the reason', async (_, make, contentType, code) => {
+    const { playerId, uploadId, key, event } = await upload(await make(), contentType);
+    const res = await deliver(service, event);
+
+    expect(res.status).toBe(200);
+    expect(res.reply).toMatchObject({
+      id: `${uploadId}.rejected`,
+      type: EventType.rejected,
+      subject: key,
+      data: { playerId, uploadId, uploadedAt: '2026-01-02T03:04:05.000Z', reason: { code } },
+    });
+    expect(provider.calls).toHaveLength(0);
+    expect(await exists(key)).toBe(false);
+    const record = await uploads.get(playerId, uploadId);
+    expect(record).toMatchObject({ status: 'rejected', reason: { code } });
+    expect(record?.reason?.message).toBeTruthy();
+    const metrics = await (await service.app.request('/metrics')).text();
+    expect(metrics).toContain(`moderation_check_failures_total{code="${code}",service="moderate"} 1`);
+    expect(metrics).toContain('moderation_decisions_total{outcome="invalid",provider="nsfwjs",service="moderate"} 1');
+  });
+
+  it('refuses an object over the declared size from HeadObject, without downloading it', async () => {
+    const body = await photo('leaf.jpg');
+    const { playerId, uploadId, key, event } = await upload(body, 'image/jpeg', { maxBytes: body.length - 1 });
+    const res = await deliver(service, event);
+    expect(res.reply?.data).toMatchObject({ reason: { code: 'too_large', message: `the file is ${body.length} bytes; the limit is ${body.length - 1}` } });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('rejected');
+    expect(await exists(key)).toBe(false);
+    expect(provider.calls).toHaveLength(0);
+  });
+
+  it('rejects by policy with the deciding labels, and answers a duplicate with the same reply and no second write', async () => {
+    provider.answer = async () => [
+      { name: 'Explicit', confidence: 97.5 },
+      { name: 'Alcohol', confidence: 88 },
+    ];
+    const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    const first = await deliver(service, event);
+    expect(first.reply).toMatchObject({
+      id: `${uploadId}.rejected`,
+      data: { reason: { code: 'moderation', message: 'the image was refused by content moderation: Explicit (97.5%)' }, labels: [{ name: 'Explicit', confidence: 97.5 }] },
+    });
+    const record = await uploads.get(playerId, uploadId);
+    expect(record).toMatchObject({ status: 'rejected', reason: { code: 'moderation' }, labels: [{ name: 'Explicit', confidence: 97.5 }] });
+    expect(await exists(key)).toBe(false);
+    const metrics = await (await service.app.request('/metrics')).text();
+    expect(metrics).toContain('moderation_decisions_total{outcome="rejected",provider="nsfwjs",service="moderate"} 1');
+    expect(metrics).toContain('moderation_duration_seconds_count{service="moderate",provider="nsfwjs"} 1');
+
+    // The broker redelivers the same event (its first reply was lost): same reply, no new work or write.
+    const later = createModerateApp({ config, s3, doc, provider, logger, clock: () => new Date('2026-01-02T04:00:00Z') });
+    const again = await deliver(later, event);
+    expect(again.status).toBe(200);
+    expect(again.body).toBe(first.body);
+    expect(again.reply?.id).toBe(first.reply?.id);
+    expect(again.reply?.time).toBe(first.reply?.time);
+    expect(provider.calls).toHaveLength(1);
+    expect(await uploads.get(playerId, uploadId)).toEqual(record);
+  });
+
+  it('answers a duplicate approval with the same reply without moderating again', async () => {
+    const { event, uploadId } = await upload(await photo('path.png'), 'image/png');
+    const first = await deliver(service, event);
+    const again = await deliver(service, event);
+    expect(again.status).toBe(200);
+    expect(again.body).toBe(first.body);
+    expect(again.reply?.id).toBe(`${uploadId}.approved`);
+    expect(provider.calls).toHaveLength(1);
+  });
+
+  it('gives a different event for a rejected upload the same rejection, deleting what the key holds now', async () => {
+    const { playerId, uploadId, key, event } = await upload(truncated(await photo('leaf.jpg')), 'image/jpeg');
+    const first = await deliver(service, event);
+    expect(first.reply?.data).toMatchObject({ reason: { code: 'corrupt' } });
+
+    // The player reuses the presigned POST: a new write, a new event.
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await photo('leaf.jpg'), ContentType: 'image/jpeg' }));
+    const res = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+    expect(res.status).toBe(200);
+    expect(res.reply).toMatchObject({ id: `${uploadId}.rejected`, data: { reason: { code: 'corrupt' } } });
+    expect(provider.calls).toHaveLength(0);
+    expect(await exists(key)).toBe(false);
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('rejected');
+  });
+
+  it('does no work and sends no reply for a new write to an upload that is already ready', async () => {
+    const { playerId, uploadId, key } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    await uploads.finish(playerId, uploadId, 'ready');
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await photo('path.png'), ContentType: 'image/png' }));
+    const res = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+    expect(res.status).toBe(202);
+    expect(provider.calls).toHaveLength(0);
+    expect(await exists(key)).toBe(false);
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('ready');
+  });
+
+  it('deletes an object that has no upload record and answers 202', async () => {
+    const key = uploadKey('player-2', uuidv7());
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await photo('leaf.jpg') }));
+    const res = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+    expect(res.status).toBe(202);
+    expect(await exists(key)).toBe(false);
+  });
+
+  it('deletes anything parked under uploads/ with a key presign never issues, and leaves other prefixes alone', async () => {
+    for (const key of ['uploads/junk.txt', 'uploads/player-1/not-a-uuid', 'uploads/../x/y']) {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: textFile }));
+      const res = await deliver(service, objectCreated(key, undefined));
+      expect(res.status, key).toBe(202);
+      expect(await exists(key), key).toBe(false);
+    }
+    const avatar = 'avatars/player-1/x/64.webp';
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: avatar, Body: textFile }));
+    expect((await deliver(service, objectCreated(avatar, undefined))).status).toBe(202);
+    expect(await exists(avatar)).toBe(true);
+  });
+
+  it('answers 500 when the provider fails, so the broker retries; the retry succeeds', async () => {
+    provider.answer = async () => {
+      throw new Error('model crashed');
+    };
+    const { playerId, uploadId, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    const failed = await deliver(service, event);
+    expect(failed.status).toBe(500);
+    expect(failed.error?.code).toBe('event_failed');
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+
+    provider.answer = async () => [];
+    const retried = await deliver(service, event);
+    expect(retried.status).toBe(200);
+    expect(retried.reply?.id).toBe(`${uploadId}.approved`);
+  });
+
+  it('sends an upload whose object vanished to the dead-letter path (422)', async () => {
+    const playerId = 'player-3';
+    const uploadId = uuidv7();
+    await uploads.createPending({ playerId, uploadId, contentType: 'image/jpeg', maxBytes: 1000 });
+    const res = await deliver(service, objectCreated(uploadKey(playerId, uploadId), 'abc'));
+    expect(res.status).toBe(422);
+    expect(res.error?.code).toBe('object_missing');
+  });
+
+  it('moderates an event without an eTag, pinning the download to what HeadObject saw', async () => {
+    const { uploadId, key } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    const res = await deliver(service, objectCreated(key, undefined));
+    expect(res.reply).toMatchObject({ id: `${uploadId}.approved`, data: { eTag: expect.stringMatching(/^[0-9a-f]{32}$/) } });
+  });
+
+  it('refuses events that are not S3 object-created data', async () => {
+    const res = await deliver(service, { ...objectCreated('uploads/p/x', 'e'), data: { bucket: {} } });
+    expect(res.status).toBe(400);
+    expect(res.error?.code).toBe('invalid_event_data');
+  });
+
+  it('reports ready when DynamoDB and S3 answer', async () => {
+    const res = await service.app.request('/readyz');
+    expect(await res.json()).toEqual({ status: 'ok', checks: { dynamodb: 'ok', s3: 'ok' } });
+  });
+
+  it('drops an event whose object was replaced since (412) without touching the upload', async () => {
+    const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    // s3rver ignores If-Match: a mocked S3 answers as S3 does when the object changed.
+    const replacedS3 = new S3Client({ region: 'us-east-1' });
+    const mock = mockClient(replacedS3);
+    mock.onAnyCommand().rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
+      name: 'PreconditionFailed',
+      $metadata: { httpStatusCode: 412 },
+    }));
+    const stale = createModerateApp({ config, s3: replacedS3, doc, provider, logger });
+    const res = await deliver(stale, event);
+    expect(res.status).toBe(202);
+    expect(provider.calls).toHaveLength(0);
+    expect(await exists(key)).toBe(true);
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+    mock.restore();
+  });
+});
