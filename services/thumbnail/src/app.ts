@@ -1,0 +1,176 @@
+/**
+ * thumbnail: turns an approved upload into WebP avatars (squares plus a sanitized `full`), then
+ * deletes the original. Consumes `avatarpipeline.avatar.approved`, replies
+ * `avatarpipeline.avatar.thumbnailed`.
+ *
+ * At-least-once delivery is safe: object keys are fixed by the upload id and renders are
+ * deterministic, so a redelivery rewrites the same bytes; once the original is gone, a
+ * redelivery answers the same reply if every rendition exists.
+ */
+import { inspectImage } from '@avatar-pipeline/imaging';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  EventType,
+  ObjectTooLargeError,
+  PermanentEventError,
+  approvedSchema,
+  awsStatus,
+  bucketReadiness,
+  createService,
+  eventEndpoint,
+  getObjectBytes,
+  objectExists,
+  on,
+  quotedETag,
+  sameETag,
+  systemClock,
+  uploadKey,
+  type ApprovedData,
+  type Clock,
+  type DownloadedObject,
+  type Logger,
+  type OutgoingEvent,
+  type Service,
+  type ThumbnailedData,
+} from '@avatar-pipeline/kit';
+import pLimit from 'p-limit';
+import { imageLimits, type ThumbnailConfig } from './config.js';
+import { thumbnailMetrics } from './metrics.js';
+import { renderAvatar, type RenderOptions, type Rendition } from './render.js';
+
+export const SOURCE = '/avatar-pipeline/thumbnail';
+
+/** Keys never change content (a new avatar is a new upload id), so caches may keep them forever. */
+export const CACHE_CONTROL = 'public, max-age=31536000, immutable';
+
+export function avatarKey(playerId: string, uploadId: string, name: string): string {
+  return `avatars/${playerId}/${uploadId}/${name}.webp`;
+}
+
+export interface ThumbnailDeps {
+  config: ThumbnailConfig;
+  s3: S3Client;
+  logger: Logger;
+  clock?: Clock;
+  /** Renders run at once in this process; later events wait their turn (default 2, one per core). */
+  renderConcurrency?: number;
+}
+
+export function createThumbnailService(deps: ThumbnailDeps): Service {
+  const { config, s3, logger, clock = systemClock } = deps;
+  const bucket = config.BUCKET;
+  const service = createService({
+    name: 'thumbnail',
+    logger,
+    readiness: { s3: bucketReadiness(s3, bucket) },
+  });
+  const metrics = thumbnailMetrics(service.metrics.registry);
+  // A burst of events must not decode a burst of images at once: each holds its pixels in memory.
+  const renderQueue = pLimit(deps.renderConcurrency ?? 2);
+  const renderOptions: RenderOptions = {
+    sizes: config.THUMBNAIL_SIZES,
+    fullMax: config.THUMBNAIL_FULL_MAX,
+    crop: config.THUMBNAIL_CROP,
+    quality: config.THUMBNAIL_QUALITY,
+    limits: imageLimits(config),
+  };
+  const names = [...config.THUMBNAIL_SIZES.map(String), 'full'];
+
+  const changed = () =>
+    new PermanentEventError('upload_changed', 'the upload is no longer the object that was moderated (its ETag differs)');
+
+  async function download(data: ApprovedData): Promise<DownloadedObject | 'gone'> {
+    try {
+      const upload = await getObjectBytes(s3, { Bucket: bucket, Key: data.key, IfMatch: quotedETag(data.eTag) }, config.AVATAR_MAX_BYTES);
+      // S3 answers a failed If-Match with 412; local stand-ins ignore the header, so compare too.
+      if (!sameETag(upload.eTag, data.eTag)) throw changed();
+      return upload;
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw new PermanentEventError('too_large', err.message);
+      const status = awsStatus(err);
+      if (status === 412) throw changed();
+      if (status === 404) return 'gone';
+      throw err;
+    }
+  }
+
+  async function render(upload: Buffer): Promise<Rendition[]> {
+    const end = metrics.duration.startTimer();
+    try {
+      const image = await inspectImage(upload, renderOptions.limits);
+      if (!image.ok) throw new PermanentEventError(image.problem.code, image.problem.message);
+      return await renderAvatar(upload, image, renderOptions).catch((err: Error) => {
+        // The same bytes fail the same way every time: retrying cannot help.
+        throw new PermanentEventError('undecodable', `the image could not be rendered: ${err.message.split('\n')[0]}`);
+      });
+    } finally {
+      end();
+    }
+  }
+
+  async function thumbnail(data: ApprovedData, log: Logger): Promise<OutgoingEvent> {
+    if (data.bucket !== bucket || data.key !== uploadKey(data.playerId, data.uploadId)) {
+      // Never read, let alone delete, an object the event names but the upload does not own.
+      throw new PermanentEventError('foreign_object', `the event names ${data.bucket}/${data.key}, not this upload's object`);
+    }
+    const objects = Object.fromEntries(names.map((name) => [name, avatarKey(data.playerId, data.uploadId, name)]));
+    const reply: OutgoingEvent = {
+      id: `${data.uploadId}.thumbnailed`,
+      source: SOURCE,
+      type: EventType.thumbnailed,
+      subject: data.key,
+      time: clock().toISOString(),
+      data: { playerId: data.playerId, uploadId: data.uploadId, uploadedAt: data.uploadedAt, bucket, objects } satisfies ThumbnailedData,
+    };
+
+    const upload = await download(data);
+    if (upload === 'gone') {
+      const present = await Promise.all(Object.values(objects).map((key) => objectExists(s3, bucket, key)));
+      if (!present.every(Boolean)) {
+        throw new PermanentEventError('upload_missing', 'the upload is gone and its avatars were never all written');
+      }
+      metrics.rendered.inc({ outcome: 'reused' });
+      log.info('upload already thumbnailed; answering again');
+      return reply;
+    }
+
+    const started = performance.now();
+    const renditions = await renderQueue(() => render(upload.body));
+    const rendered = performance.now();
+    await Promise.all(
+      renditions.map((r) =>
+        s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: avatarKey(data.playerId, data.uploadId, r.name),
+            Body: r.data,
+            ContentType: 'image/webp',
+            CacheControl: CACHE_CONTROL,
+          }),
+        ),
+      ),
+    );
+    const bytes = renditions.reduce((sum, r) => sum + r.data.length, 0);
+    metrics.bytesWritten.inc(bytes);
+    // Only now that every rendition is stored: a failure before this point leaves the original for the retry.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: data.key }));
+    metrics.rendered.inc({ outcome: 'rendered' });
+    log.info({ waitAndRenderMs: Math.round(rendered - started), bytes, renditions: names }, 'avatar rendered');
+    return reply;
+  }
+
+  service.app.post(
+    '/events',
+    eventEndpoint(service, [
+      on(EventType.approved, approvedSchema, async (event, { log }) => {
+        try {
+          return await thumbnail(event.data, log);
+        } catch (err) {
+          metrics.rendered.inc({ outcome: err instanceof PermanentEventError ? 'failed' : 'error' });
+          throw err;
+        }
+      }),
+    ]),
+  );
+  return service;
+}

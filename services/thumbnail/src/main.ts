@@ -1,0 +1,17 @@
+import { awsOptions, createLogger, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { createThumbnailService } from './app.js';
+import { thumbnailEnv } from './config.js';
+import { tuneLibvips } from './render.js';
+
+main(async () => {
+  const config = loadConfig(thumbnailEnv);
+  const logger = createLogger('thumbnail', config.LOG_LEVEL);
+  tuneLibvips();
+  const s3 = s3Client(awsOptions(config));
+  const service = createThumbnailService({ config, s3, logger });
+  await runService(service, {
+    port: config.PORT,
+    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    onClose: () => s3.destroy(),
+  });
+});

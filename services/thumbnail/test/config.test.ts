@@ -1,0 +1,32 @@
+import { ConfigError } from '@avatar-pipeline/kit';
+import { describe, expect, it } from 'vitest';
+import { testConfig } from './helpers.js';
+
+describe('thumbnail configuration', () => {
+  it('has safe defaults', () => {
+    expect(testConfig()).toMatchObject({
+      BUCKET: 'avatars',
+      AVATAR_MAX_BYTES: 5_242_880,
+      THUMBNAIL_SIZES: [64, 128, 256],
+      THUMBNAIL_FULL_MAX: 1024,
+      THUMBNAIL_CROP: 'attention',
+      THUMBNAIL_QUALITY: 80,
+    });
+  });
+
+  it('reads sizes as a sorted set', () => {
+    expect(testConfig({ THUMBNAIL_SIZES: '256, 48,256,96' }).THUMBNAIL_SIZES).toEqual([48, 96, 256]);
+  });
+
+  it.each([
+    ['THUMBNAIL_SIZES', '64,big'],
+    ['THUMBNAIL_SIZES', '8'],
+    ['THUMBNAIL_SIZES', ' , '],
+    ['THUMBNAIL_CROP', 'entropy'],
+    ['THUMBNAIL_QUALITY', '101'],
+    ['THUMBNAIL_FULL_MAX', '10'],
+  ])('refuses %s=%s', (name, value) => {
+    expect(() => testConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => testConfig({ [name]: value })).toThrow(name);
+  });
+});

@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import { EventType, loadConfig, toBinary, toCloudEvent, type ApprovedData } from '@avatar-pipeline/kit';
+import type { Service } from '@avatar-pipeline/kit';
+import { v7 as uuidv7 } from 'uuid';
+import { thumbnailEnv, type ThumbnailConfig } from '../src/index.js';
+
+export const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
+
+export function testConfig(env: Record<string, string> = {}): ThumbnailConfig {
+  return loadConfig(thumbnailEnv, { AWS_REGION: 'us-east-1', LOG_LEVEL: 'silent', ...env });
+}
+
+export function approvedData(playerId: string, eTag: string, overrides: Partial<ApprovedData> = {}): ApprovedData {
+  const uploadId = overrides.uploadId ?? uuidv7();
+  return {
+    playerId,
+    uploadId,
+    uploadedAt: '2026-01-02T03:04:05.000Z',
+    bucket: 'avatars',
+    key: `uploads/${playerId}/${uploadId}`,
+    eTag,
+    contentType: 'image/jpeg',
+    width: 1200,
+    height: 750,
+    provider: 'test',
+    labels: [],
+    ...overrides,
+  };
+}
+
+/** Delivers an approved event to the service as the broker would (binary mode). */
+export async function deliver(service: Service, data: ApprovedData) {
+  const { headers, body } = toBinary({
+    id: `${data.uploadId}.approved`,
+    source: '/avatar-pipeline/moderate',
+    type: EventType.approved,
+    subject: data.key,
+    data,
+  });
+  const res = await service.app.request('/events', { method: 'POST', headers, body });
+  const text = await res.text();
+  const replyHeaders: Record<string, string> = {};
+  res.headers.forEach((value, name) => (replyHeaders[name] = value));
+  return {
+    status: res.status,
+    reply: res.status === 200 ? toCloudEvent(replyHeaders, text) : undefined,
+    error: res.status >= 400 ? (JSON.parse(text) as { error: { code: string; message: string } }).error : undefined,
+  };
+}
+
+/** The chunk ids of a WebP (RIFF) file: image data is VP8/VP8L/VP8X/ALPH; metadata would be EXIF, XMP or ICCP. */
+export function webpChunks(file: Buffer): string[] {
+  if (file.toString('latin1', 0, 4) !== 'RIFF' || file.toString('latin1', 8, 12) !== 'WEBP') throw new Error('not a WebP file');
+  const ids: string[] = [];
+  for (let at = 12; at + 8 <= file.length; ) {
+    const size = file.readUInt32LE(at + 4);
+    ids.push(file.toString('latin1', at, at + 4));
+    at += 8 + size + (size % 2);
+  }
+  return ids;
+}

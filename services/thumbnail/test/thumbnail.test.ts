@@ -1,0 +1,283 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { garbageAfter } from '@avatar-pipeline/imaging/hostile';
+import { createLogger, EventType, s3Client, type Service } from '@avatar-pipeline/kit';
+import { startS3Server, type S3Server } from '@avatar-pipeline/local';
+import { mockClient } from 'aws-sdk-client-mock';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE_CONTROL, createThumbnailService, type ThumbnailConfig } from '../src/index.js';
+import { approvedData, deliver, photo, testConfig, webpChunks } from './helpers.js';
+
+const BUCKET = 'avatars';
+const logger = createLogger('thumbnail-test', 'silent');
+
+describe('thumbnail service with s3rver', () => {
+  let dir: string;
+  let server: S3Server;
+  let s3: S3Client;
+  let config: ThumbnailConfig;
+  let service: Service;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ap-thumbnail-'));
+    server = await startS3Server({ directory: dir, buckets: [BUCKET] });
+    s3 = s3Client({ region: 'us-east-1', s3Endpoint: server.endpoint });
+    config = testConfig({ AWS_ENDPOINT_URL_S3: server.endpoint });
+    service = createThumbnailService({ config, s3, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Stores an upload as the presigned POST would and returns its approved event data (eTag bare, as in S3 events). */
+  async function upload(playerId: string, body: Buffer, uploadId?: string) {
+    const data = approvedData(playerId, 'pending', uploadId ? { uploadId } : {});
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: data.key, Body: body, ContentType: 'image/jpeg' }));
+    return { ...data, eTag: (put.ETag ?? '').replace(/"/g, '') };
+  }
+
+  async function getObject(key: string) {
+    const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    return { body: Buffer.from(await res.Body!.transformToByteArray()), contentType: res.ContentType, cacheControl: res.CacheControl };
+  }
+
+  async function exists(key: string): Promise<boolean> {
+    try {
+      await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      return true;
+    } catch (err) {
+      if ((err as S3ServiceException).$metadata?.httpStatusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  const avatarKeys = (playerId: string, uploadId: string) => ({
+    '64': `avatars/${playerId}/${uploadId}/64.webp`,
+    '128': `avatars/${playerId}/${uploadId}/128.webp`,
+    '256': `avatars/${playerId}/${uploadId}/256.webp`,
+    full: `avatars/${playerId}/${uploadId}/full.webp`,
+  });
+
+  it('renders an EXIF-rotated phone photo into oriented, metadata-free WebP avatars and deletes the original', async () => {
+    const original = await photo('cups-exif-rotated.jpg');
+    const data = await upload('player-1', original);
+    const { status, reply } = await deliver(service, data);
+    expect(status).toBe(200);
+
+    const objects = avatarKeys('player-1', data.uploadId);
+    expect(reply).toMatchObject({
+      id: `${data.uploadId}.thumbnailed`,
+      type: EventType.thumbnailed,
+      source: '/avatar-pipeline/thumbnail',
+      subject: data.key,
+      data: { playerId: 'player-1', uploadId: data.uploadId, uploadedAt: data.uploadedAt, bucket: BUCKET, objects },
+    });
+    expect(Object.keys((reply?.data as { objects: object }).objects).sort()).toEqual(['128', '256', '64', 'full']);
+
+    for (const [name, key] of Object.entries(objects)) {
+      const object = await getObject(key);
+      expect(object.contentType).toBe('image/webp');
+      expect(object.cacheControl).toBe(CACHE_CONTROL);
+      expect(object.body.toString('latin1', 0, 4)).toBe('RIFF');
+      const meta = await sharp(object.body).metadata();
+      expect(meta.format).toBe('webp');
+      expect(meta.exif).toBeUndefined();
+      expect(meta.xmp).toBeUndefined();
+      expect(meta.icc).toBeUndefined();
+      expect(meta.orientation).toBeUndefined();
+      // No metadata chunk at all, and no trace of the camera or the position in the bytes.
+      expect(webpChunks(object.body).filter((id) => !['VP8 ', 'VP8L', 'VP8X', 'ALPH'].includes(id))).toEqual([]);
+      expect(object.body.includes('FixtureCam')).toBe(false);
+      expect(object.body.includes('GPS')).toBe(false);
+      if (name === 'full') {
+        // Stored as 750x1200 portrait with Orientation 6: the upright photo is landscape.
+        expect([meta.width, meta.height]).toEqual([1024, 640]);
+      } else {
+        expect([meta.width, meta.height]).toEqual([Number(name), Number(name)]);
+      }
+    }
+
+    // Turned the right way, not just to the right shape: the pixels match the upright photo.
+    const full = await getObject(objects.full);
+    const upright = await sharp(original).autoOrient().resize(1024).raw().toBuffer();
+    const upsideDown = await sharp(original).autoOrient().rotate(180).resize(1024).raw().toBuffer();
+    const ours = await sharp(full.body).raw().toBuffer();
+    expect(meanDifference(ours, upright)).toBeLessThan(6);
+    expect(meanDifference(ours, upsideDown)).toBeGreaterThan(20);
+
+    expect(await exists(data.key)).toBe(false);
+  });
+
+  it.each([
+    ['leaf.jpg', [960, 600]],
+    ['path.png', [800, 500]],
+    ['autumn.webp', [900, 563]],
+  ])('renders %s (the full rendition is never enlarged)', async (file, fullSize) => {
+    const data = await upload('player-2', await photo(file));
+    const { status } = await deliver(service, data);
+    expect(status).toBe(200);
+    for (const [name, key] of Object.entries(avatarKeys('player-2', data.uploadId))) {
+      const meta = await sharp((await getObject(key)).body).metadata();
+      expect(meta.format).toBe('webp');
+      expect([meta.width, meta.height]).toEqual(name === 'full' ? fullSize : [Number(name), Number(name)]);
+    }
+    expect(await exists(data.key)).toBe(false);
+  });
+
+  it('answers a redelivery with the same reply once the original is gone, and re-renders identical bytes while it is there', async () => {
+    const original = await photo('leaf.jpg');
+    const data = await upload('player-3', original);
+    const first = await deliver(service, data);
+    expect(first.status).toBe(200);
+    const objects = avatarKeys('player-3', data.uploadId);
+    const before = await Promise.all(Object.values(objects).map(async (key) => (await getObject(key)).body));
+
+    const again = await deliver(service, data);
+    expect(again.status).toBe(200);
+    expect(again.reply?.id).toBe(first.reply?.id);
+    expect(again.reply?.data).toEqual(first.reply?.data);
+
+    // A redelivery that raced the delete: the original is back (same bytes, same ETag).
+    await upload('player-3', original, data.uploadId);
+    const third = await deliver(service, data);
+    expect(third.status).toBe(200);
+    expect(third.reply?.data).toEqual(first.reply?.data);
+    const after = await Promise.all(Object.values(objects).map(async (key) => (await getObject(key)).body));
+    after.forEach((body, i) => expect(body.equals(before[i]!)).toBe(true));
+    expect(await exists(data.key)).toBe(false);
+
+    const metrics = await (await service.app.request('/metrics')).text();
+    expect(metrics).toMatch(/thumbnails_rendered_total\{outcome="reused",service="thumbnail"\} [1-9]/);
+    expect(metrics).toMatch(/thumbnails_rendered_total\{outcome="rendered",service="thumbnail"\} [1-9]/);
+    expect(metrics).toMatch(/thumbnail_bytes_written_total\{service="thumbnail"\} [1-9]\d+/);
+    expect(metrics).toMatch(/thumbnail_duration_seconds_count\{service="thumbnail"\} [1-9]/);
+  });
+
+  it('fails permanently when the original is gone and the avatars were never written', async () => {
+    const data = await upload('player-4', await photo('leaf.jpg'));
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: data.key }));
+    const { status, error } = await deliver(service, data);
+    expect(status).toBe(422);
+    expect(error?.code).toBe('upload_missing');
+  });
+
+  it('fails permanently when the object changed after moderation, touching nothing', async () => {
+    const data = await upload('player-5', await photo('leaf.jpg'));
+    const { status, error } = await deliver(service, { ...data, eTag: '0123456789abcdef0123456789abcdef' });
+    expect(status).toBe(422);
+    expect(error?.code).toBe('upload_changed');
+    expect(await exists(data.key)).toBe(true);
+    expect(await exists(avatarKeys('player-5', data.uploadId).full)).toBe(false);
+  });
+
+  it('fails permanently on an object that does not decode', async () => {
+    const data = await upload('player-6', garbageAfter(await photo('leaf.jpg')));
+    const { status, error } = await deliver(service, data);
+    expect(status).toBe(422);
+    expect(error?.code).toBe('corrupt');
+    expect(await exists(avatarKeys('player-6', data.uploadId)['64'])).toBe(false);
+  });
+
+  it('refuses an event naming an object that is not the upload', async () => {
+    const victim = await upload('player-7', await photo('leaf.jpg'));
+    const data = await upload('player-8', await photo('leaf.jpg'));
+    const { status, error } = await deliver(service, { ...data, key: victim.key, eTag: victim.eTag });
+    expect(status).toBe(422);
+    expect(error?.code).toBe('foreign_object');
+    expect(await exists(victim.key)).toBe(true);
+  });
+
+  it('refuses an upload over AVATAR_MAX_BYTES without rendering it', async () => {
+    const small = createThumbnailService({ config: { ...config, AVATAR_MAX_BYTES: 10_000 }, s3, logger });
+    const data = await upload('player-9', await photo('leaf.jpg'));
+    const { status, error } = await deliver(small, data);
+    expect(status).toBe(422);
+    expect(error?.code).toBe('too_large');
+    expect(await exists(data.key)).toBe(true);
+  });
+
+  it('crops squares by attention or from the centre', async () => {
+    const original = await photo('cups-exif-rotated.jpg');
+    const squares: Buffer[] = [];
+    for (const crop of ['attention', 'centre'] as const) {
+      const cropping = createThumbnailService({ config: { ...config, THUMBNAIL_CROP: crop }, s3, logger });
+      const data = await upload(`player-${crop}`, original);
+      expect((await deliver(cropping, data)).status).toBe(200);
+      const square = (await getObject(avatarKeys(`player-${crop}`, data.uploadId)['256'])).body;
+      const meta = await sharp(square).metadata();
+      expect([meta.width, meta.height]).toEqual([256, 256]);
+      squares.push(square);
+    }
+    // The 1024x640 photo's salient region is off-centre, so the two strategies cut differently.
+    expect(squares[0]!.equals(squares[1]!)).toBe(false);
+  });
+
+  it('is ready when the bucket answers', async () => {
+    const res = await service.app.request('/readyz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', checks: { s3: 'ok' } });
+  });
+
+  it('rejects events that do not validate', async () => {
+    const data = approvedData('player-10', 'abc');
+    const { status, error } = await deliver(service, { ...data, uploadId: 'not-a-uuid' });
+    expect(status).toBe(400);
+    expect(error?.code).toBe('invalid_event_data');
+  });
+});
+
+describe('thumbnail against S3 conditional reads', () => {
+  it('asks for the moderated ETag and treats 412 as a permanent failure', async () => {
+    const s3 = new S3Client({ region: 'us-east-1' });
+    const mock = mockClient(s3);
+    mock.on(GetObjectCommand).rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
+      name: 'PreconditionFailed',
+      $metadata: { httpStatusCode: 412 },
+    }));
+    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const data = approvedData('player-1', 'd41d8cd98f00b204e9800998ecf8427e');
+    const { status, error } = await deliver(service, data);
+    expect(status).toBe(422);
+    expect(error?.code).toBe('upload_changed');
+    expect(mock.commandCalls(GetObjectCommand)[0]?.args[0].input).toMatchObject({ Key: data.key, IfMatch: '"d41d8cd98f00b204e9800998ecf8427e"' });
+    expect(mock.commandCalls(PutObjectCommand)).toHaveLength(0);
+    expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(0);
+  });
+
+  it('is not ready when the bucket refuses access', async () => {
+    const s3 = new S3Client({ region: 'us-east-1' });
+    mockClient(s3).on(HeadBucketCommand).rejects(Object.assign(new Error('access denied'), { name: 'Forbidden', $metadata: { httpStatusCode: 403 } }));
+    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const res = await service.app.request('/readyz');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: 'unavailable', checks: { s3: 'failing' } });
+  });
+
+  it('retries (500) when S3 fails transiently', async () => {
+    const s3 = new S3Client({ region: 'us-east-1' });
+    mockClient(s3).on(GetObjectCommand).rejects(Object.assign(new Error('slow down'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }));
+    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const { status } = await deliver(service, approvedData('player-1', 'abc'));
+    expect(status).toBe(500);
+  });
+});
+
+function meanDifference(a: Buffer, b: Buffer): number {
+  expect(a.length).toBe(b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+}
