@@ -1,0 +1,152 @@
+/**
+ * The dead-letter sink of the whole topology. An event that exhausted its retries is either a
+ * processing-stage event (the upload can never finish: it ends failed, its unmoderated original
+ * is deleted and `avatarpipeline.avatar.failed` is announced) or a notification push could not
+ * take (counted and logged only). Answers 2xx unless a transient error makes a retry worthwhile.
+ */
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import {
+  EventType,
+  S3_OBJECT_CREATED_PREFIX,
+  eventTypeLabel,
+  on,
+  parseUploadKey,
+  playerIdSchema,
+  s3EntitySchema,
+  sendEvent,
+  uploadIdSchema,
+  uploadKey,
+  type FailedData,
+  type ProcessedEvents,
+  type ReceivedEvent,
+  type Reason,
+  type UploadRecord,
+  type UploadStore,
+} from '@avatar-pipeline/kit';
+import type { ProfileMetrics } from './metrics.js';
+import { SOURCE } from './ready.js';
+
+/** The step each processing-stage event was on its way to. */
+function processingStep(type: string): string | undefined {
+  if (type.startsWith(S3_OBJECT_CREATED_PREFIX)) return 'Moderation';
+  if (type === EventType.approved) return 'Thumbnail generation';
+  if (type === EventType.thumbnailed) return 'Profile update';
+  return undefined;
+}
+
+const notificationTypes: ReadonlySet<string> = new Set([EventType.ready, EventType.rejected, EventType.failed]);
+
+const uploadRefSchema = z.object({ playerId: playerIdSchema, uploadId: uploadIdSchema, uploadedAt: z.iso.datetime({ offset: true }).optional() });
+
+export interface UploadRef {
+  playerId: string;
+  uploadId: string;
+  uploadedAt?: string | undefined;
+}
+
+/** Domain events name the upload in their data; S3 events in the subject or the object key. */
+export function identifyUpload(event: Pick<ReceivedEvent<unknown>, 'subject' | 'data'>): UploadRef | undefined {
+  const ref = uploadRefSchema.safeParse(event.data);
+  if (ref.success) return ref.data;
+  const key = event.subject ?? s3EntitySchema.safeParse(event.data).data?.object.key;
+  return key === undefined ? undefined : parseUploadKey(key);
+}
+
+/** What Knative says about the last attempt: HTTP status, and our error code if the body had one. */
+export function lastAttempt(extensions: Readonly<Record<string, unknown>>): { status?: number; code?: string } {
+  const status = Number(extensions['knativeerrorcode']);
+  const result: { status?: number; code?: string } = Number.isInteger(status) && status >= 100 && status < 600 ? { status } : {};
+  const data = extensions['knativeerrordata'];
+  if (typeof data !== 'string' || data === '') return result;
+  // Knative's brokers base64-encode the body; accept it raw too.
+  for (const body of [Buffer.from(data, 'base64').toString('utf8'), data]) {
+    try {
+      const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+      if (typeof code === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(code)) return { ...result, code };
+    } catch {
+      // Not JSON in this encoding.
+    }
+  }
+  return result;
+}
+
+/** The reason the player sees: the step and the status, no internals. */
+export function failureReason(step: string, attempt: { status?: number; code?: string }): Reason {
+  const detail = attempt.status === undefined ? '' : ` (HTTP ${attempt.status}${attempt.code ? `: ${attempt.code}` : ''})`;
+  return { code: 'processing_failed', message: `${step} failed after retries${detail}` };
+}
+
+export interface DeadLetterDeps {
+  bucket: string;
+  sink: string;
+  uploads: UploadStore;
+  s3: S3Client;
+  /** Keyed per upload: the first dead letter of an upload settles it, later ones find it done. */
+  settled: ProcessedEvents;
+  metrics: ProfileMetrics;
+  fetch?: typeof fetch;
+}
+
+type Outcome = 'failed' | 'already_ended' | 'unknown_upload' | 'duplicate' | 'unidentified' | 'logged';
+
+export function deadLetterRoute(deps: DeadLetterDeps) {
+  const { uploads, settled, metrics } = deps;
+
+  /** Failed by this sink: the only writer of `processing_failed`, so a retry can finish the job. */
+  const failedHere = (record: UploadRecord) => record.status === 'failed' && record.reason?.code === 'processing_failed';
+
+  async function settle(event: ReceivedEvent<unknown>, upload: UploadRef, reason: Reason): Promise<Outcome> {
+    const { playerId, uploadId } = upload;
+    const key = uploadKey(playerId, uploadId);
+    const { changed, record } = await uploads.finish(playerId, uploadId, 'failed', { reason });
+    // No record (expired or never issued): nothing to announce, but the object must not linger.
+    if (record && !changed && !failedHere(record)) return 'already_ended';
+    await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: key }));
+    if (!record) return 'unknown_upload';
+
+    const data: FailedData = {
+      playerId,
+      uploadId,
+      uploadedAt: upload.uploadedAt ?? event.time ?? record.createdAt,
+      reason: record.reason ?? reason,
+      failedEventType: event.type,
+    };
+    await sendEvent(
+      deps.sink,
+      {
+        id: `${uploadId}.failed`,
+        source: SOURCE,
+        type: EventType.failed,
+        subject: key,
+        data,
+        ...(event.traceparent ? { traceparent: event.traceparent } : {}),
+      },
+      deps.fetch,
+    );
+    return 'failed';
+  }
+
+  return on('*', z.unknown(), async (event, { log }) => {
+    const type = eventTypeLabel(event.type);
+    const step = processingStep(event.type);
+    const stage = step ? 'processing' : notificationTypes.has(event.type) ? 'notification' : 'other';
+    const upload = identifyUpload(event);
+    const attempt = lastAttempt(event.extensions);
+
+    let outcome: Outcome = 'logged';
+    if (step && upload) {
+      outcome = 'duplicate';
+      await settled.once({ source: SOURCE, id: uploadKey(upload.playerId, upload.uploadId) }, async () => {
+        outcome = await settle(event, upload, failureReason(step, attempt));
+        return undefined;
+      });
+    } else if (step) {
+      outcome = 'unidentified';
+    }
+    metrics.deadLetters.inc({ type, stage, outcome });
+    const dest = event.extensions['knativeerrordest'];
+    log.warn({ stage, outcome, dest, lastStatus: attempt.status, lastCode: attempt.code, ...upload }, 'dead letter handled');
+    return undefined;
+  });
+}

@@ -1,0 +1,33 @@
+/** The profile service's own metrics (all label values bounded). */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export function profileMetrics(registry: Registry) {
+  return {
+    endToEnd: new Histogram({
+      name: 'pipeline_end_to_end_seconds',
+      help: 'Time from the object upload to the upload becoming ready, observed once per upload',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120],
+      registers: [registry],
+    }),
+    profileUpdates: new Counter({
+      name: 'profile_updates_total',
+      help: 'Ready uploads by whether they became the current avatar (current) or a newer one already was (stale)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    pictureSyncs: new Counter({
+      name: 'cognito_picture_updates_total',
+      help: 'Cognito picture attribute updates by outcome (updated, user_not_found)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    deadLetters: new Counter({
+      name: 'deadletter_events_total',
+      help: 'Events that exhausted their retries, by type, stage (processing, notification, other) and outcome',
+      labelNames: ['type', 'stage', 'outcome'],
+      registers: [registry],
+    }),
+  };
+}
+
+export type ProfileMetrics = ReturnType<typeof profileMetrics>;

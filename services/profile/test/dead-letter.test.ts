@@ -1,0 +1,236 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { uploadKey, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { failureReason, identifyUpload, lastAttempt } from '../src/dead-letter.js';
+import {
+  BUCKET,
+  deliver,
+  metricValue,
+  newPlayerId,
+  newUploadId,
+  objectExists,
+  processingUpload,
+  profileService,
+  putOriginal,
+  readEvent,
+  startStack,
+  thumbnailedEvent,
+  type Stack,
+} from './harness.js';
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+/** What Knative adds to an event it gives up on. */
+const knativeError = (dest: string, code: number, body: string) => ({
+  knativeerrordest: dest,
+  knativeerrorcode: String(code),
+  knativeerrordata: b64(body),
+});
+
+function s3Event(playerId: string, uploadId: string): OutgoingEvent {
+  const key = uploadKey(playerId, uploadId);
+  return {
+    id: 'REQID123.HOSTID456',
+    source: `aws:s3.us-east-1.${BUCKET}`,
+    type: 'com.amazonaws.s3.ObjectCreated:Post',
+    subject: key,
+    time: '2026-03-01T12:00:00.000Z',
+    data: { s3SchemaVersion: '1.0', bucket: { name: BUCKET }, object: { key, size: 1234, eTag: 'abc' } },
+  };
+}
+
+function approvedEvent(playerId: string, uploadId: string): OutgoingEvent {
+  return {
+    id: `${uploadId}.approved`,
+    source: '/avatar-pipeline/moderate',
+    type: 'avatarpipeline.avatar.approved',
+    subject: uploadKey(playerId, uploadId),
+    data: {
+      playerId,
+      uploadId,
+      uploadedAt: '2026-03-01T12:00:00.000Z',
+      bucket: BUCKET,
+      key: uploadKey(playerId, uploadId),
+      eTag: 'abc',
+      contentType: 'image/png',
+      width: 512,
+      height: 512,
+      provider: 'nsfwjs',
+      labels: [],
+    },
+  };
+}
+
+describe('POST /dead-letter', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+  beforeEach(() => {
+    stack.sink.received.length = 0;
+    stack.sink.state.failNext = 0;
+  });
+
+  it('fails the upload of a dead S3 event, deletes the original and announces it once', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const event = s3Event(playerId, uploadId);
+    const ext = knativeError('http://moderate.avatars.svc.cluster.local/events', 500, '{"error":{"code":"event_failed","message":"event handling failed"}}');
+
+    const first = await deliver(service, '/dead-letter', event, ext);
+    const second = await deliver(service, '/dead-letter', event, ext);
+
+    expect([first.status, second.status]).toEqual([202, 202]);
+    const reason = { code: 'processing_failed', message: 'Moderation failed after retries (HTTP 500: event_failed)' };
+    expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'failed', reason });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(stack.sink.received).toHaveLength(1);
+    const failed = readEvent(stack.sink.received[0]!.headers, stack.sink.received[0]!.body);
+    expect(failed).toEqual({
+      id: `${uploadId}.failed`,
+      type: 'avatarpipeline.avatar.failed',
+      source: '/avatar-pipeline/profile',
+      subject: uploadKey(playerId, uploadId),
+      data: { playerId, uploadId, uploadedAt: '2026-03-01T12:00:00.000Z', reason, failedEventType: 'com.amazonaws.s3.ObjectCreated:Post' },
+    });
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'com.amazonaws.s3.ObjectCreated:*', stage: 'processing', outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
+  });
+
+  it('fails the upload of a dead approved event (Thumbnail generation), identified from its data', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const event = { ...approvedEvent(playerId, uploadId) };
+    delete event.subject;
+
+    const res = await deliver(service, '/dead-letter', event, knativeError('http://thumbnail/events', 422, '{"error":{"code":"unsupported_image","message":"x"}}'));
+
+    expect(res.status).toBe(202);
+    expect((await stack.uploads.get(playerId, uploadId))?.reason?.message).toBe('Thumbnail generation failed after retries (HTTP 422: unsupported_image)');
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).data['failedEventType'])).toEqual(['avatarpipeline.avatar.approved']);
+  });
+
+  it('answers 500 while the sink is down, and announces on the retry', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+    stack.sink.state.failNext = 1;
+
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(500);
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('failed');
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body))).toMatchObject([
+      { id: `${uploadId}.failed`, data: { reason: { message: 'Profile update failed after retries' }, failedEventType: 'avatarpipeline.avatar.thumbnailed' } },
+    ]);
+  });
+
+  it('only counts a notification push could not take', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await stack.uploads.finish(playerId, uploadId, 'ready', {});
+    const before = await stack.uploads.get(playerId, uploadId);
+    const ready: OutgoingEvent = {
+      id: `${uploadId}.ready`,
+      source: '/avatar-pipeline/profile',
+      type: 'avatarpipeline.avatar.ready',
+      subject: uploadKey(playerId, uploadId),
+      data: { playerId, uploadId, uploadedAt: '2026-03-01T12:00:00.000Z', avatar: { thumbnails: {}, full: 'http://x/full.webp' } },
+    };
+
+    const res = await deliver(service, '/dead-letter', ready, knativeError('http://push/events', 503, ''));
+
+    expect(res.status).toBe(202);
+    expect(await stack.uploads.get(playerId, uploadId)).toEqual(before);
+    expect(stack.sink.received).toHaveLength(0);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.ready', stage: 'notification', outcome: 'logged' })).toBe(1);
+  });
+
+  it('changes nothing for an upload that already ended ready', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    await stack.uploads.finish(playerId, uploadId, 'ready', {});
+    const before = await stack.uploads.get(playerId, uploadId);
+
+    const res = await deliver(service, '/dead-letter', approvedEvent(playerId, uploadId), knativeError('http://thumbnail/events', 500, ''));
+
+    expect(res.status).toBe(202);
+    expect(await stack.uploads.get(playerId, uploadId)).toEqual(before);
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(true);
+    expect(stack.sink.received).toHaveLength(0);
+    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'already_ended' })).toBe(1);
+  });
+
+  it('deletes the original of an upload it has no record of, without announcing anything', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await putOriginal(stack, playerId, uploadId);
+
+    expect((await deliver(service, '/dead-letter', s3Event(playerId, uploadId))).status).toBe(202);
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(stack.sink.received).toHaveLength(0);
+    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'unknown_upload' })).toBe(1);
+  });
+
+  it('counts events it cannot tie to an upload, or of unknown types, with bounded labels', async () => {
+    const service = profileService(stack);
+    const stray = { ...s3Event('p', newUploadId()), subject: 'elsewhere/file.png', data: { bucket: { name: BUCKET }, object: { key: 'elsewhere/file.png' } } };
+    const unknown: OutgoingEvent = { id: '1', source: '/x', type: `com.example.${Date.now()}`, data: { hello: 'world' } };
+
+    expect((await deliver(service, '/dead-letter', stray)).status).toBe(202);
+    expect((await deliver(service, '/dead-letter', unknown)).status).toBe(202);
+
+    expect(await metricValue(service, 'deadletter_events_total', { stage: 'processing', outcome: 'unidentified' })).toBe(1);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'other', stage: 'other' })).toBe(1);
+    expect(await metricValue(service, 'cloudevents_handled_total', { type: 'other', outcome: 'accepted' })).toBe(1);
+    expect(stack.sink.received).toHaveLength(0);
+  });
+
+  it('rejects what is not a CloudEvent', async () => {
+    const service = profileService(stack);
+    const res = await service.app.request('/dead-letter', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('dead-letter helpers', () => {
+  it('identifies uploads from domain data, the subject or the S3 object key', () => {
+    const uploadId = newUploadId();
+    expect(identifyUpload({ subject: undefined, data: { playerId: 'p1', uploadId, uploadedAt: '2026-03-01T12:00:00Z' } })).toEqual({
+      playerId: 'p1',
+      uploadId,
+      uploadedAt: '2026-03-01T12:00:00Z',
+    });
+    expect(identifyUpload({ subject: `uploads/p2/${uploadId}`, data: {} })).toEqual({ playerId: 'p2', uploadId });
+    expect(identifyUpload({ subject: undefined, data: { bucket: { name: 'b' }, object: { key: `uploads/p3/${uploadId}` } } })).toEqual({ playerId: 'p3', uploadId });
+    expect(identifyUpload({ subject: 'uploads/p4/not-a-uuid', data: null })).toBeUndefined();
+    expect(identifyUpload({ subject: `uploads/../${uploadId}`, data: null })).toBeUndefined();
+  });
+
+  it('reads the last attempt from base64 or raw error data and keeps internals out of the reason', () => {
+    const body = '{"error":{"code":"event_failed","message":"ECONNRESET at 10.0.0.7"}}';
+    expect(lastAttempt({ knativeerrorcode: '500', knativeerrordata: b64(body) })).toEqual({ status: 500, code: 'event_failed' });
+    expect(lastAttempt({ knativeerrorcode: 503, knativeerrordata: body })).toEqual({ status: 503, code: 'event_failed' });
+    expect(lastAttempt({ knativeerrorcode: 'nope', knativeerrordata: b64('dial tcp: no such host') })).toEqual({});
+    expect(lastAttempt({ knativeerrordata: b64('{"error":{"code":"<script>"}}') })).toEqual({});
+    expect(failureReason('Moderation', { status: 500, code: 'event_failed' }).message).toBe('Moderation failed after retries (HTTP 500: event_failed)');
+  });
+});

@@ -1,0 +1,182 @@
+/** Real stand-ins for the profile tests: dynalite, s3rver, an HTTP sink for K_SINK, a dev issuer. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createLocalJWKSet } from 'jose';
+import { v7 } from 'uuid';
+import {
+  UploadStore,
+  createLogger,
+  dynamoDocumentClient,
+  objectExists as exists,
+  s3Client,
+  toBinary,
+  uploadKey,
+  type OutgoingEvent,
+  type Service,
+} from '@avatar-pipeline/kit';
+import { createDevIssuer, startDynamoServer, startS3Server, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
+import { createProfileService } from '../src/index.js';
+
+export const TABLE = 'avatar-pipeline';
+export const BUCKET = 'avatars';
+export const MEDIA = 'http://localhost:8080/media';
+const ISSUER = 'http://localhost:8080/dev';
+const AUDIENCE = 'avatar-pipeline';
+
+export interface SinkRequest {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** An HTTP sink that records every POST; `failNext` makes the next N answer 500. */
+export async function startSink() {
+  const received: SinkRequest[] = [];
+  const state = { failNext: 0 };
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    req.on('end', () => {
+      if (state.failNext > 0) {
+        state.failNext -= 1;
+        res.writeHead(500).end();
+        return;
+      }
+      received.push({ headers: req.headers, body });
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return { url, received, state, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+export type Sink = Awaited<ReturnType<typeof startSink>>;
+
+/** A settable clock, so timestamps move only when a test says so. */
+export function testClock(start = Date.parse('2026-03-01T12:00:00.000Z')) {
+  const clock = { now: start, fn: () => new Date(clock.now), advance: (ms: number) => (clock.now += ms) };
+  return clock;
+}
+
+export interface Stack {
+  dir: string;
+  s3Server: S3Server;
+  ddb: DynamoServer;
+  sink: Sink;
+  issuer: DevIssuer;
+  doc: DynamoDBDocumentClient;
+  s3: S3Client;
+  uploads: UploadStore;
+  close(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), 'ap-profile-'));
+  const s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
+  const ddb = await startDynamoServer({ table: TABLE });
+  const sink = await startSink();
+  const issuer = await createDevIssuer({ issuer: ISSUER, audience: AUDIENCE, logger: createLogger('issuer', 'silent') });
+  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddb.endpoint });
+  const s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
+  return {
+    dir,
+    s3Server,
+    ddb,
+    sink,
+    issuer,
+    doc,
+    s3,
+    uploads: new UploadStore(doc, TABLE),
+    async close() {
+      doc.destroy();
+      s3.destroy();
+      await sink.close();
+      await s3Server.close();
+      await ddb.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function profileService(
+  stack: Stack,
+  options: { clock?: () => Date; cognito?: CognitoIdentityProviderClient; userPoolId?: string } = {},
+): Service {
+  return createProfileService({
+    config: {
+      TABLE_NAME: TABLE,
+      BUCKET,
+      MEDIA_BASE_URL: MEDIA,
+      K_SINK: stack.sink.url,
+      COGNITO_USER_POOL_ID: options.userPoolId,
+      JWT_ISSUER: ISSUER,
+      JWT_AUDIENCE: AUDIENCE,
+      JWT_ALGORITHMS: ['ES256'],
+      JWT_PLAYER_CLAIM: 'sub',
+    },
+    doc: stack.doc,
+    s3: stack.s3,
+    cognito: options.cognito,
+    jwks: createLocalJWKSet({ keys: [stack.issuer.publicJwk] }),
+    logger: createLogger('profile', 'silent'),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+}
+
+/** A new upload id taken `agoMs` before now (UUIDv7 ordering follows). */
+export const newUploadId = (agoMs = 0) => v7({ msecs: Date.now() - agoMs });
+
+let playerSeq = 0;
+export const newPlayerId = () => `player-${process.pid}-${++playerSeq}`;
+
+/** An upload record in `processing`, as moderate leaves it. */
+export async function processingUpload(stack: Stack, playerId: string, uploadId: string): Promise<void> {
+  await stack.uploads.createPending({ playerId, uploadId, contentType: 'image/png', maxBytes: 5_242_880 });
+  await stack.uploads.markProcessing(playerId, uploadId);
+}
+
+export async function putOriginal(stack: Stack, playerId: string, uploadId: string): Promise<void> {
+  await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: uploadKey(playerId, uploadId), Body: 'png', ContentType: 'image/png' }));
+}
+
+export const objectExists = (stack: Stack, key: string) => exists(stack.s3, BUCKET, key);
+
+export function thumbnailedEvent(playerId: string, uploadId: string, uploadedAt: string): OutgoingEvent {
+  const objects = Object.fromEntries(['64', '128', '256', 'full'].map((size) => [size, `avatars/${playerId}/${uploadId}/${size}.webp`]));
+  return {
+    id: `${uploadId}.thumbnailed`,
+    source: '/avatar-pipeline/thumbnail',
+    type: 'avatarpipeline.avatar.thumbnailed',
+    subject: uploadKey(playerId, uploadId),
+    data: { playerId, uploadId, uploadedAt, bucket: BUCKET, objects },
+  };
+}
+
+/** Delivers an event in binary mode, extensions (e.g. Knative's error attributes) as ce- headers. */
+export function deliver(service: Service, path: string, event: OutgoingEvent, extensions: Record<string, string> = {}) {
+  const { headers, body } = toBinary(event);
+  for (const [name, value] of Object.entries(extensions)) headers[`ce-${name}`] = value;
+  return service.app.request(path, { method: 'POST', headers, body });
+}
+
+/** Reads a reply or sink request (binary mode) back as attributes plus data. */
+export function readEvent(headers: Headers | IncomingHttpHeaders, body: string) {
+  const get = (name: string) => (headers instanceof Headers ? headers.get(name) : (headers[name] as string | undefined)) ?? undefined;
+  return { id: get('ce-id'), type: get('ce-type'), source: get('ce-source'), subject: get('ce-subject'), data: JSON.parse(body) as Record<string, any> };
+}
+
+/** Sum of a metric's series (`series` picks e.g. a histogram's `_count`) matching `labels`. */
+export async function metricValue(service: Service, metric: string, labels: Record<string, string> = {}, series = metric): Promise<number> {
+  const found = service.metrics.registry.getSingleMetric(metric);
+  if (!found) return 0;
+  const { values } = await found.get();
+  return values
+    .filter((v) => ((v as { metricName?: string }).metricName ?? metric) === series && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l))
+    .reduce((sum, v) => sum + v.value, 0);
+}

@@ -1,0 +1,212 @@
+import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ProfileStore, type AvatarOutcome } from '../src/index.js';
+import {
+  MEDIA,
+  TABLE,
+  deliver,
+  metricValue,
+  newPlayerId,
+  newUploadId,
+  processingUpload,
+  profileService,
+  readEvent,
+  startStack,
+  testClock,
+  thumbnailedEvent,
+  type Stack,
+} from './harness.js';
+
+const urls = (playerId: string, uploadId: string) => ({
+  thumbnails: Object.fromEntries(['64', '128', '256'].map((s) => [s, `${MEDIA}/avatars/${playerId}/${uploadId}/${s}.webp`])),
+  full: `${MEDIA}/avatars/${playerId}/${uploadId}/full.webp`,
+});
+
+describe('thumbnailed -> ready', () => {
+  let stack: Stack;
+  const cognito = mockClient(CognitoIdentityProviderClient);
+
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    cognito.restore();
+    await stack?.close();
+  });
+  beforeEach(() => {
+    cognito.reset();
+    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
+  });
+
+  it('replies ready with the avatar URLs, writes the profile, finishes the upload and times the pipeline', async () => {
+    const clock = testClock();
+    const service = profileService(stack, { clock: clock.fn });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const uploadedAt = new Date(clock.now - 3_000).toISOString();
+
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, uploadedAt));
+    expect(res.status).toBe(200);
+    const reply = readEvent(res.headers, await res.text());
+    expect(reply).toMatchObject({
+      id: `${uploadId}.ready`,
+      type: 'avatarpipeline.avatar.ready',
+      source: '/avatar-pipeline/profile',
+      subject: `uploads/${playerId}/${uploadId}`,
+    });
+    expect(reply.data).toEqual({ playerId, uploadId, uploadedAt, avatar: urls(playerId, uploadId) });
+
+    const profile = await new ProfileStore(stack.doc, TABLE).get(playerId);
+    expect(profile).toEqual({ playerId, avatar: urls(playerId, uploadId), avatarUploadId: uploadId, updatedAt: new Date(clock.now).toISOString() });
+    const upload = await stack.uploads.get(playerId, uploadId);
+    expect(upload).toMatchObject({ status: 'ready', avatar: urls(playerId, uploadId) });
+
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_count')).toBe(1);
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_sum')).toBeCloseTo(3, 3);
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', { le: '2' }, 'pipeline_end_to_end_seconds_bucket')).toBe(0);
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', { le: '3' }, 'pipeline_end_to_end_seconds_bucket')).toBe(1);
+    expect(await metricValue(service, 'profile_updates_total', { outcome: 'current' })).toBe(1);
+  });
+
+  it('answers a duplicate with the same reply and no second update', async () => {
+    const clock = testClock();
+    const service = profileService(stack, { clock: clock.fn });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, new Date(clock.now - 1_000).toISOString());
+
+    const first = await deliver(service, '/events', event);
+    const firstBody = await first.text();
+    const before = await new ProfileStore(stack.doc, TABLE).get(playerId);
+    clock.advance(60_000);
+    const second = await deliver(service, '/events', event);
+
+    expect(second.status).toBe(200);
+    expect(await second.text()).toBe(firstBody);
+    expect(second.headers.get('ce-id')).toBe(first.headers.get('ce-id'));
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toEqual(before);
+    expect((await stack.uploads.get(playerId, uploadId))?.updatedAt).toBe(before?.updatedAt);
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_count')).toBe(1);
+    expect(await metricValue(service, 'profile_updates_total')).toBe(1);
+  });
+
+  it('keeps the newer avatar when an older upload finishes late, and still ends the older upload ready', async () => {
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const older = newUploadId(5_000);
+    const newer = newUploadId();
+    expect(older < newer).toBe(true);
+    await processingUpload(stack, playerId, older);
+    await processingUpload(stack, playerId, newer);
+
+    expect((await deliver(service, '/events', thumbnailedEvent(playerId, newer, new Date().toISOString()))).status).toBe(200);
+    const late = await deliver(service, '/events', thumbnailedEvent(playerId, older, new Date().toISOString()));
+
+    expect(late.status).toBe(200);
+    expect(readEvent(late.headers, await late.text()).data).toMatchObject({ uploadId: older, avatar: urls(playerId, older) });
+    expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.avatarUploadId).toBe(newer);
+    expect(await stack.uploads.get(playerId, older)).toMatchObject({ status: 'ready', avatar: urls(playerId, older) });
+    expect(await metricValue(service, 'profile_updates_total', { outcome: 'stale' })).toBe(1);
+    // Cognito only hears about the upload that became current.
+    const calls = cognito.commandCalls(AdminUpdateUserAttributesCommand);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.args[0].input).toEqual({
+      UserPoolId: 'us-east-1_Pool1',
+      Username: playerId,
+      UserAttributes: [{ Name: 'picture', Value: `${MEDIA}/avatars/${playerId}/${newer}/128.webp` }],
+    });
+  });
+
+  it('does not call Cognito when no user pool is configured', async () => {
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }) });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    expect((await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()))).status).toBe(200);
+    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(0);
+  });
+
+  it('answers 500 when Cognito fails, so the broker retries, and completes on the retry', async () => {
+    cognito.on(AdminUpdateUserAttributesCommand).rejectsOnce(Object.assign(new Error('slow down'), { name: 'TooManyRequestsException' })).resolves({});
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, new Date().toISOString());
+
+    expect((await deliver(service, '/events', event)).status).toBe(500);
+    const retry = await deliver(service, '/events', event);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('ce-id')).toBe(`${uploadId}.ready`);
+    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(2);
+    expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_count')).toBe(1);
+  });
+
+  it('does not hold back the ready event for a player unknown to Cognito', async () => {
+    cognito.on(AdminUpdateUserAttributesCommand).rejects(Object.assign(new Error('no such user'), { name: 'UserNotFoundException' }));
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    expect(res.status).toBe(200);
+    expect(await metricValue(service, 'cognito_picture_updates_total', { outcome: 'user_not_found' })).toBe(1);
+  });
+
+  it('leaves an upload that already failed alone: no reply, no avatar', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await stack.uploads.finish(playerId, uploadId, 'failed', { reason: { code: 'processing_failed', message: 'x' } });
+
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    expect(res.status).toBe(202);
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('failed');
+  });
+
+  it('sends events pointing outside the upload prefix to the dead-letter sink (4xx)', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, new Date().toISOString());
+    (event.data as { objects: Record<string, string> }).objects['128'] = `avatars/someone-else/${uploadId}/128.webp`;
+
+    const res = await deliver(service, '/events', event);
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ error: { code: 'invalid_object_key' } });
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('processing');
+  });
+});
+
+describe('ProfileStore.setAvatar', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('orders uploads by id: newer wins, same id is a no-op, older is stale', async () => {
+    const clock = testClock();
+    const store = new ProfileStore(stack.doc, TABLE, clock.fn);
+    const playerId = newPlayerId();
+    const [a, b] = [newUploadId(1_000), newUploadId()] as const;
+    const results: AvatarOutcome[] = [];
+    results.push(await store.setAvatar(playerId, a, urls(playerId, a)));
+    clock.advance(1_000);
+    results.push(await store.setAvatar(playerId, b, urls(playerId, b)));
+    const afterB = await store.get(playerId);
+    clock.advance(1_000);
+    results.push(await store.setAvatar(playerId, b, urls(playerId, b)));
+    results.push(await store.setAvatar(playerId, a, urls(playerId, a)));
+    expect(results).toEqual(['updated', 'updated', 'unchanged', 'stale']);
+    expect(await store.get(playerId)).toEqual(afterB);
+  });
+});
