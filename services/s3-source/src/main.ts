@@ -1,0 +1,22 @@
+/** Entry point: configuration, real clients, and the HTTP server plus the SQS poller. */
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { clientOptions, createLogger, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { createS3Source } from './app.js';
+import { s3SourceEnv } from './config.js';
+
+main(async () => {
+  const config = loadConfig(s3SourceEnv);
+  const logger = createLogger('s3-source', config.LOG_LEVEL);
+  const sqs = config.SQS_QUEUE_URL ? new SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
+  const source = createS3Source({ config, logger, sqs });
+  await runService(source, {
+    port: config.PORT,
+    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    onClose: async () => {
+      await source.poller?.close();
+      sqs?.destroy();
+    },
+  });
+  source.poller?.start();
+  logger.info({ sink: config.K_SINK, webhookAuth: config.WEBHOOK_AUTH_TOKEN !== undefined, sqs: config.SQS_QUEUE_URL ?? 'off' }, 'relaying S3 notifications');
+});

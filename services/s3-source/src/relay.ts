@@ -1,0 +1,95 @@
+/**
+ * From notification to sink: maps a notification and posts its events to K_SINK with bounded
+ * concurrency (shared by every input) and a few quick retries. The broker retries downstream,
+ * and the caller (MinIO, SQS) redelivers the whole notification when any event was not accepted.
+ */
+import pLimit from 'p-limit';
+import pRetry from 'p-retry';
+import { Counter, type Registry } from 'prom-client';
+import { sendEvent, type Logger, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { mapNotification, type MappingOptions, type SkipReason } from './mapping.js';
+
+export type Input = 'webhook' | 'sqs';
+
+export type RelayOutcome =
+  | { ok: true; emitted: number; skipped: number; failed: number }
+  | { ok: false; problem: string };
+
+export interface RelayOptions {
+  sink: string;
+  mapping: MappingOptions;
+  registry: Registry;
+  /** Events in flight to the sink at once, across all inputs (default 16). */
+  concurrency?: number;
+  /** Retries after the first attempt (default 2). */
+  retries?: number;
+  /** First retry delay; doubles, with jitter (default 100 ms). */
+  retryDelayMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Relays one notification body (JSON text, as MinIO posts it and SQS holds it). */
+export type Relay = (body: string, input: Input, log: Logger) => Promise<RelayOutcome>;
+
+const skipReasons: readonly SkipReason[] = ['test_event', 'not_object_created', 'outside_uploads', 'undecodable_key'];
+
+export function createRelay(options: RelayOptions): Relay {
+  const registers = [options.registry];
+  const emitted = new Counter({
+    name: 's3source_events_emitted_total',
+    help: 'CloudEvents accepted by the sink, by input',
+    labelNames: ['input'],
+    registers,
+  });
+  const skipped = new Counter({
+    name: 's3source_records_skipped_total',
+    help: 'Notification records (or S3 test events) that produce no event, by reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  const sinkFailures = new Counter({
+    name: 's3source_sink_failures_total',
+    help: 'Events the sink did not accept after retries (their notification is redelivered)',
+    registers,
+  });
+  // Start every series at zero so rates and alerts work before the first occurrence.
+  for (const input of ['webhook', 'sqs'] satisfies Input[]) emitted.inc({ input }, 0);
+  for (const reason of skipReasons) skipped.inc({ reason }, 0);
+
+  const limit = pLimit(options.concurrency ?? 16);
+  const retry = { retries: options.retries ?? 2, minTimeout: options.retryDelayMs ?? 100, factor: 2, randomize: true };
+  const fetchImpl = options.fetch ?? fetch;
+
+  const deliver = (event: OutgoingEvent, input: Input, log: Logger) =>
+    limit(async () => {
+      const eventLog = log.child({ ceId: event.id, ceType: event.type, subject: event.subject });
+      try {
+        await pRetry(() => sendEvent(options.sink, event, fetchImpl), {
+          ...retry,
+          onFailedAttempt: ({ error, attemptNumber }) => eventLog.debug({ attempt: attemptNumber, err: error.message }, 'sink attempt failed'),
+        });
+        emitted.inc({ input });
+        eventLog.info({ input }, 'event emitted');
+        return true;
+      } catch (err) {
+        sinkFailures.inc();
+        eventLog.warn({ input, err: (err as Error).message }, 'sink did not accept the event');
+        return false;
+      }
+    });
+
+  return async (body, input, log) => {
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      return { ok: false, problem: 'the body is not JSON' };
+    }
+    const mapped = mapNotification(json, options.mapping);
+    if (!mapped.ok) return mapped;
+    for (const reason of mapped.skipped) skipped.inc({ reason });
+    const delivered = await Promise.all(mapped.events.map((event) => deliver(event, input, log)));
+    const failed = delivered.filter((ok) => !ok).length;
+    return { ok: true, emitted: delivered.length - failed, skipped: mapped.skipped.length, failed };
+  };
+}
