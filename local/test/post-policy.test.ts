@@ -1,0 +1,183 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger, s3Client } from '@avatar-pipeline/kit';
+import { createPostPolicyGuard, startS3Server, type S3Server } from '../src/index.js';
+
+const BUCKET = 'avatars';
+const MAX = 100_000;
+
+describe('POST policy guard in front of s3rver', () => {
+  let dir: string;
+  let s3: S3Server;
+  let client: S3Client;
+  let server: Server;
+  let guardUrl: string;
+  let leaf: Buffer;
+  let now: Date;
+  let n = 0;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ap-guard-'));
+    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
+    client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint });
+    const guard = createPostPolicyGuard({
+      upstream: s3.endpoint,
+      logger: createLogger('guard', 'silent'),
+      clock: () => now,
+      maxBodyBytes: 256 * 1024,
+    });
+    server = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: guard.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server)) as Server;
+    });
+    guardUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    leaf = await readFile(new URL('../../fixtures/photos/leaf.jpg', import.meta.url));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    client?.destroy();
+    await s3?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    now = new Date();
+  });
+
+  const freshKey = () => `uploads/p-guard/${++n}`;
+
+  async function presign(key: string, maxBytes = MAX) {
+    return createPresignedPost(client, {
+      Bucket: BUCKET,
+      Key: key,
+      Expires: 300,
+      Conditions: [['eq', '$Content-Type', 'image/jpeg'], ['content-length-range', 1, maxBytes]],
+      Fields: { 'Content-Type': 'image/jpeg' },
+    });
+  }
+
+  function form(fields: Record<string, string>, file: Uint8Array, extra: [string, string][] = []): FormData {
+    const body = new FormData();
+    for (const [name, value] of Object.entries(fields)) body.append(name, value);
+    for (const [name, value] of extra) body.append(name, value);
+    body.append('file', new Blob([file], { type: 'image/jpeg' }), 'leaf.jpg');
+    return body;
+  }
+
+  const post = (body: FormData, path = `/${BUCKET}`) => fetch(`${guardUrl}${path}`, { method: 'POST', body });
+
+  async function stored(key: string): Promise<boolean> {
+    try {
+      await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      return true;
+    } catch (err) {
+      if ((err as Error).name === 'NotFound') return false;
+      throw err;
+    }
+  }
+
+  async function expectRefused(res: Response, status: number, code: string, message?: RegExp) {
+    const text = await res.text();
+    expect(res.status, text).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(/application\/xml/);
+    expect(text).toContain(`<Code>${code}</Code>`);
+    if (message) expect(text).toMatch(message);
+  }
+
+  it('forwards an upload that satisfies its policy, byte for byte', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    const res = await post(form(fields, leaf));
+    expect(res.status, await res.text()).toBe(204);
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(got.ContentType).toBe('image/jpeg');
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(leaf)).toBe(true);
+  });
+
+  it('refuses a different Content-Type', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    await expectRefused(await post(form({ ...fields, 'Content-Type': 'image/png' }, leaf)), 403, 'AccessDenied', /Policy Condition failed: \["eq", "\$Content-Type", "image\/jpeg"\]/);
+    expect(await stored(key)).toBe(false);
+  });
+
+  it('refuses a file larger than the content-length-range (S3 answers 400 EntityTooLarge)', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key, leaf.length - 1);
+    const res = await post(form(fields, leaf));
+    await expectRefused(res, 400, 'EntityTooLarge', new RegExp(`<ProposedSize>${leaf.length}</ProposedSize><MaxSizeAllowed>${leaf.length - 1}</MaxSizeAllowed>`));
+    expect(await stored(key)).toBe(false);
+  });
+
+  it('refuses an expired policy', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    now = new Date(Date.now() + 301_000);
+    await expectRefused(await post(form(fields, leaf)), 403, 'AccessDenied', /Policy expired/);
+    expect(await stored(key)).toBe(false);
+  });
+
+  it('refuses a key other than the signed one', async () => {
+    const key = freshKey();
+    const other = 'uploads/someone-else/avatar';
+    const { fields } = await presign(key);
+    await expectRefused(await post(form({ ...fields, key: other }, leaf)), 403, 'AccessDenied', /Policy Condition failed: \{"key":/);
+    expect(await stored(key)).toBe(false);
+    expect(await stored(other)).toBe(false);
+  });
+
+  it('refuses a policy rewritten by the client (the signature covers it)', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    const forged = Buffer.from(JSON.stringify({ expiration: '2099-01-01T00:00:00Z', conditions: [['starts-with', '$key', '']] })).toString('base64');
+    const res = await post(form({ ...fields, Policy: forged, key: 'anything/at/all' }, leaf));
+    await expectRefused(res, 403, 'SignatureDoesNotMatch');
+    expect(await stored('anything/at/all')).toBe(false);
+  });
+
+  it('refuses form fields the policy does not mention, repeated fields and a missing policy', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    await expectRefused(await post(form(fields, leaf, [['x-amz-meta-owner', 'me']])), 403, 'AccessDenied', /Extra input fields: x-amz-meta-owner/);
+    await expectRefused(await post(form(fields, leaf, [['key', 'uploads/p-guard/other']])), 400, 'InvalidArgument', /appears more than once/);
+    const { Policy: _policy, ...unsigned } = fields;
+    await expectRefused(await post(form(unsigned, leaf)), 403, 'AccessDenied');
+    expect(await stored(key)).toBe(false);
+  });
+
+  it('ignores fields after the file, as S3 and s3rver do', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    const body = form(fields, leaf);
+    body.append('key', 'uploads/p-guard/after-the-file');
+    const res = await post(body);
+    expect(res.status, await res.text()).toBe(204);
+    expect(await stored(key)).toBe(true);
+    expect(await stored('uploads/p-guard/after-the-file')).toBe(false);
+  });
+
+  it('refuses bodies over its cap without parsing them', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key, 10 * 1024 * 1024);
+    await expectRefused(await post(form(fields, new Uint8Array(300 * 1024))), 400, 'EntityTooLarge');
+    expect(await stored(key)).toBe(false);
+  });
+
+  it('proxies every other request to s3rver unchanged', async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    expect((await post(form(fields, leaf))).status).toBe(204);
+    const got = await fetch(`${guardUrl}/${BUCKET}/${key}`);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await got.arrayBuffer()).equals(leaf)).toBe(true);
+    const missing = await fetch(`${guardUrl}/${BUCKET}/uploads/nobody/nothing`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('<Code>NoSuchKey</Code>');
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * Presign: hands a player a presigned S3 POST for one avatar upload. The policy pins the object
+ * key under the caller's own player id, the exact content type and the largest size, so the
+ * client can choose none of them, and every upload is recorded as pending before it is issued.
+ */
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { Counter } from 'prom-client';
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import {
+  HttpError,
+  RateLimiter,
+  UploadStore,
+  bearerAuth,
+  createService,
+  jsonBody,
+  systemClock,
+  uploadKey,
+  type AuthOptions,
+  type Clock,
+  type Logger,
+  type Metrics,
+  type Service,
+} from '@avatar-pipeline/kit';
+import { allowedContentTypes, type AllowedContentType } from './config.js';
+
+export interface PresignSettings {
+  bucket: string;
+  table: string;
+  /** Largest upload accepted, in bytes. */
+  maxBytes: number;
+  /** Lifetime of an issued POST policy. */
+  expiresSeconds: number;
+  /** Replaces the origin of the POST URL (`${publicUrl}/${bucket}`); see S3_PUBLIC_URL. */
+  publicUrl?: string | undefined;
+  rateLimit: { uploads: number; windowSeconds: number };
+}
+
+export interface PresignDependencies {
+  logger: Logger;
+  s3: S3Client;
+  doc: DynamoDBDocumentClient;
+  auth: AuthOptions;
+  settings: PresignSettings;
+  clock?: Clock;
+  metrics?: Metrics;
+}
+
+export interface UploadTicket {
+  uploadId: string;
+  method: 'POST';
+  url: string;
+  fields: Record<string, string>;
+  expiresAt: string;
+  maxBytes: number;
+}
+
+const uploadRequestSchema = z.strictObject({
+  contentType: z.string({ error: 'contentType must be a string such as image/jpeg' }).min(1).max(255),
+  contentLength: z
+    .number({ error: 'contentLength must be the file size in bytes' })
+    .int('contentLength must be a whole number of bytes')
+    .positive('contentLength must be at least 1 byte'),
+});
+
+function isAllowedType(type: string): type is AllowedContentType {
+  return (allowedContentTypes as readonly string[]).includes(type);
+}
+
+/** The policy document is the source of truth for when the POST stops working. */
+function policyExpiration(fields: Record<string, string>): string {
+  const policy = fields['Policy'];
+  if (!policy) throw new Error('presigned POST carries no policy');
+  const { expiration } = JSON.parse(Buffer.from(policy, 'base64').toString('utf8')) as { expiration: string };
+  return expiration;
+}
+
+export function createPresignService(deps: PresignDependencies): Service {
+  const { s3, doc, settings } = deps;
+  const clock = deps.clock ?? systemClock;
+  const service = createService({
+    name: 'presign',
+    logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    readiness: {
+      // A read of a key that never exists: proves the table and credentials work, costs nothing.
+      table: () => doc.send(new GetCommand({ TableName: settings.table, Key: { pk: 'READINESS', sk: 'READINESS' } })),
+      bucket: () => s3.send(new HeadBucketCommand({ Bucket: settings.bucket })),
+    },
+  });
+  const { registry } = service.metrics;
+  const issued = new Counter({
+    name: 'presign_uploads_issued_total',
+    help: 'Presigned uploads issued, by content type',
+    labelNames: ['content_type'],
+    registers: [registry],
+  });
+  const uploads = new UploadStore(doc, settings.table, clock);
+  const limiter = new RateLimiter(doc, settings.table, {
+    scope: 'uploads',
+    limit: settings.rateLimit.uploads,
+    windowSeconds: settings.rateLimit.windowSeconds,
+    clock,
+    registry,
+  });
+  const publicUrl = settings.publicUrl?.replace(/\/+$/, '');
+  const maxMiB = (settings.maxBytes / (1024 * 1024)).toFixed(2).replace(/\.?0+$/, '');
+
+  service.app.post('/v1/uploads', bearerAuth(deps.auth), jsonBody(uploadRequestSchema), async (c) => {
+    const playerId = c.get('playerId');
+    const log = c.get('log').child({ playerId });
+    const { contentLength } = c.get('body');
+    const contentType = c.get('body').contentType.toLowerCase();
+    if (!isAllowedType(contentType)) {
+      throw new HttpError(400, 'unsupported_content_type', `contentType must be one of ${allowedContentTypes.join(', ')}`);
+    }
+    if (contentLength > settings.maxBytes) {
+      throw new HttpError(400, 'too_large', `contentLength must be at most ${settings.maxBytes} bytes (${maxMiB} MiB)`);
+    }
+
+    try {
+      await limiter.enforce(playerId);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        log.info({ retryAfter: err.headers['Retry-After'] }, 'upload rate limited');
+        throw err;
+      }
+      log.error({ err }, 'rate limit check failed');
+      throw new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
+    }
+
+    const uploadId = uuidv7();
+    const key = uploadKey(playerId, uploadId);
+    // Signing is local computation: nothing is issued until the pending record exists.
+    const post = await createPresignedPost(s3, {
+      Bucket: settings.bucket,
+      Key: key,
+      Expires: settings.expiresSeconds,
+      Conditions: [{ key }, ['eq', '$Content-Type', contentType], ['content-length-range', 1, contentLength]],
+      Fields: { key, 'Content-Type': contentType },
+    });
+    try {
+      await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength });
+    } catch (err) {
+      log.error({ err, uploadId }, 'recording the pending upload failed; nothing issued');
+      throw new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
+    }
+
+    issued.inc({ content_type: contentType });
+    log.info({ uploadId, contentType, maxBytes: contentLength }, 'upload issued');
+    const ticket: UploadTicket = {
+      uploadId,
+      method: 'POST',
+      url: publicUrl ? `${publicUrl}/${settings.bucket}` : post.url,
+      fields: post.fields,
+      expiresAt: policyExpiration(post.fields),
+      maxBytes: contentLength,
+    };
+    // The fields are a bearer capability: keep them out of every cache.
+    c.header('Cache-Control', 'no-store');
+    return c.json(ticket, 201);
+  });
+
+  return service;
+}
