@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { ensureTable } from '@avatar-pipeline/kit';
+import { LOCAL_CREDENTIALS } from './s3.js';
 
 export interface DynamoServerOptions {
   /** LevelDB directory; omitted means in memory. */
@@ -34,7 +35,7 @@ export async function startDynamoServer(options: DynamoServerOptions): Promise<D
   });
   const port = (server.address() as AddressInfo).port;
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({ region: options.region ?? 'us-east-1', endpoint });
+  const client = new DynamoDBClient({ region: options.region ?? 'us-east-1', endpoint, credentials: LOCAL_CREDENTIALS });
   try {
     await ensureTable(client, options.table);
   } finally {

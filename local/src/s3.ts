@@ -3,6 +3,9 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import S3rver from '@20minutes/s3rver';
 
+/** s3rver's built-in account; the local stand-ins accept it (dynalite accepts any). */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
 export interface S3ServerOptions {
   /** Where objects are kept; survives restarts. */
   directory: string;

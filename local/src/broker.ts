@@ -1,0 +1,151 @@
+/**
+ * A dev-only stand-in for a Knative multi-tenant Broker, driven by the kit topology: CloudEvents
+ * ingress (`POST /` or `POST /<namespace>/<broker>`), trigger filters, binary-mode delivery with
+ * per-attempt timeout and retries, replies fed back into the broker, dead-letter sink with the
+ * `knativeerror*` extensions. Where Knative would lose an event (the dead-letter sink fails too)
+ * this keeps it in memory and lists it at `GET /_broker/undeliverable`.
+ */
+import type { CloudEvent } from 'cloudevents';
+import type { Handler } from 'hono';
+import {
+  HttpError,
+  Lifecycle,
+  createMetrics,
+  createService,
+  matchesFilter,
+  toCloudEvent,
+  type AppEnv,
+  type Destination,
+  type Logger,
+  type Metrics,
+  type Service,
+  type TriggerSpec,
+} from '@avatar-pipeline/kit';
+import { createDispatcher, type UndeliverableEvent } from './broker/dispatcher.js';
+import { accepted, describeError, ingressTtl, type Event } from './broker/events.js';
+import { brokerMetrics, type IngestOrigin } from './broker/metrics.js';
+import { Backoff, Limiter } from './broker/scheduling.js';
+
+export type { UndeliverableEvent } from './broker/dispatcher.js';
+export { backoffMs, isRetryable } from './broker/delivery.js';
+
+export interface BrokerOptions {
+  triggers: readonly TriggerSpec[];
+  /**
+   * Base URL of a service (a subscriber or dead-letter sink), asked at every attempt; the
+   * destination's path is appended. Undefined (not running yet) fails the attempt like a refused
+   * connection, so it is retried.
+   */
+  resolve: (destination: Destination) => string | undefined;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Multiplies every backoff delay (tests use e.g. 0.01); timeouts are not scaled. */
+  backoffScale?: number;
+  /** Delivery attempts in flight at once, over all triggers (default 32). */
+  concurrency?: number;
+  fetch?: typeof fetch;
+  /** The broker's own URL: the knativeerrordest of an event whose reply the broker refused. */
+  address?: string;
+}
+
+export interface Broker {
+  /** The HTTP face: ingress, /_broker/undeliverable, /healthz, /readyz, /metrics. */
+  service: Service;
+  /** Accepts an event as the ingress would; returns the names of the triggers it matched. */
+  ingest(event: CloudEvent<unknown>): string[];
+  /** Resolves once no delivery is pending (delivered, dead-lettered or parked). */
+  idle(): Promise<void>;
+  /** Stops accepting, lets attempts in flight finish (or time out) and parks whatever is left. */
+  close(): Promise<void>;
+}
+
+export function createBroker(options: BrokerOptions): Broker {
+  const { triggers, logger } = options;
+  const pending = new Lifecycle();
+  const parked: UndeliverableEvent[] = [];
+  const metrics = options.metrics ?? createMetrics('broker');
+  const counters = brokerMetrics(metrics.registry, triggers.map((t) => t.name), {
+    pending: () => pending.active,
+    undeliverable: () => parked.length,
+  });
+  const backoff = new Backoff();
+  let closing = false;
+
+  const deliver = createDispatcher({
+    resolve: options.resolve,
+    fetch: options.fetch ?? fetch,
+    logger,
+    metrics: counters,
+    backoffScale: options.backoffScale ?? 1,
+    limiter: new Limiter(options.concurrency ?? 32),
+    backoff,
+    isClosing: () => closing,
+    ingestReply: (reply) => accept(reply, 'reply'),
+    park: (entry) => parked.push(entry),
+    address: options.address ?? 'broker:ingress',
+  });
+
+  function accept(event: Event, origin: IngestOrigin): string[] {
+    if (closing) throw new HttpError(503, 'broker_closing', 'the broker is shutting down');
+    try {
+      event.validate();
+    } catch (err) {
+      counters.ingested.inc({ origin, outcome: 'invalid' });
+      throw new HttpError(400, 'invalid_event', `not a valid CloudEvent: ${describeError(err)}`);
+    }
+    const log = logger.child({ ceId: event.id, ceType: event.type, origin });
+    const ttl = ingressTtl(event);
+    if (ttl <= 0) {
+      counters.ingested.inc({ origin, outcome: 'ttl_exceeded' });
+      log.warn('event refused: its TTL (knativebrokerttl) is spent, it has looped through the broker too often');
+      throw new HttpError(400, 'ttl_exceeded', 'the event has made too many hops through the broker');
+    }
+    const stored = accepted(event, ttl, new Date());
+    const matched = triggers.filter((t) => matchesFilter(t.filter, stored));
+    if (matched.length === 0) {
+      counters.ingested.inc({ origin, outcome: 'dropped_no_trigger' });
+      log.info('no trigger matches the event; dropped');
+      return [];
+    }
+    counters.ingested.inc({ origin, outcome: 'routed' });
+    log.debug({ triggers: matched.map((t) => t.name) }, 'event accepted');
+    for (const trigger of matched) {
+      pending.enter();
+      void deliver(stored, trigger).finally(() => pending.leave());
+    }
+    return matched.map((t) => t.name);
+  }
+
+  const service = createService({ name: 'broker', logger, metrics });
+  const ingress: Handler<AppEnv> = async (c) => {
+    const headers: Record<string, string> = {};
+    c.req.raw.headers.forEach((value, name) => (headers[name] = value));
+    let event: Event;
+    try {
+      event = toCloudEvent(headers, await c.req.text());
+    } catch (err) {
+      counters.ingested.inc({ origin: 'http', outcome: 'invalid' });
+      throw new HttpError(400, 'invalid_event', `not a valid CloudEvent: ${describeError(err)}`);
+    }
+    accept(event, 'http');
+    return c.body(null, 202);
+  };
+  service.app.post('/', ingress);
+  service.app.post('/:namespace/:broker', ingress);
+  service.app.get('/_broker/undeliverable', (c) => c.json({ count: parked.length, events: parked }));
+
+  let closed: Promise<void> | undefined;
+  return {
+    service,
+    ingest: (event) => accept(event, 'http'),
+    idle: () => pending.idle(),
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        service.lifecycle.draining = true;
+        backoff.cancelAll();
+        await pending.idle();
+        logger.info({ undeliverable: parked.length }, 'broker closed');
+      })()),
+  };
+}

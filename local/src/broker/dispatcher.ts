@@ -1,0 +1,178 @@
+/**
+ * Delivers one accepted event to one trigger: subscriber attempts with retries, the reply back into
+ * the broker, then the dead-letter sink (retried with the same policy). What neither takes is
+ * parked in memory, never dropped.
+ */
+import { durationMs, type Destination, type Logger, type TriggerSpec } from '@avatar-pipeline/kit';
+import { attempt, backoffMs, type AttemptResult } from './delivery.js';
+import {
+  TTL_EXTENSION,
+  describeError,
+  forSubscriber,
+  toBinaryMessage,
+  ttlOf,
+  withErrorExtensions,
+  type DeliveryError,
+  type Event,
+  type HttpMessage,
+} from './events.js';
+import type { BrokerMetrics } from './metrics.js';
+import type { Backoff, Limiter } from './scheduling.js';
+
+export type ParkReason = 'dead_letter_failed' | 'broker_closed' | 'broker_error';
+
+/** An event the broker could not hand to anyone, as listed at GET /_broker/undeliverable. */
+export interface UndeliverableEvent {
+  trigger: string;
+  reason: ParkReason;
+  at: string;
+  /** The URL tried last (the dead-letter sink, or the subscriber if the broker closed first). */
+  destination: string | undefined;
+  attempts: number;
+  status?: number | undefined;
+  problem?: string | undefined;
+  /** The event in structured JSON form, with its knativeerror* extensions if it was being dead-lettered. */
+  event: Record<string, unknown>;
+}
+
+export interface DispatcherOptions {
+  resolve: (destination: Destination) => string | undefined;
+  fetch: typeof fetch;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  backoffScale: number;
+  limiter: Limiter;
+  backoff: Backoff;
+  isClosing: () => boolean;
+  /** Offers a reply event to the broker; throws when the broker refuses it. */
+  ingestReply: (reply: Event) => void;
+  park: (entry: UndeliverableEvent) => void;
+  /** knativeerrordest of an event whose reply the broker refused. */
+  address: string;
+}
+
+type Role = 'subscriber' | 'dead-letter';
+
+interface Sent {
+  last: AttemptResult | undefined;
+  attempts: number;
+  /** The broker closed before this destination took the event. */
+  interrupted: boolean;
+  /** The URL tried (or `<service><path>` if it had no address). */
+  target: string;
+}
+
+export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: TriggerSpec) => Promise<void> {
+  /** Resolved at every attempt, so a service that comes up late is found on a retry. */
+  const urlOf = (d: Destination) => {
+    const base = o.resolve(d);
+    return base === undefined ? undefined : `${base.replace(/\/+$/, '')}${d.path}`;
+  };
+
+  async function send(d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger): Promise<Sent> {
+    const policy = trigger.delivery;
+    const timeoutMs = durationMs(policy.timeout);
+    let last: AttemptResult | undefined;
+    let url: string | undefined;
+    for (let retry = 0; ; retry++) {
+      const result = await o.limiter.run(async (): Promise<AttemptResult | undefined> => {
+        // Closing: attempts in flight finish, no new one starts.
+        if (o.isClosing()) return undefined;
+        url = urlOf(d);
+        if (url === undefined) {
+          return { ok: false, status: undefined, retryable: true, problem: `no address for service ${d.service}`, error: undefined };
+        }
+        const end = role === 'subscriber' ? o.metrics.duration.startTimer({ trigger: trigger.name }) : undefined;
+        try {
+          return await attempt(url, message, { fetch: o.fetch, timeoutMs, expectReply: role === 'subscriber' });
+        } finally {
+          end?.();
+        }
+      });
+      const target = url ?? `${d.service}${d.path}`;
+      if (!result) return { last, attempts: retry, interrupted: true, target };
+      last = result;
+      const attemptNo = retry + 1;
+      if (result.ok) {
+        log.debug({ attempt: attemptNo, status: result.status, destination: role }, `${role} accepted the event`);
+        return { last, attempts: attemptNo, interrupted: false, target };
+      }
+      const final = !result.retryable || retry >= policy.retry;
+      log[final ? 'warn' : 'info'](
+        { attempt: attemptNo, status: result.status, problem: result.problem, destination: role, url: target },
+        final ? `${role} attempt failed, no retry left` : `${role} attempt failed, will retry`,
+      );
+      if (final) return { last, attempts: attemptNo, interrupted: false, target };
+      o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'retried' });
+      if (!(await o.backoff.wait(backoffMs(policy, retry) * o.backoffScale))) return { last, attempts: attemptNo, interrupted: true, target };
+    }
+  }
+
+  function park(event: Event, trigger: TriggerSpec, reason: ParkReason, sent: Sent | undefined, log: Logger, problem?: string) {
+    const last = sent?.last;
+    const destination = sent?.target;
+    const failure = last && !last.ok ? last : undefined;
+    o.park({
+      trigger: trigger.name,
+      reason,
+      at: new Date().toISOString(),
+      destination,
+      attempts: sent?.attempts ?? 0,
+      status: failure?.status,
+      problem: problem ?? failure?.problem,
+      event: event.toJSON(),
+    });
+    o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'undeliverable' });
+    log.error({ reason, destination, attempts: sent?.attempts ?? 0 }, 'event undeliverable: kept in memory, see GET /_broker/undeliverable');
+  }
+
+  async function deadLetter(event: Event, trigger: TriggerSpec, error: DeliveryError | undefined, log: Logger): Promise<void> {
+    const failed = withErrorExtensions(event, error);
+    const sent = await send(trigger.delivery.deadLetter, toBinaryMessage(failed), trigger, 'dead-letter', log);
+    // The sink's answer is never a reply: Knative discards it.
+    if (sent.last?.ok) {
+      o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'dead_lettered' });
+      log.warn({ errorCode: error?.code, deadLetter: sent.target }, 'event dead-lettered');
+      return;
+    }
+    park(failed, trigger, sent.interrupted ? 'broker_closed' : 'dead_letter_failed', sent, log);
+  }
+
+  async function deliver(event: Event, trigger: TriggerSpec, log: Logger): Promise<void> {
+    const message = toBinaryMessage(forSubscriber(event));
+    // Brokers announce that they take reply events (Knative sends this to every subscriber).
+    message.headers['prefer'] = 'reply';
+    const sent = await send(trigger.subscriber, message, trigger, 'subscriber', log);
+    const last = sent.last;
+    if (sent.interrupted || !last) return park(event, trigger, 'broker_closed', sent, log);
+    if (!last.ok) return deadLetter(event, trigger, last.error, log);
+    if (last.reply) {
+      // The reply keeps the hop count of the event it answers; the broker takes one more off.
+      const reply = last.reply.cloneWith({ [TTL_EXTENSION]: ttlOf(event) });
+      try {
+        o.ingestReply(reply);
+      } catch (err) {
+        if (o.isClosing()) {
+          park(reply, trigger, 'broker_closed', undefined, log, 'reply arrived while the broker was closing');
+        } else {
+          // Knative: the broker ingress answers 400, so the original goes to the dead-letter sink.
+          log.warn({ replyId: reply.id, replyType: reply.type, problem: describeError(err) }, 'broker refused the reply');
+          return deadLetter(event, trigger, { dest: o.address, code: 400, data: new Uint8Array() }, log);
+        }
+      }
+    }
+    o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'delivered' });
+    log.info({ attempts: sent.attempts, status: last.status, ...(last.reply ? { replyId: last.reply.id, replyType: last.reply.type } : {}) }, 'event delivered');
+  }
+
+  return async (event, trigger) => {
+    const log = o.logger.child({ ceId: event.id, ceType: event.type, trigger: trigger.name });
+    try {
+      await deliver(event, trigger, log);
+    } catch (err) {
+      // A bug, or a resolver that throws: keep the event rather than lose it.
+      log.error({ err }, 'delivery failed unexpectedly');
+      park(event, trigger, 'broker_error', undefined, log, describeError(err));
+    }
+  };
+}

@@ -1,0 +1,58 @@
+/** Broker metrics; label values stay bounded (trigger names come from the topology). */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export const deliveryOutcomes = ['delivered', 'retried', 'dead_lettered', 'undeliverable'] as const;
+export type IngestOrigin = 'http' | 'reply';
+
+export interface BrokerMetrics {
+  ingested: Counter<'origin' | 'outcome'>;
+  deliveries: Counter<'trigger' | 'outcome'>;
+  duration: Histogram<'trigger'>;
+}
+
+export function brokerMetrics(
+  registry: Registry,
+  triggerNames: readonly string[],
+  gauges: { pending: () => number; undeliverable: () => number },
+): BrokerMetrics {
+  const deliveries = new Counter({
+    name: 'broker_deliveries_total',
+    help: 'Deliveries to triggers by outcome: delivered, retried (one per retry), dead_lettered, undeliverable (parked)',
+    labelNames: ['trigger', 'outcome'],
+    registers: [registry],
+  });
+  // Every series exists from the start, so rates and alerts work before the first failure.
+  for (const trigger of triggerNames) for (const outcome of deliveryOutcomes) deliveries.inc({ trigger, outcome }, 0);
+  new Gauge({
+    name: 'broker_pending_deliveries',
+    help: 'Deliveries accepted and not yet delivered, dead-lettered or parked',
+    registers: [registry],
+    collect() {
+      this.set(gauges.pending());
+    },
+  });
+  new Gauge({
+    name: 'broker_undeliverable_events',
+    help: 'Events parked in memory because neither the subscriber nor the dead-letter sink took them',
+    registers: [registry],
+    collect() {
+      this.set(gauges.undeliverable());
+    },
+  });
+  return {
+    ingested: new Counter({
+      name: 'broker_events_ingested_total',
+      help: 'Events offered to the broker, by origin (http, reply) and outcome (routed, dropped_no_trigger, invalid, ttl_exceeded)',
+      labelNames: ['origin', 'outcome'],
+      registers: [registry],
+    }),
+    deliveries,
+    duration: new Histogram({
+      name: 'broker_delivery_duration_seconds',
+      help: 'Duration of one delivery attempt to a trigger subscriber',
+      labelNames: ['trigger'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+  };
+}

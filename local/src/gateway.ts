@@ -1,0 +1,111 @@
+/**
+ * The local gateway on one port: the public API routes to the services, the dev issuer, the
+ * CDN stand-in (`/media`) and the S3 endpoint browsers post uploads to (`/s3`, through the POST
+ * policy guard). It plays the part of the ingress, the CDN and the S3 endpoint in the cluster.
+ */
+import type { Context, Handler } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { proxy } from 'hono/proxy';
+import { createService, errorBody, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
+
+/** Anything that answers fetch requests in process (a Hono app). */
+export interface FetchTarget {
+  fetch(request: Request): Response | Promise<Response>;
+}
+
+export interface GatewayOptions {
+  logger: Logger;
+  /** Base URL of a service, or undefined when it is not part of this stack. */
+  upstream: (service: ServiceName) => string | undefined;
+  /** The dev issuer (`/dev/*`, `/.well-known/*`). */
+  issuer: FetchTarget;
+  /** The S3 endpoint for browser uploads (the POST policy guard in front of s3rver). */
+  storage: FetchTarget;
+  /** Serves `/media/*`. */
+  media: Handler<AppEnv>;
+  /** Largest request body: an upload plus its form fields. */
+  maxBodyBytes: number;
+  readiness?: Readonly<Record<string, ReadinessCheck>>;
+  /** Longest wait for a service's answer. */
+  upstreamTimeoutMs?: number;
+}
+
+function clientAddress(c: Context<AppEnv>): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined; // Not served by @hono/node-server (in-process requests).
+  }
+}
+
+/** The request's headers for the next hop: hop-by-hop ones are dropped by `proxy` itself. */
+function forwardedHeaders(c: Context<AppEnv>): Record<string, string | undefined> {
+  const headers: Record<string, string | undefined> = { ...c.req.header() };
+  const client = clientAddress(c);
+  const chain = headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = client ? (chain ? `${chain}, ${client}` : client) : chain;
+  headers['x-forwarded-host'] = headers['host'];
+  headers['x-forwarded-proto'] = 'http';
+  headers['x-request-id'] = c.get('requestId');
+  headers['host'] = undefined;
+  return headers;
+}
+
+export function createGateway(options: GatewayOptions): Service {
+  const service = createService({
+    name: 'gateway',
+    logger: options.logger,
+    bodyLimitBytes: options.maxBodyBytes,
+    ...(options.readiness ? { readiness: options.readiness } : {}),
+  });
+  const { app } = service;
+  const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
+
+  const forward = async (c: Context<AppEnv>, url: URL | string, name: string, target?: FetchTarget) => {
+    try {
+      const res = await proxy(url, {
+        raw: c.req.raw,
+        headers: forwardedHeaders(c),
+        signal: AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(timeoutMs)]),
+        ...(target ? { customFetch: (request: Request) => Promise.resolve(target.fetch(request)) } : {}),
+      });
+      // A returned Response skips the headers middleware set on the context.
+      res.headers.set('X-Request-Id', c.get('requestId'));
+      return res;
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') return c.json(errorBody('upstream_timeout', `${name} did not answer in time`), 504);
+      c.get('log').warn({ upstream: name, problem: (err as Error).message }, 'upstream unreachable');
+      return c.json(errorBody('service_unavailable', `${name} is not reachable right now`), 503, { 'Retry-After': '1' });
+    }
+  };
+
+  /** Same path and query on the service. */
+  const toService =
+    (name: ServiceName): Handler<AppEnv> =>
+    (c) => {
+      const base = options.upstream(name);
+      if (!base) return c.json(errorBody('service_unavailable', `${name} is not running in this stack`), 503);
+      const url = new URL(c.req.url);
+      return forward(c, `${base}${url.pathname}${url.search}`, name);
+    };
+
+  const inProcess =
+    (name: string, target: FetchTarget, stripPrefix = ''): Handler<AppEnv> =>
+    (c) => {
+      const url = new URL(c.req.url);
+      url.pathname = url.pathname.slice(stripPrefix.length) || '/';
+      return forward(c, url, name, target);
+    };
+
+  app.post('/v1/uploads', toService('presign'));
+  app.get('/v1/uploads/:id', toService('profile'));
+  app.all('/v1/players', toService('profile'));
+  app.all('/v1/players/*', toService('profile'));
+  app.all('/v1/push', toService('subscribe'));
+  app.all('/v1/push/*', toService('subscribe'));
+  app.all('/dev/*', inProcess('dev-issuer', options.issuer));
+  app.all('/.well-known/*', inProcess('dev-issuer', options.issuer));
+  app.on(['GET', 'HEAD'], '/media/*', options.media);
+  app.all('/s3/*', inProcess('storage', options.storage, '/s3'));
+  return service;
+}

@@ -1,0 +1,62 @@
+/**
+ * Each service's environment in the local stack: the same variables the cluster sets, pointing
+ * at the local stand-ins. Whatever else is in the stack's own environment (MODERATION_PROVIDER,
+ * THUMBNAIL_SIZES, ...) passes through underneath.
+ */
+import type { ServiceName } from '@avatar-pipeline/kit';
+import { DEV_ALGORITHM } from './issuer.js';
+import { LOCAL_CREDENTIALS } from './s3.js';
+
+export const LOCAL_BUCKET = 'avatars';
+export const LOCAL_TABLE = 'avatar-pipeline';
+export const LOCAL_AUDIENCE = 'avatar-pipeline';
+
+/** Services that originate events and are bound to the broker (SinkBindings in the cluster). */
+const sinkBound: ReadonlySet<ServiceName> = new Set(['s3-source', 'profile']);
+
+export interface StackAddresses {
+  /** The public origin: issuer, media and upload URLs are built on it. */
+  gatewayUrl: string;
+  /** The same gateway by IP, for calls from the services themselves (the JWKS). */
+  internalGatewayUrl: string;
+  brokerUrl: string;
+  s3Endpoint: string;
+  dynamoEndpoint: string;
+}
+
+export interface ServiceEnvOptions {
+  inherited: Readonly<Record<string, string | undefined>>;
+  addresses: StackAddresses;
+  logLevel: string;
+  region: string;
+  maxUploadBytes: number;
+  /** Seconds a service may drain after SIGTERM. */
+  shutdownGraceSeconds: number;
+  /** The secret s3-source requires on its webhook. */
+  webhookToken: string;
+}
+
+export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Record<string, string | undefined> {
+  const { addresses } = options;
+  return {
+    ...options.inherited,
+    LOG_LEVEL: options.logLevel,
+    SHUTDOWN_GRACE_SECONDS: String(options.shutdownGraceSeconds),
+    AWS_REGION: options.region,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: addresses.s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: addresses.dynamoEndpoint,
+    TABLE_NAME: LOCAL_TABLE,
+    BUCKET: LOCAL_BUCKET,
+    AVATAR_MAX_BYTES: String(options.maxUploadBytes),
+    JWT_ISSUER: addresses.gatewayUrl,
+    JWT_AUDIENCE: LOCAL_AUDIENCE,
+    JWT_JWKS_URL: `${addresses.internalGatewayUrl}/.well-known/jwks.json`,
+    JWT_ALGORITHMS: DEV_ALGORITHM,
+    MEDIA_BASE_URL: `${addresses.gatewayUrl}/media`,
+    S3_PUBLIC_URL: `${addresses.gatewayUrl}/s3`,
+    K_SINK: sinkBound.has(name) ? addresses.brokerUrl : undefined,
+    WEBHOOK_AUTH_TOKEN: name === 's3-source' ? options.webhookToken : undefined,
+  };
+}

@@ -1,0 +1,176 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, s3Client, type ServiceName } from '@avatar-pipeline/kit';
+import { createGateway } from '../src/gateway.js';
+import { listen, type Listening } from '../src/listen.js';
+import { mediaHandler, noneMatch } from '../src/media.js';
+import { sinkDestination } from '../src/output.js';
+import { freePort } from '../src/ports.js';
+import { LOCAL_CREDENTIALS, startS3Server, type S3Server } from '../src/s3.js';
+
+/** Answers with what it received, as a service behind the gateway would see it. */
+function echo(name: string) {
+  const app = new Hono();
+  app.all('*', async (c) =>
+    c.json({ name, method: c.req.method, url: c.req.url, headers: c.req.header(), body: await c.req.text() }, 200, { 'x-upstream': name }),
+  );
+  return app;
+}
+
+interface Echoed {
+  name: string;
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+describe('gateway', () => {
+  let dir: string;
+  let s3: S3Server;
+  let client: S3Client;
+  let presign: Listening;
+  let gateway: Listening;
+  let base: string;
+  let deadPort: number;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ap-gateway-'));
+    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: ['avatars'] });
+    client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS });
+    presign = await listen('presign', echo('presign').fetch, 0);
+    deadPort = await freePort();
+    const upstreams: Partial<Record<ServiceName, string>> = {
+      presign: `http://127.0.0.1:${presign.port}`,
+      profile: `http://127.0.0.1:${deadPort}`,
+    };
+    const service = createGateway({
+      logger: createLogger('gateway', 'info', sinkDestination((line) => logs.push(line))),
+      upstream: (name) => upstreams[name],
+      issuer: echo('issuer'),
+      storage: echo('storage'),
+      media: mediaHandler({ s3: client, bucket: 'avatars', mountPath: '/media/' }),
+      maxBodyBytes: 1024,
+    });
+    gateway = await listen('gateway', service.app.fetch, 0);
+    base = `http://127.0.0.1:${gateway.port}`;
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await presign?.close();
+    client?.destroy();
+    await s3?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('forwards API calls with path, query, body, credentials and trace headers', async () => {
+    const res = await fetch(`${base}/v1/uploads?x=1`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer secret-token-value', 'content-type': 'application/json', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'x-request-id': 'req-123' },
+      body: '{"contentType":"image/jpeg"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-upstream')).toBe('presign');
+    const seen = (await res.json()) as Echoed;
+    expect(new URL(seen.url).pathname + new URL(seen.url).search).toBe('/v1/uploads?x=1');
+    expect(seen.body).toBe('{"contentType":"image/jpeg"}');
+    expect(seen.headers).toMatchObject({
+      authorization: 'Bearer secret-token-value',
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      'x-request-id': 'req-123',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-host': `127.0.0.1:${gateway.port}`,
+      'x-forwarded-proto': 'http',
+    });
+    expect(logs.some((l) => l.includes('req-123'))).toBe(true);
+    expect(logs.some((l) => l.includes('secret-token-value'))).toBe(false);
+  });
+
+  it('gives each request an id the service sees too', async () => {
+    const res = await fetch(`${base}/v1/uploads`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const id = res.headers.get('x-request-id');
+    expect(id).toBeTruthy();
+    expect(((await res.json()) as Echoed).headers['x-request-id']).toBe(id);
+  });
+
+  it('answers 503 JSON for a service that is down or not part of the stack', async () => {
+    const down = await fetch(`${base}/v1/players/p1/profile`);
+    expect(down.status).toBe(503);
+    expect(down.headers.get('retry-after')).toBe('1');
+    expect(await down.json()).toEqual({ error: { code: 'service_unavailable', message: 'profile is not reachable right now' } });
+    const absent = await fetch(`${base}/v1/push/subscriptions`, { method: 'POST' });
+    expect(absent.status).toBe(503);
+    expect(await absent.json()).toEqual({ error: { code: 'service_unavailable', message: 'subscribe is not running in this stack' } });
+  });
+
+  it('routes the issuer as is and storage without its /s3 prefix', async () => {
+    const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as Echoed;
+    expect([jwks.name, new URL(jwks.url).pathname]).toEqual(['issuer', '/.well-known/jwks.json']);
+    const token = (await (await fetch(`${base}/dev/token`, { method: 'POST' })).json()) as Echoed;
+    expect([token.name, new URL(token.url).pathname]).toEqual(['issuer', '/dev/token']);
+    const upload = (await (await fetch(`${base}/s3/avatars`, { method: 'POST', body: 'form' })).json()) as Echoed;
+    expect([upload.name, upload.method, new URL(upload.url).pathname, upload.body]).toEqual(['storage', 'POST', '/avatars', 'form']);
+  });
+
+  it('answers anything else with 404 JSON, and refuses oversized bodies', async () => {
+    const res = await fetch(`${base}/v2/whatever`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
+    const big = await fetch(`${base}/s3/avatars`, { method: 'POST', body: 'x'.repeat(2048) });
+    expect(big.status).toBe(413);
+  });
+
+  describe('/media', () => {
+    const key = 'avatars/p1/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
+
+    beforeAll(async () => {
+      await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'webp bytes', ContentType: 'image/webp', CacheControl: 'public, max-age=31536000, immutable' }));
+      await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: 'uploads/p1/x', Body: 'original', ContentType: 'image/jpeg' }));
+    });
+
+    it('serves avatars publicly with their headers, and 304 for a known ETag', async () => {
+      const res = await fetch(`${base}/media/${key}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('webp bytes');
+      expect(res.headers.get('content-type')).toBe('image/webp');
+      expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      const etag = res.headers.get('etag')!;
+      expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+
+      const cached = await fetch(`${base}/media/${key}`, { headers: { 'if-none-match': `"other", W/${etag}` } });
+      expect(cached.status).toBe(304);
+      expect(cached.headers.get('etag')).toBe(etag);
+      expect(cached.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      expect((await fetch(`${base}/media/${key}`, { headers: { 'if-none-match': '"other"' } })).status).toBe(200);
+
+      const head = await fetch(`${base}/media/${key}`, { method: 'HEAD' });
+      expect([head.status, head.headers.get('content-length'), head.headers.get('etag')]).toEqual([200, '10', etag]);
+    });
+
+    it('never serves anything outside avatars/', async () => {
+      for (const path of ['uploads/p1/x', 'avatars/../uploads/p1/x', 'avatars/..%2Fuploads/p1/x', 'avatars%2F..%2Fuploads/p1/x', 'avatars/p1/nope.webp', 'avatars']) {
+        const res = await fetch(`${base}/media/${path}`);
+        expect(res.status, path).toBe(404);
+        expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no such media' } });
+      }
+      expect((await fetch(`${base}/media/${key}`, { method: 'DELETE' })).status).toBe(404);
+    });
+  });
+});
+
+describe('noneMatch', () => {
+  it('compares weakly, in lists, and with *', () => {
+    expect(noneMatch('"a"', '"a"')).toBe(true);
+    expect(noneMatch('W/"a"', '"a"')).toBe(true);
+    expect(noneMatch('"b", "a"', '"a"')).toBe(true);
+    expect(noneMatch('*', '"a"')).toBe(true);
+    expect(noneMatch('"b"', '"a"')).toBe(false);
+    expect(noneMatch(undefined, '"a"')).toBe(false);
+  });
+});

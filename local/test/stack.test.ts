@@ -1,0 +1,307 @@
+/**
+ * End to end through the real stack: the gateway, s3rver, dynalite, the broker and every service
+ * as a child process (build first: `npx tsc -b`). One stack for the whole file; each test uses its
+ * own player, so their uploads and rate limits do not meet.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
+import { EventType, s3Client, toBinary, uploadKey } from '@avatar-pipeline/kit';
+import { LOCAL_CREDENTIALS } from '../src/s3.js';
+import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
+import type { S3Notification } from '../src/notifications.js';
+import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
+
+const photo = (name: string) => readFile(join(repoRoot, 'fixtures', 'photos', name));
+const processing = ['moderate', 'thumbnail', 'profile'].every((name) => builtServices(repoRoot).includes(name as never));
+const WEBHOOK_TOKEN = 'stack-test-webhook-token';
+
+describe('local stack', () => {
+  let dataDir: string;
+  let stack: Stack;
+  let api: ApiClient;
+  let s3: S3Client;
+  /** Every JSON log line of the stack and its services. */
+  const logs: string[] = [];
+  const notifications: S3Notification[] = [];
+  /** Every token handed out, to prove none reaches a log. */
+  const tokens: string[] = [];
+
+  const options = (): StackOptions => ({
+    dataDir,
+    logLevel: 'info',
+    sink: (line) => logs.push(line),
+    // Retries of a delivery that keeps failing are over in well under a second.
+    backoffScale: 0.01,
+    stopGraceMs: 5000,
+    webhookToken: WEBHOOK_TOKEN,
+    onS3Event: (n) => notifications.push(n),
+  });
+
+  async function token(playerId: string): Promise<string> {
+    const t = await api.token(playerId);
+    tokens.push(t);
+    return t;
+  }
+
+  /** Asks for an upload and posts `file` to it; returns the upload id. */
+  async function upload(playerId: string, t: string, file: Uint8Array, contentType: string): Promise<string> {
+    const ticket = await api.requestUpload(t, contentType, file.length);
+    const res = await postUpload(ticket, file, contentType);
+    expect(res.status, await res.clone().text()).toBe(204);
+    expect(ticket.fields['key']).toBe(uploadKey(playerId, ticket.uploadId));
+    return ticket.uploadId;
+  }
+
+  async function objectStatus(key: string): Promise<number> {
+    try {
+      await s3.send(new HeadObjectCommand({ Bucket: 'avatars', Key: key }));
+      return 200;
+    } catch (err) {
+      return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
+    }
+  }
+
+  /** A counter from a /metrics page: the sample of `name` carrying every one of `labels`. */
+  async function metric(baseUrl: string | undefined, name: string, labels: string): Promise<number> {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  }
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'ap-stack-'));
+    stack = await startStack(options());
+    api = new ApiClient(stack.gatewayUrl);
+    s3 = s3Client({ region: 'us-east-1', s3Endpoint: stack.s3Endpoint, credentials: LOCAL_CREDENTIALS });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    s3?.destroy();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  describe('foundation', () => {
+    it('issues a token, a presigned POST, takes the upload and announces it on the broker', async () => {
+      const t = await token('p-foundation');
+      const leaf = await photo('leaf.jpg');
+      const ticket = await api.requestUpload(t, 'image/jpeg', leaf.length);
+      expect(ticket.url).toBe(`${stack.gatewayUrl}/s3/avatars`);
+      const res = await postUpload(ticket, leaf, 'image/jpeg');
+      expect(res.status).toBe(204);
+
+      const key = uploadKey('p-foundation', ticket.uploadId);
+      const emitted = await eventually(
+        () =>
+          logs
+            .map((line) => JSON.parse(line) as Record<string, unknown>)
+            .find((l) => l['service'] === 's3-source' && l['subject'] === key && l['msg'] === 'event emitted'),
+        's3-source to emit the upload event',
+      );
+      expect(emitted['ceType']).toBe('com.amazonaws.s3.ObjectCreated:Post');
+      expect(await metric(stack.brokerUrl, 'broker_events_ingested_total', 'origin="http",outcome="routed"')).toBeGreaterThanOrEqual(1);
+    });
+
+    it('answers unknown routes and malformed JSON with JSON errors', async () => {
+      const unknown = await api.json<{ error: { code: string } }>('/no/such/route');
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error.code).toBe('not_found');
+
+      const t = await token('p-errors');
+      const malformed = await api.json<{ error: { code: string } }>('/v1/uploads', { method: 'POST', token: t, body: '{"contentType":' });
+      expect(malformed.status).toBe(400);
+      expect(malformed.body.error.code).toBe('invalid_json');
+      expect(malformed.headers.get('content-type')).toMatch(/^application\/json/);
+    });
+
+    it('refuses an upload that breaks its POST policy at the gateway', async () => {
+      const t = await token('p-policy');
+      const leaf = await photo('leaf.jpg');
+      const ticket = await api.requestUpload(t, 'image/jpeg', 1000);
+      const res = await postUpload(ticket, leaf, 'image/jpeg');
+      expect(res.status).toBe(400);
+      expect(await res.text()).toMatch(/EntityTooLarge/);
+      expect(await objectStatus(uploadKey('p-policy', ticket.uploadId))).toBe(404);
+    });
+
+    it('serves only derived avatars under /media', async () => {
+      expect((await fetch(`${stack.gatewayUrl}/media/avatars/nobody/none/64.webp`)).status).toBe(404);
+      // Uploads exist in the same bucket but are never public.
+      const t = await token('p-private');
+      const leaf = await photo('leaf.jpg');
+      const ticket = await api.requestUpload(t, 'image/jpeg', leaf.length);
+      await postUpload(ticket, leaf, 'image/jpeg');
+      const res = await fetch(`${stack.gatewayUrl}/media/${uploadKey('p-private', ticket.uploadId)}`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: { code: 'not_found', message: 'no such media' } });
+      expect((await fetch(`${stack.gatewayUrl}/media/avatars/..%2F${uploadKey('p-private', ticket.uploadId)}`)).status).toBe(404);
+    });
+
+    it('reports every service ready', async () => {
+      const res = await api.json<{ status: string; checks: Record<string, string> }>('/readyz');
+      expect(res.status).toBe(200);
+      expect(Object.keys(res.body.checks).sort()).toEqual(Object.keys(stack.services).sort());
+    });
+  });
+
+  describe.runIf(processing)('processing', () => {
+    let player: string;
+    let playerToken: string;
+    let readyUpload: UploadStatus;
+
+    it('turns a phone photo into public, metadata-free WebP avatars', async () => {
+      player = 'p-ready';
+      playerToken = await token(player);
+      const uploadId = await upload(player, playerToken, await photo('cups-exif-rotated.jpg'), 'image/jpeg');
+      readyUpload = await api.settled(playerToken, uploadId);
+      expect(readyUpload.status, JSON.stringify(readyUpload)).toBe('ready');
+
+      const profile = await api.json<{ avatar: { thumbnails: Record<string, string>; full: string } }>(`/v1/players/${player}/profile`, { token: playerToken });
+      expect(profile.status).toBe(200);
+      const { thumbnails, full } = profile.body.avatar;
+      expect(Object.keys(thumbnails).sort()).toEqual(['128', '256', '64']);
+      for (const [size, url] of Object.entries(thumbnails)) {
+        expect(url.startsWith(`${stack.gatewayUrl}/media/avatars/${player}/${uploadId}/`)).toBe(true);
+        const res = await fetch(url); // no credentials: a CDN URL
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toBe('image/webp');
+        expect(res.headers.get('cache-control')).toMatch(/max-age=\d+/);
+        const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+        expect(meta).toMatchObject({ format: 'webp', width: Number(size), height: Number(size) });
+        expect(meta.exif).toBeUndefined();
+
+        const etag = res.headers.get('etag');
+        expect(etag).toBeTruthy();
+        const again = await fetch(url, { headers: { 'if-none-match': etag! } });
+        expect(again.status).toBe(304);
+        expect(again.headers.get('etag')).toBe(etag);
+      }
+      // The original's pixels are 750x1200, shown turned by EXIF orientation 6 (1200x750):
+      // `full` is upright, within 1024 px, and clean.
+      const fullMeta = await sharp(Buffer.from(await (await fetch(full)).arrayBuffer())).metadata();
+      expect(fullMeta).toMatchObject({ format: 'webp', width: 1024, height: 640 });
+      expect(fullMeta.exif).toBeUndefined();
+    });
+
+    it('handles a duplicated S3 notification once', async () => {
+      expect(readyUpload?.status).toBe('ready');
+      const key = uploadKey(player, readyUpload.uploadId);
+      const notification = notifications.find((n) => JSON.stringify(n).includes(key));
+      expect(notification).toBeDefined();
+      const before = await api.json<{ updatedAt: string }>(`/v1/players/${player}/profile`, { token: playerToken });
+      const counts = () =>
+        Promise.all([
+          metric(stack.services['s3-source'], 's3source_events_emitted_total', 'input="webhook"'),
+          metric(stack.brokerUrl, 'broker_deliveries_total', 'trigger="moderate-uploads",outcome="delivered"'),
+          metric(stack.services.profile, 'profile_updates_total', 'outcome="current"'),
+        ]);
+      const [emitted, moderated, updates] = await counts();
+
+      // Redelivered as MinIO would: the same notification to s3-source's webhook.
+      const res = await fetch(`${stack.services['s3-source']}/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${WEBHOOK_TOKEN}` },
+        body: JSON.stringify(notification),
+      });
+      expect(res.status).toBe(200);
+      await stack.idle();
+
+      // It went through the pipeline again, and changed nothing.
+      expect(await counts()).toEqual([emitted + 1, moderated + 1, updates]);
+      const after = await api.json<{ updatedAt: string }>(`/v1/players/${player}/profile`, { token: playerToken });
+      expect(after.body.updatedAt).toBe(before.body.updatedAt);
+      expect(await api.status(playerToken, readyUpload.uploadId)).toEqual(readyUpload);
+    });
+
+    it.each([
+      ['a truncated JPEG', async () => truncated(await photo('leaf.jpg')), 'image/jpeg'],
+      ['a text file sent as image/jpeg', () => Promise.resolve(textFile), 'image/jpeg'],
+      ['a PNG decompression bomb', () => Promise.resolve(pngBomb(20_000)), 'image/png'],
+    ])('rejects %s and deletes it', async (_name, make, contentType) => {
+      const playerId = `p-hostile-${contentType.slice(6)}-${Math.random().toString(36).slice(2, 8)}`;
+      const t = await token(playerId);
+      const uploadId = await upload(playerId, t, await make(), contentType);
+      const result = await api.settled(t, uploadId);
+      expect(result.status, JSON.stringify(result)).toBe('rejected');
+      expect(result.reason?.code).toMatch(/^[a-z_]+$/);
+      expect(result.reason?.message).toBeTruthy();
+      expect(await objectStatus(uploadKey(playerId, uploadId))).toBe(404);
+    });
+
+    it('fails an upload whose processing keeps failing, through the dead-letter sink', async () => {
+      const playerId = 'p-dead-letter';
+      const t = await token(playerId);
+      // Issued but never uploaded: thumbnail cannot find the object the event claims was approved.
+      const ticket = await api.requestUpload(t, 'image/jpeg', 1000);
+      const approved = toBinary({
+        id: `${ticket.uploadId}.approved`,
+        source: '/avatar-pipeline/moderate',
+        type: EventType.approved,
+        subject: uploadKey(playerId, ticket.uploadId),
+        data: {
+          playerId,
+          uploadId: ticket.uploadId,
+          uploadedAt: new Date().toISOString(),
+          bucket: 'avatars',
+          key: uploadKey(playerId, ticket.uploadId),
+          eTag: '0123456789abcdef0123456789abcdef',
+          contentType: 'image/jpeg',
+          width: 640,
+          height: 480,
+          provider: 'test',
+          labels: [],
+        },
+      });
+      const res = await fetch(stack.brokerUrl, { method: 'POST', headers: approved.headers, body: approved.body });
+      expect(res.status).toBe(202);
+      const result = await api.settled(t, ticket.uploadId);
+      expect(result.status, JSON.stringify(result)).toBe('failed');
+      expect(result.reason?.code).toBe('processing_failed');
+      await stack.idle();
+      expect(await metric(stack.brokerUrl, 'broker_deliveries_total', 'trigger="thumbnail-approved",outcome="dead_lettered"')).toBe(1);
+    });
+  });
+
+  describe('restart', () => {
+    it('keeps objects, table and issuer key', async () => {
+      const playerId = 'p-restart';
+      const t = await token(playerId);
+      let uploadId: string | undefined;
+      if (processing) {
+        uploadId = await upload(playerId, t, await photo('leaf.jpg'), 'image/jpeg');
+        expect((await api.settled(t, uploadId)).status).toBe('ready');
+      }
+      const jwks = await (await fetch(`${stack.gatewayUrl}/.well-known/jwks.json`)).json();
+
+      await stack.stop();
+      stack = await startStack(options());
+      api = new ApiClient(stack.gatewayUrl);
+      s3.destroy();
+      s3 = s3Client({ region: 'us-east-1', s3Endpoint: stack.s3Endpoint, credentials: LOCAL_CREDENTIALS });
+
+      expect(await (await fetch(`${stack.gatewayUrl}/.well-known/jwks.json`)).json()).toEqual(jwks);
+      if (uploadId) {
+        // The gateway's port (part of the issuer) is new, so a new token; the data is the old one.
+        const fresh = await token(playerId);
+        const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: fresh });
+        expect(profile.status).toBe(200);
+        expect((await api.status(fresh, uploadId)).status).toBe('ready');
+        const thumbnail = profile.body.avatar.thumbnails['64']!;
+        expect(await objectStatus(thumbnail.slice(thumbnail.indexOf('/media/') + '/media/'.length))).toBe(200);
+      }
+    });
+  });
+
+  it('never logs a token', () => {
+    expect(tokens.length).toBeGreaterThan(3);
+    expect(logs.length).toBeGreaterThan(50);
+    const leaks = logs.filter((line) => tokens.some((t) => line.includes(t)) || line.includes(WEBHOOK_TOKEN));
+    expect(leaks).toEqual([]);
+    // Every line is JSON naming its service.
+    for (const line of logs) expect(typeof (JSON.parse(line) as { service?: unknown }).service).toBe('string');
+  });
+});
