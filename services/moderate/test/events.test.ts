@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadObjectCommand, PutObjectCommand, S3Client, type S3ServiceException } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { v7 as uuidv7 } from 'uuid';
@@ -10,6 +10,7 @@ import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
 import {
   createLogger,
   dynamoDocumentClient,
+  objectExists,
   EventType,
   loadConfig,
   s3Client,
@@ -68,15 +69,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     return { playerId, uploadId, key, event: objectCreated(key, put.ETag?.replace(/"/g, '')) };
   }
 
-  async function exists(key: string): Promise<boolean> {
-    try {
-      await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-      return true;
-    } catch (err) {
-      if ((err as S3ServiceException).$metadata?.httpStatusCode === 404) return false;
-      throw err;
-    }
-  }
+  const exists = (key: string) => objectExists(s3, BUCKET, key);
 
   it.each([
     ['leaf.jpg', 'image/jpeg', 960, 600],

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { toBinary, toCloudEvent, type ModerationLabel, type OutgoingEvent, type Service } from '@avatar-pipeline/kit';
+import type { ModerationLabel, OutgoingEvent, Service } from '@avatar-pipeline/kit';
+import { deliverEvent } from '@avatar-pipeline/kit/testing';
 import type { ModerationInput, ModerationProvider } from '../src/index.js';
 
 export const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
@@ -37,16 +38,4 @@ export function objectCreated(key: string, eTag: string | undefined, id = `req-$
 }
 
 /** Delivers an event as the broker does (binary mode) and parses the reply. */
-export async function deliver(service: Service, event: OutgoingEvent) {
-  const { headers, body } = toBinary(event);
-  const res = await service.app.request('/events', { method: 'POST', headers, body });
-  const text = await res.text();
-  const replyHeaders: Record<string, string> = {};
-  res.headers.forEach((value, name) => (replyHeaders[name] = value));
-  return {
-    status: res.status,
-    body: text,
-    reply: res.status === 200 ? toCloudEvent(replyHeaders, text) : undefined,
-    error: res.status >= 400 ? (JSON.parse(text) as { error: { code: string; message: string } }).error : undefined,
-  };
-}
+export const deliver = (service: Service, event: OutgoingEvent) => deliverEvent(service.app, event);

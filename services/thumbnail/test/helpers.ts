@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { EventType, loadConfig, toBinary, toCloudEvent, type ApprovedData } from '@avatar-pipeline/kit';
+import { EventType, loadConfig, type ApprovedData } from '@avatar-pipeline/kit';
+import { deliverEvent } from '@avatar-pipeline/kit/testing';
 import type { Service } from '@avatar-pipeline/kit';
 import { v7 as uuidv7 } from 'uuid';
 import { thumbnailEnv, type ThumbnailConfig } from '../src/index.js';
@@ -29,23 +30,14 @@ export function approvedData(playerId: string, eTag: string, overrides: Partial<
 }
 
 /** Delivers an approved event to the service as the broker would (binary mode). */
-export async function deliver(service: Service, data: ApprovedData) {
-  const { headers, body } = toBinary({
+export function deliver(service: Service, data: ApprovedData) {
+  return deliverEvent(service.app, {
     id: `${data.uploadId}.approved`,
     source: '/avatar-pipeline/moderate',
     type: EventType.approved,
     subject: data.key,
     data,
   });
-  const res = await service.app.request('/events', { method: 'POST', headers, body });
-  const text = await res.text();
-  const replyHeaders: Record<string, string> = {};
-  res.headers.forEach((value, name) => (replyHeaders[name] = value));
-  return {
-    status: res.status,
-    reply: res.status === 200 ? toCloudEvent(replyHeaders, text) : undefined,
-    error: res.status >= 400 ? (JSON.parse(text) as { error: { code: string; message: string } }).error : undefined,
-  };
 }
 
 /** The chunk ids of a WebP (RIFF) file: image data is VP8/VP8L/VP8X/ALPH; metadata would be EXIF, XMP or ICCP. */

@@ -5,13 +5,11 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
   PutObjectCommand,
   S3Client,
-  type S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { garbageAfter } from '@avatar-pipeline/imaging/hostile';
-import { createLogger, EventType, s3Client, type Service } from '@avatar-pipeline/kit';
+import { createLogger, EventType, objectExists, s3Client, type Service } from '@avatar-pipeline/kit';
 import { startS3Server, type S3Server } from '@avatar-pipeline/local';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
@@ -54,15 +52,7 @@ describe('thumbnail service with s3rver', () => {
     return { body: Buffer.from(await res.Body!.transformToByteArray()), contentType: res.ContentType, cacheControl: res.CacheControl };
   }
 
-  async function exists(key: string): Promise<boolean> {
-    try {
-      await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-      return true;
-    } catch (err) {
-      if ((err as S3ServiceException).$metadata?.httpStatusCode === 404) return false;
-      throw err;
-    }
-  }
+  const exists = (key: string) => objectExists(s3, BUCKET, key);
 
   const avatarKeys = (playerId: string, uploadId: string) => ({
     '64': `avatars/${playerId}/${uploadId}/64.webp`,
