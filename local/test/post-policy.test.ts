@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, s3Client } from '@avatar-pipeline/kit';
+import { createLogger, objectExists, s3Client } from '@avatar-pipeline/kit';
 import { createPostPolicyGuard, startS3Server, type S3Server } from '../src/index.js';
 
 const BUCKET = 'avatars';
@@ -71,15 +71,7 @@ describe('POST policy guard in front of s3rver', () => {
 
   const post = (body: FormData, path = `/${BUCKET}`) => fetch(`${guardUrl}${path}`, { method: 'POST', body });
 
-  async function stored(key: string): Promise<boolean> {
-    try {
-      await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-      return true;
-    } catch (err) {
-      if ((err as Error).name === 'NotFound') return false;
-      throw err;
-    }
-  }
+  const stored = (key: string) => objectExists(client, BUCKET, key);
 
   async function expectRefused(res: Response, status: number, code: string, message?: RegExp) {
     const text = await res.text();

@@ -3,8 +3,8 @@
  * key under the caller's own player id, the exact content type and the largest size, so the
  * client can choose none of them, and every upload is recorded as pending before it is issued.
  */
-import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { Counter } from 'prom-client';
 import { v7 as uuidv7 } from 'uuid';
@@ -14,9 +14,11 @@ import {
   RateLimiter,
   UploadStore,
   bearerAuth,
+  bucketReadiness,
   createService,
   jsonBody,
   systemClock,
+  tableReadiness,
   uploadKey,
   type AuthOptions,
   type Clock,
@@ -65,6 +67,12 @@ const uploadRequestSchema = z.strictObject({
     .positive('contentLength must be at least 1 byte'),
 });
 
+/** A dependency failed: logged with its cause, answered as a retryable 503 without details. */
+function unavailable(log: Logger, err: unknown, what: string): HttpError {
+  log.error({ err }, what);
+  return new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
+}
+
 function isAllowedType(type: string): type is AllowedContentType {
   return (allowedContentTypes as readonly string[]).includes(type);
 }
@@ -84,11 +92,7 @@ export function createPresignService(deps: PresignDependencies): Service {
     name: 'presign',
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
-    readiness: {
-      // A read of a key that never exists: proves the table and credentials work, costs nothing.
-      table: () => doc.send(new GetCommand({ TableName: settings.table, Key: { pk: 'READINESS', sk: 'READINESS' } })),
-      bucket: () => s3.send(new HeadBucketCommand({ Bucket: settings.bucket })),
-    },
+    readiness: { table: tableReadiness(doc, settings.table), bucket: bucketReadiness(s3, settings.bucket) },
   });
   const { registry } = service.metrics;
   const issued = new Counter({
@@ -127,25 +131,29 @@ export function createPresignService(deps: PresignDependencies): Service {
         log.info({ retryAfter: err.headers['Retry-After'] }, 'upload rate limited');
         throw err;
       }
-      log.error({ err }, 'rate limit check failed');
-      throw new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
+      throw unavailable(log, err, 'rate limit check failed');
     }
 
     const uploadId = uuidv7();
     const key = uploadKey(playerId, uploadId);
-    // Signing is local computation: nothing is issued until the pending record exists.
-    const post = await createPresignedPost(s3, {
-      Bucket: settings.bucket,
-      Key: key,
-      Expires: settings.expiresSeconds,
-      Conditions: [{ key }, ['eq', '$Content-Type', contentType], ['content-length-range', 1, contentLength]],
-      Fields: { key, 'Content-Type': contentType },
-    });
+    // Signing is local computation (plus fetching credentials): nothing is issued until the
+    // pending record exists, so a failed write leaves no ticket behind.
+    let post: Awaited<ReturnType<typeof createPresignedPost>>;
+    try {
+      post = await createPresignedPost(s3, {
+        Bucket: settings.bucket,
+        Key: key,
+        Expires: settings.expiresSeconds,
+        Conditions: [{ key }, ['eq', '$Content-Type', contentType], ['content-length-range', 1, contentLength]],
+        Fields: { key, 'Content-Type': contentType },
+      });
+    } catch (err) {
+      throw unavailable(log, err, 'signing the upload failed');
+    }
     try {
       await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength });
     } catch (err) {
-      log.error({ err, uploadId }, 'recording the pending upload failed; nothing issued');
-      throw new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
+      throw unavailable(log.child({ uploadId }), err, 'recording the pending upload failed; nothing issued');
     }
 
     issued.inc({ content_type: contentType });

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +56,19 @@ describe('presign when things go wrong', () => {
     const table = mockClient(doc);
     table.on(UpdateCommand).rejects(new Error('connection refused'));
     const service = presign(backends, keys, { doc });
+
+    const res = await requestUpload(service.app, await keys.token('player-1'), body);
+    expect(res.status).toBe(503);
+    expect(table.commandCalls(PutCommand)).toHaveLength(0);
+    expect(await issued(service)).toBe(0);
+  });
+
+  it('answers 503 and records nothing when the upload cannot be signed', async () => {
+    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
+    const table = mockClient(doc);
+    table.on(UpdateCommand).resolves({ Attributes: { count: 1 } });
+    const s3 = new S3Client({ region: 'us-east-1', credentials: () => Promise.reject(new Error('no credentials')) });
+    const service = presign(backends, keys, { doc, s3 });
 
     const res = await requestUpload(service.app, await keys.token('player-1'), body);
     expect(res.status).toBe(503);

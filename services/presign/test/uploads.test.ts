@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UploadStore, uploadIdSchema, type Service } from '@avatar-pipeline/kit';
+import { UploadStore, objectExists, uploadIdSchema, type Service } from '@avatar-pipeline/kit';
 import { BUCKET, TABLE, createKeys, presign, requestUpload, startBackends, uploadForm, type Backends, type Keys } from './support.js';
 
 interface Ticket {
@@ -35,15 +35,7 @@ describe('POST /v1/uploads', () => {
     return (await res.json()) as Ticket;
   }
 
-  async function stored(key: string): Promise<boolean> {
-    try {
-      await backends.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-      return true;
-    } catch (err) {
-      if ((err as Error).name === 'NotFound') return false;
-      throw err;
-    }
-  }
+  const stored = (key: string) => objectExists(backends.s3, BUCKET, key);
 
   async function issuedCount(contentType: string): Promise<number> {
     const metric = await service.metrics.registry.getSingleMetric('presign_uploads_issued_total')?.get();
