@@ -147,7 +147,13 @@ export function eventEndpoint(service: Service, routes: readonly EventRoute<any>
     // Label values stay bounded: only routed pipeline types are named.
     const typeLabel = route ? eventTypeLabel(ce.type) : 'other';
     const traceparent = traceOf(ce, c);
-    const log = c.get('log').child({ ceId: ce.id, ceType: ce.type, ceSource: ce.source, ...(traceparent ? { traceparent } : {}) });
+    // The request logger already names the binary-mode id and the traceparent header.
+    const log = c.get('log').child({
+      ...(c.req.header('ce-id') === ce.id ? {} : { ceId: ce.id }),
+      ceType: ce.type,
+      ceSource: ce.source,
+      ...(traceparent && traceparent !== c.req.header('traceparent') ? { traceparent } : {}),
+    });
     if (!route) {
       eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
       log.warn('no route for event type');
