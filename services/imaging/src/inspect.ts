@@ -52,7 +52,15 @@ export function openImage(buf: Buffer, limits: ImageLimits = defaultLimits): Sha
  * passes, as decoders stop at the image's end: the original bytes are never served, and every
  * derived avatar is re-encoded, so the payload never reaches a browser.
  */
-export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLimits): Promise<InspectResult> {
+export interface InspectOptions {
+  /**
+   * Decode every pixel (default). A caller that decodes the whole image right after, with
+   * `openImage` and the same limits, can skip it: its own decode fails the same way.
+   */
+  fullDecode?: boolean;
+}
+
+export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLimits, options: InspectOptions = {}): Promise<InspectResult> {
   if (buf.length === 0) return problem('empty', 'the file is empty');
   if (buf.length > limits.maxBytes) return problem('too_large', `the file is ${buf.length} bytes; the limit is ${limits.maxBytes}`);
 
@@ -86,10 +94,12 @@ export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLim
   }
 
   // Full decode, streamed through a statistics sink so no output image is held in memory.
-  try {
-    await openImage(buf, limits).stats();
-  } catch (err) {
-    return problem('corrupt', `the image data is damaged (${firstLine(err)})`);
+  if (options.fullDecode ?? true) {
+    try {
+      await openImage(buf, limits).stats();
+    } catch (err) {
+      return problem('corrupt', `the image data is damaged (${firstLine(err)})`);
+    }
   }
 
   return {

@@ -109,6 +109,15 @@ describe('inspectImage on hostile input', () => {
     expect(await codeOf(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 1, 2, 3]))).toBe('corrupt');
   });
 
+  it('skips the pixel decode only when asked, keeping every header check', async () => {
+    const leaf = await photo('leaf.jpg');
+    const damaged = garbageAfter(leaf);
+    expect(await inspectImage(damaged, defaultLimits, { fullDecode: false })).toMatchObject({ ok: true, format: 'jpeg' });
+    expect((await inspectImage(damaged, defaultLimits, { fullDecode: true })).ok).toBe(false);
+    const bomb = await inspectImage(await pngBomb(), defaultLimits, { fullDecode: false });
+    expect(bomb.ok ? 'ok' : bomb.problem.code).toBe('too_many_pixels');
+  });
+
   it('accepts a polyglot whose image part decodes cleanly (the payload never reaches a viewer)', async () => {
     const result = await inspectImage(polyglot(await photo('leaf.jpg')));
     expect(result).toMatchObject({ ok: true, format: 'jpeg', width: 960, height: 600 });

@@ -97,7 +97,9 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
   async function render(upload: Buffer): Promise<Rendition[]> {
     const end = metrics.duration.startTimer();
     try {
-      const image = await inspectImage(upload, renderOptions.limits);
+      // Header checks only: renderAvatar decodes every pixel with the same safe options, and a
+      // damaged image fails there (moderate has already fully decoded these exact bytes).
+      const image = await inspectImage(upload, renderOptions.limits, { fullDecode: false });
       if (!image.ok) throw new PermanentEventError(image.problem.code, image.problem.message);
       return await renderAvatar(upload, image, renderOptions).catch((err: Error) => {
         // The same bytes fail the same way every time: retrying cannot help.

@@ -177,7 +177,7 @@ describe('thumbnail service with s3rver', () => {
     const data = await upload('player-6', garbageAfter(await photo('leaf.jpg')));
     const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
-    expect(error?.code).toBe('corrupt');
+    expect(error?.code).toBe('undecodable');
     expect(await exists(avatarKeys('player-6', data.uploadId)['64'])).toBe(false);
   });
 
