@@ -4,3 +4,4 @@ export * from './s3.js';
 export * from './post-policy.js';
 export * from './broker.js';
 export * from './stack.js';
+export * from './web-push-testing.js';

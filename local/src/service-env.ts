@@ -34,7 +34,12 @@ export interface ServiceEnvOptions {
   shutdownGraceSeconds: number;
   /** The secret s3-source requires on its webhook. */
   webhookToken: string;
+  /** The VAPID key pair (the stack creates it before push and subscribe start). */
+  vapidFile: string;
 }
+
+/** VAPID `sub` for local runs: push services want a contact that is not localhost. */
+const LOCAL_VAPID_SUBJECT = 'mailto:avatar-pipeline@example.com';
 
 export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Record<string, string | undefined> {
   const { addresses } = options;
@@ -58,5 +63,8 @@ export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Recor
     S3_PUBLIC_URL: `${addresses.gatewayUrl}/s3`,
     K_SINK: sinkBound.has(name) ? addresses.brokerUrl : undefined,
     WEBHOOK_AUTH_TOKEN: name === 's3-source' ? options.webhookToken : undefined,
+    VAPID_STORE: 'file',
+    VAPID_FILE: options.vapidFile,
+    VAPID_SUBJECT: options.inherited['VAPID_SUBJECT'] ?? LOCAL_VAPID_SUBJECT,
   };
 }

@@ -12,6 +12,7 @@ import { createLogger, s3Client, serviceNames, triggers, type Logger, type Servi
 import { createBroker } from './broker.js';
 import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
+import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/vapid';
 import { createDevIssuer } from './issuer.js';
 import { listen, type FetchHandler } from './listen.js';
 import { mediaHandler } from './media.js';
@@ -206,7 +207,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       // Half the stack's grace: a service drains, then exits well before it would be killed.
       shutdownGraceSeconds: Math.max(1, Math.floor(stopGraceMs / 2000)),
       webhookToken,
+      vapidFile: join(options.dataDir, 'vapid.json'),
     };
+
+    // The cluster's vapid-init Job, locally: create the pair once, before push and subscribe read it.
+    if (names.some((name) => name === 'push' || name === 'subscribe')) {
+      const vapid = await initVapidKeys(new FileVapidStore(envOptions.vapidFile));
+      if (vapid.created) logger.info({ file: envOptions.vapidFile }, 'created the VAPID key pair');
+    }
 
     const supervision = { logger, sink: options.sink ?? stdoutSink, readyTimeoutMs: options.readyTimeoutMs ?? 60_000, stopGraceMs };
     const guard = join(root, 'local', 'dist', 'child-guard.js');

@@ -14,6 +14,7 @@ import { EventType, s3Client, toBinary, uploadKey } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
 import type { S3Notification } from '../src/notifications.js';
+import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const photo = (name: string) => readFile(join(repoRoot, 'fixtures', 'photos', name));
@@ -25,6 +26,8 @@ describe('local stack', () => {
   let stack: Stack;
   let api: ApiClient;
   let s3: S3Client;
+  /** The push service emulator every notification of this file goes to. */
+  let pushService: WebPushTesting;
   /** Every JSON log line of the stack and its services. */
   const logs: string[] = [];
   const notifications: S3Notification[] = [];
@@ -40,6 +43,8 @@ describe('local stack', () => {
     stopGraceMs: 5000,
     webhookToken: WEBHOOK_TOKEN,
     onS3Event: (n) => notifications.push(n),
+    // Local testing only: the emulator's endpoints are http://localhost:<port>.
+    env: { ...process.env, PUSH_ALLOW_HTTP: 'true', PUSH_ALLOWED_HOSTS: pushService.host },
   });
 
   async function token(playerId: string): Promise<string> {
@@ -75,12 +80,14 @@ describe('local stack', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'ap-stack-'));
+    pushService = await startWebPushTesting();
     stack = await startStack(options());
     api = new ApiClient(stack.gatewayUrl);
     s3 = s3Client({ region: 'us-east-1', s3Endpoint: stack.s3Endpoint, credentials: LOCAL_CREDENTIALS });
   });
   afterAll(async () => {
     await stack?.stop();
+    await pushService?.close();
     s3?.destroy();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
@@ -263,6 +270,75 @@ describe('local stack', () => {
       expect(result.reason?.code).toBe('processing_failed');
       await stack.idle();
       expect(await metric(stack.brokerUrl, 'broker_deliveries_total', 'trigger="thumbnail-approved",outcome="dead_lettered"')).toBe(1);
+    });
+  });
+
+  const pushing = processing && ['subscribe', 'push'].every((name) => builtServices(repoRoot).includes(name as never));
+
+  describe.runIf(pushing)('web push', () => {
+    interface Notification {
+      type: string;
+      uploadId: string;
+      status: string;
+      title: string;
+      body: string;
+      icon?: string;
+      avatar?: { thumbnails: Record<string, string> };
+      reason?: { code: string };
+    }
+    const received = async (clientHash: string) =>
+      (await pushService.notifications(clientHash)).map((text) => JSON.parse(text) as Notification);
+
+    async function device(t: string): Promise<string> {
+      const key = await api.json<{ publicKey: string }>('/v1/push/vapid-public-key');
+      expect(key.status).toBe(200);
+      const { subscription, clientHash } = await pushService.subscribe(key.body.publicKey);
+      const res = await api.json('/v1/push/subscriptions', { method: 'POST', token: t, body: JSON.stringify(subscription) });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      return clientHash;
+    }
+
+    it('tells every device of the player the outcome, once, and prunes expired subscriptions', async () => {
+      const playerId = 'p-push';
+      const t = await token(playerId);
+      const [phone, laptop] = [await device(t), await device(t)];
+
+      const uploadId = await upload(playerId, t, await photo('leaf.jpg'), 'image/jpeg');
+      const ready = await api.settled(t, uploadId);
+      expect(ready.status).toBe('ready');
+      for (const clientHash of [phone, laptop]) {
+        const [note, ...more] = await eventually(async () => {
+          const list = await received(clientHash);
+          return list.length > 0 ? list : undefined;
+        }, 'the ready notification to arrive, decrypted');
+        expect(more).toEqual([]);
+        expect(note).toMatchObject({ type: 'avatar.ready', uploadId, status: 'ready', icon: ready.avatar?.thumbnails['128'] });
+        expect(note?.title).toBeTruthy();
+      }
+
+      // The broker redelivers the same ready event: nobody is told twice.
+      const again = toBinary({
+        id: `${uploadId}.ready`,
+        source: '/avatar-pipeline/profile',
+        type: EventType.ready,
+        subject: uploadKey(playerId, uploadId),
+        data: { playerId, uploadId, uploadedAt: new Date().toISOString(), avatar: ready.avatar },
+      });
+      expect((await fetch(stack.brokerUrl, { method: 'POST', headers: again.headers, body: again.body })).status).toBe(202);
+      await stack.idle();
+      expect(await received(phone)).toHaveLength(1);
+      expect(await received(laptop)).toHaveLength(1);
+
+      // The laptop's subscription expires at the push service: the next outcome prunes it.
+      await pushService.expire(laptop);
+      const pruned = () => metric(stack.services.push, 'push_subscriptions_pruned_total', 'reason="gone"');
+      const prunedBefore = await pruned();
+      const rejectedId = await upload(playerId, t, textFile, 'image/jpeg');
+      expect((await api.settled(t, rejectedId)).status).toBe('rejected');
+      const note = await eventually(async () => (await received(phone)).find((n) => n.uploadId === rejectedId), 'the rejection to reach the phone');
+      expect(note).toMatchObject({ type: 'avatar.rejected', status: 'rejected', reason: { code: 'unsupported_format' } });
+      await stack.idle();
+      await eventually(async () => ((await pruned()) === prunedBefore + 1 ? true : undefined), 'the expired subscription to be pruned');
     });
   });
 

@@ -1,0 +1,90 @@
+/**
+ * The push service: tells every device of a player how an upload ended (POST /events with
+ * `avatarpipeline.avatar.ready`, `.rejected` or `.failed`) over standard Web Push.
+ */
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Dispatcher } from 'undici';
+import {
+  SubscriptionStore,
+  createService,
+  eventEndpoint,
+  pushEndpointPolicy,
+  systemClock,
+  tableReadiness,
+  type Clock,
+  type Logger,
+  type Service,
+} from '@avatar-pipeline/kit';
+import { loadVapidKeys, type VapidKeyStore } from '@avatar-pipeline/vapid';
+import { DeliveryClaims } from './claims.js';
+import type { PushConfig } from './config.js';
+import { pushMetrics } from './metrics.js';
+import { notificationRoutes } from './notify.js';
+import { PushSender } from './sender.js';
+import { playerTopics } from './topic.js';
+import { VapidSigner } from './vapid-jwt.js';
+
+export type PushServiceConfig = Pick<
+  PushConfig,
+  'TABLE_NAME' | 'VAPID_SUBJECT' | 'PUSH_TTL_SECONDS' | 'PUSH_ALLOWED_HOSTS' | 'PUSH_ALLOW_HTTP' | 'PUSH_HOST_CONCURRENCY' | 'PUSH_MAX_ATTEMPTS' | 'PUSH_TIMEOUT_MS'
+>;
+
+export interface PushDeps {
+  config: PushServiceConfig;
+  doc: DynamoDBDocumentClient;
+  /** Where the VAPID key pair is read at start-up. */
+  vapidStore: VapidKeyStore;
+  /** The HTTP client for push services (see `createPushAgent`). */
+  dispatcher: Dispatcher;
+  logger: Logger;
+  clock?: Clock;
+  /** Backoff and Retry-After waits (tests observe them instead of sleeping). */
+  sleep?: (ms: number) => Promise<unknown>;
+}
+
+/** Each attempt gets an equal share of the event's budget, so one hung request leaves room for a retry. */
+export function attemptTimeoutMs(config: Pick<PushConfig, 'PUSH_TIMEOUT_MS' | 'PUSH_MAX_ATTEMPTS'>): number {
+  return Math.ceil(config.PUSH_TIMEOUT_MS / config.PUSH_MAX_ATTEMPTS);
+}
+
+/** A claim's lease outlasts the event's whole budget, so it never expires under a live delivery. */
+const LEASE_MARGIN_MS = 10_000;
+
+/**
+ * Loads the VAPID key pair first: a pair whose public key is not the private key's (or no pair)
+ * rejects, and the service does not start, since every push would carry a key browsers never saw.
+ */
+export async function createPushService(deps: PushDeps): Promise<Service> {
+  const { config, doc } = deps;
+  const clock = deps.clock ?? systemClock;
+  const keys = await loadVapidKeys(deps.vapidStore);
+
+  const service = createService({ name: 'push', logger: deps.logger, readiness: { dynamodb: tableReadiness(doc, config.TABLE_NAME) } });
+  const metrics = pushMetrics(service.metrics.registry);
+  const now = () => clock().getTime();
+  const vapid = new VapidSigner({ keys, subject: config.VAPID_SUBJECT, clock, onSign: () => metrics.signatures.inc() });
+  const sender = new PushSender({
+    dispatcher: deps.dispatcher,
+    vapid,
+    hostConcurrency: config.PUSH_HOST_CONCURRENCY,
+    maxAttempts: config.PUSH_MAX_ATTEMPTS,
+    attemptTimeoutMs: attemptTimeoutMs(config),
+    metrics,
+    now,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+
+  const routes = notificationRoutes({
+    subscriptions: new SubscriptionStore(doc, config.TABLE_NAME, clock),
+    claims: new DeliveryClaims(doc, config.TABLE_NAME, config.PUSH_TIMEOUT_MS + LEASE_MARGIN_MS, clock),
+    sender,
+    policy: pushEndpointPolicy(config),
+    metrics,
+    topicFor: playerTopics(keys.privateKey),
+    ttlSeconds: config.PUSH_TTL_SECONDS,
+    timeoutMs: config.PUSH_TIMEOUT_MS,
+    now,
+  });
+  service.app.post('/events', eventEndpoint(service, routes));
+  return service;
+}

@@ -1,0 +1,26 @@
+/** Entry point: configuration, real clients, run. Refuses to start without a valid VAPID key pair. */
+import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { createVapidStore } from '@avatar-pipeline/vapid';
+import { attemptTimeoutMs, createPushService } from './app.js';
+import { pushEnv } from './config.js';
+import { createPushAgent } from './sender.js';
+
+main(async () => {
+  const config = loadConfig(pushEnv);
+  const logger = createLogger('push', config.LOG_LEVEL);
+  const doc = dynamoDocumentClient(awsOptions(config));
+  const dispatcher = createPushAgent({
+    allowHttp: config.PUSH_ALLOW_HTTP,
+    connections: config.PUSH_HOST_CONCURRENCY,
+    attemptTimeoutMs: attemptTimeoutMs(config),
+  });
+  const service = await createPushService({ config, doc, vapidStore: createVapidStore(config), dispatcher, logger });
+  await runService(service, {
+    port: config.PORT,
+    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    onClose: async () => {
+      await dispatcher.close();
+      doc.destroy();
+    },
+  });
+});

@@ -1,0 +1,96 @@
+/** A redelivered event notifies each device once; a claim left by a crashed delivery is retaken after its lease. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeliveryClaims } from '../src/index.js';
+import {
+  TABLE,
+  deliver,
+  deviceKeys,
+  metricValue,
+  newPlayerId,
+  newUploadId,
+  pushService,
+  readyEvent,
+  rejectedEvent,
+  startFakePushService,
+  startStack,
+  testClock,
+  type FakePushService,
+  type PushUnderTest,
+  type Stack,
+} from './harness.js';
+
+describe('idempotent notifications', () => {
+  let stack: Stack;
+  let fake: FakePushService;
+  let push: PushUnderTest;
+  const clock = testClock();
+
+  beforeAll(async () => {
+    stack = await startStack();
+    fake = await startFakePushService();
+    push = await pushService(stack, { allowedHosts: fake.host, clock: clock.fn });
+  });
+  afterAll(async () => {
+    await push?.close();
+    await fake?.close();
+    await stack?.close();
+  });
+
+  async function device(playerId: string, name: string) {
+    await stack.subscriptions.upsert(playerId, { endpoint: fake.endpoint(name), expirationTime: null, keys: deviceKeys() }, { maxDevices: 10 });
+  }
+
+  it('notifies once when the same event arrives twice', async () => {
+    const playerId = newPlayerId();
+    await device(playerId, `${playerId}-a`);
+    await device(playerId, `${playerId}-b`);
+    const event = readyEvent(playerId, newUploadId());
+
+    expect((await deliver(push.service, event)).status).toBe(202);
+    expect((await deliver(push.service, event)).status).toBe(202);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+    expect(fake.to(`${playerId}-b`)).toHaveLength(1);
+    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'skipped_duplicate' })).toBe(2);
+  });
+
+  it('notifies once when two copies arrive at the same time', async () => {
+    const playerId = newPlayerId();
+    await device(playerId, `${playerId}-a`);
+    const event = readyEvent(playerId, newUploadId());
+
+    const answers = await Promise.all([deliver(push.service, event), deliver(push.service, event)]);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+    // The copy that found the claim busy asks for a redelivery, which then finds it done.
+    for (const res of answers) expect([202, 500]).toContain(res.status);
+    expect((await deliver(push.service, event)).status).toBe(202);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+  });
+
+  it('treats different outcomes of one upload as different notifications', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await device(playerId, `${playerId}-a`);
+    await deliver(push.service, readyEvent(playerId, uploadId));
+    await deliver(push.service, rejectedEvent(playerId, uploadId));
+    expect(fake.to(`${playerId}-a`)).toHaveLength(2);
+  });
+
+  it('sends after the lease of a claim left by a crashed delivery runs out', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await device(playerId, `${playerId}-a`);
+    const [subscription] = await stack.subscriptions.list(playerId);
+    // A delivery that claimed the device and died before sending.
+    const crashed = new DeliveryClaims(stack.doc, TABLE, 30_000, clock.fn);
+    expect((await crashed.claim(`${uploadId}.ready`, subscription!.hash)).kind).toBe('claimed');
+
+    const held = await deliver(push.service, readyEvent(playerId, uploadId));
+    expect(held.status).toBe(500);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(0);
+    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'deferred' })).toBeGreaterThanOrEqual(1);
+
+    clock.advance(30_001);
+    expect((await deliver(push.service, readyEvent(playerId, uploadId))).status).toBe(202);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+  });
+});

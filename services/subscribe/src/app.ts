@@ -1,0 +1,138 @@
+/**
+ * Subscribe: stores players' Web Push subscriptions and serves the VAPID public key browsers
+ * subscribe with. A player only ever adds or removes subscriptions under their own id (from the
+ * token); endpoints are checked against the push endpoint policy so that push never calls a URL
+ * a client chose freely.
+ */
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Context, Next } from 'hono';
+import {
+  EndpointInUseError,
+  HttpError,
+  RateLimiter,
+  SubscriptionStore,
+  bearerAuth,
+  createService,
+  jsonBody,
+  systemClock,
+  tableReadiness,
+  type AppEnv,
+  type AuthOptions,
+  type Clock,
+  type Logger,
+  type Metrics,
+  type PushEndpointPolicy,
+  type Service,
+} from '@avatar-pipeline/kit';
+import { subscriptionCounter } from './metrics.js';
+import { normaliseEndpoint, parseSubscription, subscriptionBodySchema, unsubscribeBodySchema } from './subscription.js';
+
+export interface SubscribeSettings {
+  table: string;
+  policy: PushEndpointPolicy;
+  maxDevices: number;
+  rateLimit: { subscriptions: number; windowSeconds: number };
+}
+
+export interface SubscribeDeps {
+  logger: Logger;
+  doc: DynamoDBDocumentClient;
+  auth: AuthOptions;
+  /** The VAPID public key (base64url), read and checked against its private key at start-up. */
+  vapidPublicKey: string;
+  settings: SubscribeSettings;
+  clock?: Clock;
+  metrics?: Metrics;
+}
+
+export interface SubscriptionReceipt {
+  /** The subscription's id: base64url SHA-256 of the endpoint. */
+  endpointHash: string;
+  expirationTime: number | null;
+}
+
+function unavailable(log: Logger, err: unknown, what: string): HttpError {
+  log.error({ err }, what);
+  return new HttpError(503, 'unavailable', 'subscriptions are unavailable right now; try again shortly', { 'Retry-After': '5' });
+}
+
+export function createSubscribeService(deps: SubscribeDeps): Service {
+  const { doc, settings } = deps;
+  const clock = deps.clock ?? systemClock;
+  const service = createService({
+    name: 'subscribe',
+    logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    readiness: { table: tableReadiness(doc, settings.table) },
+  });
+  const outcomes = subscriptionCounter(service.metrics.registry);
+  const store = new SubscriptionStore(doc, settings.table, clock);
+  const limiter = new RateLimiter(doc, settings.table, {
+    scope: 'subscriptions',
+    limit: settings.rateLimit.subscriptions,
+    windowSeconds: settings.rateLimit.windowSeconds,
+    clock,
+    registry: service.metrics.registry,
+  });
+  const auth = bearerAuth(deps.auth);
+
+  const rateLimit = async (c: Context<AppEnv>, next: Next) => {
+    try {
+      await limiter.enforce(c.get('playerId'));
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw unavailable(c.get('log'), err, 'rate limit check failed');
+    }
+    await next();
+  };
+
+  /** Counts refused requests (validation, conflicts) by their error code: a bounded set. */
+  const countRejections = async (c: Context<AppEnv>, next: Next) => {
+    await next();
+    if (c.error instanceof HttpError && c.error.status < 500) outcomes.inc({ op: 'rejected', code: c.error.code });
+  };
+
+  service.app.get('/v1/push/vapid-public-key', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json({ publicKey: deps.vapidPublicKey });
+  });
+
+  service.app.post('/v1/push/subscriptions', auth, rateLimit, countRejections, jsonBody(subscriptionBodySchema), async (c) => {
+    const playerId = c.get('playerId');
+    const subscription = parseSubscription(c.get('body'), settings.policy, clock());
+    const log = c.get('log').child({ playerId });
+    let result;
+    try {
+      result = await store.upsert(playerId, subscription, { maxDevices: settings.maxDevices });
+    } catch (err) {
+      if (err instanceof EndpointInUseError) {
+        log.warn('endpoint held by another player under other keys');
+        throw new HttpError(409, 'endpoint_in_use', 'this endpoint is registered with different keys; subscribe again in the browser to get a new endpoint');
+      }
+      throw unavailable(log, err, 'storing the subscription failed');
+    }
+    const { status, subscription: stored, evicted, movedFrom } = result;
+    outcomes.inc({ op: status });
+    log.info({ endpointHash: stored.hash, status, evicted, ...(movedFrom ? { movedFrom } : {}) }, 'subscription stored');
+    c.header('Cache-Control', 'no-store');
+    const receipt: SubscriptionReceipt = { endpointHash: stored.hash, expirationTime: stored.expirationTime };
+    return c.json(receipt, status === 'created' ? 201 : 200);
+  });
+
+  service.app.delete('/v1/push/subscriptions', auth, rateLimit, countRejections, jsonBody(unsubscribeBodySchema), async (c) => {
+    const playerId = c.get('playerId');
+    const log = c.get('log').child({ playerId });
+    let existed: boolean;
+    try {
+      // Only ever the caller's own item: another player's endpoint is simply not found.
+      existed = await store.remove(playerId, normaliseEndpoint(c.get('body').endpoint));
+    } catch (err) {
+      throw unavailable(log, err, 'removing the subscription failed');
+    }
+    if (existed) outcomes.inc({ op: 'deleted' });
+    log.info({ existed }, 'subscription removed');
+    return c.body(null, 204);
+  });
+
+  return service;
+}

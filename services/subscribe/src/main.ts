@@ -1,0 +1,48 @@
+/** Process entry: configuration, the VAPID public key (checked against its private key), then serve until SIGTERM. */
+import {
+  authEnv,
+  awsEnv,
+  awsOptions,
+  commonEnv,
+  createLogger,
+  dynamoDocumentClient,
+  loadConfig,
+  main,
+  pushEndpointEnv,
+  pushEndpointPolicy,
+  remoteJwks,
+  runService,
+  tableEnv,
+} from '@avatar-pipeline/kit';
+import { createVapidStore, loadVapidKeys, vapidEnv } from '@avatar-pipeline/vapid';
+import { createSubscribeService } from './app.js';
+import { subscribeEnv } from './config.js';
+
+main(async () => {
+  const config = loadConfig({ ...commonEnv, ...awsEnv, ...tableEnv, ...authEnv, ...vapidEnv, ...pushEndpointEnv, ...subscribeEnv });
+  const logger = createLogger('subscribe', config.LOG_LEVEL);
+  // Refuses to start without a pair or with a mismatched one: browsers must subscribe with the key push signs for.
+  const vapidStore = createVapidStore(config);
+  const { publicKey } = await loadVapidKeys(vapidStore);
+  logger.info({ store: vapidStore.describe(), publicKey }, 'VAPID public key loaded');
+  const doc = dynamoDocumentClient(awsOptions(config));
+  const service = createSubscribeService({
+    logger,
+    doc,
+    vapidPublicKey: publicKey,
+    auth: {
+      keys: remoteJwks(config.JWT_JWKS_URL),
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      algorithms: config.JWT_ALGORITHMS,
+      playerClaim: config.JWT_PLAYER_CLAIM,
+    },
+    settings: {
+      table: config.TABLE_NAME,
+      policy: pushEndpointPolicy(config),
+      maxDevices: config.PUSH_MAX_DEVICES,
+      rateLimit: { subscriptions: config.RATE_LIMIT_SUBSCRIPTIONS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },
+    },
+  });
+  await runService(service, { port: config.PORT, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000, onClose: () => doc.destroy() });
+});
