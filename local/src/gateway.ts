@@ -3,7 +3,7 @@
  * CDN stand-in (`/media`) and the S3 endpoint browsers post uploads to (`/s3`, through the POST
  * policy guard). It plays the part of the ingress, the CDN and the S3 endpoint in the cluster.
  */
-import type { Context, Handler } from 'hono';
+import type { Context, Handler, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { proxy } from 'hono/proxy';
 import { createService, errorBody, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
@@ -23,6 +23,8 @@ export interface GatewayOptions {
   storage: FetchTarget;
   /** Serves `/media/*`. */
   media: Handler<AppEnv>;
+  /** Serves the built game client at `/` (when it is built). */
+  web?: MiddlewareHandler<AppEnv> | undefined;
   /** Largest request body: an upload plus its form fields. */
   maxBodyBytes: number;
   readiness?: Readonly<Record<string, ReadinessCheck>>;
@@ -107,5 +109,6 @@ export function createGateway(options: GatewayOptions): Service {
   app.all('/.well-known/*', inProcess('dev-issuer', options.issuer));
   app.on(['GET', 'HEAD'], '/media/*', options.media);
   app.all('/s3/*', inProcess('storage', options.storage, '/s3'));
+  if (options.web) app.on(['GET', 'HEAD'], '*', options.web);
   return service;
 }

@@ -5,3 +5,4 @@ export * from './post-policy.js';
 export * from './broker.js';
 export * from './stack.js';
 export * from './web-push-testing.js';
+export * from './web-client.js';

@@ -9,6 +9,7 @@ function readyMessage(stack: Stack, dataDir: string): string {
   const names = Object.keys(stack.services).join(', ') || 'none built: run npx tsc -b';
   return [
     `avatar-pipeline ready on ${url} (services: ${names})`,
+    `  open ${url}/ for the game client (sign in with any player id), or use the API:`,
     `  data in ${dataDir} (objects, table, issuer key; stop and delete it to start afresh)`,
     `  get a token:   TOKEN=$(curl -s -X POST ${url}/dev/token -H 'content-type: application/json' -d '{"playerId":"player-1"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
     `  ask to upload: curl -s -X POST ${url}/v1/uploads -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"contentType":"image/jpeg","contentLength":68988}'`,

@@ -14,6 +14,7 @@ import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
 import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/vapid';
 import { createDevIssuer } from './issuer.js';
+import { webClient } from './web-client.js';
 import { listen, type FetchHandler } from './listen.js';
 import { mediaHandler } from './media.js';
 import { createNotificationForwarder, type S3Notification } from './notifications.js';
@@ -188,6 +189,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       issuer: issuer.service.app,
       storage: createPostPolicyGuard({ upstream: s3.endpoint, logger: loggerFor('post-policy') }),
       media: mediaHandler({ s3: mediaS3, bucket: LOCAL_BUCKET, mountPath: '/media/' }),
+      web: existsSync(join(root, 'web', 'dist', 'index.html')) ? webClient(join(root, 'web', 'dist')) : undefined,
       // An upload plus its form fields.
       maxBodyBytes: maxUploadBytes + 64 * 1024,
       readiness: Object.fromEntries(
