@@ -24,6 +24,23 @@ export function remoteJwks(url: string): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
 }
 
+/** Auth options from the shared JWT_* variables (see `authEnv`), with the JWKS fetched remotely. */
+export function authFromConfig(config: {
+  JWT_JWKS_URL: string;
+  JWT_ISSUER: string;
+  JWT_AUDIENCE: string;
+  JWT_ALGORITHMS: readonly string[];
+  JWT_PLAYER_CLAIM: string;
+}): AuthOptions {
+  return {
+    keys: remoteJwks(config.JWT_JWKS_URL),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    algorithms: config.JWT_ALGORITHMS,
+    playerClaim: config.JWT_PLAYER_CLAIM,
+  };
+}
+
 function unauthorized(description: string): HttpError {
   return new HttpError(401, 'unauthorized', description, {
     'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description.replace(/"/g, "'")}"`,

@@ -3,6 +3,7 @@
  * loaded by a service at run time).
  */
 import type { Hono } from 'hono';
+import type { Registry } from 'prom-client';
 import { toBinary, toCloudEvent, type OutgoingEvent } from './cloudevents.js';
 import type { AppEnv } from './service.js';
 
@@ -28,4 +29,14 @@ export async function deliverEvent(app: Hono<AppEnv>, event: OutgoingEvent, path
     reply: res.status === 200 ? toCloudEvent(replyHeaders, text) : undefined,
     error: res.status >= 400 ? (JSON.parse(text) as { error: { code: string; message: string } }).error : undefined,
   };
+}
+
+/** Sum of a metric's series (`series` picks e.g. a histogram's `_count`) whose labels include `labels`. */
+export async function metricValue(registry: Registry, metric: string, labels: Record<string, string> = {}, series = metric): Promise<number> {
+  const found = registry.getSingleMetric(metric);
+  if (!found) return 0;
+  const { values } = await found.get();
+  return values
+    .filter((v) => ((v as { metricName?: string }).metricName ?? metric) === series && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l))
+    .reduce((sum, v) => sum + v.value, 0);
 }

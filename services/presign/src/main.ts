@@ -9,7 +9,7 @@ import {
   dynamoDocumentClient,
   loadConfig,
   main,
-  remoteJwks,
+  authFromConfig,
   runService,
   s3Client,
   tableEnv,
@@ -27,13 +27,7 @@ main(async () => {
     logger,
     s3,
     doc,
-    auth: {
-      keys: remoteJwks(config.JWT_JWKS_URL),
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      algorithms: config.JWT_ALGORITHMS,
-      playerClaim: config.JWT_PLAYER_CLAIM,
-    },
+    auth: authFromConfig(config),
     settings: {
       bucket: config.BUCKET,
       table: config.TABLE_NAME,

@@ -20,6 +20,7 @@ import {
   type OutgoingEvent,
   type Service,
 } from '@avatar-pipeline/kit';
+import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { createDevIssuer, startDynamoServer, startS3Server, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
 import { createProfileService } from '../src/index.js';
 
@@ -171,12 +172,6 @@ export function readEvent(headers: Headers | IncomingHttpHeaders, body: string) 
   return { id: get('ce-id'), type: get('ce-type'), source: get('ce-source'), subject: get('ce-subject'), data: JSON.parse(body) as Record<string, any> };
 }
 
-/** Sum of a metric's series (`series` picks e.g. a histogram's `_count`) matching `labels`. */
-export async function metricValue(service: Service, metric: string, labels: Record<string, string> = {}, series = metric): Promise<number> {
-  const found = service.metrics.registry.getSingleMetric(metric);
-  if (!found) return 0;
-  const { values } = await found.get();
-  return values
-    .filter((v) => ((v as { metricName?: string }).metricName ?? metric) === series && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l))
-    .reduce((sum, v) => sum + v.value, 0);
-}
+/** Sum of a metric's series matching `labels` in a service's registry. */
+export const metricValue = (service: Service, metric: string, labels: Record<string, string> = {}, series = metric) =>
+  metricOf(service.metrics.registry, metric, labels, series);

@@ -19,6 +19,7 @@ import {
   type OutgoingEvent,
   type Service,
 } from '@avatar-pipeline/kit';
+import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
 import { FileVapidStore, generateVapidKeys, type VapidKeys } from '@avatar-pipeline/vapid';
 import { attemptTimeoutMs, createPushAgent, createPushService, type PushServiceConfig } from '../src/index.js';
@@ -224,12 +225,6 @@ export function deliver(service: Service, event: OutgoingEvent) {
   return service.app.request('/events', { method: 'POST', headers, body });
 }
 
-/** Sum of a metric's series (`series` picks e.g. a histogram's `_count`) matching `labels`. */
-export async function metricValue(service: Service, metric: string, labels: Record<string, string> = {}, series = metric): Promise<number> {
-  const found = service.metrics.registry.getSingleMetric(metric);
-  if (!found) return 0;
-  const { values } = await found.get();
-  return values
-    .filter((v) => ((v as { metricName?: string }).metricName ?? metric) === series && Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l))
-    .reduce((sum, v) => sum + v.value, 0);
-}
+/** Sum of a metric's series matching `labels` in a service's registry. */
+export const metricValue = (service: Service, metric: string, labels: Record<string, string> = {}, series = metric) =>
+  metricOf(service.metrics.registry, metric, labels, series);

@@ -10,7 +10,7 @@ import {
   main,
   pushEndpointEnv,
   pushEndpointPolicy,
-  remoteJwks,
+  authFromConfig,
   runService,
   tableEnv,
 } from '@avatar-pipeline/kit';
@@ -30,13 +30,7 @@ main(async () => {
     logger,
     doc,
     vapidPublicKey: publicKey,
-    auth: {
-      keys: remoteJwks(config.JWT_JWKS_URL),
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      algorithms: config.JWT_ALGORITHMS,
-      playerClaim: config.JWT_PLAYER_CLAIM,
-    },
+    auth: authFromConfig(config),
     settings: {
       table: config.TABLE_NAME,
       policy: pushEndpointPolicy(config),
