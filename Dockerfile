@@ -1,0 +1,127 @@
+# syntax=docker/dockerfile:1.7
+#
+# One file builds every image, one target per service:
+#   docker build --target presign -t avatar-pipeline/presign .
+# Targets: presign, s3-source, moderate, thumbnail, profile, subscribe, push, and dev-issuer
+# (kind only). Each image carries its service's compiled code, the workspace packages it links
+# to, and exactly its production dependency closure as npm computes it (npm ls --omit=dev): the
+# nsfwjs model and TensorFlow only in moderate, sharp only in moderate and thumbnail.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS base
+WORKDIR /app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+
+# Every workspace's package.json (npm ci needs them all), so the install layer below is rebuilt
+# only when a manifest or the lockfile changes.
+FROM base AS manifests
+COPY . /src
+RUN mkdir /out && cd /src \
+ && cp package.json package-lock.json .npmrc /out/ \
+ && find . -name package.json -not -path '*/node_modules/*' -exec cp --parents {} /out/ \;
+
+FROM base AS build
+COPY --from=manifests /out/ ./
+# Prebuilt binaries (sharp's libvips, esbuild) come as optional dependencies; no install scripts run.
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
+COPY tsconfig.base.json ./
+COPY services services
+COPY local local
+# The runtime packages only (the root project also references cdk8s, not in this context).
+RUN npx tsc -b services/*/ local
+COPY --chmod=755 <<'EOF' /usr/local/bin/production-closure
+#!/bin/sh
+# production-closure <workspace dir>: copies into /out what that workspace needs at run time:
+# the packages of its production dependency closure (as `npm ls --omit=dev` resolves it) and,
+# for each workspace package it links to, that package's package.json and compiled dist/.
+set -eu
+npm ls --omit=dev --all --parseable --workspace "$1" > /tmp/closure
+mkdir -p /out
+while read -r path; do
+  relative="${path#"$PWD"}"; relative="${relative#/}"
+  [ -n "$relative" ] || continue
+  cp -a --parents "$relative" /out/
+  if [ -L "$relative" ]; then
+    target="$(realpath --relative-to="$PWD" "$relative")"
+    mkdir -p "/out/$target"
+    cp -a "$target/package.json" "$target/dist" "/out/$target/"
+    rm -f "/out/$target/dist/.tsbuildinfo"
+  fi
+done < /tmp/closure
+EOF
+
+# What every service image starts from: Node 24, no npm, an unprivileged user.
+FROM ${NODE_IMAGE} AS runtime
+WORKDIR /app
+ENV NODE_ENV=production PORT=8080
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+ && groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+USER 10001:10001
+EXPOSE 8080
+
+FROM build AS closure-presign
+RUN production-closure services/presign
+FROM runtime AS presign
+COPY --from=closure-presign /out/ ./
+CMD ["node", "services/presign/dist/main.js"]
+
+FROM build AS closure-s3-source
+RUN production-closure services/s3-source
+FROM runtime AS s3-source
+COPY --from=closure-s3-source /out/ ./
+CMD ["node", "services/s3-source/dist/main.js"]
+
+FROM build AS closure-moderate
+RUN production-closure services/moderate
+FROM runtime AS moderate
+COPY --from=closure-moderate /out/ ./
+# glibc malloc arenas fragment badly under libvips' threads.
+ENV MALLOC_ARENA_MAX=2
+CMD ["node", "services/moderate/dist/main.js"]
+
+FROM build AS closure-thumbnail
+RUN production-closure services/thumbnail
+FROM runtime AS thumbnail
+COPY --from=closure-thumbnail /out/ ./
+ENV MALLOC_ARENA_MAX=2
+CMD ["node", "services/thumbnail/dist/main.js"]
+
+FROM build AS closure-profile
+RUN production-closure services/profile
+FROM runtime AS profile
+COPY --from=closure-profile /out/ ./
+CMD ["node", "services/profile/dist/main.js"]
+
+FROM build AS closure-subscribe
+RUN production-closure services/subscribe
+FROM runtime AS subscribe
+COPY --from=closure-subscribe /out/ ./
+CMD ["node", "services/subscribe/dist/main.js"]
+
+# push also runs the VAPID init Job: `node services/vapid/dist/init.js` (vapid is in its closure).
+FROM build AS closure-push
+RUN production-closure services/push
+FROM runtime AS push
+COPY --from=closure-push /out/ ./
+CMD ["node", "services/push/dist/main.js"]
+
+# kind only: the dev token issuer from the local package, behind the kit's HTTP shell.
+FROM build AS closure-dev-issuer
+RUN production-closure local
+FROM runtime AS dev-issuer
+COPY --from=closure-dev-issuer /out/ ./
+COPY <<'EOF' /app/dev-issuer.mjs
+import { commonEnv, createLogger, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { createDevIssuer } from '@avatar-pipeline/local';
+import { z } from 'zod';
+
+main(async () => {
+  const config = loadConfig({ ...commonEnv, DEV_ISSUER: z.url(), DEV_AUDIENCE: z.string().min(1) });
+  const logger = createLogger('dev-issuer', config.LOG_LEVEL);
+  const issuer = await createDevIssuer({ issuer: config.DEV_ISSUER, audience: config.DEV_AUDIENCE, logger });
+  await runService(issuer.service, { port: config.PORT, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000 });
+});
+EOF
+CMD ["node", "dev-issuer.mjs"]

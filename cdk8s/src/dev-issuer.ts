@@ -1,0 +1,49 @@
+/**
+ * kind only: the dev token issuer (local/src/issuer.ts) as a small always-on Deployment, so a
+ * cluster user can get a player token (`POST /dev/token` through the gateway) and the services a
+ * JWKS. Not a Knative Service: its signing key lives in memory, and scaling to zero would rotate
+ * it (services refetch the JWKS on an unknown key, but tokens minted before would stop working).
+ * EKS uses the configured external issuer (Cognito) instead.
+ */
+import { Duration, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import type { Construct } from 'constructs';
+import { builtImage, labels, restrictedContainerSecurity, restrictedPodSecurity } from './common.js';
+import type { EnvironmentConfig } from './config.js';
+import { DEV_ISSUER } from './gateway.js';
+
+const PORT = 8080;
+
+export function createDevIssuer(scope: Construct, config: EnvironmentConfig): void {
+  const deployment = new kplus.Deployment(scope, 'dev-issuer', {
+    metadata: { name: DEV_ISSUER, labels: labels(DEV_ISSUER, 'identity') },
+    podMetadata: { labels: labels(DEV_ISSUER, 'identity') },
+    replicas: 1,
+    automountServiceAccountToken: false,
+    securityContext: restrictedPodSecurity(),
+    containers: [
+      {
+        name: DEV_ISSUER,
+        image: builtImage(config, DEV_ISSUER),
+        // Built images are loaded into kind, not pulled.
+        imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+        ports: [{ number: PORT, name: 'http' }],
+        envVariables: {
+          PORT: kplus.EnvValue.fromValue(String(PORT)),
+          LOG_LEVEL: kplus.EnvValue.fromValue(config.logLevel),
+          DEV_ISSUER: kplus.EnvValue.fromValue(config.auth.issuer),
+          DEV_AUDIENCE: kplus.EnvValue.fromValue(config.auth.audience),
+        },
+        securityContext: restrictedContainerSecurity(),
+        resources: {
+          cpu: { request: kplus.Cpu.millis(20), limit: kplus.Cpu.millis(500) },
+          memory: { request: Size.mebibytes(64), limit: Size.mebibytes(192) },
+        },
+        readiness: kplus.Probe.fromHttpGet('/readyz', { port: PORT, periodSeconds: Duration.seconds(10) }),
+        liveness: kplus.Probe.fromHttpGet('/healthz', { port: PORT, periodSeconds: Duration.seconds(20) }),
+        volumeMounts: [{ path: '/tmp', volume: kplus.Volume.fromEmptyDir(scope, 'dev-issuer-tmp', 'tmp', { sizeLimit: Size.mebibytes(16) }) }],
+      },
+    ],
+  });
+  deployment.exposeViaService({ name: DEV_ISSUER, ports: [{ port: 80, targetPort: PORT, name: 'http' }] });
+}

@@ -1,0 +1,152 @@
+/**
+ * How each service runs as a Knative Service: concurrency, autoscaling bounds, resources and the
+ * variables it needs beyond the shared ConfigMap. Image work (moderate, thumbnail) is CPU-bound and
+ * memory-hungry, so those take a few requests per pod; the HTTP APIs are I/O-bound and take many.
+ */
+import type { ServiceName } from '@avatar-pipeline/kit';
+import type { EnvironmentConfig } from './config.js';
+import type { EnvVar, Resources } from './knative.js';
+
+export interface ServiceProfile {
+  /** Hard limit of requests in flight per pod (Knative `containerConcurrency`). */
+  containerConcurrency: number;
+  /** Concurrency the autoscaler aims for per pod (`autoscaling.knative.dev/target`). */
+  target: number;
+  minScale: number;
+  maxScale: number;
+  /** Longest request (Knative `timeoutSeconds`); above the Triggers' delivery timeouts. */
+  timeoutSeconds: number;
+  resources: Resources;
+  /** Size of the writable /tmp (the root filesystem is read-only). */
+  tmpSize: string;
+  /** Posts events it originates to the broker: gets K_SINK from a SinkBinding. */
+  sinkBound: boolean;
+  /** Reads the Kubernetes API (the VAPID Secret on kind): keeps its service account token. */
+  needsApiAccess: (config: EnvironmentConfig) => boolean;
+  env: (config: EnvironmentConfig) => EnvVar[];
+}
+
+const api = (cpu: string, memory: string, limitMemory: string): Resources => ({
+  requests: { cpu, memory },
+  limits: { cpu: '1', memory: limitMemory },
+});
+
+const value = (name: string, v: string): EnvVar => ({ name, value: v });
+const secret = (name: string, secretName: string, key: string): EnvVar => ({ name, valueFrom: { secretKeyRef: { name: secretName, key } } });
+const optional = (name: string, v: string | undefined): EnvVar[] => (v === undefined ? [] : [value(name, v)]);
+
+export const WEBHOOK_SECRET = 's3-source-webhook';
+
+/** VAPID key store settings, shared by push, subscribe and the init Job. */
+export function vapidEnv(config: EnvironmentConfig): EnvVar[] {
+  const { vapid } = config;
+  return vapid.store === 'ssm'
+    ? [value('VAPID_STORE', 'ssm'), value('VAPID_SSM_PREFIX', vapid.ssmPrefix)]
+    : [value('VAPID_STORE', 'k8s-secret'), value('VAPID_SECRET_NAME', vapid.secretName)];
+}
+
+const never = () => false;
+const readsVapidSecret = (config: EnvironmentConfig) => config.vapid.store === 'k8s-secret';
+
+/** glibc malloc arenas fragment badly under libvips' threads. */
+const sharpEnv = [value('MALLOC_ARENA_MAX', '2')];
+
+export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
+  presign: {
+    containerConcurrency: 50,
+    target: 35,
+    minScale: 0,
+    maxScale: 10,
+    timeoutSeconds: 30,
+    resources: api('50m', '96Mi', '256Mi'),
+    tmpSize: '16Mi',
+    sinkBound: false,
+    needsApiAccess: never,
+    env: (config) => optional('S3_PUBLIC_URL', config.s3PublicUrl),
+  },
+  's3-source': {
+    containerConcurrency: 20,
+    target: 15,
+    minScale: 0,
+    maxScale: 3,
+    timeoutSeconds: 60,
+    resources: api('50m', '96Mi', '256Mi'),
+    tmpSize: '16Mi',
+    sinkBound: true,
+    needsApiAccess: never,
+    env: (config) =>
+      config.sqsQueueUrl
+        ? [value('SQS_QUEUE_URL', config.sqsQueueUrl)]
+        : [secret('WEBHOOK_AUTH_TOKEN', WEBHOOK_SECRET, 'token')],
+  },
+  moderate: {
+    containerConcurrency: 2,
+    target: 2,
+    minScale: 0,
+    maxScale: 5,
+    timeoutSeconds: 120,
+    resources: { requests: { cpu: '500m', memory: '768Mi' }, limits: { cpu: '2', memory: '1536Mi' } },
+    tmpSize: '64Mi',
+    sinkBound: false,
+    needsApiAccess: never,
+    env: (config) => [value('MODERATION_PROVIDER', config.moderationProvider), ...sharpEnv],
+  },
+  thumbnail: {
+    containerConcurrency: 4,
+    target: 3,
+    minScale: 0,
+    maxScale: 5,
+    timeoutSeconds: 120,
+    resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '768Mi' } },
+    tmpSize: '64Mi',
+    sinkBound: false,
+    needsApiAccess: never,
+    env: () => sharpEnv,
+  },
+  profile: {
+    containerConcurrency: 50,
+    target: 35,
+    minScale: 0,
+    maxScale: 10,
+    timeoutSeconds: 60,
+    resources: api('50m', '96Mi', '256Mi'),
+    tmpSize: '16Mi',
+    sinkBound: true,
+    needsApiAccess: never,
+    env: (config) => [value('MEDIA_BASE_URL', config.mediaBaseUrl), ...optional('COGNITO_USER_POOL_ID', config.cognitoUserPoolId)],
+  },
+  subscribe: {
+    containerConcurrency: 50,
+    target: 35,
+    minScale: 0,
+    maxScale: 10,
+    timeoutSeconds: 30,
+    resources: api('50m', '96Mi', '256Mi'),
+    tmpSize: '16Mi',
+    sinkBound: false,
+    needsApiAccess: readsVapidSecret,
+    env: vapidEnv,
+  },
+  push: {
+    containerConcurrency: 10,
+    target: 8,
+    minScale: 0,
+    maxScale: 5,
+    timeoutSeconds: 60,
+    resources: api('100m', '128Mi', '384Mi'),
+    tmpSize: '16Mi',
+    sinkBound: false,
+    needsApiAccess: readsVapidSecret,
+    env: (config) => [...vapidEnv(config), value('VAPID_SUBJECT', config.vapid.subject)],
+  },
+};
+
+/**
+ * s3-source in SQS mode polls: it has no HTTP traffic to wake it, so it must not scale to zero.
+ * Fed by MinIO's webhook (kind) it may: the activator holds the webhook request while a pod
+ * starts, and MinIO keeps undelivered notifications in its queue directory and retries them.
+ */
+export function minScale(name: ServiceName, config: EnvironmentConfig): number {
+  if (name === 's3-source' && config.sqsQueueUrl) return 1;
+  return serviceProfiles[name].minScale;
+}

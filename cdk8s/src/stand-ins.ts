@@ -1,0 +1,214 @@
+/**
+ * kind only: real servers standing in for AWS, each with a volume, and a Job that prepares them.
+ * - MinIO (S3): its webhook target posts bucket notifications to s3-source, with a queue
+ *   directory on the volume so notifications survive MinIO restarts and are retried while
+ *   s3-source is unreachable or cold.
+ * - DynamoDB Local (amazon/dynamodb-local): the single table, on a volume.
+ * - The setup Job (AWS CLI against both endpoints, idempotent, retried until the servers answer):
+ *   creates the bucket, subscribes the webhook target to object-created events under uploads/
+ *   (the S3 API call `mc event add` makes), lets anyone read the derived avatars (the CDN
+ *   stand-in), and creates the table with its TTL attribute.
+ */
+import { Duration, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import type { Construct } from 'constructs';
+import { TTL_ATTRIBUTE, UPLOAD_PREFIX } from '@avatar-pipeline/kit';
+import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
+import { serviceUrl, type EnvironmentConfig, type StandInsConfig } from './config.js';
+import { MINIO_SERVICE } from './gateway.js';
+import { WEBHOOK_SECRET } from './services.js';
+
+export const DYNAMODB_SERVICE = 'dynamodb';
+/** MinIO's identifier of the webhook target: its ARN is arn:minio:sqs::S3SOURCE:webhook. */
+const WEBHOOK_TARGET = 'S3SOURCE';
+const DERIVED_PREFIX = 'avatars/';
+
+const tmpVolume = (scope: Construct, id: string) => kplus.Volume.fromEmptyDir(scope, id, 'tmp', { sizeLimit: Size.mebibytes(64) });
+
+/** A ReadWriteOnce claim on the default storage class (kind: local-path); `size` in Gi. */
+function persistentClaim(scope: Construct, name: string, claimLabels: Record<string, string>, sizeGi: number): kplus.IPersistentVolumeClaim {
+  new kplus.PersistentVolumeClaim(scope, name, {
+    metadata: { name, labels: claimLabels },
+    accessModes: [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE],
+    storage: Size.gibibytes(sizeGi),
+  });
+  return kplus.PersistentVolumeClaim.fromClaimName(scope, `${name}-ref`, name);
+}
+
+function credentialEnv(secret: kplus.ISecret, idName: string, keyName: string): Record<string, kplus.EnvValue> {
+  return {
+    [idName]: kplus.EnvValue.fromSecretValue({ secret, key: 'AWS_ACCESS_KEY_ID' }),
+    [keyName]: kplus.EnvValue.fromSecretValue({ secret, key: 'AWS_SECRET_ACCESS_KEY' }),
+  };
+}
+
+export function createStandIns(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig): void {
+  new kplus.Secret(scope, 'stand-in-credentials', {
+    metadata: { name: STAND_IN_CREDENTIALS, labels: labels('stand-ins', 'credentials') },
+    stringData: { AWS_ACCESS_KEY_ID: standIns.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: standIns.credentials.secretAccessKey },
+  });
+  new kplus.Secret(scope, 'webhook-token', {
+    metadata: { name: WEBHOOK_SECRET, labels: labels('s3-source', 'webhook') },
+    stringData: { token: standIns.webhookToken },
+  });
+  // Referred to by name: cdk8s-plus classes do not satisfy their own interfaces under exactOptionalPropertyTypes.
+  const credentials = kplus.Secret.fromSecretName(scope, 'stand-in-credentials-ref', STAND_IN_CREDENTIALS);
+  const webhook = kplus.Secret.fromSecretName(scope, 'webhook-token-ref', WEBHOOK_SECRET);
+  createMinio(scope, config, standIns, credentials, webhook);
+  createDynamo(scope, standIns);
+  createSetupJob(scope, config, standIns, credentials);
+}
+
+function createMinio(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig, credentials: kplus.ISecret, webhook: kplus.ISecret): void {
+  const claim = persistentClaim(scope, 'minio-data', labels(MINIO_SERVICE, 'storage'), standIns.storage.minio);
+  const volume = kplus.Volume.fromPersistentVolumeClaim(scope, 'minio-volume', claim, { name: 'data' });
+  const deployment = new kplus.Deployment(scope, 'minio', {
+    metadata: { name: MINIO_SERVICE, labels: labels(MINIO_SERVICE, 'storage') },
+    podMetadata: { labels: labels(MINIO_SERVICE, 'storage') },
+    replicas: 1,
+    // One writer of the volume at a time.
+    strategy: kplus.DeploymentStrategy.recreate(),
+    automountServiceAccountToken: false,
+    securityContext: restrictedPodSecurity(),
+    containers: [
+      {
+        name: 'minio',
+        image: standIns.minioImage,
+        args: ['server', '/data', '--address', ':9000', '--console-address', ':9001'],
+        ports: [
+          { number: 9000, name: 's3' },
+          { number: 9001, name: 'console' },
+        ],
+        envVariables: {
+          ...credentialEnv(credentials, 'MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD'),
+          MINIO_REGION: kplus.EnvValue.fromValue(config.region),
+          [`MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('on'),
+          [`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue(`${serviceUrl(config, 's3-source')}/webhook`),
+          // Sent as `Authorization: Bearer <token>`.
+          [`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromSecretValue({ secret: webhook, key: 'token' }),
+          // Undelivered notifications wait here (on the volume) and are retried.
+          [`MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('/events'),
+          [`MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('100000'),
+          HOME: kplus.EnvValue.fromValue('/tmp'),
+        },
+        securityContext: restrictedContainerSecurity(),
+        resources: {
+          cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(1000) },
+          memory: { request: Size.mebibytes(256), limit: Size.mebibytes(1024) },
+        },
+        readiness: kplus.Probe.fromHttpGet('/minio/health/ready', { port: 9000, periodSeconds: Duration.seconds(5) }),
+        liveness: kplus.Probe.fromHttpGet('/minio/health/live', { port: 9000, periodSeconds: Duration.seconds(20) }),
+        volumeMounts: [
+          { path: '/data', volume, subPath: 'data' },
+          { path: '/events', volume, subPath: 'events' },
+          { path: '/tmp', volume: tmpVolume(scope, 'minio-tmp') },
+        ],
+      },
+    ],
+  });
+  deployment.exposeViaService({ name: MINIO_SERVICE, ports: [{ port: 9000, targetPort: 9000, name: 's3' }] });
+}
+
+function createDynamo(scope: Construct, standIns: StandInsConfig): void {
+  // The image runs as its `dynamodblocal` user (uid 1000) from /home/dynamodblocal.
+  const uid = 1000;
+  const claim = persistentClaim(scope, 'dynamodb-data', labels(DYNAMODB_SERVICE, 'database'), standIns.storage.dynamodb);
+  const deployment = new kplus.Deployment(scope, 'dynamodb', {
+    metadata: { name: DYNAMODB_SERVICE, labels: labels(DYNAMODB_SERVICE, 'database') },
+    podMetadata: { labels: labels(DYNAMODB_SERVICE, 'database') },
+    replicas: 1,
+    strategy: kplus.DeploymentStrategy.recreate(),
+    automountServiceAccountToken: false,
+    securityContext: restrictedPodSecurity(uid),
+    containers: [
+      {
+        name: 'dynamodb',
+        image: standIns.dynamodbImage,
+        workingDir: '/home/dynamodblocal',
+        command: ['java'],
+        args: ['-jar', 'DynamoDBLocal.jar', '-sharedDb', '-dbPath', '/home/dynamodblocal/data'],
+        ports: [{ number: 8000, name: 'dynamodb' }],
+        envVariables: { JAVA_TOOL_OPTIONS: kplus.EnvValue.fromValue('-Xmx384m -Djava.io.tmpdir=/tmp') },
+        securityContext: restrictedContainerSecurity(uid),
+        resources: {
+          cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(1000) },
+          memory: { request: Size.mebibytes(384), limit: Size.mebibytes(768) },
+        },
+        readiness: kplus.Probe.fromTcpSocket({ port: 8000, periodSeconds: Duration.seconds(5) }),
+        liveness: kplus.Probe.fromTcpSocket({ port: 8000, periodSeconds: Duration.seconds(20) }),
+        volumeMounts: [
+          { path: '/home/dynamodblocal/data', volume: kplus.Volume.fromPersistentVolumeClaim(scope, 'dynamodb-volume', claim, { name: 'data' }) },
+          { path: '/tmp', volume: tmpVolume(scope, 'dynamodb-tmp') },
+        ],
+      },
+    ],
+  });
+  deployment.exposeViaService({ name: DYNAMODB_SERVICE, ports: [{ port: 8000, targetPort: 8000, name: 'dynamodb' }] });
+}
+
+/** The setup script: every step converges, so a retried or re-run Job is harmless. */
+export function setupScript(config: EnvironmentConfig): string {
+  const bucket = config.bucket;
+  const notification = JSON.stringify({
+    QueueConfigurations: [
+      {
+        Id: 'uploads-to-s3-source',
+        QueueArn: `arn:minio:sqs::${WEBHOOK_TARGET}:webhook`,
+        Events: ['s3:ObjectCreated:*'],
+        Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: UPLOAD_PREFIX }] } },
+      },
+    ],
+  });
+  const policy = JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/${DERIVED_PREFIX}*`] }],
+  });
+  const s3 = `aws --endpoint-url "$S3" s3api`;
+  const ddb = `aws --endpoint-url "$DYNAMODB" dynamodb`;
+  return [
+    'set -eu',
+    `until ${s3} list-buckets >/dev/null 2>&1; do echo "waiting for MinIO"; sleep 2; done`,
+    `${s3} head-bucket --bucket ${bucket} 2>/dev/null || ${s3} create-bucket --bucket ${bucket}`,
+    `${s3} put-bucket-notification-configuration --bucket ${bucket} --notification-configuration '${notification}'`,
+    `${s3} put-bucket-policy --bucket ${bucket} --policy '${policy}'`,
+    `until ${ddb} list-tables >/dev/null 2>&1; do echo "waiting for DynamoDB Local"; sleep 2; done`,
+    `${ddb} describe-table --table-name ${config.table} >/dev/null 2>&1 || ${ddb} create-table --table-name ${config.table}` +
+      ' --billing-mode PAY_PER_REQUEST --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S' +
+      ' --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE',
+    `${ddb} update-time-to-live --table-name ${config.table} --time-to-live-specification Enabled=true,AttributeName=${TTL_ATTRIBUTE} >/dev/null 2>&1 || true`,
+    'echo "stand-ins ready"',
+  ].join('\n');
+}
+
+function createSetupJob(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig, credentials: kplus.ISecret): void {
+  new kplus.Job(scope, 'stand-ins-setup', {
+    metadata: { name: 'stand-ins-setup', labels: labels('stand-ins-setup', 'setup') },
+    podMetadata: { labels: labels('stand-ins-setup', 'setup') },
+    backoffLimit: 20,
+    ttlAfterFinished: Duration.hours(1),
+    automountServiceAccountToken: false,
+    securityContext: restrictedPodSecurity(),
+    containers: [
+      {
+        name: 'setup',
+        image: standIns.awsCliImage,
+        command: ['/bin/sh', '-c'],
+        args: [setupScript(config)],
+        envVariables: {
+          ...credentialEnv(credentials, 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'),
+          AWS_REGION: kplus.EnvValue.fromValue(config.region),
+          AWS_PAGER: kplus.EnvValue.fromValue(''),
+          HOME: kplus.EnvValue.fromValue('/tmp'),
+          S3: kplus.EnvValue.fromValue(`${serviceUrl(config, MINIO_SERVICE)}:9000`),
+          DYNAMODB: kplus.EnvValue.fromValue(`${serviceUrl(config, DYNAMODB_SERVICE)}:8000`),
+        },
+        securityContext: restrictedContainerSecurity(),
+        resources: {
+          cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(500) },
+          memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
+        },
+        volumeMounts: [{ path: '/tmp', volume: tmpVolume(scope, 'setup-tmp') }],
+      },
+    ],
+  });
+}

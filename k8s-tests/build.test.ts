@@ -1,0 +1,211 @@
+/**
+ * The Dockerfile, the images' dependency closures and skaffold.yaml, checked without Docker or a
+ * cluster: every service has a target on Node 24 that runs as a non-root user and carries only its
+ * own production dependencies; skaffold builds exactly the images the charts use.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { serviceNames } from '@avatar-pipeline/kit';
+import { lineage, parseDockerfile } from './support/dockerfile.js';
+import { allEnvironments, synthesize, type K8sObject } from './support/manifests.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
+const dockerfile = parseDockerfile(read('Dockerfile'));
+const stage = (name: string) => dockerfile.stages.find((s) => s.name === name);
+const targets = [...serviceNames, 'dev-issuer'] as const;
+
+describe('Dockerfile', () => {
+  it('builds on Node 24 LTS', () => {
+    expect(dockerfile.globalArgs['NODE_IMAGE']).toMatch(/^node:24(\.\d+)*(-[a-z]+)*(-slim)?$/);
+    const names = new Set<string>();
+    for (const s of dockerfile.stages) {
+      expect(s.from === '${NODE_IMAGE}' || names.has(s.from), `${s.name} starts from ${s.from}`).toBe(true);
+      names.add(s.name);
+    }
+  });
+
+  it('installs with npm ci from the lockfile and compiles with tsc -b', () => {
+    const build = stage('build')?.instructions.map((i) => `${i.keyword} ${i.args}`).join('\n') ?? '';
+    expect(build).toMatch(/RUN .*npm ci\b/);
+    expect(build).toMatch(/RUN npx tsc -b/);
+  });
+
+  it.each(targets.map((t) => [t]))('has a %s target: non-root, its own closure, its entry point', (target) => {
+    const chain = lineage(dockerfile, target);
+    expect(chain.map((s) => s.name)).toEqual([target, 'runtime']);
+    const users = chain.flatMap((s) => s.instructions.filter((i) => i.keyword === 'USER').map((i) => i.args));
+    expect(users).toEqual(['10001:10001']);
+    const own = stage(target)?.instructions ?? [];
+    expect(own.filter((i) => i.keyword === 'COPY' && i.args.startsWith('--from=')).map((i) => i.args)[0]).toBe(`--from=closure-${target} /out/ ./`);
+    const workspace = target === 'dev-issuer' ? 'local' : `services/${target}`;
+    expect(stage(`closure-${target}`)?.instructions.map((i) => i.args)).toEqual([`production-closure ${workspace}`]);
+    const cmd = JSON.parse(own.find((i) => i.keyword === 'CMD')?.args ?? '[]') as string[];
+    expect(cmd[0]).toBe('node');
+    if (target !== 'dev-issuer') {
+      expect(cmd).toEqual(['node', `services/${target}/dist/main.js`]);
+      expect(existsSync(`${root}services/${target}/src/main.ts`), `services/${target}/src/main.ts`).toBe(true);
+    }
+  });
+
+  it('limits glibc arenas for the sharp services only', () => {
+    for (const target of serviceNames) {
+      const env = stage(target)?.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args) ?? [];
+      expect(env.includes('MALLOC_ARENA_MAX=2'), target).toBe(target === 'moderate' || target === 'thumbnail');
+    }
+  });
+
+  it('keeps every workspace manifest in the build context and leaves out installs and builds', () => {
+    const ignore = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const pattern of ['**/node_modules', '**/dist', '.git']) expect(ignore).toContain(pattern);
+    const workspaces = (JSON.parse(read('package.json')) as { workspaces: string[] }).workspaces;
+    for (const ws of workspaces) {
+      const excluded = ignore.some((p) => p === `${ws}/*` || p === ws) && !ignore.includes(`!${ws}/package.json`);
+      expect(excluded, `${ws}/package.json must stay in the context`).toBe(false);
+    }
+  });
+});
+
+describe('image dependency closures', () => {
+  const script = stage('build')?.instructions.find((i) => i.args.includes('/usr/local/bin/production-closure'))?.heredoc ?? '';
+  const command = /^npm ls [^>\n]*/m.exec(script)?.[0]?.trim() ?? '';
+
+  /** The packages (by name) of a workspace's production closure, from the Dockerfile's own npm ls. */
+  const closure = async (workspace: string): Promise<Set<string>> => {
+    const args = command.replace(/^npm /, '').replace('"$1"', workspace).split(/\s+/);
+    const { stdout } = await promisify(execFile)('npm', args, { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+    return new Set(
+      stdout
+        .split('\n')
+        .filter((line) => line.includes('node_modules/'))
+        .map((line) => line.slice(line.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+    );
+  };
+
+  it('are computed by the same npm command as in the Dockerfile', () => {
+    expect(command).toBe('npm ls --omit=dev --all --parseable --workspace "$1"');
+  });
+
+  it('hold the moderation model only in moderate and sharp only in moderate and thumbnail', async () => {
+    const closures = new Map(await Promise.all(serviceNames.map(async (s) => [s, await closure(`services/${s}`)] as const)));
+    const holders = (predicate: (pkg: string) => boolean) =>
+      serviceNames.filter((s) => [...(closures.get(s) ?? [])].some(predicate));
+    expect(holders((p) => p === 'nsfwjs' || p.startsWith('@tensorflow/'))).toEqual(['moderate']);
+    expect(holders((p) => p === 'sharp' || p.startsWith('@img/sharp'))).toEqual(['moderate', 'thumbnail']);
+    const devOnly = ['vitest', 'typescript', '@20minutes/s3rver', 'dynalite', 'aws-sdk-client-mock', 'web-push-testing', 'cdk8s', '@avatar-pipeline/local'];
+    expect(holders((p) => devOnly.includes(p))).toEqual([]);
+    for (const s of serviceNames) {
+      expect(closures.get(s), s).toContain(`@avatar-pipeline/${s}`);
+      expect(closures.get(s), s).toContain('@avatar-pipeline/kit');
+    }
+    expect(closures.get('push')).toContain('@avatar-pipeline/vapid');
+  });
+});
+
+/** The fields of skaffold's v4beta14 schema this configuration uses (unknown ones are rejected). */
+const artifact = z.strictObject({ image: z.string(), docker: z.strictObject({ dockerfile: z.literal('Dockerfile'), target: z.string() }) });
+const build = z.strictObject({
+  tagPolicy: z.strictObject({ inputDigest: z.strictObject({}).optional(), gitCommit: z.strictObject({}).optional() }),
+  local: z.strictObject({ push: z.boolean().optional(), useBuildkit: z.boolean(), concurrency: z.number().int() }),
+  platforms: z.array(z.string()).optional(),
+  artifacts: z.array(artifact).min(1),
+});
+const manifests = z.strictObject({
+  hooks: z.strictObject({ before: z.array(z.strictObject({ host: z.strictObject({ command: z.array(z.string()).min(1) }) })) }),
+  rawYaml: z.array(z.string()).min(1),
+});
+const skaffoldSchema = z.strictObject({
+  apiVersion: z.string().regex(/^skaffold\/v4beta(1[4-9]|[2-9]\d)$/, 'skaffold/v4beta14 or newer'),
+  kind: z.literal('Config'),
+  metadata: z.strictObject({ name: z.string() }),
+  build,
+  manifests,
+  resourceSelector: z.strictObject({ allow: z.array(z.strictObject({ groupKind: z.string(), image: z.array(z.string()) })) }),
+  deploy: z.strictObject({ kubectl: z.strictObject({}), statusCheckDeadlineSeconds: z.number().int() }),
+  portForward: z.array(
+    z.strictObject({ resourceType: z.enum(['service', 'deployment', 'pod']), resourceName: z.string(), namespace: z.string(), port: z.number().int(), localPort: z.number().int() }),
+  ),
+  profiles: z.array(
+    z.strictObject({
+      name: z.string(),
+      activation: z.array(z.strictObject({ kubeContext: z.string() })).optional(),
+      build: build.optional(),
+      manifests: manifests.optional(),
+    }),
+  ),
+});
+
+type Skaffold = z.output<typeof skaffoldSchema>;
+
+function imagesIn(objects: readonly K8sObject[]): string[] {
+  const images: string[] = [];
+  const walk = (value: unknown, key?: string): void => {
+    if (key === 'image' && typeof value === 'string') images.push(value);
+    else if (Array.isArray(value)) value.forEach((v) => walk(v));
+    else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, k);
+  };
+  objects.forEach((o) => walk(o));
+  return images;
+}
+
+describe('skaffold.yaml', () => {
+  const config = parse(read('skaffold.yaml')) as Skaffold;
+  const profile = (name: string) => config.profiles.find((p) => p.name === name);
+  /** What `skaffold run [-p <profile>]` builds and renders. */
+  const effective = (name: 'kind' | 'eks') => ({
+    build: profile(name)?.build ?? config.build,
+    manifests: profile(name)?.manifests ?? config.manifests,
+  });
+
+  it('uses the current schema and only fields it defines', () => {
+    const result = skaffoldSchema.safeParse(config);
+    expect(result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([]);
+  });
+
+  it('has the kind (default) and eks profiles', () => {
+    expect(config.profiles.map((p) => p.name)).toEqual(['kind', 'eks']);
+    expect(profile('kind')?.build).toBeUndefined();
+    expect(profile('kind')?.activation).toEqual([{ kubeContext: 'kind-.*' }]);
+    expect(profile('eks')?.build?.local.push).toBe(true);
+  });
+
+  it.each(allEnvironments().map((e) => [e.name, e] as const))('%s: builds one artifact per image the chart runs, from its Dockerfile target', (name, env) => {
+    const { build: b, manifests: m } = effective(name);
+    expect(m.rawYaml).toEqual([`charts/${name}/templates/*.yaml`]);
+    expect(m.hooks.before.map((h) => h.host.command)).toEqual([['npm', 'run', 'charts']]);
+    for (const a of b.artifacts) {
+      expect(a.image).toBe(`${env.config.imageRepository}/${a.docker.target}`);
+      expect(stage(a.docker.target), a.docker.target).toBeDefined();
+    }
+    const built = new Set(b.artifacts.map((a) => a.image));
+    const used = imagesIn(env.objects);
+    const ours = used.filter((i) => i.startsWith(`${env.config.imageRepository}/`));
+    expect(new Set(ours)).toEqual(built);
+    expect(ours.every((i) => !i.includes(':'))).toBe(true);
+    for (const image of used.filter((i) => !built.has(i))) expect(image, 'third-party images are pinned').toMatch(/:[\w][\w.-]*$/);
+    for (const image of used) expect(image).not.toMatch(/:latest$/);
+  });
+
+  it('forwards the gateway, which the kind chart serves on that port', () => {
+    const [forward] = config.portForward;
+    const gateway = synthesize('kind').objects.find((o) => o.kind === 'Service' && o.apiVersion === 'v1' && o.metadata.name === forward?.resourceName) as
+      | (K8sObject & { spec: { ports: { port: number }[] } })
+      | undefined;
+    expect(gateway?.metadata.namespace).toBe(forward?.namespace);
+    expect(gateway?.spec.ports.map((p) => p.port)).toContain(forward?.port);
+  });
+
+  it('lets skaffold rewrite the images of Knative Services', () => {
+    expect(config.resourceSelector.allow).toContainEqual({ groupKind: 'Service.serving.knative.dev', image: ['.*'] });
+  });
+
+  it('is checked strictly: an unknown field or an old schema is refused', () => {
+    expect(skaffoldSchema.safeParse({ ...config, apiVersion: 'skaffold/v4beta11' }).success).toBe(false);
+    expect(skaffoldSchema.safeParse({ ...config, build: { ...config.build, local: { ...config.build.local, useBuildKit: true } } }).success).toBe(false);
+  });
+});
