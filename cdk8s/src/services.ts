@@ -51,17 +51,22 @@ const readsVapidSecret = (config: EnvironmentConfig) => config.vapid.store === '
 /** glibc malloc arenas fragment badly under libvips' threads. */
 const sharpEnv = [value('MALLOC_ARENA_MAX', '2')];
 
+/** The public HTTP APIs (presign, profile, subscribe): I/O-bound, many requests per pod. */
+const httpApi = {
+  containerConcurrency: 50,
+  target: 35,
+  minScale: 0,
+  maxScale: 10,
+  resources: api('50m', '96Mi', '256Mi'),
+  tmpSize: '16Mi',
+  sinkBound: false,
+  needsApiAccess: never,
+} as const satisfies Partial<ServiceProfile>;
+
 export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
   presign: {
-    containerConcurrency: 50,
-    target: 35,
-    minScale: 0,
-    maxScale: 10,
+    ...httpApi,
     timeoutSeconds: 30,
-    resources: api('50m', '96Mi', '256Mi'),
-    tmpSize: '16Mi',
-    sinkBound: false,
-    needsApiAccess: never,
     env: (config) => optional('S3_PUBLIC_URL', config.s3PublicUrl),
   },
   's3-source': {
@@ -104,26 +109,14 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
     env: () => sharpEnv,
   },
   profile: {
-    containerConcurrency: 50,
-    target: 35,
-    minScale: 0,
-    maxScale: 10,
+    ...httpApi,
     timeoutSeconds: 60,
-    resources: api('50m', '96Mi', '256Mi'),
-    tmpSize: '16Mi',
     sinkBound: true,
-    needsApiAccess: never,
     env: (config) => [value('MEDIA_BASE_URL', config.mediaBaseUrl), ...optional('COGNITO_USER_POOL_ID', config.cognitoUserPoolId)],
   },
   subscribe: {
-    containerConcurrency: 50,
-    target: 35,
-    minScale: 0,
-    maxScale: 10,
+    ...httpApi,
     timeoutSeconds: 30,
-    resources: api('50m', '96Mi', '256Mi'),
-    tmpSize: '16Mi',
-    sinkBound: false,
     needsApiAccess: readsVapidSecret,
     env: vapidEnv,
   },
