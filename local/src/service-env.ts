@@ -45,6 +45,8 @@ export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Recor
   const { addresses } = options;
   return {
     ...options.inherited,
+    // Internal endpoints (events, dead letters, metrics) stay off the network; the gateway is the way in.
+    HOST: '127.0.0.1',
     LOG_LEVEL: options.logLevel,
     SHUTDOWN_GRACE_SECONDS: String(options.shutdownGraceSeconds),
     AWS_REGION: options.region,

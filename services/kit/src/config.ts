@@ -45,6 +45,8 @@ export const env = {
 /** Variables every service reads. */
 export const commonEnv = {
   PORT: env.port(8080),
+  /** Listen address: all interfaces in a container; the local stack keeps services on loopback. */
+  HOST: z.string().min(1).default('0.0.0.0'),
   LOG_LEVEL: env.logLevel(),
   /** Seconds to wait for in-flight requests after SIGTERM. */
   SHUTDOWN_GRACE_SECONDS: env.int(20),

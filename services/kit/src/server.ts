@@ -14,6 +14,11 @@ export interface RunOptions {
   onClose?: () => Promise<void> | void;
 }
 
+/** Listen address, port and drain time from the shared variables (see `commonEnv`). */
+export function listenOptions(config: { PORT: number; HOST: string; SHUTDOWN_GRACE_SECONDS: number }): Pick<RunOptions, 'port' | 'hostname' | 'graceMs'> {
+  return { port: config.PORT, hostname: config.HOST, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000 };
+}
+
 export interface RunningService {
   server: Server;
   port: number;

@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     const config = loadConfig(shape, { ...auth, PORT: '9090', SHUTDOWN_GRACE_SECONDS: '3', UNRELATED: 'x' });
     expect(config).toEqual({
       PORT: 9090,
+      HOST: '0.0.0.0',
       LOG_LEVEL: 'info',
       SHUTDOWN_GRACE_SECONDS: 3,
       AWS_REGION: 'us-east-1',

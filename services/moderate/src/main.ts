@@ -1,4 +1,4 @@
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createModerateApp } from './app.js';
 import { moderateEnv } from './config.js';
 import { createProvider } from './providers/index.js';
@@ -14,8 +14,7 @@ main(async () => {
   logger.info({ provider: provider.name, model: provider.name === 'nsfwjs' ? config.NSFWJS_MODEL : undefined, ms: Math.round(performance.now() - started) }, 'moderation provider ready');
   const service = createModerateApp({ config, s3, doc, provider, logger });
   await runService(service, {
-    port: config.PORT,
-    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    ...listenOptions(config),
     onClose: async () => {
       await provider.close?.();
       s3.destroy();

@@ -10,6 +10,7 @@ import {
   loadConfig,
   main,
   authFromConfig,
+  listenOptions,
   runService,
   s3Client,
   tableEnv,
@@ -37,5 +38,5 @@ main(async () => {
       rateLimit: { uploads: config.RATE_LIMIT_UPLOADS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },
     },
   });
-  await runService(service, { port: config.PORT, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000 });
+  await runService(service, listenOptions(config));
 });

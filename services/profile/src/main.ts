@@ -1,5 +1,5 @@
 /** Entry point: configuration, real clients, run. */
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, remoteJwks, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, listenOptions, loadConfig, main, remoteJwks, runService, s3Client } from '@avatar-pipeline/kit';
 import { createProfileService } from './app.js';
 import { cognitoClient } from './cognito.js';
 import { profileEnv } from './config.js';
@@ -15,8 +15,7 @@ main(async () => {
     : undefined;
   const service = createProfileService({ config, doc, s3, cognito, jwks: remoteJwks(config.JWT_JWKS_URL), logger });
   await runService(service, {
-    port: config.PORT,
-    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    ...listenOptions(config),
     onClose: () => {
       doc.destroy();
       s3.destroy();

@@ -1,5 +1,5 @@
 /** Entry point: configuration, real clients, run. Refuses to start without a valid VAPID key pair. */
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, listenOptions, loadConfig, main, runService } from '@avatar-pipeline/kit';
 import { createVapidStore } from '@avatar-pipeline/vapid';
 import { attemptTimeoutMs, createPushService } from './app.js';
 import { pushEnv } from './config.js';
@@ -16,8 +16,7 @@ main(async () => {
   });
   const service = await createPushService({ config, doc, vapidStore: createVapidStore(config), dispatcher, logger });
   await runService(service, {
-    port: config.PORT,
-    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    ...listenOptions(config),
     onClose: async () => {
       await dispatcher.close();
       doc.destroy();

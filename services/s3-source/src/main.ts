@@ -1,6 +1,6 @@
 /** Entry point: configuration, real clients, and the HTTP server plus the SQS poller. */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { clientOptions, createLogger, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { clientOptions, createLogger, listenOptions, loadConfig, main, runService } from '@avatar-pipeline/kit';
 import { createS3Source } from './app.js';
 import { s3SourceEnv } from './config.js';
 
@@ -10,8 +10,7 @@ main(async () => {
   const sqs = config.SQS_QUEUE_URL ? new SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
   const source = createS3Source({ config, logger, sqs });
   await runService(source, {
-    port: config.PORT,
-    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    ...listenOptions(config),
     onClose: async () => {
       await source.poller?.close();
       sqs?.destroy();

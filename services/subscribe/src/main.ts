@@ -11,6 +11,7 @@ import {
   pushEndpointEnv,
   pushEndpointPolicy,
   authFromConfig,
+  listenOptions,
   runService,
   tableEnv,
 } from '@avatar-pipeline/kit';
@@ -38,5 +39,5 @@ main(async () => {
       rateLimit: { subscriptions: config.RATE_LIMIT_SUBSCRIPTIONS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },
     },
   });
-  await runService(service, { port: config.PORT, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000, onClose: () => doc.destroy() });
+  await runService(service, { ...listenOptions(config), onClose: () => doc.destroy() });
 });

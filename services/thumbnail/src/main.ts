@@ -1,4 +1,4 @@
-import { awsOptions, createLogger, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
 import { tuneLibvips } from './render.js';
@@ -10,8 +10,7 @@ main(async () => {
   const s3 = s3Client(awsOptions(config));
   const service = createThumbnailService({ config, s3, logger });
   await runService(service, {
-    port: config.PORT,
-    graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    ...listenOptions(config),
     onClose: () => s3.destroy(),
   });
 });
