@@ -6,6 +6,7 @@ describe('s3-source configuration', () => {
   it('needs only K_SINK and fills in the rest', () => {
     expect(loadConfig(s3SourceEnv, { K_SINK: 'http://broker-ingress.knative-eventing.svc.cluster.local/avatars/default' })).toEqual({
       PORT: 8080,
+      HOST: '0.0.0.0',
       LOG_LEVEL: 'info',
       SHUTDOWN_GRACE_SECONDS: 20,
       AWS_REGION: 'us-east-1',
