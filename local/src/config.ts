@@ -1,7 +1,7 @@
 /** The local stack's environment: data directory, ports (0 picks a free one) and pass-through settings. */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { env, serviceNames, type ServiceName } from '@avatar-pipeline/kit';
+import { env, serviceNames, uploadLimitEnv, type ServiceName } from '@avatar-pipeline/kit';
 import type { StackOptions } from './stack.js';
 
 /** `moderate` -> `MODERATE_PORT`, `s3-source` -> `S3_SOURCE_PORT`. */
@@ -17,7 +17,7 @@ export const stackEnv = {
   ...(Object.fromEntries(serviceNames.map((name) => [portVariable(name), env.port(0)])) as Record<string, ReturnType<typeof env.port>>),
   LOG_LEVEL: env.logLevel(),
   AWS_REGION: z.string().default('us-east-1'),
-  AVATAR_MAX_BYTES: env.int(5 * 1024 * 1024, 1),
+  ...uploadLimitEnv,
   /** How long each service may take to get ready. */
   SERVICE_READY_TIMEOUT_SECONDS: env.int(60, 1),
 };

@@ -1,4 +1,5 @@
 /** Bounds on untrusted images: what an avatar may reasonably be, and what decoding may cost. */
+import { DEFAULT_MAX_UPLOAD_BYTES, env, uploadLimitEnv } from '@avatar-pipeline/kit';
 
 export interface ImageLimits {
   /** Largest encoded size in bytes. */
@@ -12,8 +13,23 @@ export interface ImageLimits {
 }
 
 export const defaultLimits: ImageLimits = {
-  maxBytes: 5 * 1024 * 1024,
+  maxBytes: DEFAULT_MAX_UPLOAD_BYTES,
   maxPixels: 40_000_000,
   maxSide: 10_000,
   minSide: 32,
 };
+
+/**
+ * The limits as environment variables. Every service that reads uploads takes the same ones, so an
+ * image moderate accepts is never refused later by thumbnail.
+ */
+export const imageEnv = {
+  ...uploadLimitEnv,
+  IMAGE_MAX_PIXELS: env.int(defaultLimits.maxPixels, 1),
+  IMAGE_MAX_SIDE: env.int(defaultLimits.maxSide, 1),
+  IMAGE_MIN_SIDE: env.int(defaultLimits.minSide, 1),
+};
+
+export function imageLimits(config: { AVATAR_MAX_BYTES: number; IMAGE_MAX_PIXELS: number; IMAGE_MAX_SIDE: number; IMAGE_MIN_SIDE: number }): ImageLimits {
+  return { maxBytes: config.AVATAR_MAX_BYTES, maxPixels: config.IMAGE_MAX_PIXELS, maxSide: config.IMAGE_MAX_SIDE, minSide: config.IMAGE_MIN_SIDE };
+}

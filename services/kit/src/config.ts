@@ -59,6 +59,14 @@ export const awsEnv = {
   AWS_ENDPOINT_URL_DYNAMODB: env.url().optional(),
 };
 
+/** Largest avatar upload by default: 5 MiB. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
+
+/** The upload size limit, shared by presign (the POST policy) and the services that read uploads. */
+export const uploadLimitEnv = {
+  AVATAR_MAX_BYTES: env.int(DEFAULT_MAX_UPLOAD_BYTES, 1),
+};
+
 export const tableEnv = {
   TABLE_NAME: z.string().min(3).default('avatar-pipeline'),
 };

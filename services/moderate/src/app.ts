@@ -15,7 +15,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ImageProblem } from '@avatar-pipeline/imaging';
+import { imageLimits, type ImageProblem } from '@avatar-pipeline/imaging';
 import {
   approvedSchema,
   bucketReadiness,
@@ -45,7 +45,7 @@ import {
   type UploadRecord,
 } from '@avatar-pipeline/kit';
 import { checkImage, fetchUpload } from './checks.js';
-import { imageLimits, moderationPolicy, type ModerateConfig } from './config.js';
+import { moderationPolicy, type ModerateConfig } from './config.js';
 import { moderationMetrics, type DecisionOutcome } from './metrics.js';
 import { decide } from './policy.js';
 import type { ModerationProvider } from './providers/provider.js';

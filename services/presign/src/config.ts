@@ -1,13 +1,12 @@
 /** Presign's own settings, on top of the kit's common, AWS, table, bucket and auth variables. */
 import { z } from 'zod';
-import { env } from '@avatar-pipeline/kit';
+import { env, uploadLimitEnv } from '@avatar-pipeline/kit';
 
 export const allowedContentTypes = ['image/jpeg', 'image/png', 'image/webp'] as const;
 export type AllowedContentType = (typeof allowedContentTypes)[number];
 
 export const presignEnv = {
-  /** Largest avatar a player may upload, in bytes (5 MiB). */
-  AVATAR_MAX_BYTES: env.int(5 * 1024 * 1024, 1),
+  ...uploadLimitEnv,
   /** Lifetime of a presigned POST; kept short because it is a bearer capability. */
   PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
   /**

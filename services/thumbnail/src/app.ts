@@ -7,7 +7,7 @@
  * deterministic, so a redelivery rewrites the same bytes; once the original is gone, a
  * redelivery answers the same reply if every rendition exists.
  */
-import { inspectImage } from '@avatar-pipeline/imaging';
+import { imageLimits, inspectImage } from '@avatar-pipeline/imaging';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   EventType,
@@ -34,7 +34,7 @@ import {
   type ThumbnailedData,
 } from '@avatar-pipeline/kit';
 import pLimit from 'p-limit';
-import { imageLimits, type ThumbnailConfig } from './config.js';
+import type { ThumbnailConfig } from './config.js';
 import { thumbnailMetrics } from './metrics.js';
 import { renderAvatar, type RenderOptions, type Rendition } from './render.js';
 

@@ -1,4 +1,4 @@
-import { defaultLimits, type ImageLimits } from '@avatar-pipeline/imaging';
+import { imageEnv } from '@avatar-pipeline/imaging';
 import { awsEnv, bucketEnv, commonEnv, env } from '@avatar-pipeline/kit';
 import { z } from 'zod';
 
@@ -16,8 +16,7 @@ export const thumbnailEnv = {
   ...commonEnv,
   ...awsEnv,
   ...bucketEnv,
-  AVATAR_MAX_BYTES: env.int(defaultLimits.maxBytes, 1),
-  IMAGE_MAX_PIXELS: env.int(defaultLimits.maxPixels, 1),
+  ...imageEnv,
   /** Square sizes in pixels, e.g. `64,128,256`. */
   THUMBNAIL_SIZES: sizeList,
   /** Longest side of the `full` rendition (aspect kept, never enlarged). */
@@ -29,6 +28,3 @@ export const thumbnailEnv = {
 
 export type ThumbnailConfig = z.output<z.ZodObject<typeof thumbnailEnv>>;
 
-export function imageLimits(config: ThumbnailConfig): ImageLimits {
-  return { ...defaultLimits, maxBytes: config.AVATAR_MAX_BYTES, maxPixels: config.IMAGE_MAX_PIXELS };
-}

@@ -1,3 +1,4 @@
+import { imageLimits } from '@avatar-pipeline/imaging';
 import { ConfigError } from '@avatar-pipeline/kit';
 import { describe, expect, it } from 'vitest';
 import { testConfig } from './helpers.js';
@@ -12,6 +13,11 @@ describe('thumbnail configuration', () => {
       THUMBNAIL_CROP: 'attention',
       THUMBNAIL_QUALITY: 80,
     });
+  });
+
+  it('takes the same image limits as moderate, so what moderate accepts renders', () => {
+    const config = testConfig({ AVATAR_MAX_BYTES: '1000000', IMAGE_MAX_PIXELS: '50000000', IMAGE_MAX_SIDE: '12000', IMAGE_MIN_SIDE: '16' });
+    expect(imageLimits(config)).toEqual({ maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 12_000, minSide: 16 });
   });
 
   it('reads sizes as a sorted set', () => {

@@ -1,7 +1,8 @@
 /** Builds the configured provider; the nsfwjs model is loaded here, once, before serving. */
 import { RekognitionClient } from '@aws-sdk/client-rekognition';
 import { clientOptions } from '@avatar-pipeline/kit';
-import { imageLimits, type ModerateConfig } from '../config.js';
+import { imageLimits } from '@avatar-pipeline/imaging';
+import type { ModerateConfig } from '../config.js';
 import { loadNsfwjsProvider } from './nsfwjs.js';
 import type { ModerationProvider } from './provider.js';
 import { rekognitionProvider } from './rekognition.js';
