@@ -31,6 +31,8 @@ export const terminalStatuses = ['ready', 'rejected', 'failed'] as const;
 export type TerminalStatus = (typeof terminalStatuses)[number];
 export type UploadStatus = 'pending' | 'processing' | TerminalStatus;
 
+export const isTerminal = (status: UploadStatus): status is TerminalStatus => (terminalStatuses as readonly string[]).includes(status);
+
 export interface UploadRecord {
   playerId: string;
   uploadId: string;

@@ -5,6 +5,7 @@ import {
   dynamoDocumentClient,
   epochSeconds,
   isConditionFailure,
+  isTerminal,
   keys,
   ProcessedEvents,
   UploadStore,
@@ -79,6 +80,10 @@ describe('UploadStore', () => {
     const missing = nextUploadId();
     await store.markProcessing('p-1', missing);
     expect(await rawUpload('p-1', missing)).toBeUndefined();
+  });
+
+  it('knows which statuses are terminal', () => {
+    expect((['pending', 'processing', 'ready', 'rejected', 'failed'] as const).filter(isTerminal)).toEqual(['ready', 'rejected', 'failed']);
   });
 
   it('finishes an upload once; a second finish changes nothing and returns the first outcome', async () => {

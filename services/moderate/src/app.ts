@@ -22,6 +22,7 @@ import {
   createService,
   eventEndpoint,
   EventType,
+  isTerminal,
   on,
   parseUploadKey,
   PermanentEventError,
@@ -31,7 +32,6 @@ import {
   s3EntitySchema,
   systemClock,
   tableReadiness,
-  terminalStatuses,
   UPLOAD_PREFIX,
   UploadStore,
   type Clock,
@@ -143,7 +143,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
     }
     // The S3 event time; sources always set it, the record's creation is a deterministic fallback.
     const upload: Upload = { ...target, uploadedAt: event.time ?? record.createdAt };
-    if ((terminalStatuses as readonly string[]).includes(record.status)) return settled(upload, record, log);
+    if (isTerminal(record.status)) return settled(upload, record, log);
     await uploads.markProcessing(upload.playerId, upload.uploadId);
 
     const limits = { ...imageLimits(config), maxBytes: Math.min(config.AVATAR_MAX_BYTES, record.maxBytes) };
@@ -154,7 +154,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
     }
     if (fetched.kind === 'missing') {
       const now = await uploads.get(upload.playerId, upload.uploadId);
-      if (now && (terminalStatuses as readonly string[]).includes(now.status)) return settled(upload, now, log);
+      if (now && isTerminal(now.status)) return settled(upload, now, log);
       throw new PermanentEventError('object_missing', `upload ${upload.key} has no object to moderate`);
     }
     if (fetched.kind === 'invalid') return invalid(upload, fetched.problem, log);
