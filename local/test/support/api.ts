@@ -1,14 +1,8 @@
 /** A small client for the stack's public API, as a game client would use it. */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { UploadTicket } from '@avatar-pipeline/presign';
 
-export interface UploadTicket {
-  uploadId: string;
-  method: 'POST';
-  url: string;
-  fields: Record<string, string>;
-  expiresAt: string;
-  maxBytes: number;
-}
+export type { UploadTicket };
 
 export interface UploadStatus {
   uploadId: string;
