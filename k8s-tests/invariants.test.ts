@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  apiRoutes,
   deadLetterSink,
   durationMs,
   emits,
@@ -14,13 +15,14 @@ import {
   type ServiceName,
 } from '@avatar-pipeline/kit';
 import { vapidEnv } from '@avatar-pipeline/vapid';
-import { apiRoutes, deliverySpec, nginxConfig, gatewayRoutes, setupScript, triggerFilters } from '@avatar-pipeline/cdk8s';
+import { deliverySpec, nginxConfig, gatewayRoutes, setupScript } from '@avatar-pipeline/cdk8s';
 import {
   consumerProblems,
   destinationProblems,
   knativeServiceProblems,
   knativeServices,
   podTemplates,
+  rbacSubjectProblems,
   restrictedProblems,
   triggersOf,
 } from './support/invariants.js';
@@ -108,7 +110,7 @@ describe.each(environments)('%s', (_name, env) => {
       const trigger = objects.find((t) => t.metadata.name === topology.name);
       expect(trigger?.spec).toEqual({
         broker: 'avatar-pipeline',
-        filters: triggerFilters(topology.filter),
+        filters: topology.filters,
         subscriber: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: topology.subscriber.service }, uri: topology.subscriber.path },
         delivery: deliverySpec(topology.delivery),
       });
@@ -181,6 +183,10 @@ describe.each(environments)('%s', (_name, env) => {
       if (env.name === 'eks') expect(role, account.metadata.name).toMatch(new RegExp(`^arn:aws:iam::\\d{12}:role/avatar-pipeline-${account.metadata.name}$`));
       else expect(role).toBeUndefined();
     }
+  });
+
+  it('binds roles only to ServiceAccounts of the chart, in the namespace they live in', () => {
+    expect(rbacSubjectProblems(env.objects)).toEqual([]);
   });
 
   it('exposes only the public API paths, through the gateway', () => {
@@ -274,6 +280,17 @@ describe('the invariant checks fail on broken copies', () => {
     ]);
     const withoutPush = env.objects.filter((o) => !(o.kind === 'Trigger' && o.metadata.name === 'push-failed'));
     expect(consumerProblems(withoutPush)).toEqual(['profile emits avatarpipeline.avatar.failed, which no Trigger consumes']);
+  });
+
+  it('a RoleBinding naming a ServiceAccount in another namespace, or one that does not exist', () => {
+    const objects = clone(env.objects) as any[];
+    const readers = objects.find((o) => o.kind === 'RoleBinding' && o.roleRef.name === 'vapid-reader');
+    readers.subjects[0].namespace = 'default';
+    readers.subjects[1].name = 'subscriber';
+    expect(rbacSubjectProblems(objects)).toEqual([
+      `RoleBinding ${readers.metadata.name}: ServiceAccount default/push does not exist`,
+      `RoleBinding ${readers.metadata.name}: ServiceAccount ${env.config.namespace}/subscriber does not exist`,
+    ]);
   });
 
   it('a Knative Service without probes, a public one, or a root container', () => {

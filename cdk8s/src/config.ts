@@ -3,7 +3,7 @@
  * AWS, dev issuer) and EKS (real AWS through IRSA). The chart code reads only this and the kit's
  * topology; values for a real account are placeholders to replace before `skaffold run -p eks`.
  */
-import type { ServiceName } from '@avatar-pipeline/kit';
+import { DEFAULT_MAX_UPLOAD_BYTES, type ServiceName } from '@avatar-pipeline/kit';
 
 export const environmentNames = ['kind', 'eks'] as const;
 export type EnvironmentName = (typeof environmentNames)[number];
@@ -89,7 +89,7 @@ export const kind: EnvironmentConfig = {
   region: 'us-east-1',
   bucket: 'avatars',
   table: 'avatar-pipeline',
-  avatarMaxBytes: 5 * 1024 * 1024,
+  avatarMaxBytes: DEFAULT_MAX_UPLOAD_BYTES,
   publicOrigin: kindOrigin,
   mediaBaseUrl: `${kindOrigin}/media`,
   s3PublicUrl: `${kindOrigin}/s3`,
@@ -132,7 +132,7 @@ export const eks: EnvironmentConfig = {
   region: awsRegion,
   bucket: `avatar-pipeline-${account}`,
   table: 'avatar-pipeline',
-  avatarMaxBytes: 5 * 1024 * 1024,
+  avatarMaxBytes: DEFAULT_MAX_UPLOAD_BYTES,
   publicOrigin: 'https://avatars.example.com',
   mediaBaseUrl: 'https://media.example.com',
   auth: {

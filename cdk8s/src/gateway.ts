@@ -10,7 +10,7 @@
 import { Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { publicServices, type ServiceName } from '@avatar-pipeline/kit';
+import { AVATAR_PREFIX, apiRoutes, type ApiRoute } from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity } from './common.js';
 import { serviceUrl, type EnvironmentConfig } from './config.js';
 
@@ -24,15 +24,8 @@ export interface Route {
   maxBodySize?: string;
 }
 
-/** The public API: which service answers which path. Mirrors local/src/gateway.ts. */
-export const apiRoutes: readonly { location: string; service: ServiceName; methods?: readonly string[] }[] = [
-  { location: '= /v1/uploads', service: 'presign', methods: ['POST'] },
-  { location: '^~ /v1/uploads/', service: 'profile', methods: ['GET'] },
-  { location: '= /v1/players', service: 'profile' },
-  { location: '^~ /v1/players/', service: 'profile' },
-  { location: '= /v1/push', service: 'subscribe' },
-  { location: '^~ /v1/push/', service: 'subscribe' },
-];
+/** nginx's form of a kit API route: `^~` is a prefix match that no regex location overrides. */
+const location = (route: ApiRoute) => `${route.match === 'exact' ? '=' : '^~'} ${route.path}`;
 
 const GATEWAY_PORT = 8080;
 export const GATEWAY_NAME = 'gateway';
@@ -41,10 +34,11 @@ export const MINIO_SERVICE = 'minio';
 export const DEV_ISSUER = 'dev-issuer';
 
 export function gatewayRoutes(config: EnvironmentConfig): Route[] {
-  const routes: Route[] = apiRoutes.map((r) => {
-    if (!publicServices.includes(r.service)) throw new Error(`route ${r.location} targets ${r.service}, which is not a public service`);
-    return { location: r.location, upstream: serviceUrl(config, r.service), ...(r.methods ? { methods: r.methods } : {}) };
-  });
+  const routes: Route[] = apiRoutes.map((r) => ({
+    location: location(r),
+    upstream: serviceUrl(config, r.service),
+    ...(r.methods ? { methods: r.methods } : {}),
+  }));
   if (config.standIns) {
     const minio = `${serviceUrl(config, MINIO_SERVICE)}:9000`;
     const uploadLimit = `${Math.ceil(config.avatarMaxBytes / (1024 * 1024)) + 1}m`;
@@ -52,7 +46,7 @@ export function gatewayRoutes(config: EnvironmentConfig): Route[] {
       // Browser uploads: MinIO checks the POST policy (size range, content type, key).
       { location: '^~ /s3/', upstream: minio, rewrite: { from: '^/s3/(.*)$', to: '/$1' }, methods: ['POST'], maxBodySize: uploadLimit },
       // The CDN stand-in: only the derived avatars, read-only.
-      { location: '^~ /media/avatars/', upstream: minio, rewrite: { from: '^/media/(.*)$', to: `/${config.bucket}/$1` }, methods: ['GET'] },
+      { location: `^~ /media/${AVATAR_PREFIX}`, upstream: minio, rewrite: { from: '^/media/(.*)$', to: `/${config.bucket}/$1` }, methods: ['GET'] },
     );
   }
   if (config.devIssuer) {

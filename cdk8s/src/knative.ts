@@ -6,6 +6,7 @@
  */
 import { ApiObject, type ApiObjectMetadata } from 'cdk8s';
 import type { Construct } from 'constructs';
+import type { Filter } from '@avatar-pipeline/kit';
 
 /** A reference to an Addressable (a Knative Service, a Broker) plus an optional path. */
 export interface Destination {
@@ -22,17 +23,6 @@ export interface DeliverySpec {
   /** ISO 8601 duration, per attempt. */
   timeout?: string;
   deadLetterSink?: Destination;
-}
-
-/** One dialect of a Trigger's `spec.filters` (the GA subscriptions API filters). */
-export interface SubscriptionsApiFilter {
-  exact?: Record<string, string>;
-  prefix?: Record<string, string>;
-  suffix?: Record<string, string>;
-  all?: SubscriptionsApiFilter[];
-  any?: SubscriptionsApiFilter[];
-  not?: SubscriptionsApiFilter;
-  cesql?: string;
 }
 
 export interface EnvVar {
@@ -101,7 +91,8 @@ export interface BrokerSpec {
 
 export interface TriggerSpec {
   broker: string;
-  filters?: SubscriptionsApiFilter[];
+  /** The kit's filter model is Knative's own (the subscriptions API dialects). */
+  filters?: readonly Filter[];
   subscriber: Destination;
   delivery?: DeliverySpec;
 }

@@ -9,11 +9,12 @@ import { Chart, type ChartProps } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import {
+  deliveryPolicies,
   serviceNames,
+  sinkBound,
   triggers,
   type DeliveryPolicy,
   type ServiceName,
-  type TriggerFilter,
   type TriggerSpec as TopologyTrigger,
 } from '@avatar-pipeline/kit';
 import { BROKER_NAME, builtImage, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
@@ -31,7 +32,6 @@ import {
   type DeliverySpec,
   type EnvVar,
   type KnativeServiceSpec,
-  type SubscriptionsApiFilter,
 } from './knative.js';
 import { alertRules, PodMonitor, podMonitorSpec, PrometheusRule } from './monitoring.js';
 import { minScale, serviceProfiles } from './services.js';
@@ -49,11 +49,6 @@ export function deliverySpec(policy: DeliveryPolicy): DeliverySpec {
     timeout: policy.timeout,
     deadLetterSink: serviceDestination(policy.deadLetter.service, policy.deadLetter.path),
   };
-}
-
-/** Knative `spec.filters`: one dialect per entry, all entries must match (as `matchesFilter`). */
-export function triggerFilters(filter: TriggerFilter): SubscriptionsApiFilter[] {
-  return [...(filter.exact ? [{ exact: { ...filter.exact } }] : []), ...(filter.prefix ? [{ prefix: { ...filter.prefix } }] : [])];
 }
 
 /** Variables every service shares, as a ConfigMap (envFrom). */
@@ -136,7 +131,8 @@ export class PipelineChart extends Chart {
           automountToken: needsToken,
         });
         // By name: cdk8s-plus classes do not satisfy their interfaces under exactOptionalPropertyTypes.
-        return [workload, kplus.ServiceAccount.fromServiceAccountName(this, `sa-${workload}-ref`, workload)];
+        // In the chart's namespace, where the account above is created (RoleBindings name it there).
+        return [workload, kplus.ServiceAccount.fromServiceAccountName(this, `sa-${workload}-ref`, workload, { namespaceName: config.namespace })];
       }),
     ) as Record<Workload, kplus.IServiceAccount>;
   }
@@ -195,9 +191,6 @@ export class PipelineChart extends Chart {
   }
 
   private eventing(): void {
-    // The first topology trigger (upload moderation) carries the processing-stage policy.
-    const processing = triggers[0]?.delivery;
-    if (!processing) throw new Error('the topology has no triggers');
     new Broker(this, 'broker', {
       metadata: {
         name: BROKER_NAME,
@@ -205,10 +198,10 @@ export class PipelineChart extends Chart {
         annotations: { 'eventing.knative.dev/broker.class': 'MTChannelBasedBroker' },
       },
       // Defaults for triggers that set none (every topology trigger sets its own).
-      spec: { delivery: deliverySpec(processing) },
+      spec: { delivery: deliverySpec(deliveryPolicies.processing) },
     });
     for (const trigger of triggers) this.trigger(trigger);
-    for (const name of serviceNames.filter((n) => serviceProfiles[n].sinkBound)) {
+    for (const name of serviceNames.filter((n) => sinkBound.has(n))) {
       new SinkBinding(this, `sink-${name}`, {
         metadata: { name: `${name}-to-broker`, labels: labels(name, 'eventing') },
         spec: {
@@ -224,7 +217,7 @@ export class PipelineChart extends Chart {
       metadata: { name: trigger.name, labels: labels(trigger.subscriber.service, 'eventing') },
       spec: {
         broker: BROKER_NAME,
-        filters: triggerFilters(trigger.filter),
+        filters: trigger.filters,
         subscriber: serviceDestination(trigger.subscriber.service, trigger.subscriber.path),
         delivery: deliverySpec(trigger.delivery),
       },

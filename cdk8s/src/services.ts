@@ -19,8 +19,6 @@ export interface ServiceProfile {
   resources: Resources;
   /** Size of the writable /tmp (the root filesystem is read-only). */
   tmpSize: string;
-  /** Posts events it originates to the broker: gets K_SINK from a SinkBinding. */
-  sinkBound: boolean;
   /** Reads the Kubernetes API (the VAPID Secret on kind): keeps its service account token. */
   needsApiAccess: (config: EnvironmentConfig) => boolean;
   env: (config: EnvironmentConfig) => EnvVar[];
@@ -59,7 +57,6 @@ const httpApi = {
   maxScale: 10,
   resources: api('50m', '96Mi', '256Mi'),
   tmpSize: '16Mi',
-  sinkBound: false,
   needsApiAccess: never,
 } as const satisfies Partial<ServiceProfile>;
 
@@ -77,7 +74,6 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
     timeoutSeconds: 60,
     resources: api('50m', '96Mi', '256Mi'),
     tmpSize: '16Mi',
-    sinkBound: true,
     needsApiAccess: never,
     env: (config) =>
       config.sqsQueueUrl
@@ -92,7 +88,6 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
     timeoutSeconds: 120,
     resources: { requests: { cpu: '500m', memory: '768Mi' }, limits: { cpu: '2', memory: '1536Mi' } },
     tmpSize: '64Mi',
-    sinkBound: false,
     needsApiAccess: never,
     env: (config) => [value('MODERATION_PROVIDER', config.moderationProvider), ...sharpEnv],
   },
@@ -104,14 +99,12 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
     timeoutSeconds: 120,
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '2', memory: '768Mi' } },
     tmpSize: '64Mi',
-    sinkBound: false,
     needsApiAccess: never,
     env: () => sharpEnv,
   },
   profile: {
     ...httpApi,
     timeoutSeconds: 60,
-    sinkBound: true,
     env: (config) => [value('MEDIA_BASE_URL', config.mediaBaseUrl), ...optional('COGNITO_USER_POOL_ID', config.cognitoUserPoolId)],
   },
   subscribe: {
@@ -128,7 +121,6 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
     timeoutSeconds: 60,
     resources: api('100m', '128Mi', '384Mi'),
     tmpSize: '16Mi',
-    sinkBound: false,
     needsApiAccess: readsVapidSecret,
     env: (config) => [...vapidEnv(config), value('VAPID_SUBJECT', config.vapid.subject)],
   },

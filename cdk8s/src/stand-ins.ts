@@ -12,7 +12,7 @@
 import { Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { TTL_ATTRIBUTE, UPLOAD_PREFIX } from '@avatar-pipeline/kit';
+import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX } from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
 import { serviceUrl, type EnvironmentConfig, type StandInsConfig } from './config.js';
 import { MINIO_SERVICE } from './gateway.js';
@@ -21,7 +21,6 @@ import { WEBHOOK_SECRET } from './services.js';
 export const DYNAMODB_SERVICE = 'dynamodb';
 /** MinIO's identifier of the webhook target: its ARN is arn:minio:sqs::S3SOURCE:webhook. */
 const WEBHOOK_TARGET = 'S3SOURCE';
-const DERIVED_PREFIX = 'avatars/';
 
 const tmpVolume = (scope: Construct, id: string) => kplus.Volume.fromEmptyDir(scope, id, 'tmp', { sizeLimit: Size.mebibytes(64) });
 
@@ -161,7 +160,7 @@ export function setupScript(config: EnvironmentConfig): string {
   });
   const policy = JSON.stringify({
     Version: '2012-10-17',
-    Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/${DERIVED_PREFIX}*`] }],
+    Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/${AVATAR_PREFIX}*`] }],
   });
   const s3 = `aws --endpoint-url "$S3" s3api`;
   const ddb = `aws --endpoint-url "$DYNAMODB" dynamodb`;

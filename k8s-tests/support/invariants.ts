@@ -2,7 +2,7 @@
  * Cross-object invariants of a synthesized environment. Each check returns the problems it
  * finds (empty when all is well), so tests can also run it on deliberately broken copies.
  */
-import { emits, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type ServiceName } from '@avatar-pipeline/kit';
+import { emits, matchesFilters, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type Filter, type ServiceName } from '@avatar-pipeline/kit';
 import { ofKind, type K8sObject } from './manifests.js';
 
 export const KSVC = ['serving.knative.dev/v1', 'Service'] as const;
@@ -14,7 +14,7 @@ interface Destination {
 interface TriggerObject extends K8sObject {
   spec: {
     broker: string;
-    filters?: { exact?: Record<string, string>; prefix?: Record<string, string> }[];
+    filters?: Filter[];
     subscriber: Destination;
     delivery?: { deadLetterSink?: Destination };
   };
@@ -82,13 +82,9 @@ export function destinationProblems(objects: readonly K8sObject[]): string[] {
   return problems;
 }
 
-/** Knative filter semantics over the Trigger objects (every entry must match). */
+/** Knative filter semantics over the Trigger objects (the kit's, which the local broker uses too). */
 export function triggerAccepts(trigger: TriggerObject, attributes: Readonly<Record<string, string>>): boolean {
-  return (trigger.spec.filters ?? []).every(
-    (f) =>
-      Object.entries(f.exact ?? {}).every(([k, v]) => attributes[k] === v) &&
-      Object.entries(f.prefix ?? {}).every(([k, v]) => attributes[k]?.startsWith(v) === true),
-  );
+  return matchesFilters(trigger.spec.filters ?? [], attributes);
 }
 
 /** An example event of an emitted type (`prefix*` patterns stand for one concrete type). */
@@ -107,6 +103,28 @@ export function consumerProblems(objects: readonly K8sObject[], emitted: Readonl
     }
   }
   return problems;
+}
+
+interface Subject {
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * Every ServiceAccount a RoleBinding or ClusterRoleBinding names exists in the chart, in the
+ * namespace named (a RoleBinding's subject without one means the binding's own namespace).
+ */
+export function rbacSubjectProblems(objects: readonly K8sObject[]): string[] {
+  const accounts = new Set(ofKind(objects, 'v1', 'ServiceAccount').map((a) => `${a.metadata.namespace}/${a.metadata.name}`));
+  const bindings = ['RoleBinding', 'ClusterRoleBinding'].flatMap((kind) => ofKind(objects, 'rbac.authorization.k8s.io/v1', kind)) as (K8sObject & { subjects?: Subject[] })[];
+  return bindings.flatMap((binding) =>
+    (binding.subjects ?? [])
+      .filter((s) => s.kind === 'ServiceAccount')
+      .map((s) => `${s.namespace ?? (binding.kind === 'RoleBinding' ? binding.metadata.namespace : '(none)')}/${s.name}`)
+      .filter((account) => !accounts.has(account))
+      .map((account) => `${binding.kind} ${binding.metadata.name}: ServiceAccount ${account} does not exist`),
+  );
 }
 
 const containersOf = (spec: PodSpec) => [...spec.containers, ...(spec.initContainers ?? [])];

@@ -12,7 +12,8 @@ import {
   Lifecycle,
   createMetrics,
   createService,
-  matchesFilter,
+  defineTriggers,
+  matchesFilters,
   toCloudEvent,
   type AppEnv,
   type Destination,
@@ -60,7 +61,9 @@ export interface Broker {
 }
 
 export function createBroker(options: BrokerOptions): Broker {
-  const { triggers, logger } = options;
+  const { logger } = options;
+  // Refuses triggers whose filters Knative would refuse or ignore, as the cluster would.
+  const triggers = defineTriggers(options.triggers);
   const pending = new Lifecycle();
   const parked: UndeliverableEvent[] = [];
   const metrics = options.metrics ?? createMetrics('broker');
@@ -101,7 +104,7 @@ export function createBroker(options: BrokerOptions): Broker {
       throw new HttpError(400, 'ttl_exceeded', 'the event has made too many hops through the broker');
     }
     const stored = accepted(event, ttl, new Date());
-    const matched = triggers.filter((t) => matchesFilter(t.filter, stored));
+    const matched = triggers.filter((t) => matchesFilters(t.filters, stored));
     if (matched.length === 0) {
       counters.ingested.inc({ origin, outcome: 'dropped_no_trigger' });
       log.info('no trigger matches the event; dropped');

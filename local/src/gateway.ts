@@ -6,7 +6,7 @@
 import type { Context, Handler, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { proxy } from 'hono/proxy';
-import { createService, errorBody, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes, createService, errorBody, type ApiRoute, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
 
 /** Anything that answers fetch requests in process (a Hono app). */
 export interface FetchTarget {
@@ -31,6 +31,9 @@ export interface GatewayOptions {
   /** Longest wait for a service's answer. */
   upstreamTimeoutMs?: number;
 }
+
+/** Hono's form of a kit API route; `{.*}` keeps a prefix route off its bare path, as nginx's `^~`. */
+const honoPath = (route: ApiRoute) => (route.match === 'exact' ? route.path : `${route.path}:rest{.*}`);
 
 function clientAddress(c: Context<AppEnv>): string | undefined {
   try {
@@ -99,12 +102,10 @@ export function createGateway(options: GatewayOptions): Service {
       return forward(c, url, name, target);
     };
 
-  app.post('/v1/uploads', toService('presign'));
-  app.get('/v1/uploads/:id', toService('profile'));
-  app.all('/v1/players', toService('profile'));
-  app.all('/v1/players/*', toService('profile'));
-  app.all('/v1/push', toService('subscribe'));
-  app.all('/v1/push/*', toService('subscribe'));
+  for (const route of apiRoutes) {
+    if (route.methods) app.on([...route.methods], honoPath(route), toService(route.service));
+    else app.all(honoPath(route), toService(route.service));
+  }
   app.all('/dev/*', inProcess('dev-issuer', options.issuer));
   app.all('/.well-known/*', inProcess('dev-issuer', options.issuer));
   app.on(['GET', 'HEAD'], '/media/*', options.media);

@@ -3,16 +3,13 @@
  * at the local stand-ins. Whatever else is in the stack's own environment (MODERATION_PROVIDER,
  * THUMBNAIL_SIZES, ...) passes through underneath.
  */
-import type { ServiceName } from '@avatar-pipeline/kit';
+import { sinkBound, type ServiceName } from '@avatar-pipeline/kit';
 import { DEV_ALGORITHM } from './issuer.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 
 export const LOCAL_BUCKET = 'avatars';
 export const LOCAL_TABLE = 'avatar-pipeline';
 export const LOCAL_AUDIENCE = 'avatar-pipeline';
-
-/** Services that originate events and are bound to the broker (SinkBindings in the cluster). */
-const sinkBound: ReadonlySet<ServiceName> = new Set(['s3-source', 'profile']);
 
 export interface StackAddresses {
   /** The public origin: issuer, media and upload URLs are built on it. */

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
+import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
 import { createBroker } from './broker.js';
 import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
@@ -106,7 +106,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const loggerFor = (name: string) => createLogger(name, level, destination);
   const logger = loggerFor('local');
   const region = options.region ?? 'us-east-1';
-  const maxUploadBytes = options.maxUploadBytes ?? 5 * 1024 * 1024;
+  const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const stopGraceMs = options.stopGraceMs ?? 10_000;
 
   const names = options.services ?? builtServices(root);

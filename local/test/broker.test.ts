@@ -8,8 +8,8 @@ import {
   toBinary,
   triggers as topology,
   type DeliveryPolicy,
+  type Filter,
   type ServiceName,
-  type TriggerFilter,
   type TriggerSpec,
 } from '@avatar-pipeline/kit';
 import { backoffMs, createBroker, isRetryable, type Broker, type BrokerOptions } from '../src/index.js';
@@ -29,8 +29,8 @@ const fast: DeliveryPolicy = {
   deadLetter: { service: 'profile', path: '/dead-letter' },
 };
 
-function trigger(name: string, filter: TriggerFilter, service: ServiceName, delivery: Partial<DeliveryPolicy> = {}): TriggerSpec {
-  return { name, filter, subscriber: { service, path: '/events' }, delivery: { ...fast, ...delivery } };
+function trigger(name: string, filter: Filter, service: ServiceName, delivery: Partial<DeliveryPolicy> = {}): TriggerSpec {
+  return { name, filters: [filter], subscriber: { service, path: '/events' }, delivery: { ...fast, ...delivery } };
 }
 
 interface Harness {
@@ -152,6 +152,16 @@ describe('local broker: routing', () => {
     expect((await h.post('/default/default', { headers, body })).status).toBe(202);
     await h.broker.idle();
     expect(h.at('thumbnail')[0]?.event?.data).toEqual({ ok: true });
+  });
+
+  it('refuses a trigger whose filters Knative would refuse, as the cluster would', () => {
+    const twoAttributes: Filter = { prefix: { type: S3_OBJECT_CREATED_PREFIX, subject: 'uploads/' } };
+    expect(() => createBroker({ triggers: [trigger('moderate-uploads', twoAttributes, 'moderate')], resolve: () => undefined, logger })).toThrow(
+      'Trigger moderate-uploads: Multiple items found, can have only one key-value: spec.filters[0].prefix',
+    );
+    expect(() => createBroker({ triggers: [trigger('t', { exact: { 'ce-type': 't' } }, 'moderate')], resolve: () => undefined, logger })).toThrow(
+      'Trigger t: invalid key name "ce-type": spec.filters[0].exact[ce-type]',
+    );
   });
 
   it('answers 400 JSON to anything that is not a valid CloudEvent', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, s3Client, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes, createLogger, s3Client, type ServiceName } from '@avatar-pipeline/kit';
 import { createGateway } from '../src/gateway.js';
 import { listen, type Listening } from '../src/listen.js';
 import { mediaHandler, noneMatch } from '../src/media.js';
@@ -106,6 +106,17 @@ describe('gateway', () => {
     const absent = await fetch(`${base}/v1/push/subscriptions`, { method: 'POST' });
     expect(absent.status).toBe(503);
     expect(await absent.json()).toEqual({ error: { code: 'service_unavailable', message: 'subscribe is not running in this stack' } });
+  });
+
+  it("routes each of the kit's public API routes to its service, and internal paths nowhere", async () => {
+    /** The service a request reached: presign echoes, profile is down, subscribe is absent. */
+    const reached = async (res: Response) => res.headers.get('x-upstream') ?? ((await res.json()) as { error: { message: string } }).error.message.split(' ')[0];
+    for (const route of apiRoutes) {
+      const path = route.match === 'exact' ? route.path : `${route.path}x`;
+      expect(await reached(await fetch(`${base}${path}`, { method: route.methods?.[0] ?? 'GET' })), path).toBe(route.service);
+    }
+    const notFound = [['GET', '/v1/uploads'], ['POST', '/v1/uploads/x'], ['GET', '/events'], ['POST', '/dead-letter'], ['POST', '/webhook'], ['GET', '/v1/pushx']] as const;
+    for (const [method, path] of notFound) expect((await fetch(`${base}${path}`, { method })).status, `${method} ${path}`).toBe(404);
   });
 
   it('routes the issuer as is and storage without its /s3 prefix', async () => {

@@ -1,6 +1,6 @@
 /** Data schemas of every event on the broker, validated at each consumer's edge. */
 import { z } from 'zod';
-import { EventType } from './topology.js';
+import { EventType, UPLOAD_PREFIX } from './topology.js';
 
 /** Player ids end up in object keys and table keys: keep them to a safe alphabet. */
 export const playerIdSchema = z
@@ -100,13 +100,26 @@ export type FailedData = z.infer<typeof failedSchema>;
 
 /** `uploads/<playerId>/<uploadId>`: the only keys presign ever hands out. */
 export function uploadKey(playerId: string, uploadId: string): string {
-  return `uploads/${playerId}/${uploadId}`;
+  return `${UPLOAD_PREFIX}${playerId}/${uploadId}`;
 }
 
 export function parseUploadKey(key: string): { playerId: string; uploadId: string } | undefined {
   const parts = key.split('/');
-  if (parts.length !== 3 || parts[0] !== 'uploads') return undefined;
+  if (parts.length !== 3 || `${parts[0]}/` !== UPLOAD_PREFIX) return undefined;
   const playerId = playerIdSchema.safeParse(parts[1]);
   const uploadId = uploadIdSchema.safeParse(parts[2]);
   return playerId.success && uploadId.success ? { playerId: playerId.data, uploadId: uploadId.data } : undefined;
+}
+
+/** Derived avatars: the only objects served publicly (the CDN's origin path). */
+export const AVATAR_PREFIX = 'avatars/';
+
+/** `avatars/<playerId>/<uploadId>/`: where one upload's renditions live, and nowhere else. */
+export function avatarPrefix(playerId: string, uploadId: string): string {
+  return `${AVATAR_PREFIX}${playerId}/${uploadId}/`;
+}
+
+/** `avatars/<playerId>/<uploadId>/<name>.webp`: one rendition (a size, or `full`). */
+export function avatarKey(playerId: string, uploadId: string, name: string): string {
+  return `${avatarPrefix(playerId, uploadId)}${name}.webp`;
 }

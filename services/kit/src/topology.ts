@@ -1,8 +1,9 @@
 /**
  * The event topology: the single source of truth for which service consumes
- * which event type, with which filter and delivery policy. The cdk8s app turns
+ * which event type, with which filters and delivery policy. The cdk8s app turns
  * it into Knative Triggers; the local broker builds its triggers from it.
  */
+import { filterProblems, type Filter } from './filters.js';
 
 export const S3_OBJECT_CREATED_PREFIX = 'com.amazonaws.s3.ObjectCreated:';
 
@@ -20,12 +21,6 @@ export const UPLOAD_PREFIX = 'uploads/';
 
 export const serviceNames = ['presign', 's3-source', 'moderate', 'thumbnail', 'profile', 'subscribe', 'push'] as const;
 export type ServiceName = (typeof serviceNames)[number];
-
-/** Knative filter dialects we use: every listed attribute must match. */
-export interface TriggerFilter {
-  exact?: Readonly<Record<string, string>>;
-  prefix?: Readonly<Record<string, string>>;
-}
 
 export interface Destination {
   service: ServiceName;
@@ -46,7 +41,8 @@ export interface DeliveryPolicy {
 
 export interface TriggerSpec {
   name: string;
-  filter: TriggerFilter;
+  /** Knative `spec.filters`: every entry must match. */
+  filters: readonly Filter[];
   subscriber: Destination;
   delivery: DeliveryPolicy;
 }
@@ -66,36 +62,54 @@ const processing: DeliveryPolicy = {
   deadLetter: deadLetterSink,
 };
 
-const notification: DeliveryPolicy = { ...processing, retry: 8, timeout: 'PT30S' };
+/**
+ * Processing stages (S3, approved, thumbnailed: their failure fails the upload) and notifications
+ * (ready, rejected, failed: retried longer, each attempt shorter). `processing` is also the
+ * Broker's default for triggers that set none.
+ */
+export const deliveryPolicies = {
+  processing,
+  notification: { ...processing, retry: 8, timeout: 'PT30S' },
+} as const satisfies Readonly<Record<string, DeliveryPolicy>>;
 
-export const triggers: readonly TriggerSpec[] = [
+/**
+ * The triggers, checked as Knative checks them: throws on a filter the cluster would refuse or
+ * ignore, so neither the local broker nor the charts can carry one.
+ */
+export function defineTriggers(specs: readonly TriggerSpec[]): readonly TriggerSpec[] {
+  const problems = specs.flatMap((t) => filterProblems(t.filters).map((problem) => `Trigger ${t.name}: ${problem}`));
+  if (problems.length > 0) throw new Error(`invalid trigger filters:\n${problems.join('\n')}`);
+  return specs;
+}
+
+export const triggers: readonly TriggerSpec[] = defineTriggers([
   {
     name: 'moderate-uploads',
-    filter: { prefix: { type: S3_OBJECT_CREATED_PREFIX, subject: UPLOAD_PREFIX } },
+    filters: [{ prefix: { type: S3_OBJECT_CREATED_PREFIX } }, { prefix: { subject: UPLOAD_PREFIX } }],
     subscriber: { service: 'moderate', path: '/events' },
-    delivery: processing,
+    delivery: deliveryPolicies.processing,
   },
   {
     name: 'thumbnail-approved',
-    filter: { exact: { type: EventType.approved } },
+    filters: [{ exact: { type: EventType.approved } }],
     subscriber: { service: 'thumbnail', path: '/events' },
-    delivery: processing,
+    delivery: deliveryPolicies.processing,
   },
   {
     name: 'profile-thumbnailed',
-    filter: { exact: { type: EventType.thumbnailed } },
+    filters: [{ exact: { type: EventType.thumbnailed } }],
     subscriber: { service: 'profile', path: '/events' },
-    delivery: processing,
+    delivery: deliveryPolicies.processing,
   },
   ...([EventType.ready, EventType.rejected, EventType.failed] as const).map(
     (type): TriggerSpec => ({
       name: `push-${type.slice(type.lastIndexOf('.') + 1)}`,
-      filter: { exact: { type } },
+      filters: [{ exact: { type } }],
       subscriber: { service: 'push', path: '/events' },
-      delivery: notification,
+      delivery: deliveryPolicies.notification,
     }),
   ),
-];
+]);
 
 /**
  * What each service puts on the broker (as replies, or as a source). Checked
@@ -111,23 +125,16 @@ export const emits: Readonly<Record<ServiceName, readonly string[]>> = {
   push: [],
 };
 
-/** Services that expose a public HTTP API (the rest are cluster-local). */
-export const publicServices: readonly ServiceName[] = ['presign', 'profile', 'subscribe'];
+/**
+ * Services that originate events rather than reply to the one they handle (s3-source from S3
+ * notifications, profile the `failed` of a dead letter, whose reply Knative drops): they post
+ * to K_SINK, so they are bound to the broker (a SinkBinding in the cluster).
+ */
+export const sinkBound: ReadonlySet<ServiceName> = new Set(['s3-source', 'profile']);
 
-/** Does an event with these attributes pass a trigger's filter? (Knative semantics.) */
-export function matchesFilter(filter: TriggerFilter, attributes: Readonly<Record<string, unknown>>): boolean {
-  const value = (name: string) => {
-    const v = attributes[name];
-    return v === undefined || v === null ? undefined : String(v);
-  };
-  for (const [name, expected] of Object.entries(filter.exact ?? {})) {
-    if (value(name) !== expected) return false;
-  }
-  for (const [name, prefix] of Object.entries(filter.prefix ?? {})) {
-    if (!value(name)?.startsWith(prefix)) return false;
-  }
-  return true;
-}
+/** Services that expose a public HTTP API (the rest are cluster-local). */
+export const publicServices = ['presign', 'profile', 'subscribe'] as const satisfies readonly ServiceName[];
+export type PublicService = (typeof publicServices)[number];
 
 /** Parse the ISO 8601 durations used in delivery policies (PnDTnHnMn.nS) into milliseconds. */
 export function durationMs(iso: string): number {

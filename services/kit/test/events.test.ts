@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { approvedSchema, parseUploadKey, playerIdSchema, readySchema, rejectedSchema, s3EntitySchema, uploadKey } from '../src/index.js';
+import { approvedSchema, avatarKey, avatarPrefix, parseUploadKey, playerIdSchema, readySchema, rejectedSchema, s3EntitySchema, uploadKey } from '../src/index.js';
 
 const UPLOAD = '0192f3a4-5b6c-7d8e-9f01-23456789abcd';
 const OTHER_UPLOAD = '01936b2e-1c2d-7abc-8def-0123456789ab';
@@ -44,6 +44,12 @@ describe('upload keys', () => {
     'uploads',
   ])('rejects %j', (key) => {
     expect(parseUploadKey(key)).toBeUndefined();
+  });
+
+  it('puts the renditions of an upload under its own avatars/ prefix', () => {
+    expect(avatarPrefix('player-1', UPLOAD)).toBe(`avatars/player-1/${UPLOAD}/`);
+    expect(avatarKey('player-1', UPLOAD, '64')).toBe(`avatars/player-1/${UPLOAD}/64.webp`);
+    expect(avatarKey('player-1', UPLOAD, 'full').startsWith(avatarPrefix('player-1', UPLOAD))).toBe(true);
   });
 
   it('keeps player ids to a safe alphabet', () => {

@@ -1,51 +1,131 @@
 import { describe, expect, it } from 'vitest';
 import {
   deadLetterSink,
+  defineTriggers,
+  deliveryPolicies,
   durationMs,
   emits,
   EventType,
   eventDataSchemas,
   eventTypeLabel,
-  matchesFilter,
+  filterProblems,
+  matchesFilters,
   publicServices,
   S3_OBJECT_CREATED_PREFIX,
   serviceNames,
+  sinkBound,
   triggers,
+  type Filter,
 } from '../src/index.js';
 
-describe('matchesFilter', () => {
+/** Filters the types refuse, as plain data reaches the checks (e.g. from JavaScript). */
+const untyped = (filters: unknown) => filters as Filter[];
+
+describe('matchesFilters', () => {
   it('matches exact attributes exactly, case-sensitively', () => {
-    const filter = { exact: { type: EventType.approved } };
-    expect(matchesFilter(filter, { type: EventType.approved, source: '/x' })).toBe(true);
-    expect(matchesFilter(filter, { type: `${EventType.approved}.v2` })).toBe(false);
-    expect(matchesFilter(filter, { type: EventType.approved.toUpperCase() })).toBe(false);
-    expect(matchesFilter(filter, { type: EventType.approved.slice(0, -1) })).toBe(false);
+    const filters: Filter[] = [{ exact: { type: EventType.approved } }];
+    expect(matchesFilters(filters, { type: EventType.approved, source: '/x' })).toBe(true);
+    expect(matchesFilters(filters, { type: `${EventType.approved}.v2` })).toBe(false);
+    expect(matchesFilters(filters, { type: EventType.approved.toUpperCase() })).toBe(false);
+    expect(matchesFilters(filters, { type: EventType.approved.slice(0, -1) })).toBe(false);
   });
 
-  it('matches prefixes', () => {
-    const filter = { prefix: { type: S3_OBJECT_CREATED_PREFIX, subject: 'uploads/' } };
-    expect(matchesFilter(filter, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'uploads/p/u' })).toBe(true);
-    expect(matchesFilter(filter, { type: `${S3_OBJECT_CREATED_PREFIX}Put`, subject: 'uploads/' })).toBe(true);
-    expect(matchesFilter(filter, { type: 'com.amazonaws.s3.ObjectRemoved:Delete', subject: 'uploads/p/u' })).toBe(false);
-    expect(matchesFilter(filter, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'avatars/p/u/64.webp' })).toBe(false);
-    expect(matchesFilter(filter, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'x/uploads/p/u' })).toBe(false);
+  it('matches prefixes and suffixes', () => {
+    const filters: Filter[] = [{ prefix: { type: S3_OBJECT_CREATED_PREFIX } }, { prefix: { subject: 'uploads/' } }];
+    expect(matchesFilters(filters, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'uploads/p/u' })).toBe(true);
+    expect(matchesFilters(filters, { type: `${S3_OBJECT_CREATED_PREFIX}Put`, subject: 'uploads/' })).toBe(true);
+    expect(matchesFilters(filters, { type: 'com.amazonaws.s3.ObjectRemoved:Delete', subject: 'uploads/p/u' })).toBe(false);
+    expect(matchesFilters(filters, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'avatars/p/u/64.webp' })).toBe(false);
+    expect(matchesFilters(filters, { type: `${S3_OBJECT_CREATED_PREFIX}Post`, subject: 'x/uploads/p/u' })).toBe(false);
+    const webp: Filter[] = [{ suffix: { subject: '.webp' } }];
+    expect(matchesFilters(webp, { subject: 'avatars/p/u/64.webp' })).toBe(true);
+    expect(matchesFilters(webp, { subject: 'avatars/p/u/64.webp.png' })).toBe(false);
   });
 
-  it('requires every attribute of both dialects, and a missing attribute never matches', () => {
-    const filter = { exact: { type: EventType.ready, source: '/avatar-pipeline/profile' }, prefix: { subject: 'uploads/' } };
+  it('requires every entry, and a missing attribute never matches exact, prefix or suffix', () => {
+    const filters: Filter[] = [{ exact: { type: EventType.ready } }, { exact: { source: '/avatar-pipeline/profile' } }, { prefix: { subject: 'uploads/' } }];
     const event = { type: EventType.ready, source: '/avatar-pipeline/profile', subject: 'uploads/p/u' };
-    expect(matchesFilter(filter, event)).toBe(true);
-    expect(matchesFilter(filter, { ...event, source: '/elsewhere' })).toBe(false);
-    expect(matchesFilter(filter, { ...event, subject: 'other' })).toBe(false);
-    expect(matchesFilter(filter, { type: event.type, source: event.source })).toBe(false);
-    expect(matchesFilter({ exact: { subject: '' } }, {})).toBe(false);
-    expect(matchesFilter({ prefix: { subject: '' } }, { subject: null })).toBe(false);
+    expect(matchesFilters(filters, event)).toBe(true);
+    expect(matchesFilters(filters, { ...event, source: '/elsewhere' })).toBe(false);
+    expect(matchesFilters(filters, { ...event, subject: 'other' })).toBe(false);
+    expect(matchesFilters(filters, { type: event.type, source: event.source })).toBe(false);
+    expect(matchesFilters([{ suffix: { subject: 'u' } }], { subject: null })).toBe(false);
   });
 
-  it('lets everything through an empty filter, and compares extension values as strings', () => {
-    expect(matchesFilter({}, {})).toBe(true);
-    expect(matchesFilter({ exact: {}, prefix: {} }, { type: 'anything' })).toBe(true);
-    expect(matchesFilter({ exact: { attempt: '3' } }, { attempt: 3 })).toBe(true);
+  it('passes any when one nested filter does, all when every one does, and not when its filter fails', () => {
+    const terminal: Filter[] = [{ any: [{ exact: { type: EventType.ready } }, { exact: { type: EventType.failed } }] }];
+    expect(matchesFilters(terminal, { type: EventType.failed })).toBe(true);
+    expect(matchesFilters(terminal, { type: EventType.approved })).toBe(false);
+    const both: Filter[] = [{ all: [{ prefix: { type: 'avatarpipeline.' } }, { suffix: { type: '.ready' } }] }];
+    expect(matchesFilters(both, { type: EventType.ready })).toBe(true);
+    expect(matchesFilters(both, { type: EventType.failed })).toBe(false);
+    const notFailed: Filter[] = [{ not: { exact: { type: EventType.failed } } }];
+    expect(matchesFilters(notFailed, { type: EventType.ready })).toBe(true);
+    expect(matchesFilters(notFailed, { type: EventType.failed })).toBe(false);
+  });
+
+  it('lets an event without the attribute through not (the nested filter fails on it)', () => {
+    const noSubject: Filter[] = [{ not: { prefix: { subject: 'uploads/' } } }];
+    expect(matchesFilters(noSubject, { type: 'x' })).toBe(true);
+    expect(matchesFilters(noSubject, { type: 'x', subject: 'uploads/p/u' })).toBe(false);
+  });
+
+  it('lets everything through no filters, and compares extension values as strings', () => {
+    expect(matchesFilters([], {})).toBe(true);
+    expect(matchesFilters([], { type: 'anything' })).toBe(true);
+    expect(matchesFilters([{ exact: { attempt: '3' } }], { attempt: 3 })).toBe(true);
+  });
+});
+
+describe('filterProblems', () => {
+  it('accepts one dialect per entry, one lowercase attribute per map, and non-empty all/any/not', () => {
+    const valid: Filter[] = [
+      { exact: { type: EventType.ready } },
+      { prefix: { subject: 'uploads/' } },
+      { suffix: { myextension2: '-value' } },
+      { all: [{ exact: { type: 'a' } }] },
+      { any: [{ exact: { type: 'a' } }, { not: { prefix: { source: '/x' } } }] },
+      { not: { any: [{ exact: { type: 'b' } }] } },
+    ];
+    expect(filterProblems(valid)).toEqual([]);
+    expect(filterProblems([])).toEqual([]);
+  });
+
+  it('refuses a map with more than one attribute', () => {
+    expect(filterProblems([{ prefix: { type: S3_OBJECT_CREATED_PREFIX, subject: 'uploads/' } }])).toEqual([
+      'Multiple items found, can have only one key-value: spec.filters[0].prefix',
+    ]);
+  });
+
+  it.each(['Type', 'source-id', '9lives', 'ce_type', ''])('refuses the attribute name %j', (name) => {
+    expect(filterProblems([{ exact: { type: 'a' } }, { any: [{ exact: { [name]: 'a' } }] }])).toEqual([
+      `invalid key name ${JSON.stringify(name)}: spec.filters[1].any[0].exact[${name}]\nAttribute name must start with a letter and can only contain lowercase alphanumeric`,
+    ]);
+  });
+
+  it('refuses an empty value, map, all or any (Knative would drop the entry and match everything)', () => {
+    expect(filterProblems([{ exact: { type: '' } }])).toEqual(["invalid arguments, attribute and value can't be empty: spec.filters[0].exact[type]"]);
+    expect(filterProblems([{ suffix: {} }])).toEqual(['missing field(s): spec.filters[0].suffix']);
+    expect(filterProblems(untyped([{ all: [] }, { not: { any: [] } }]))).toEqual(['missing field(s): spec.filters[0].all', 'missing field(s): spec.filters[1].not.any']);
+  });
+
+  it('refuses an entry with two dialects, none, or one it does not know', () => {
+    // @ts-expect-error: the type, too, holds an entry to one dialect
+    const twoDialects: Filter = { exact: { type: 'a' }, prefix: { subject: 'b' } };
+    expect(filterProblems([{ exact: { type: 'a' } }, twoDialects])).toEqual([
+      'multiple dialects found, filters can have only one dialect set: spec.filters[1]',
+    ]);
+    expect(filterProblems(untyped([{ not: { all: [{ exact: { type: 'a' } }], any: [{ exact: { type: 'a' } }] } }]))).toEqual([
+      'multiple dialects found, filters can have only one dialect set: spec.filters[0].not',
+    ]);
+    expect(filterProblems(untyped([{}]))).toEqual(['expected exactly one, got neither: spec.filters[0]']);
+    expect(filterProblems(untyped([{ cesql: "type = 'a'" }]), 'filters')).toEqual(['must not set the field(s): filters[0].cesql']);
+  });
+
+  it('lets defineTriggers refuse a trigger with such a filter', () => {
+    const trigger = { ...triggers[0]!, name: 'bad', filters: [{ prefix: { type: 'a', subject: 'b' } }] };
+    expect(() => defineTriggers([trigger])).toThrow('Trigger bad: Multiple items found, can have only one key-value: spec.filters[0].prefix');
+    expect(defineTriggers(triggers)).toBe(triggers);
   });
 });
 
@@ -83,14 +163,14 @@ describe('topology invariants', () => {
       expect(trigger.delivery.deadLetter.path).toMatch(/^\/[a-z-]*$/);
     }
     expect(known.has(deadLetterSink.service)).toBe(true);
-    for (const name of publicServices) expect(known.has(name)).toBe(true);
+    for (const name of [...publicServices, ...sinkBound]) expect(known.has(name)).toBe(true);
     expect(Object.keys(emits).sort()).toEqual([...serviceNames].sort());
   });
 
   it('gives every emitted event type at least one consumer', () => {
     for (const [service, types] of Object.entries(emits)) {
       for (const type of types) {
-        const consumers = triggers.filter((t) => matchesFilter(t.filter, example(type)));
+        const consumers = triggers.filter((t) => matchesFilters(t.filters, example(type)));
         expect(consumers.length, `${service} emits ${type}`).toBeGreaterThan(0);
       }
     }
@@ -99,14 +179,14 @@ describe('topology invariants', () => {
   it('consumes only domain types someone emits', () => {
     const emitted = new Set(Object.values(emits).flat());
     for (const trigger of triggers) {
-      const type = trigger.filter.exact?.['type'];
-      if (type === undefined) continue;
-      expect(domainTypes.has(type), `${trigger.name} consumes ${type}`).toBe(true);
-      expect(emitted.has(type), `${trigger.name} consumes ${type}`).toBe(true);
+      for (const type of trigger.filters.flatMap((f) => f.exact?.['type'] ?? [])) {
+        expect(domainTypes.has(type), `${trigger.name} consumes ${type}`).toBe(true);
+        expect(emitted.has(type), `${trigger.name} consumes ${type}`).toBe(true);
+      }
     }
     // ... and every domain type is consumed by some trigger and has a data schema.
     for (const type of domainTypes) {
-      expect(triggers.some((t) => matchesFilter(t.filter, { type, subject: 'uploads/p/u' })), type).toBe(true);
+      expect(triggers.some((t) => matchesFilters(t.filters, { type, subject: 'uploads/p/u' })), type).toBe(true);
       expect(eventDataSchemas).toHaveProperty([type]);
     }
   });
@@ -114,7 +194,7 @@ describe('topology invariants', () => {
   it('never delivers one event twice to the same subscriber', () => {
     const samples = [...domainTypes, `${S3_OBJECT_CREATED_PREFIX}Put`, `${S3_OBJECT_CREATED_PREFIX}Post`];
     for (const type of samples) {
-      const subscribers = triggers.filter((t) => matchesFilter(t.filter, { type, subject: 'uploads/p/u' })).map((t) => t.subscriber.service);
+      const subscribers = triggers.filter((t) => matchesFilters(t.filters, { type, subject: 'uploads/p/u' })).map((t) => t.subscriber.service);
       expect(new Set(subscribers).size, type).toBe(subscribers.length);
     }
   });
@@ -122,7 +202,7 @@ describe('topology invariants', () => {
   it('does not route a service its own replies (no loops)', () => {
     for (const trigger of triggers) {
       const own = emits[trigger.subscriber.service];
-      for (const type of own) expect(matchesFilter(trigger.filter, example(type)), `${trigger.name} <- ${type}`).toBe(false);
+      for (const type of own) expect(matchesFilters(trigger.filters, example(type)), `${trigger.name} <- ${type}`).toBe(false);
     }
   });
 
@@ -136,7 +216,7 @@ describe('topology invariants', () => {
   });
 
   it('has delivery policies Knative accepts', () => {
-    for (const { name, delivery } of triggers) {
+    for (const [name, delivery] of [...triggers.map((t) => [t.name, t.delivery] as const), ...Object.entries(deliveryPolicies)]) {
       expect(Number.isInteger(delivery.retry) && delivery.retry >= 0, name).toBe(true);
       expect(['linear', 'exponential']).toContain(delivery.backoffPolicy);
       expect(durationMs(delivery.backoffDelay), name).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 /** Public avatar URLs from the object keys the thumbnail service wrote. */
-import { PermanentEventError, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit';
+import { PermanentEventError, avatarPrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit';
 
 /** Sizes every avatar has; the API and Cognito (128) rely on them. */
 export const REQUIRED_SIZES = ['64', '128', '256'] as const;
@@ -11,7 +11,7 @@ const safeName = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
  * `avatars/<playerId>/<uploadId>/` prefix: an event can never point a profile at another object.
  */
 export function avatarFromObjects(mediaBaseUrl: string, data: Pick<ThumbnailedData, 'playerId' | 'uploadId' | 'objects'>): Avatar {
-  const prefix = `avatars/${data.playerId}/${data.uploadId}/`;
+  const prefix = avatarPrefix(data.playerId, data.uploadId);
   const url = (size: string) => {
     const key = data.objects[size];
     if (key === undefined) throw new PermanentEventError('incomplete_thumbnails', `no ${size} object in the event`);

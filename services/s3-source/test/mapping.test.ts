@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { matchesFilter, s3EntitySchema, s3Client, triggers, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { matchesFilters, s3EntitySchema, s3Client, triggers, type OutgoingEvent } from '@avatar-pipeline/kit';
 import { startS3Server, type S3Server } from '@avatar-pipeline/local';
 import { decodeS3Key, mapNotification, type MappingResult } from '../src/index.js';
 import { UPLOAD_ID, awsNotification, awsRecord, minioBody, s3TestEvent, snsEnvelope } from './fixtures.js';
@@ -48,7 +48,7 @@ describe('S3 notification from AWS', () => {
   it('produces events the moderate trigger selects', () => {
     const [event] = mapped(awsNotification()).events;
     expect(moderateTrigger).toBeDefined();
-    expect(matchesFilter(moderateTrigger!.filter, { type: event?.type, subject: event?.subject })).toBe(true);
+    expect(matchesFilters(moderateTrigger!.filters, { type: event?.type, subject: event?.subject })).toBe(true);
   });
 
   it('decodes keys form-style: + is a space, %XX a byte of UTF-8', () => {
@@ -112,7 +112,7 @@ describe('MinIO webhook body', () => {
       data: { bucket: { name: 'avatars' }, object: { key: `uploads/player-1/${UPLOAD_ID}`, contentType: 'image/png', eTag: '5d41402abc4b2a76b9719d911017c592' } },
     });
     expect(s3EntitySchema.safeParse(event?.data).success).toBe(true);
-    expect(matchesFilter(moderateTrigger!.filter, { type: event?.type, subject: event?.subject })).toBe(true);
+    expect(matchesFilters(moderateTrigger!.filters, { type: event?.type, subject: event?.subject })).toBe(true);
   });
 
   it('uses the region MinIO reports when it has one', () => {

@@ -14,6 +14,7 @@ import {
   ObjectTooLargeError,
   PermanentEventError,
   approvedSchema,
+  avatarKey,
   awsStatus,
   bucketReadiness,
   createService,
@@ -42,10 +43,6 @@ export const SOURCE = '/avatar-pipeline/thumbnail';
 
 /** Keys never change content (a new avatar is a new upload id), so caches may keep them forever. */
 export const CACHE_CONTROL = 'public, max-age=31536000, immutable';
-
-export function avatarKey(playerId: string, uploadId: string, name: string): string {
-  return `avatars/${playerId}/${uploadId}/${name}.webp`;
-}
 
 export interface ThumbnailDeps {
   config: ThumbnailConfig;
