@@ -5,7 +5,7 @@ import { PipelineChart } from './pipeline.js';
 
 export const CHART_ID = 'avatar-pipeline';
 
-/** `outdir` defaults to CDK8S_OUTDIR, which `cdk8s synth` sets (the chart's templates/ with --format helm). */
+/** `outdir` defaults to CDK8S_OUTDIR, which `cdk8s synth` sets (`npm run synth` prints the YAML instead). */
 export function buildApp(environment: EnvironmentName, outdir?: string): { app: App; chart: PipelineChart } {
   const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART, ...(outdir ? { outdir } : {}) });
   const chart = new PipelineChart(app, CHART_ID, { config: environments[environment] });

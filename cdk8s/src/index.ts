@@ -3,6 +3,7 @@ export * from './common.js';
 export * from './config.js';
 export * from './dashboard.js';
 export * from './gateway.js';
+export * from './helm-chart.js';
 export * from './knative.js';
 export * from './monitoring.js';
 export * from './pipeline.js';
