@@ -103,12 +103,12 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
 
   // The Trigger CRD preserves unknown fields under spec (Knative's webhook refuses them: knative.test.ts).
   it.runIf(environment === 'kind').each([
-    ['an unknown field in a Knative Service', 'serving.knative.dev/v1', 'Service', (o: any) => (o.spec.template.spec.containers[0].imagePullPolicyy = 'Always'), /\.spec\.template\.spec\.containers\[0\]\.imagePullPolicyy: field not declared in schema/],
-    ['an unknown field in a Deployment', 'apps/v1', 'Deployment', (o: any) => (o.spec.template.spec.containers[0].imagePullPolicyy = 'Always'), /imagePullPolicyy: field not declared in schema/],
-    ['a bad enum value in a Deployment', 'apps/v1', 'Deployment', (o: any) => (o.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes'), /Unsupported value: "Sometimes"/],
-    ['a wrong type in a Knative Service', 'serving.knative.dev/v1', 'Service', (o: any) => (o.spec.template.spec.containerConcurrency = 'two'), /containerConcurrency/],
-    ['an unknown field in a PodMonitor', 'monitoring.coreos.com/v1', 'PodMonitor', (o: any) => (o.spec.podMetricsEndpoints[0].intervall = '30s'), /\.spec\.podMetricsEndpoints\[0\]\.intervall: field not declared in schema/],
-    ['a RoleBinding subject without a kind', 'rbac.authorization.k8s.io/v1', 'RoleBinding', (o: any) => delete o.subjects[0].kind, /kind/],
+    ['an unknown field in a Knative Service', 'serving.knative.dev/v1', 'Service', (o: any): void => void (o.spec.template.spec.containers[0].imagePullPolicyy = 'Always'), /\.spec\.template\.spec\.containers\[0\]\.imagePullPolicyy: field not declared in schema/],
+    ['an unknown field in a Deployment', 'apps/v1', 'Deployment', (o: any): void => void (o.spec.template.spec.containers[0].imagePullPolicyy = 'Always'), /imagePullPolicyy: field not declared in schema/],
+    ['a bad enum value in a Deployment', 'apps/v1', 'Deployment', (o: any): void => void (o.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes'), /Unsupported value: "Sometimes"/],
+    ['a wrong type in a Knative Service', 'serving.knative.dev/v1', 'Service', (o: any): void => void (o.spec.template.spec.containerConcurrency = 'two'), /containerConcurrency/],
+    ['an unknown field in a PodMonitor', 'monitoring.coreos.com/v1', 'PodMonitor', (o: any): void => void (o.spec.podMetricsEndpoints[0].intervall = '30s'), /\.spec\.podMetricsEndpoints\[0\]\.intervall: field not declared in schema/],
+    ['a RoleBinding subject without a kind', 'rbac.authorization.k8s.io/v1', 'RoleBinding', (o: any): void => void delete o.subjects[0].kind, /kind/],
   ] as const)('refuses %s', async (_label, apiVersion, kind, edit, message) => {
     const original = objects().find((o) => o.apiVersion === apiVersion && o.kind === kind);
     expect(original, `${kind} in the chart`).toBeDefined();

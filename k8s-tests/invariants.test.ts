@@ -78,6 +78,13 @@ describe.each(environments)('%s', (_name, env) => {
   const ksvcs = knativeServices(env.objects);
   const ksvc = (name: string) => ksvcs.find((k) => k.metadata.name === name);
 
+  // A second object of the same kind and name would silently replace the first on apply.
+  it('has unique names per kind, every namespaced object in the chart namespace', () => {
+    const keys = env.objects.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    for (const o of env.objects) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(env.config.namespace);
+  });
+
   it('has one Knative Service per service, each with probes, limits, a non-root security context and autoscaling bounds', () => {
     expect(ksvcs.map((k) => k.metadata.name).sort()).toEqual([...serviceNames].sort());
     expect(knativeServiceProblems(env.objects)).toEqual([]);
