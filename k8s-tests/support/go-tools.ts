@@ -74,7 +74,12 @@ export async function goTool(name: GoTool): Promise<string> {
   mkdirSync(binDir, { recursive: true });
   return withLock(name, async () => {
     if (fresh()) return binary;
-    await run('go', ['build', '-trimpath', '-o', binary, pkg], { cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, CGO_ENABLED: '0' } });
+    try {
+      await run('go', ['build', '-trimpath', '-o', binary, pkg], { cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, CGO_ENABLED: '0' } });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the Kubernetes checks need Go 1.24 or newer on the PATH (`go` was not found)');
+      throw err;
+    }
     return binary;
   });
 }
