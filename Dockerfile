@@ -6,6 +6,8 @@
 # (kind only). Each image carries its service's compiled code, the workspace packages it links
 # to, and exactly its production dependency closure as npm computes it (npm ls --omit=dev): the
 # nsfwjs model and TensorFlow only in moderate, sharp only in moderate and thumbnail.
+# Docker with BuildKit and buildah 1.28 (Debian bookworm's podman) both build it, so no heredocs:
+# the helper scripts live in docker/. `npm run test:images` builds and runs every target with podman.
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -30,26 +32,7 @@ COPY services services
 COPY local local
 # The runtime packages only (the root project also references cdk8s, not in this context).
 RUN npx tsc -b services/*/ local
-COPY --chmod=755 <<'EOF' /usr/local/bin/production-closure
-#!/bin/sh
-# production-closure <workspace dir>: copies into /out what that workspace needs at run time:
-# the packages of its production dependency closure (as `npm ls --omit=dev` resolves it) and,
-# for each workspace package it links to, that package's package.json and compiled dist/.
-set -eu
-npm ls --omit=dev --all --parseable --workspace "$1" > /tmp/closure
-mkdir -p /out
-while read -r path; do
-  relative="${path#"$PWD"}"; relative="${relative#/}"
-  [ -n "$relative" ] || continue
-  cp -a --parents "$relative" /out/
-  if [ -L "$relative" ]; then
-    target="$(realpath --relative-to="$PWD" "$relative")"
-    mkdir -p "/out/$target"
-    cp -a "$target/package.json" "$target/dist" "/out/$target/"
-    rm -f "/out/$target/dist/.tsbuildinfo"
-  fi
-done < /tmp/closure
-EOF
+COPY --chmod=755 docker/production-closure.sh /usr/local/bin/production-closure
 
 # What every service image starts from: Node 24, no npm, an unprivileged user.
 FROM ${NODE_IMAGE} AS runtime
@@ -112,16 +95,5 @@ FROM build AS closure-dev-issuer
 RUN production-closure local
 FROM runtime AS dev-issuer
 COPY --from=closure-dev-issuer /out/ ./
-COPY <<'EOF' /app/dev-issuer.mjs
-import { commonEnv, createLogger, loadConfig, main, runService } from '@avatar-pipeline/kit';
-import { createDevIssuer } from '@avatar-pipeline/local';
-import { z } from 'zod';
-
-main(async () => {
-  const config = loadConfig({ ...commonEnv, DEV_ISSUER: z.url(), DEV_AUDIENCE: z.string().min(1) });
-  const logger = createLogger('dev-issuer', config.LOG_LEVEL);
-  const issuer = await createDevIssuer({ issuer: config.DEV_ISSUER, audience: config.DEV_AUDIENCE, logger });
-  await runService(issuer.service, { port: config.PORT, graceMs: config.SHUTDOWN_GRACE_SECONDS * 1000 });
-});
-EOF
+COPY docker/dev-issuer.mjs ./
 CMD ["node", "dev-issuer.mjs"]
