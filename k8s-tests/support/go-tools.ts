@@ -20,16 +20,31 @@ export const KNATIVE_MODULE_VERSION = 'v0.48.0';
 /** Prometheus Operator release whose CRDs (PodMonitor, PrometheusRule) the checks install. */
 export const PROMETHEUS_OPERATOR_VERSION = 'v0.88.0';
 
+interface Tool {
+  module: string;
+  pkg: string;
+  ldflags?: readonly string[];
+}
+
 const tools = {
   'kube-apiserver': { module: 'apiserver', pkg: 'k8s.io/kubernetes/cmd/kube-apiserver' },
   etcd: { module: 'apiserver', pkg: 'go.etcd.io/etcd/server/v3' },
-  helm: { module: 'helm', pkg: 'helm.sh/helm/v3/cmd/helm' },
+  // As helm's release builds do (its Makefile): the Kubernetes version it assumes without a cluster
+  // comes from its client-go (v0.36 -> 1.36), not the 1.20 compiled in as a fallback.
+  helm: {
+    module: 'helm',
+    pkg: 'helm.sh/helm/v3/cmd/helm',
+    ldflags: ['chartutil', 'lint/rules'].flatMap((p) => [`-X helm.sh/helm/v3/pkg/${p}.k8sVersionMajor=1`, `-X helm.sh/helm/v3/pkg/${p}.k8sVersionMinor=36`]),
+  },
   'knative-validate': { module: 'knative', pkg: '.' },
-} as const;
+  skaffold: { module: 'skaffold', pkg: 'github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold' },
+} satisfies Record<string, Tool>;
 export type GoTool = keyof typeof tools;
 
+/** The newest of a module's files and of this file (which holds the build flags). */
 function newestSource(dir: string): number {
-  return Math.max(...readdirSync(dir).filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')).map((f) => statSync(join(dir, f)).mtimeMs));
+  const files = readdirSync(dir).filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go'));
+  return Math.max(statSync(fileURLToPath(import.meta.url)).mtimeMs, ...files.map((f) => statSync(join(dir, f)).mtimeMs));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,7 +81,7 @@ async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
 
 /** The path of a built tool, building it first when needed. */
 export async function goTool(name: GoTool): Promise<string> {
-  const { module, pkg } = tools[name];
+  const { module, pkg, ldflags = [] }: Tool = tools[name];
   const dir = join(modules, module);
   const binary = join(binDir, name);
   const fresh = () => existsSync(binary) && statSync(binary).mtimeMs >= newestSource(dir);
@@ -75,7 +90,7 @@ export async function goTool(name: GoTool): Promise<string> {
   return withLock(name, async () => {
     if (fresh()) return binary;
     try {
-      await run('go', ['build', '-trimpath', '-o', binary, pkg], { cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, CGO_ENABLED: '0' } });
+      await run('go', ['build', '-trimpath', '-ldflags', ldflags.join(' '), '-o', binary, pkg], { cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, CGO_ENABLED: '0' } });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the Kubernetes checks need Go 1.24 or newer on the PATH (`go` was not found)');
       throw err;

@@ -29,12 +29,9 @@ export async function helm(args: readonly string[]): Promise<HelmResult> {
   }
 }
 
-/** Kubernetes version `helm template` assumes (its own default is far older): the envtest API server's. */
-export const KUBE_VERSION = '1.34.4';
-
 /** What `helm template` renders for an environment's chart, as YAML. */
 export async function renderChart(environment: string, namespace: string): Promise<string> {
-  const result = await helm(['template', RELEASE, join(chartsDir, environment), '--namespace', namespace, '--kube-version', KUBE_VERSION]);
+  const result = await helm(['template', RELEASE, join(chartsDir, environment), '--namespace', namespace]);
   if (result.code !== 0) throw new Error(`helm template ${environment} failed:\n${result.output}`);
   return result.output;
 }
