@@ -1,6 +1,7 @@
 // Per-image CPU time of the two image stages, on real photographs:
-//   inspect   hostile-image checks (magic bytes, header dimensions, full decode)   [moderate]
-//   classify  the embedded nsfwjs model on the WASM backend                          [moderate]
+//   inspect   hostile-image checks (magic bytes, header dimensions and aspect)    [moderate]
+//   classify  the views (one decode: whole image and avatar square) and the nsfwjs model
+//             on each, on the WASM backend                                           [moderate]
 //   render    auto-orient, strip, 64/128/256 squares + 1024 px full, WebP           [thumbnail]
 //
 // Usage (after `npx tsc -b`):  node bench/images.mjs [--runs 5] [--model MobileNetV2] [--corpus DIR]
@@ -14,7 +15,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultLimits, inspectImage } from '@avatar-pipeline/imaging';
-import { loadNsfwjsProvider } from '@avatar-pipeline/moderate';
+import { loadNsfwjsProvider, moderationViews } from '@avatar-pipeline/moderate';
 import { renderAvatar } from '@avatar-pipeline/thumbnail';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -69,7 +70,7 @@ async function measure(fn) {
   return { cpu: (used.user + used.system) / 1000 / runs, wall: (performance.now() - start) / runs };
 }
 
-const provider = await loadNsfwjsProvider({ model: values.model, minConfidence: 60, limits: defaultLimits });
+const provider = await loadNsfwjsProvider({ model: values.model, minConfidence: 60 });
 const renderOptions = { sizes: [64, 128, 256], fullMax: 1024, crop: 'attention', quality: 80, limits: defaultLimits };
 const rows = [];
 for (const file of corpus()) {
@@ -77,8 +78,9 @@ for (const file of corpus()) {
   const info = await inspectImage(image, defaultLimits);
   if (!info.ok) throw new Error(`${file}: ${info.problem.message}`);
   const input = { bucket: 'bench', key: file, image, format: info.format, width: info.width, height: info.height };
-  const inspect = await measure(() => inspectImage(image, defaultLimits));
-  const classify = await measure(() => provider.moderate(input));
+  const inspect = await measure(() => inspectImage(image, defaultLimits, { fullDecode: false }));
+  const viewOptions = { crop: 'attention', shape: provider.viewShape, limits: defaultLimits };
+  const classify = await measure(async () => provider.moderate({ ...input, views: await moderationViews(image, info, viewOptions) }));
   const render = await measure(() => renderAvatar(image, info, renderOptions));
   rows.push({ name: file.includes('/wallpapers/') ? file.split('/').slice(-4, -3)[0] : file.split('/').pop(), size: `${info.width}x${info.height}`, kb: Math.round(image.length / 1024), inspect, classify, render });
 }

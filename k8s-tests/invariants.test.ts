@@ -3,9 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   apiRoutes,
+  createLogger,
   deadLetterSink,
   durationMs,
   emits,
+  eventAudience,
+  eventAuthFromConfig,
+  eventConsumers,
   loadConfig,
   publicServices,
   serviceNames,
@@ -25,6 +29,7 @@ import {
   rbacSubjectProblems,
   restrictedProblems,
   triggersOf,
+  type Destination,
 } from './support/invariants.js';
 import { allEnvironments, clone, ofKind, synthesize, type K8sObject, type Synthesized } from './support/manifests.js';
 import { serviceEnvShape } from './support/service-env.js';
@@ -72,7 +77,7 @@ const knativeAdds = (env: Synthesized, service: string): Record<string, string> 
 });
 
 /** Variables read by the runtime rather than by a service's config schema. */
-const runtimeVariables = new Set(['MALLOC_ARENA_MAX', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+const runtimeVariables = new Set(['MALLOC_ARENA_MAX', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'NODE_EXTRA_CA_CERTS']);
 
 describe.each(environments)('%s', (_name, env) => {
   const ksvcs = knativeServices(env.objects);
@@ -112,16 +117,49 @@ describe.each(environments)('%s', (_name, env) => {
 
   it('creates one Trigger per topology entry with its filters, subscriber and delivery policy', () => {
     const objects = triggersOf(env.objects);
+    const audience = (service: ServiceName) => eventAudience(env.config.namespace, service);
     expect(objects.map((t) => t.metadata.name).sort()).toEqual(triggers.map((t) => t.name).sort());
     for (const topology of triggers) {
       const trigger = objects.find((t) => t.metadata.name === topology.name);
       expect(trigger?.spec).toEqual({
         broker: 'avatar-pipeline',
         filters: topology.filters,
-        subscriber: { ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: topology.subscriber.service }, uri: topology.subscriber.path },
-        delivery: deliverySpec(topology.delivery),
+        subscriber: {
+          ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: topology.subscriber.service },
+          uri: topology.subscriber.path,
+          audience: audience(topology.subscriber.service),
+        },
+        delivery: deliverySpec(topology.delivery, env.config),
       });
-      expect(trigger?.spec.delivery?.deadLetterSink).toEqual({ ref: expect.objectContaining({ name: deadLetterSink.service }), uri: deadLetterSink.path });
+      expect(trigger?.spec.delivery?.deadLetterSink).toEqual({
+        ref: expect.objectContaining({ name: deadLetterSink.service }),
+        uri: deadLetterSink.path,
+        audience: audience(deadLetterSink.service),
+      });
+    }
+  });
+
+  // Serving sets no audience on a Knative Service: without one on the Trigger, Knative sends no token.
+  it('names an OIDC audience on every delivery, and has each event endpoint expect exactly its own', async () => {
+    const broker = ofKind(env.objects, 'eventing.knative.dev/v1', 'Broker')[0] as unknown as { spec: { delivery: { deadLetterSink: Destination } } };
+    const destinations = [...triggersOf(env.objects).flatMap((t) => [t.spec.subscriber, t.spec.delivery?.deadLetterSink]), broker.spec.delivery.deadLetterSink];
+    const silent = createLogger('invariants', 'silent');
+    for (const name of eventConsumers) {
+      const named = new Set(destinations.filter((d) => d?.ref?.name === name).map((d) => d?.audience));
+      expect([...named], name).toEqual([eventAudience(env.config.namespace, name)]);
+      const shape = await serviceEnvShape(name);
+      if (!shape) continue;
+      const [container] = ksvc(name)?.spec.template.spec.containers ?? [];
+      const { vars } = containerEnvironment(env, container as { env?: EnvVar[]; envFrom?: EnvFrom[] }, knativeAdds(env, name));
+      const policy = eventAuthFromConfig(loadConfig(shape, vars) as Parameters<typeof eventAuthFromConfig>[0], silent);
+      expect(policy, name).toMatchObject({ issuer: env.config.eventsOidc.issuer, audience: [...named] });
+    }
+  });
+
+  it('sends the broker the token a SinkBinding mounts from the services that post to it', async () => {
+    for (const name of serviceNames.filter((n) => sinkBound(env, n))) {
+      const own = ((ksvc(name)?.spec.template.spec.containers[0] as { env?: EnvVar[] }).env ?? []).find((v) => v.name === 'K_SINK_OIDC_TOKEN_FILE');
+      expect(own?.value, name).toBe('/oidc/token');
     }
   });
 
@@ -184,7 +222,8 @@ describe.each(environments)('%s', (_name, env) => {
     const accounts = ofKind(env.objects, 'v1', 'ServiceAccount') as (K8sObject & { automountServiceAccountToken?: boolean })[];
     expect(accounts.map((a) => a.metadata.name).sort()).toEqual([...serviceNames, 'vapid-init'].sort());
     const withToken = accounts.filter((a) => a.automountServiceAccountToken !== false).map((a) => a.metadata.name).sort();
-    expect(withToken).toEqual(env.config.vapid.store === 'k8s-secret' ? ['push', 'subscribe', 'vapid-init'] : []);
+    // On kind the VAPID Secret, and the API's own JWKS for the event endpoints (it serves it to service accounts only).
+    expect(withToken).toEqual(env.name === 'kind' ? ['moderate', 'profile', 'push', 'subscribe', 'thumbnail', 'vapid-init'] : []);
     for (const account of accounts) {
       const role = account.metadata.annotations?.['eks.amazonaws.com/role-arn'];
       if (env.name === 'eks') expect(role, account.metadata.name).toMatch(new RegExp(`^arn:aws:iam::\\d{12}:role/avatar-pipeline-${account.metadata.name}$`));
@@ -263,7 +302,7 @@ describe('eks', () => {
   it('polls SQS from s3-source and exposes the gateway through an ingress', () => {
     const s3Source = knativeServices(env.objects).find((k) => k.metadata.name === 's3-source');
     const vars = (s3Source?.spec.template.spec.containers[0] as { env?: EnvVar[] }).env ?? [];
-    expect(vars.map((v) => v.name)).toEqual(['SQS_QUEUE_URL']);
+    expect(vars.map((v) => v.name)).toEqual(['SQS_QUEUE_URL', 'K_SINK_OIDC_TOKEN_FILE']);
     expect(ofKind(env.objects, 'networking.k8s.io/v1', 'Ingress').map((i) => i.metadata.name)).toEqual(['gateway']);
   });
 });

@@ -21,6 +21,22 @@ export interface AuthConfig {
   playerClaim: string;
 }
 
+/**
+ * Knative's OIDC delivery tokens (Eventing feature `authentication-oidc`, which the cluster must
+ * have on): issued by the cluster's service account issuer, checked by every event endpoint.
+ */
+export interface EventsOidcConfig {
+  /** `iss` of service account tokens: the API server's --service-account-issuer. */
+  issuer: string;
+  /** Where the event endpoints fetch the issuer's signing keys. */
+  jwksUrl: string;
+  /**
+   * The keys are the Kubernetes API's own (/openid/v1/jwks): served to service accounts only, over
+   * the cluster CA, so those pods keep their service account token and trust its CA.
+   */
+  fromKubernetesApi: boolean;
+}
+
 export interface StandInsConfig {
   minioImage: string;
   dynamodbImage: string;
@@ -56,6 +72,7 @@ export interface EnvironmentConfig {
   /** Where browsers post uploads (the gateway's /s3 on kind); unset: the bucket's own S3 URL. */
   s3PublicUrl?: string;
   auth: AuthConfig;
+  eventsOidc: EventsOidcConfig;
   moderationProvider: 'nsfwjs' | 'rekognition';
   vapid: { store: 'k8s-secret' | 'ssm'; subject: string; secretName: string; ssmPrefix: string };
   /** SQS queue with the bucket's notifications (EKS); absent: s3-source takes MinIO's webhook. */
@@ -100,6 +117,12 @@ export const kind: EnvironmentConfig = {
     algorithms: ['ES256'],
     playerClaim: 'sub',
   },
+  // kind's (kubeadm's) issuer; `kubectl get --raw /.well-known/openid-configuration` shows a cluster's.
+  eventsOidc: {
+    issuer: 'https://kubernetes.default.svc.cluster.local',
+    jwksUrl: 'https://kubernetes.default.svc/openid/v1/jwks',
+    fromKubernetesApi: true,
+  },
   moderationProvider: 'nsfwjs',
   vapid: { store: 'k8s-secret', subject: 'mailto:ops@example.com', secretName: 'avatar-pipeline-vapid', ssmPrefix: '/avatar-pipeline/vapid' },
   standIns: {
@@ -122,6 +145,8 @@ const account = '123456789012';
 const awsRegion = 'eu-west-1';
 const role = (workload: Workload) => `arn:aws:iam::${account}:role/avatar-pipeline-${workload}`;
 const userPool = `${awsRegion}_AvatarPool`;
+/** The cluster's OIDC issuer (`aws eks describe-cluster --query cluster.identity.oidc.issuer`). */
+const clusterIssuer = `https://oidc.eks.${awsRegion}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE`;
 
 export const eks: EnvironmentConfig = {
   name: 'eks',
@@ -142,6 +167,8 @@ export const eks: EnvironmentConfig = {
     algorithms: ['RS256'],
     playerClaim: 'sub',
   },
+  // EKS publishes the issuer's keys on the internet, no credentials needed.
+  eventsOidc: { issuer: clusterIssuer, jwksUrl: `${clusterIssuer}/keys`, fromKubernetesApi: false },
   moderationProvider: 'rekognition',
   vapid: { store: 'ssm', subject: 'mailto:ops@example.com', secretName: 'avatar-pipeline-vapid', ssmPrefix: '/avatar-pipeline/vapid' },
   sqsQueueUrl: `https://sqs.${awsRegion}.amazonaws.com/${account}/avatar-pipeline-uploads`,

@@ -12,6 +12,8 @@ import type { Filter } from '@avatar-pipeline/kit';
 export interface Destination {
   ref?: { apiVersion: string; kind: string; name: string; namespace?: string };
   uri?: string;
+  /** The audience of the OIDC token Knative sends with each delivery (`authentication-oidc`). */
+  audience?: string;
 }
 
 /** eventing.knative.dev/v1 DeliverySpec. */
@@ -131,7 +133,7 @@ export class SinkBinding extends ApiObject {
   }
 }
 
-/** A reference to a Knative Service, with a path on it. */
-export function serviceDestination(name: string, path: string): Destination {
-  return { ref: { ...KSERVICE, name }, uri: path };
+/** A reference to a Knative Service, with a path on it and the audience of the tokens sent there. */
+export function serviceDestination(name: string, path: string, audience: string): Destination {
+  return { ref: { ...KSERVICE, name }, uri: path, audience };
 }

@@ -10,10 +10,12 @@ import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import {
   deliveryPolicies,
+  eventAudience,
   serviceNames,
   sinkBound,
   triggers,
   type DeliveryPolicy,
+  type Destination as Endpoint,
   type ServiceName,
   type TriggerSpec as TopologyTrigger,
 } from '@avatar-pipeline/kit';
@@ -30,24 +32,30 @@ import {
   SinkBinding,
   Trigger,
   type DeliverySpec,
+  type Destination,
   type EnvVar,
   type KnativeServiceSpec,
 } from './knative.js';
 import { alertRules, PodMonitor, podMonitorSpec, PrometheusRule } from './monitoring.js';
-import { minScale, serviceProfiles } from './services.js';
+import { eventEndpointEnv, minScale, needsApiToken, serviceProfiles, sinkTokenEnv } from './services.js';
 import { createStandIns, DYNAMODB_SERVICE } from './stand-ins.js';
 import { createVapidInit, VAPID_INIT } from './vapid.js';
 
 /** The label that keeps a Knative Service off the public ingress. */
 export const VISIBILITY_LABEL = 'networking.knative.dev/visibility';
 
-export function deliverySpec(policy: DeliveryPolicy): DeliverySpec {
+/** An event endpoint, naming the audience of Knative's token: Serving sets none, and without one Knative sends no token. */
+function eventDestination(endpoint: Endpoint, config: EnvironmentConfig): Destination {
+  return serviceDestination(endpoint.service, endpoint.path, eventAudience(config.namespace, endpoint.service));
+}
+
+export function deliverySpec(policy: DeliveryPolicy, config: EnvironmentConfig): DeliverySpec {
   return {
     retry: policy.retry,
     backoffPolicy: policy.backoffPolicy,
     backoffDelay: policy.backoffDelay,
     timeout: policy.timeout,
-    deadLetterSink: serviceDestination(policy.deadLetter.service, policy.deadLetter.path),
+    deadLetterSink: eventDestination(policy.deadLetter, config),
   };
 }
 
@@ -65,6 +73,8 @@ export function sharedEnv(config: EnvironmentConfig): Record<string, string> {
     JWT_AUDIENCE: auth.audience,
     JWT_ALGORITHMS: auth.algorithms.join(','),
     JWT_PLAYER_CLAIM: auth.playerClaim,
+    EVENTS_OIDC_ISSUER: config.eventsOidc.issuer,
+    EVENTS_OIDC_JWKS_URL: config.eventsOidc.jwksUrl,
     ...(config.standIns
       ? {
           AWS_ENDPOINT_URL_S3: `${serviceUrl(config, MINIO_SERVICE)}:9000`,
@@ -121,7 +131,7 @@ export class PipelineChart extends Chart {
     return Object.fromEntries(
       workloads.map((workload) => {
         const role = config.roles?.[workload];
-        const needsToken = workload === VAPID_INIT ? config.vapid.store === 'k8s-secret' : serviceProfiles[workload].needsApiAccess(config);
+        const needsToken = workload === VAPID_INIT ? config.vapid.store === 'k8s-secret' : needsApiToken(workload, config);
         new kplus.ServiceAccount(this, `sa-${workload}`, {
           metadata: {
             name: workload,
@@ -141,7 +151,7 @@ export class PipelineChart extends Chart {
     const { config } = this;
     const profile = serviceProfiles[name];
     const usesStandIns = Boolean(config.standIns) && name !== 's3-source';
-    const env: EnvVar[] = profile.env(config);
+    const env: EnvVar[] = [...profile.env(config), ...eventEndpointEnv(name, config), ...sinkTokenEnv(name)];
     const spec: KnativeServiceSpec = {
       template: {
         metadata: {
@@ -200,7 +210,7 @@ export class PipelineChart extends Chart {
         annotations: { 'eventing.knative.dev/broker.class': 'MTChannelBasedBroker' },
       },
       // Defaults for triggers that set none (every topology trigger sets its own).
-      spec: { delivery: deliverySpec(deliveryPolicies.processing) },
+      spec: { delivery: deliverySpec(deliveryPolicies.processing, this.config) },
     });
     for (const trigger of triggers) this.trigger(trigger);
     for (const name of serviceNames.filter((n) => sinkBound.has(n))) {
@@ -220,8 +230,8 @@ export class PipelineChart extends Chart {
       spec: {
         broker: BROKER_NAME,
         filters: trigger.filters,
-        subscriber: serviceDestination(trigger.subscriber.service, trigger.subscriber.path),
-        delivery: deliverySpec(trigger.delivery),
+        subscriber: eventDestination(trigger.subscriber, this.config),
+        delivery: deliverySpec(trigger.delivery, this.config),
       },
     });
   }

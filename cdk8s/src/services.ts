@@ -3,7 +3,7 @@
  * variables it needs beyond the shared ConfigMap. Image work (moderate, thumbnail) is CPU-bound and
  * memory-hungry, so those take a few requests per pod; the HTTP APIs are I/O-bound and take many.
  */
-import type { ServiceName } from '@avatar-pipeline/kit';
+import { eventAudience, eventConsumers, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
 import type { EnvironmentConfig } from './config.js';
 import type { EnvVar, Resources } from './knative.js';
 
@@ -41,6 +41,30 @@ export function vapidEnv(config: EnvironmentConfig): EnvVar[] {
   return vapid.store === 'ssm'
     ? [value('VAPID_STORE', 'ssm'), value('VAPID_SSM_PREFIX', vapid.ssmPrefix)]
     : [value('VAPID_STORE', 'k8s-secret'), value('VAPID_SECRET_NAME', vapid.secretName)];
+}
+
+/** Where the kubelet mounts a pod's service account token and the cluster CA. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** An event endpoint's own audience, and on kind the means to read the API's JWKS (the issuer and URL are shared). */
+export function eventEndpointEnv(name: ServiceName, config: EnvironmentConfig): EnvVar[] {
+  if (!eventConsumers.has(name)) return [];
+  return [
+    value('EVENTS_OIDC_AUDIENCES', eventAudience(config.namespace, name)),
+    ...(config.eventsOidc.fromKubernetesApi
+      ? [value('EVENTS_OIDC_JWKS_TOKEN_FILE', `${SERVICE_ACCOUNT_DIR}/token`), value('NODE_EXTRA_CA_CERTS', `${SERVICE_ACCOUNT_DIR}/ca.crt`)]
+      : []),
+  ];
+}
+
+/** Where a SinkBinding mounts the broker's OIDC token (read only when `authentication-oidc` is on). */
+export function sinkTokenEnv(name: ServiceName): EnvVar[] {
+  return sinkBound.has(name) ? [value('K_SINK_OIDC_TOKEN_FILE', '/oidc/token')] : [];
+}
+
+/** Keeps the service account token: to read the VAPID Secret, or the Kubernetes API's JWKS. */
+export function needsApiToken(name: ServiceName, config: EnvironmentConfig): boolean {
+  return serviceProfiles[name].needsApiAccess(config) || (eventConsumers.has(name) && config.eventsOidc.fromKubernetesApi);
 }
 
 const never = () => false;

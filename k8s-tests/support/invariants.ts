@@ -7,9 +7,10 @@ import { ofKind, type K8sObject } from './manifests.js';
 
 export const KSVC = ['serving.knative.dev/v1', 'Service'] as const;
 
-interface Destination {
+export interface Destination {
   ref?: { apiVersion: string; kind: string; name: string };
   uri?: string;
+  audience?: string;
 }
 interface TriggerObject extends K8sObject {
   spec: {

@@ -47,6 +47,11 @@ export interface BrokerOptions {
   fetch?: typeof fetch;
   /** The broker's own URL: the knativeerrordest of an event whose reply the broker refused. */
   address?: string;
+  /**
+   * The bearer token of each attempt to `destination`, as Knative's `authentication-oidc` sends one
+   * (an OIDC token whose audience names the subscriber); none when unset.
+   */
+  token?: (destination: Destination) => Promise<string>;
 }
 
 export interface Broker {
@@ -86,6 +91,7 @@ export function createBroker(options: BrokerOptions): Broker {
     ingestReply: (reply) => accept(reply, 'reply'),
     park: (entry) => parked.push(entry),
     address: options.address ?? 'broker:ingress',
+    ...(options.token ? { token: options.token } : {}),
   });
 
   function accept(event: Event, origin: IngestOrigin): string[] {

@@ -109,7 +109,12 @@ export function createGateway(options: GatewayOptions): Service {
   app.all('/dev/*', inProcess('dev-issuer', options.issuer));
   app.all('/.well-known/*', inProcess('dev-issuer', options.issuer));
   app.on(['GET', 'HEAD'], '/media/*', options.media);
-  app.all('/s3/*', inProcess('storage', options.storage, '/s3'));
+  // Browsers only ever POST presigned forms here (same origin, so no preflight); any other method
+  // would let anyone plant avatars or read and delete uploads, as s3rver takes anonymous requests.
+  app.post('/s3/*', inProcess('storage', options.storage, '/s3'));
+  app.all('/s3/*', (c) =>
+    c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on /s3: uploads are presigned POSTs`), 405, { Allow: 'POST' }),
+  );
   if (options.web) app.on(['GET', 'HEAD'], '*', options.web);
   return service;
 }

@@ -23,6 +23,8 @@ export interface DevIssuer {
   service: Service;
   /** Mints a token directly (tests). */
   mint(playerId: string, claims?: Record<string, unknown>): Promise<string>;
+  /** A token for another audience: the broker's deliveries, as Knative's OIDC token provider mints them. */
+  mintFor(audience: string, subject: string): Promise<string>;
   publicJwk: JWK;
 }
 
@@ -50,15 +52,16 @@ export async function createDevIssuer(options: IssuerOptions): Promise<DevIssuer
   const key = await importJWK(privateJwk, DEV_ALGORITHM);
   const ttl = options.tokenTtlSeconds ?? 3600;
 
-  const mint = (playerId: string, claims: Record<string, unknown> = {}) =>
+  const sign = (subject: string, audience: string, claims: Record<string, unknown> = {}) =>
     new SignJWT({ ...claims })
       .setProtectedHeader({ alg: DEV_ALGORITHM, kid: privateJwk.kid ?? 'dev', typ: 'JWT' })
       .setIssuer(options.issuer)
-      .setAudience(options.audience)
-      .setSubject(playerId)
+      .setAudience(audience)
+      .setSubject(subject)
       .setIssuedAt()
       .setExpirationTime(`${ttl}s`)
       .sign(key);
+  const mint = (playerId: string, claims: Record<string, unknown> = {}) => sign(playerId, options.audience, claims);
 
   const service = createService({ name: 'dev-issuer', logger: options.logger });
   const { app } = service;
@@ -70,5 +73,5 @@ export async function createDevIssuer(options: IssuerOptions): Promise<DevIssuer
     const { playerId } = c.get('body');
     return c.json({ token: await mint(playerId), tokenType: 'Bearer', expiresIn: ttl });
   });
-  return { service, mint, publicJwk };
+  return { service, mint, mintFor: (audience, subject) => sign(subject, audience), publicJwk };
 }

@@ -6,7 +6,9 @@
  * authentication middleware lets the request through as anonymous. So this guard checks both
  * halves itself, as S3 does: the SigV4 signature over the policy (without it a client could
  * write its own policy), then the expiration and every condition. A request that passes is
- * forwarded byte for byte; every other method and path is proxied to s3rver untouched.
+ * forwarded byte for byte. Anything else is refused as S3 refuses an anonymous request to a
+ * private bucket (s3rver would serve it): the guard cannot check other signatures, and browsers
+ * send nothing else.
  *
  * Serve it under a public prefix with the prefix stripped (the gateway's `/s3`): a POST policy
  * signature covers the policy, not the host or path, so that URL may differ from the signed one.
@@ -48,6 +50,7 @@ class S3Refusal extends Error {
 }
 
 const denied = (reason: string) => new S3Refusal(403, 'AccessDenied', `Invalid according to Policy: ${reason}`);
+const anonymous = new S3Refusal(403, 'AccessDenied', 'Access Denied');
 const badPolicy = (reason: string) => new S3Refusal(400, 'InvalidPolicyDocument', `Invalid Policy: ${reason}`);
 
 function escapeXml(value: string): string {
@@ -167,7 +170,7 @@ function checkPolicy(form: PostForm, bucket: string, now: Date, credentials: Rea
   const { fields, file } = form;
   const policy = fields.get('policy');
   // Without a policy the POST is anonymous, and the bucket is not publicly writable.
-  if (policy === undefined) throw new S3Refusal(403, 'AccessDenied', 'Access Denied');
+  if (policy === undefined) throw anonymous;
   checkSignature(fields, policy, credentials);
   const { expiration, conditions } = decodePolicy(policy);
   if (now.getTime() > expiration.getTime()) throw denied('Policy expired.');
@@ -226,8 +229,8 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
     }),
     async (c) => {
       const contentType = c.req.header('content-type') ?? '';
-      // Only browser form uploads carry a policy; anything else (e.g. a signed DeleteObjects) passes.
-      if (!/^multipart\/form-data\b/i.test(contentType)) return proxy(target(c), { raw: c.req.raw });
+      // Only browser form uploads carry a policy; a DeleteObjects (`?delete`) or the like does not.
+      if (!/^multipart\/form-data\b/i.test(contentType)) return refuse(c, anonymous);
       const bucket = c.req.param('bucket');
       const bytes = await c.req.arrayBuffer();
       try {
@@ -243,7 +246,7 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
       return proxy(target(c), { raw: c.req.raw, body: bytes });
     },
   );
-  app.all('*', (c) => proxy(target(c), { raw: c.req.raw }));
+  app.all('*', (c) => refuse(c, anonymous));
   app.onError((err, c) => {
     logger.error({ err, path: c.req.path }, 'policy guard failed');
     return refuse(c, new S3Refusal(500, 'InternalError', 'We encountered an internal error. Please try again.'));

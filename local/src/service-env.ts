@@ -3,13 +3,15 @@
  * at the local stand-ins. Whatever else is in the stack's own environment (MODERATION_PROVIDER,
  * THUMBNAIL_SIZES, ...) passes through underneath.
  */
-import { sinkBound, type ServiceName } from '@avatar-pipeline/kit';
+import { eventAudience, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
 import { DEV_ALGORITHM } from './issuer.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 
 export const LOCAL_BUCKET = 'avatars';
 export const LOCAL_TABLE = 'avatar-pipeline';
 export const LOCAL_AUDIENCE = 'avatar-pipeline';
+/** The namespace the cluster runs in: part of each service's event audience. */
+export const LOCAL_NAMESPACE = 'avatar-pipeline';
 
 export interface StackAddresses {
   /** The public origin: issuer, media and upload URLs are built on it. */
@@ -58,6 +60,11 @@ export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Recor
     JWT_AUDIENCE: LOCAL_AUDIENCE,
     JWT_JWKS_URL: `${addresses.internalGatewayUrl}/.well-known/jwks.json`,
     JWT_ALGORITHMS: DEV_ALGORITHM,
+    // Deliveries carry an OIDC token as with Knative's authentication-oidc, signed by the dev issuer.
+    EVENTS_OIDC_ISSUER: addresses.gatewayUrl,
+    EVENTS_OIDC_AUDIENCES: eventAudience(LOCAL_NAMESPACE, name),
+    EVENTS_OIDC_JWKS_URL: `${addresses.internalGatewayUrl}/.well-known/jwks.json`,
+    EVENTS_OIDC_ALGORITHMS: DEV_ALGORITHM,
     MEDIA_BASE_URL: `${addresses.gatewayUrl}/media`,
     S3_PUBLIC_URL: `${addresses.gatewayUrl}/s3`,
     K_SINK: sinkBound.has(name) ? addresses.brokerUrl : undefined,

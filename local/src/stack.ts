@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
+import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, eventAudience, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
 import { createBroker } from './broker.js';
 import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
@@ -22,7 +22,7 @@ import { sinkDestination, stdoutSink, type LogSink } from './output.js';
 import { portOrFree } from './ports.js';
 import { createPostPolicyGuard } from './post-policy.js';
 import { LOCAL_CREDENTIALS, startS3Server } from './s3.js';
-import { LOCAL_AUDIENCE, LOCAL_BUCKET, LOCAL_TABLE, serviceEnv } from './service-env.js';
+import { LOCAL_AUDIENCE, LOCAL_BUCKET, LOCAL_NAMESPACE, LOCAL_TABLE, serviceEnv } from './service-env.js';
 import { SupervisedChild } from './supervisor.js';
 
 /** The repository this module belongs to (local/src or local/dist is two levels down). */
@@ -173,6 +173,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       resolve: ({ service }) => running(service) ?? `http://${service}.not-running.invalid`,
       logger: loggerFor('broker'),
       address: brokerUrl,
+      token: ({ service }) => issuer.mintFor(eventAudience(LOCAL_NAMESPACE, service), 'local-broker'),
       ...(options.backoffScale !== undefined ? { backoffScale: options.backoffScale } : {}),
     });
     brokerFetch = broker.service.app.fetch;

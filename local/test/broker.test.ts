@@ -1,10 +1,13 @@
 import { CloudEvent } from 'cloudevents';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   EventType,
   HttpError,
   S3_OBJECT_CREATED_PREFIX,
   createLogger,
+  deliveryPolicies,
+  eventAudience,
   toBinary,
   triggers as topology,
   type DeliveryPolicy,
@@ -12,7 +15,7 @@ import {
   type ServiceName,
   type TriggerSpec,
 } from '@avatar-pipeline/kit';
-import { backoffMs, createBroker, isRetryable, type Broker, type BrokerOptions } from '../src/index.js';
+import { backoffMs, createBroker, createDevIssuer, isRetryable, type Broker, type BrokerOptions } from '../src/index.js';
 import { accept, replyWith, startSubscriber, type Received, type Responder, type Subscriber } from './support/subscriber.js';
 
 const logger = createLogger('broker-test', 'silent');
@@ -381,6 +384,26 @@ describe('local broker: retries and dead letters', () => {
     expect(list.events[0]?.event).toMatchObject({ id: 'keep-me', type: 'test.t', data: { n: 1 }, knativeerrorcode: 400 });
     expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(1);
     expect(await h.metric('broker_undeliverable_events')).toBe(1);
+  });
+});
+
+describe('local broker: OIDC delivery tokens (Knative authentication-oidc)', () => {
+  it("signs every attempt, dead letters included, with the dev issuer for the audience of the service it goes to", async () => {
+    const issuer = await createDevIssuer({ issuer: 'http://localhost:8080', audience: 'avatar-pipeline', logger });
+    const audienceOf = (service: ServiceName) => eventAudience('avatar-pipeline', service);
+    const h = await harness({ thumbnail: (_r, n) => ({ status: n === 0 ? 503 : 500 }) }, { token: (d) => issuer.mintFor(audienceOf(d.service), 'local-broker') });
+    h.broker.ingest(simpleEvent(EventType.approved));
+    await h.broker.idle();
+    const keys = createLocalJWKSet({ keys: [issuer.publicJwk] });
+    const verify = (r: Received, service: ServiceName) =>
+      jwtVerify(/^Bearer (.+)$/.exec(r.headers['authorization'] ?? '')?.[1] ?? '', keys, { issuer: 'http://localhost:8080', audience: audienceOf(service), requiredClaims: ['exp'] });
+    const attempts = h.at('thumbnail');
+    expect(attempts).toHaveLength(1 + deliveryPolicies.processing.retry);
+    for (const attempt of attempts) await expect(verify(attempt, 'thumbnail')).resolves.toBeTruthy();
+    const [dead] = h.at('profile', '/dead-letter');
+    await expect(verify(dead!, 'profile')).resolves.toBeTruthy();
+    // Each token names one service: thumbnail's would not open profile's endpoints.
+    await expect(verify(attempts[0]!, 'profile')).rejects.toThrow(/aud/);
   });
 });
 

@@ -128,6 +128,16 @@ describe('gateway', () => {
     expect([upload.name, upload.method, new URL(upload.url).pathname, upload.body]).toEqual(['storage', 'POST', '/avatars', 'form']);
   });
 
+  it('lets only POST through to storage: any other method on /s3 is 405 with Allow: POST', async () => {
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+      const res = await fetch(`${base}/s3/avatars/avatars/p1/0196b7a4/64.webp`, { method, ...(method === 'PUT' || method === 'PATCH' ? { body: 'forged' } : {}) });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow'), method).toBe('POST');
+      expect(res.headers.get('x-upstream'), method).toBeNull();
+      if (method !== 'HEAD') expect(await res.json(), method).toEqual({ error: { code: 'method_not_allowed', message: `${method} is not allowed on /s3: uploads are presigned POSTs` } });
+    }
+  });
+
   it('answers anything else with 404 JSON, and refuses oversized bodies', async () => {
     const res = await fetch(`${base}/v2/whatever`);
     expect(res.status).toBe(404);

@@ -160,16 +160,20 @@ describe('POST policy guard in front of s3rver', () => {
     expect(await stored(key)).toBe(false);
   });
 
-  it('proxies every other request to s3rver unchanged', async () => {
+  it('refuses every request but a form POST, as S3 refuses anonymous ones', async () => {
     const key = freshKey();
     const { fields } = await presign(key);
     expect((await post(form(fields, leaf))).status).toBe(204);
-    const got = await fetch(`${guardUrl}/${BUCKET}/${key}`);
-    expect(got.status).toBe(200);
-    expect(got.headers.get('content-type')).toBe('image/jpeg');
-    expect(Buffer.from(await got.arrayBuffer()).equals(leaf)).toBe(true);
-    const missing = await fetch(`${guardUrl}/${BUCKET}/uploads/nobody/nothing`);
-    expect(missing.status).toBe(404);
-    expect(await missing.text()).toContain('<Code>NoSuchKey</Code>');
+    const object = `${guardUrl}/${BUCKET}/${key}`;
+    await expectRefused(await fetch(object), 403, 'AccessDenied');
+    await expectRefused(await fetch(object, { method: 'DELETE' }), 403, 'AccessDenied');
+    const planted = `${guardUrl}/${BUCKET}/avatars/p-guard/planted/64.webp`;
+    await expectRefused(await fetch(planted, { method: 'PUT', body: leaf, headers: { 'content-type': 'image/webp' } }), 403, 'AccessDenied');
+    // POSTs that are not browser form uploads: DeleteObjects and CreateMultipartUpload.
+    const deleteObjects = `<Delete><Object><Key>${key}</Key></Object></Delete>`;
+    await expectRefused(await fetch(`${guardUrl}/${BUCKET}?delete`, { method: 'POST', body: deleteObjects, headers: { 'content-type': 'application/xml' } }), 403, 'AccessDenied');
+    await expectRefused(await fetch(`${planted}?uploads`, { method: 'POST' }), 403, 'AccessDenied');
+    expect(await stored(key)).toBe(true);
+    expect(await stored('avatars/p-guard/planted/64.webp')).toBe(false);
   });
 });

@@ -6,14 +6,14 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
-import { EventType, s3Client, toBinary, uploadKey } from '@avatar-pipeline/kit';
+import { EventType, deadLetterSink, s3Client, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
-import type { S3Notification } from '../src/notifications.js';
+import { isUploadCreated, type S3Notification } from '../src/notifications.js';
 import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
@@ -148,6 +148,51 @@ describe('local stack', () => {
       expect((await fetch(`${stack.gatewayUrl}/media/avatars/..%2F${uploadKey('p-private', ticket.uploadId)}`)).status).toBe(404);
     });
 
+    it('takes only presigned POSTs on /s3: no planting avatars, no reading or deleting objects', async () => {
+      const planted = 'avatars/p-planted/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
+      const put = await fetch(`${stack.gatewayUrl}/s3/avatars/${planted}`, { method: 'PUT', body: 'not moderated', headers: { 'content-type': 'image/webp' } });
+      expect(put.status).toBe(405);
+      expect(put.headers.get('allow')).toBe('POST');
+      expect(await objectStatus(planted)).toBe(404);
+      expect((await fetch(`${stack.gatewayUrl}/media/${planted}`)).status).toBe(404);
+
+      // Outside uploads/, so the pipeline leaves it alone while the test runs.
+      const existing = 'avatars/p-s3-methods/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
+      await s3.send(new PutObjectCommand({ Bucket: 'avatars', Key: existing, Body: 'webp', ContentType: 'image/webp' }));
+      for (const method of ['GET', 'HEAD', 'DELETE']) {
+        const res = await fetch(`${stack.gatewayUrl}/s3/avatars/${existing}`, { method });
+        expect(res.status, method).toBe(405);
+        if (method !== 'HEAD') expect(((await res.json()) as { error: { code: string } }).error.code).toBe('method_not_allowed');
+      }
+      // A POST that is not a form upload (DeleteObjects) is refused as S3 refuses an anonymous one.
+      const deleteObjects = await fetch(`${stack.gatewayUrl}/s3/avatars?delete`, {
+        method: 'POST',
+        body: `<Delete><Object><Key>${existing}</Key></Object></Delete>`,
+        headers: { 'content-type': 'application/xml' },
+      });
+      expect(deleteObjects.status).toBe(403);
+      expect(await objectStatus(existing)).toBe(200);
+    });
+
+    it('refuses, at every event endpoint, an event without a delivery token the broker signed for that service', async () => {
+      const playerToken = await token('p-forger');
+      const forged = toBinary({ id: 'forged-1', source: '/avatar-pipeline/profile', type: EventType.failed, subject: 'uploads/p-forger/x', data: {} });
+      const endpoints = new Map([...triggers.map((t) => t.subscriber), deadLetterSink].map((d) => [`${d.service}${d.path}`, d]));
+      const running = [...endpoints.values()].filter((d) => stack.services[d.service] !== undefined);
+      expect(running.length).toBeGreaterThan(0);
+      for (const { service, path } of running) {
+        for (const authorization of [undefined, `Bearer ${playerToken}`]) {
+          const res = await fetch(`${stack.services[service]}${path}`, {
+            method: 'POST',
+            headers: { ...forged.headers, ...(authorization ? { authorization } : {}) },
+            body: forged.body,
+          });
+          expect(res.status, `${service}${path}`).toBe(401);
+          expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+        }
+      }
+    });
+
     it('reports every service ready', async () => {
       const res = await api.json<{ status: string; checks: Record<string, string> }>('/readyz');
       expect(res.status).toBe(200);
@@ -163,7 +208,11 @@ describe('local stack', () => {
     it('turns a phone photo into public, metadata-free WebP avatars', async () => {
       player = 'p-ready';
       playerToken = await token(player);
-      const uploadId = await upload(player, playerToken, await photo('cups-exif-rotated.jpg'), 'image/jpeg');
+      // A phone photo: 750x1200 pixels turned by EXIF orientation 6. Not the cups fixture: the model
+      // (MobileNetV2) takes every square crop of it for 'Sexy', and the avatar square is judged too.
+      const upright = await sharp(await photo('leaf.jpg')).resize(1200, 750).toBuffer();
+      const phonePhoto = await sharp(upright).rotate(270).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+      const uploadId = await upload(player, playerToken, phonePhoto, 'image/jpeg');
       readyUpload = await api.settled(playerToken, uploadId);
       expect(readyUpload.status, JSON.stringify(readyUpload)).toBe('ready');
 
@@ -224,6 +273,42 @@ describe('local stack', () => {
       expect(await api.status(playerToken, readyUpload.uploadId)).toEqual(readyUpload);
     });
 
+    it('keeps an upload ready when its presigned POST is used again, and deletes the later write', async () => {
+      const playerId = 'p-reused-ticket';
+      const t = await token(playerId);
+      const leaf = await photo('leaf.jpg');
+      const ticket = await api.requestUpload(t, 'image/jpeg', leaf.length);
+      expect((await postUpload(ticket, leaf, 'image/jpeg')).status).toBe(204);
+      const ready = await api.settled(t, ticket.uploadId);
+      expect(ready.status, JSON.stringify(ready)).toBe('ready');
+      const full = async () => Buffer.from(await (await fetch(ready.avatar!.full)).arrayBuffer());
+      const avatar = await full();
+
+      // The ticket has not expired: the same POST again, with other bytes within its size range.
+      const key = uploadKey(playerId, ticket.uploadId);
+      const other = await sharp(leaf).resize(320).jpeg().toBuffer();
+      expect((await postUpload(ticket, other, 'image/jpeg')).status).toBe(204);
+      await eventually(async () => ((await objectStatus(key)) === 404 ? true : undefined), 'the later write to be deleted');
+      await stack.idle();
+
+      // Both writes' notifications delivered again (at least once): still one outcome.
+      const both = notifications.filter((n) => n.Records.some(isUploadCreated) && JSON.stringify(n).includes(key));
+      expect(both).toHaveLength(2);
+      for (const notification of both) {
+        const res = await fetch(`${stack.services['s3-source']}/webhook`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${WEBHOOK_TOKEN}` },
+          body: JSON.stringify(notification),
+        });
+        expect(res.status).toBe(200);
+      }
+      await stack.idle();
+
+      expect(await api.status(t, ticket.uploadId)).toEqual(ready);
+      expect((await full()).equals(avatar)).toBe(true);
+      expect(await objectStatus(key)).toBe(404);
+    });
+
     it.each([
       ['a truncated JPEG', async () => truncated(await photo('leaf.jpg')), 'image/jpeg'],
       ['a text file sent as image/jpeg', () => Promise.resolve(textFile), 'image/jpeg'],
@@ -256,6 +341,7 @@ describe('local stack', () => {
           bucket: 'avatars',
           key: uploadKey(playerId, ticket.uploadId),
           eTag: '0123456789abcdef0123456789abcdef',
+          sha256: '0'.repeat(64),
           contentType: 'image/jpeg',
           width: 640,
           height: 480,

@@ -14,10 +14,12 @@ const reasonSentences: Readonly<Record<string, string>> = {
   too_many_pixels: 'The image has too many pixels. Use a smaller image.',
   too_wide: 'The image is too wide or too tall. Use a smaller image.',
   too_small: 'The image is too small. Use one at least 32 pixels on each side.',
+  aspect_ratio: 'The image is too long and narrow. Use one at most four times as wide as it is tall (or tall as it is wide).',
   format_mismatch: 'The file is not the kind of image its name or type says it is.',
   moderation: 'The image does not follow the content rules.',
   rejected: 'The image was not accepted.',
   processing_failed: 'We could not process the image. Please try again later.',
+  object_replaced: 'The file was changed after it was checked. Please upload it again.',
 };
 
 /** Errors of the API calls the page makes (`error.code`). */

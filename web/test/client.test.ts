@@ -105,10 +105,10 @@ describe('watchUpload', () => {
 
 describe('wording', () => {
   it('turns every reason code the pipeline sends into a sentence', () => {
-    for (const code of ['too_large', 'unsupported_format', 'corrupt', 'too_many_pixels', 'format_mismatch', 'moderation', 'processing_failed', 'empty', 'too_wide', 'too_small']) {
+    for (const code of ['too_large', 'unsupported_format', 'corrupt', 'too_many_pixels', 'format_mismatch', 'moderation', 'processing_failed', 'object_replaced', 'empty', 'too_wide', 'too_small', 'aspect_ratio']) {
       const text = reasonText({ code, message: 'technical detail' });
       expect(text, code).toMatch(/^[A-Z].*\.$/);
-      expect(text, code).not.toContain('technical detail');
+      expect(text.toLowerCase(), code).not.toContain('technical detail');
     }
   });
 

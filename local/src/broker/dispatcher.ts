@@ -49,6 +49,8 @@ export interface DispatcherOptions {
   park: (entry: UndeliverableEvent) => void;
   /** knativeerrordest of an event whose reply the broker refused. */
   address: string;
+  /** The bearer token of an attempt to a destination (see BrokerOptions.token). */
+  token?: (destination: Destination) => Promise<string>;
 }
 
 type Role = 'subscriber' | 'dead-letter';
@@ -82,9 +84,10 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
         if (url === undefined) {
           return { ok: false, status: undefined, retryable: true, problem: `no address for service ${d.service}`, error: undefined };
         }
+        const signed = o.token ? { ...message, headers: { ...message.headers, authorization: `Bearer ${await o.token(d)}` } } : message;
         const end = role === 'subscriber' ? o.metrics.duration.startTimer({ trigger: trigger.name }) : undefined;
         try {
-          return await attempt(url, message, { fetch: o.fetch, timeoutMs, expectReply: role === 'subscriber' });
+          return await attempt(url, signed, { fetch: o.fetch, timeoutMs, expectReply: role === 'subscriber' });
         } finally {
           end?.();
         }

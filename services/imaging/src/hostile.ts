@@ -62,3 +62,66 @@ export function solidImage(width: number, height: number, format: 'png' | 'jpeg'
     .toFormat(format)
     .toBuffer();
 }
+
+/** Deterministic noise (a linear congruential generator): tests must not depend on luck. */
+function noise(length: number, seed = 1): Buffer {
+  const bytes = Buffer.alloc(length);
+  let state = seed;
+  for (let i = 0; i < length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    bytes[i] = state >>> 24;
+  }
+  return bytes;
+}
+
+/**
+ * A PNG whose colour channels are all white and whose alpha channel carries `photo` (as grey):
+ * blank when flattened onto white, the photograph on any dark background.
+ */
+export async function hiddenInAlpha(photo: Buffer): Promise<Buffer> {
+  const { data, info } = await sharp(photo).autoOrient().greyscale().raw().toBuffer({ resolveWithObject: true });
+  const { width, height } = info;
+  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .joinChannel(data, { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
+}
+
+/** Where `tileInStrip` puts its tile. */
+export const strip = { width: 1024, height: 256, tileLeft: 640, tileSide: 256 } as const;
+
+/**
+ * A 4:1 PNG strip, flat grey but for one square tile of bright detail (`strip.tileLeft`): squashed
+ * whole into a model's square input the tile is a quarter of the picture, while an attention crop
+ * of the strip (the avatar squares) is exactly the tile.
+ */
+export function tileInStrip(): Promise<Buffer> {
+  const { width, height, tileLeft, tileSide } = strip;
+  const pixels = Buffer.alloc(width * height * 3, 128);
+  const tile = noise(tileSide * tileSide * 3);
+  for (let y = 0; y < tileSide; y++) {
+    for (let x = 0; x < tileSide; x++) {
+      const from = (y * tileSide + x) * 3;
+      const to = (y * width + tileLeft + x) * 3;
+      // Red high (warmth draws attention), green and blue noise.
+      pixels[to] = 160 + (tile[from]! >> 2);
+      pixels[to + 1] = tile[from + 1]!;
+      pixels[to + 2] = tile[from + 2]!;
+    }
+  }
+  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+/**
+ * A heavy but valid upload: a 6000x6000 16-bit RGBA PNG with EXIF orientation 6, about 4.6 MiB
+ * (under the 5 MiB upload limit) and 288 MB once decoded. Blocks of noise keep it compressible.
+ */
+export function heavyPng(): Promise<Buffer> {
+  const side = 750;
+  return sharp(noise(side * side * 4), { raw: { width: side, height: side, channels: 4 } })
+    .resize(6000, 6000, { kernel: 'nearest' })
+    .toColourspace('rgb16')
+    .png({ compressionLevel: 6, adaptiveFiltering: true })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+}

@@ -14,6 +14,7 @@ export type ImageProblemCode =
   | 'too_many_pixels'
   | 'too_wide'
   | 'too_small'
+  | 'aspect_ratio'
   | 'corrupt'
   | 'format_mismatch';
 
@@ -92,13 +93,22 @@ export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLim
   if (Math.min(width, height) < limits.minSide) {
     return problem('too_small', `the image is ${width}x${height}; each side must be at least ${limits.minSide} pixels`);
   }
+  const aspect = Math.max(width, height) / Math.min(width, height);
+  if (aspect > limits.maxAspect) {
+    return problem(
+      'aspect_ratio',
+      `the image is ${width}x${height} (${aspect.toFixed(2)}:1); the longest side may be at most ${limits.maxAspect} times the shortest`,
+    );
+  }
 
-  // Full decode, streamed through a statistics sink so no output image is held in memory.
+  // Full decode in one sequential pass through a small reduce: every byte of pixel data is read
+  // (JPEG and WebP decode scaled, still parsing all of it) while only a few rows are held. Not
+  // stats(): its several passes make libvips spill a large image to a temporary file.
   if (options.fullDecode ?? true) {
     try {
-      await openImage(buf, limits).stats();
+      await openImage(buf, limits).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
     } catch (err) {
-      return problem('corrupt', `the image data is damaged (${firstLine(err)})`);
+      return { ok: false, problem: decodeProblem(err) };
     }
   }
 
@@ -116,6 +126,11 @@ export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLim
 export function declaredTypeProblem(format: ImageFormat, declaredContentType: string): ImageProblem | undefined {
   if (formatOfContentType(declaredContentType) === format) return undefined;
   return { code: 'format_mismatch', message: `the file is ${contentTypes[format]} but was declared as ${declaredContentType}` };
+}
+
+/** Why a full decode failed, for a caller that decodes the pixels itself (`fullDecode: false`). */
+export function decodeProblem(err: unknown): ImageProblem {
+  return { code: 'corrupt', message: `the image data is damaged (${firstLine(err)})` };
 }
 
 /** libvips errors are multi-line and name internal buffers: keep the first line. */

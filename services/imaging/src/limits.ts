@@ -10,6 +10,11 @@ export interface ImageLimits {
   maxSide: number;
   /** Shortest side in pixels: smaller images make useless avatars and weak moderation input. */
   minSide: number;
+  /**
+   * Longest side over shortest side. The avatar squares show a crop of at least 1/maxAspect of the
+   * image; a longer strip would hide a small tile the model sees as a sliver.
+   */
+  maxAspect: number;
 }
 
 export const defaultLimits: ImageLimits = {
@@ -17,6 +22,7 @@ export const defaultLimits: ImageLimits = {
   maxPixels: 40_000_000,
   maxSide: 10_000,
   minSide: 32,
+  maxAspect: 4,
 };
 
 /**
@@ -28,8 +34,26 @@ export const imageEnv = {
   IMAGE_MAX_PIXELS: env.int(defaultLimits.maxPixels, 1),
   IMAGE_MAX_SIDE: env.int(defaultLimits.maxSide, 1),
   IMAGE_MIN_SIDE: env.int(defaultLimits.minSide, 1),
+  IMAGE_MAX_ASPECT: env.number(defaultLimits.maxAspect, 1),
+  /**
+   * How the avatar squares are cut (`attention` follows the most salient region, `centre` the
+   * middle). moderate reads it too: it classifies the very square thumbnail renders.
+   */
+  THUMBNAIL_CROP: env.oneOf(['attention', 'centre'], 'attention'),
 };
 
-export function imageLimits(config: { AVATAR_MAX_BYTES: number; IMAGE_MAX_PIXELS: number; IMAGE_MAX_SIDE: number; IMAGE_MIN_SIDE: number }): ImageLimits {
-  return { maxBytes: config.AVATAR_MAX_BYTES, maxPixels: config.IMAGE_MAX_PIXELS, maxSide: config.IMAGE_MAX_SIDE, minSide: config.IMAGE_MIN_SIDE };
+export function imageLimits(config: {
+  AVATAR_MAX_BYTES: number;
+  IMAGE_MAX_PIXELS: number;
+  IMAGE_MAX_SIDE: number;
+  IMAGE_MIN_SIDE: number;
+  IMAGE_MAX_ASPECT: number;
+}): ImageLimits {
+  return {
+    maxBytes: config.AVATAR_MAX_BYTES,
+    maxPixels: config.IMAGE_MAX_PIXELS,
+    maxSide: config.IMAGE_MAX_SIDE,
+    minSide: config.IMAGE_MIN_SIDE,
+    maxAspect: config.IMAGE_MAX_ASPECT,
+  };
 }

@@ -94,8 +94,19 @@ describe('inspectImage on hostile input', () => {
     expect(await codeOf(await solidImage(16, 16, 'png'))).toBe('too_small');
     expect(await codeOf(await solidImage(32, 32, 'png'))).toBe('ok');
     expect(await codeOf(await solidImage(10_001, 40, 'png'))).toBe('too_wide');
-    expect(await codeOf(await solidImage(40, 10_000, 'png'))).toBe('ok');
+    expect(await codeOf(await solidImage(40, 10_000, 'png'), { ...defaultLimits, maxAspect: 250 })).toBe('ok');
     expect(await codeOf(await solidImage(400, 400, 'png'), { ...defaultLimits, maxPixels: 400 * 400 - 1 })).toBe('too_many_pixels');
+  });
+
+  it('refuses an aspect ratio beyond the limit (4:1 by default) from the header', async () => {
+    expect(await codeOf(await solidImage(400, 100, 'png'))).toBe('ok');
+    expect(await codeOf(await solidImage(100, 400, 'jpeg'))).toBe('ok');
+    expect(await codeOf(await solidImage(500, 100, 'png'))).toBe('aspect_ratio');
+    expect(await codeOf(await solidImage(100, 500, 'webp'))).toBe('aspect_ratio');
+    expect(await codeOf(await solidImage(500, 100, 'png'), { ...defaultLimits, maxAspect: 5 })).toBe('ok');
+    // Checked before any pixel is decoded: the damaged strip is refused for its shape.
+    const result = await inspectImage(garbageAfter(await solidImage(2000, 400, 'jpeg'), 300, 2000));
+    expect(result).toMatchObject({ ok: false, problem: { code: 'aspect_ratio', message: 'the image is 2000x400 (5.00:1); the longest side may be at most 4 times the shortest' } });
   });
 
   it('finds damage only a full decode reveals', async () => {

@@ -1,27 +1,59 @@
 /**
  * Bearer JWT auth: signature against a JWKS, issuer, audience, expiry and an algorithm
- * allow-list (so `alg: none` and HMAC confusion never pass). Sets `playerId` from a claim.
+ * allow-list (so `alg: none` and HMAC confusion never pass). Players' tokens set `playerId` from
+ * a claim; event deliveries carry Knative's OIDC token (see `eventAuthFromConfig`).
  */
+import { readFile } from 'node:fs/promises';
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { ConfigError, type EventAuthConfig } from './config.js';
 import { playerIdSchema } from './events.js';
 import { HttpError } from './errors.js';
+import type { Logger } from './logger.js';
 import type { AppEnv } from './service.js';
 
-export interface AuthOptions {
+/** What a bearer token must carry: a signature by one of `keys`, `iss`, one of the audiences, `exp`, an allowed `alg`. */
+export interface TokenPolicy {
   keys: JWTVerifyGetKey;
   issuer: string;
-  audience: string;
+  audience: string | readonly string[];
   algorithms: readonly string[];
-  /** Claim holding the player id (default `sub`). */
-  playerClaim?: string;
   /** Seconds of clock skew tolerated on exp/nbf (default 5). */
   clockToleranceSeconds?: number;
 }
 
+export interface AuthOptions extends TokenPolicy {
+  /** Claim holding the player id (default `sub`). */
+  playerClaim?: string;
+}
+
+/** A token file's content, read at each use: the kubelet and Knative rewrite them as tokens rotate. */
+export async function readTokenFile(file: string): Promise<string> {
+  return (await readFile(file, 'utf8')).trim();
+}
+
+export interface RemoteJwksOptions {
+  /** Sent as `Authorization: Bearer` with every fetch (the pod's service account token). */
+  tokenFile?: string | undefined;
+}
+
 /** A JWKS fetched over HTTP and cached, refetched when an unknown `kid` shows up. */
-export function remoteJwks(url: string): JWTVerifyGetKey {
-  return createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+export function remoteJwks(url: string, options: RemoteJwksOptions = {}): JWTVerifyGetKey {
+  const { tokenFile } = options;
+  return createRemoteJWKSet(new URL(url), {
+    cacheMaxAge: 10 * 60_000,
+    cooldownDuration: 30_000,
+    timeoutDuration: 5000,
+    ...(tokenFile
+      ? {
+          [customFetch]: async (resource: string, init: { headers: Headers }) => {
+            init.headers.set('authorization', `Bearer ${await readTokenFile(tokenFile)}`);
+            return fetch(resource, init);
+          },
+        }
+      : {}),
+  });
 }
 
 /** Auth options from the shared JWT_* variables (see `authEnv`), with the JWKS fetched remotely. */
@@ -47,31 +79,39 @@ function unauthorized(description: string): HttpError {
   });
 }
 
+/**
+ * Verifies the request's bearer token against `policy` (`exp` is always required) and returns its
+ * claims; throws the 401, or a 503 when the signing keys cannot be fetched.
+ */
+export async function verifyBearer(c: Context<AppEnv>, policy: TokenPolicy, requiredClaims: readonly string[] = []): Promise<JWTPayload> {
+  const header = c.req.header('authorization');
+  const match = header ? /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header) : null;
+  if (!match?.[1]) {
+    throw new HttpError(401, 'unauthorized', 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' });
+  }
+  try {
+    const { payload } = await jwtVerify(match[1], policy.keys, {
+      issuer: policy.issuer,
+      audience: typeof policy.audience === 'string' ? policy.audience : [...policy.audience],
+      algorithms: [...policy.algorithms],
+      requiredClaims: ['exp', ...requiredClaims],
+      clockTolerance: policy.clockToleranceSeconds ?? 5,
+    });
+    return payload;
+  } catch (err) {
+    if (keysUnavailable(err)) {
+      // Not the caller's fault: a 401 would tell clients to throw away a good token.
+      c.get('log')?.warn({ err }, 'signing keys unavailable');
+      throw new HttpError(503, 'auth_unavailable', 'tokens cannot be verified right now', { 'Retry-After': '5' });
+    }
+    throw unauthorized(describeJoseError(err));
+  }
+}
+
 export function bearerAuth(options: AuthOptions) {
   const claim = options.playerClaim ?? 'sub';
   return createMiddleware<AppEnv>(async (c, next) => {
-    const header = c.req.header('authorization');
-    const match = header ? /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header) : null;
-    if (!match?.[1]) {
-      throw new HttpError(401, 'unauthorized', 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' });
-    }
-    let payload;
-    try {
-      ({ payload } = await jwtVerify(match[1], options.keys, {
-        issuer: options.issuer,
-        audience: options.audience,
-        algorithms: [...options.algorithms],
-        requiredClaims: ['exp', claim],
-        clockTolerance: options.clockToleranceSeconds ?? 5,
-      }));
-    } catch (err) {
-      if (keysUnavailable(err)) {
-        // Not the caller's fault: a 401 would tell clients to throw away a good token.
-        c.get('log')?.warn({ err }, 'signing keys unavailable');
-        throw new HttpError(503, 'auth_unavailable', 'tokens cannot be verified right now', { 'Retry-After': '5' });
-      }
-      throw unauthorized(describeJoseError(err));
-    }
+    const payload = await verifyBearer(c, options, [claim]);
     const player = playerIdSchema.safeParse(payload[claim]);
     if (!player.success) throw unauthorized(`claim ${claim} is not a usable player id`);
     c.set('playerId', player.data);
@@ -99,4 +139,31 @@ function keysUnavailable(err: unknown): boolean {
     err instanceof errors.JWKSInvalid ||
     err.code === errors.JOSEError.code
   );
+}
+
+/**
+ * The policy for Knative's OIDC delivery tokens from EVENTS_OIDC_*: undefined when none is set
+ * (event endpoints then take anything, so that is logged as a warning); a partial set is a
+ * configuration error rather than a silent off.
+ */
+export function eventAuthFromConfig(config: EventAuthConfig, logger: Logger): TokenPolicy | undefined {
+  const { EVENTS_OIDC_ISSUER: issuer, EVENTS_OIDC_AUDIENCES: audiences, EVENTS_OIDC_JWKS_URL: jwksUrl } = config;
+  const missing = [
+    ...(issuer === undefined ? ['EVENTS_OIDC_ISSUER'] : []),
+    ...(audiences.length === 0 ? ['EVENTS_OIDC_AUDIENCES'] : []),
+    ...(jwksUrl === undefined ? ['EVENTS_OIDC_JWKS_URL'] : []),
+  ];
+  if (missing.length === 3) {
+    logger.warn('EVENTS_OIDC_* not set: event endpoints take deliveries without a token, from anyone who can reach them');
+    return undefined;
+  }
+  if (issuer === undefined || jwksUrl === undefined || missing.length > 0) {
+    throw new ConfigError(`invalid configuration: ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} required with the other EVENTS_OIDC_* variables`);
+  }
+  return {
+    keys: remoteJwks(jwksUrl, { tokenFile: config.EVENTS_OIDC_JWKS_TOKEN_FILE }),
+    issuer,
+    audience: audiences,
+    algorithms: config.EVENTS_OIDC_ALGORITHMS,
+  };
 }

@@ -9,7 +9,8 @@
 import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
 import type { Context, Handler } from 'hono';
 import type { z } from 'zod';
-import { describeZodError, errorBody } from './errors.js';
+import { readTokenFile, verifyBearer } from './auth.js';
+import { HttpError, describeZodError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import type { AppEnv, Service } from './service.js';
 import { eventTypeLabel } from './topology.js';
@@ -111,10 +112,17 @@ export function toBinary(event: OutgoingEvent): { headers: Record<string, string
   return { headers, body: typeof message.body === 'string' ? message.body : JSON.stringify(message.body) };
 }
 
+export interface SinkOptions {
+  fetch?: typeof fetch | undefined;
+  /** Sent as the bearer token (K_SINK_OIDC_TOKEN_FILE: what a SinkBinding mounts when the broker requires OIDC). */
+  tokenFile?: string | undefined;
+}
+
 /** Posts an event to a sink (K_SINK, a broker) in binary mode; throws unless it answers 2xx. */
-export async function sendEvent(sink: string, event: OutgoingEvent, fetchImpl: typeof fetch = fetch): Promise<void> {
+export async function sendEvent(sink: string, event: OutgoingEvent, options: SinkOptions = {}): Promise<void> {
   const { headers, body } = toBinary(event);
-  const res = await fetchImpl(sink, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
+  if (options.tokenFile) headers['authorization'] = `Bearer ${await readTokenFile(options.tokenFile)}`;
+  const res = await (options.fetch ?? fetch)(sink, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
   await res.arrayBuffer().catch(() => undefined);
   if (!res.ok) throw new Error(`sink ${sink} answered ${res.status}`);
 }
@@ -128,12 +136,22 @@ function traceOf(ce: CloudEvent<unknown>, c: Context): string | undefined {
 const known = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'data', 'data_base64', 'datacontenttype', 'dataschema']);
 
 /**
- * The handler for a service's event endpoint: parses and validates the event, dispatches it to
- * the route for its type, and answers with the reply event (200), nothing (202) or an error.
+ * The handler for a service's event endpoint: checks the delivery's token (the service's
+ * `eventAuth`), parses and validates the event, dispatches it to the route for its type, and
+ * answers with the reply event (200), nothing (202) or an error.
  */
 export function eventEndpoint(service: Service, routes: readonly EventRoute<any>[]): Handler<AppEnv> {
   const { eventsHandled, eventDuration } = service.metrics;
+  const auth = service.eventAuth;
   return async (c) => {
+    if (auth) {
+      try {
+        await verifyBearer(c, auth);
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 401) c.get('log').warn({ problem: err.message }, 'event refused: no valid delivery token');
+        throw err;
+      }
+    }
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((value, name) => (headers[name] = value));
     let ce: CloudEvent<unknown>;

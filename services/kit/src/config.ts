@@ -28,6 +28,8 @@ export function loadConfig<S extends z.ZodRawShape>(
 export const env = {
   port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
   int: (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback),
+  number: (fallback: number, min = 0) => z.coerce.number().min(min).default(fallback),
+  oneOf: <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) => z.enum(values).default(fallback),
   bool: (fallback: boolean) =>
     z
       .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -73,6 +75,26 @@ export const tableEnv = {
 
 export const bucketEnv = {
   BUCKET: z.string().min(3).default('avatars'),
+};
+
+/**
+ * OIDC tokens on event deliveries (Knative Eventing's `authentication-oidc`): the issuer, the
+ * audiences this service answers to and the JWKS, all set or none (see `eventAuthFromConfig`).
+ */
+export const eventAuthEnv = {
+  EVENTS_OIDC_ISSUER: z.string().min(1).optional(),
+  EVENTS_OIDC_AUDIENCES: env.list(),
+  EVENTS_OIDC_JWKS_URL: env.url().optional(),
+  /** Sent as the bearer token when fetching the JWKS: the Kubernetes API serves its own only to service accounts. */
+  EVENTS_OIDC_JWKS_TOKEN_FILE: z.string().min(1).optional(),
+  EVENTS_OIDC_ALGORITHMS: env.list(['RS256', 'ES256']),
+};
+
+export type EventAuthConfig = z.output<z.ZodObject<typeof eventAuthEnv>>;
+
+/** With `authentication-oidc` the broker takes only events with a token: a SinkBinding mounts one (at /oidc/token). */
+export const sinkTokenEnv = {
+  K_SINK_OIDC_TOKEN_FILE: z.string().min(1).optional(),
 };
 
 export const authEnv = {

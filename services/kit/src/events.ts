@@ -35,6 +35,15 @@ export type ModerationLabel = z.infer<typeof labelSchema>;
 export const reasonSchema = z.object({ code: z.string(), message: z.string() });
 export type Reason = z.infer<typeof reasonSchema>;
 
+/**
+ * Why an upload ends when the bytes moderate approved are no longer under its key: a later write
+ * (a reused or retried presigned POST) replaced them before thumbnail rendered them.
+ */
+export const objectReplaced: Reason = { code: 'object_replaced', message: 'the file was replaced after it was checked; upload it again' };
+
+/** A SHA-256 digest as lowercase hex (`contentSha256`). */
+export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest in lowercase hex');
+
 const uploadRef = {
   playerId: playerIdSchema,
   uploadId: uploadIdSchema,
@@ -47,6 +56,8 @@ export const approvedSchema = z.object({
   bucket: z.string(),
   key: z.string(),
   eTag: z.string(),
+  /** Of the exact bytes moderate downloaded, checked and classified: the only bytes thumbnail may render. */
+  sha256: sha256Schema,
   contentType: z.enum(['image/jpeg', 'image/png', 'image/webp']),
   width: z.number().int().positive(),
   height: z.number().int().positive(),

@@ -1,9 +1,18 @@
 /**
- * Reading and probing S3 objects whose size and existence are not ours to trust: uploads are
- * written by players, so a download is capped, and a missing object or a failed precondition is
- * told apart from a transient failure by its HTTP status.
+ * Reading and probing S3 objects whose size, existence and content are not ours to trust: uploads
+ * are written by players, so a download is capped, a missing object or a failed precondition is
+ * told apart from a transient failure by its HTTP status, and content is named by its SHA-256.
  */
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, type GetObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type GetObjectCommandInput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 
 export class ObjectTooLargeError extends Error {
   constructor(
@@ -24,12 +33,6 @@ export interface DownloadedObject {
 /** The HTTP status of a failed AWS call: 404 for NoSuchKey/NotFound, 412 for a failed If-Match. */
 export function awsStatus(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-}
-
-/** ETags compare without quotes: S3 events carry them bare, HTTP headers quoted. */
-export function sameETag(a: string | undefined, b: string | undefined): boolean {
-  const bare = (tag: string | undefined) => tag?.replace(/"/g, '');
-  return a !== undefined && bare(a) === bare(b);
 }
 
 /** An ETag as an If-Match header value (quoted). */
@@ -59,6 +62,30 @@ export async function getObjectBytes(s3: S3Client, input: GetObjectCommandInput 
     chunks.push(chunk);
   }
   return { body: Buffer.concat(chunks, size), eTag: res.ETag, contentType: res.ContentType };
+}
+
+/**
+ * The SHA-256 of an object's bytes (lowercase hex). Unlike an ETag (an MD5 for single-part
+ * uploads, where colliding files are easy to make) it names the content, and holds on stores that
+ * ignore conditional reads.
+ */
+export function contentSha256(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** Deletes every object under `prefix` (none is fine, so a repeat is harmless); returns how many were deleted. */
+export async function deletePrefix(s3: S3Client, bucket: string, prefix: string): Promise<number> {
+  let deleted = 0;
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [object.Key] : []));
+    // One call per object: prefixes deleted here hold one upload's handful of renditions.
+    await Promise.all(keys.map((key) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }))));
+    deleted += keys.length;
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return deleted;
 }
 
 /** Whether an object exists (HeadObject); errors other than 404 propagate. */

@@ -142,9 +142,9 @@ export function checkPushEndpoint(endpoint: string, policy: PushEndpointPolicy):
 }
 
 /**
- * Address ranges that are not the public internet (IANA special-purpose registries). IPv4-mapped
- * IPv6 addresses (::ffff:a.b.c.d) are checked against the IPv4 rules by BlockList itself; NAT64
- * (64:ff9b::/96, what DNS64 answers on IPv6-only networks) embeds IPv4 and is checked the same way.
+ * Address ranges that are not the public internet (IANA special-purpose registries). The
+ * well-known NAT64 prefix (64:ff9b::/96, what DNS64 answers on IPv6-only networks) embeds IPv4
+ * and is checked against the IPv4 rules.
  */
 const nonPublicV4: readonly [string, number][] = [
   ['0.0.0.0', 8], // "this network", unspecified
@@ -174,6 +174,8 @@ const nonPublicV6: readonly [string, number][] = [
   ['fe80::', 10], // link-local
   ['fec0::', 10], // site-local (deprecated)
   ['ff00::', 8], // multicast
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215): a site's own translator
+  ['::ffff:0:0:0', 96], // IPv4-translated (RFC 2765 SIIT): hides the real address
 ];
 
 const nonPublic = new BlockList();
@@ -183,11 +185,20 @@ for (const [network, prefix] of nonPublicV4) {
 }
 for (const [network, prefix] of nonPublicV6) nonPublic.addSubnet(network, prefix, 'ipv6');
 
+/**
+ * IPv4-mapped addresses (::ffff:0:0/96): a host's internal spelling of IPv4, never a push
+ * service's address, so refused whatever they embed. Its own list: BlockList matches IPv4
+ * addresses against an IPv4-mapped rule, so in `nonPublic` it would refuse every IPv4 address.
+ */
+const ipv4Mapped = new BlockList();
+ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
+
 /** True for a unicast address on the public internet; false for every special range and for non-addresses. */
 export function isPublicAddress(ip: string): boolean {
   const address = bare(ip);
   const version = isIP(address);
   if (version === 0) return false;
+  if (version === 6 && ipv4Mapped.check(address, 'ipv6')) return false;
   return !nonPublic.check(address, version === 6 ? 'ipv6' : 'ipv4');
 }
 

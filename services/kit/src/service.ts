@@ -6,6 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
+import type { TokenPolicy } from './auth.js';
 import { HttpError, errorBody, errorResponse } from './errors.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -29,6 +30,8 @@ export interface ServiceOptions {
   readiness?: Readonly<Record<string, ReadinessCheck>>;
   /** Largest request body accepted (default 64 KiB: APIs and events here are small). */
   bodyLimitBytes?: number;
+  /** The token every event delivery must carry (see `eventEndpoint`); undefined: none. */
+  eventAuth?: TokenPolicy | undefined;
 }
 
 /** Counts requests in flight so shutdown can wait for them. */
@@ -62,6 +65,7 @@ export interface Service {
   logger: Logger;
   metrics: Metrics;
   lifecycle: Lifecycle;
+  eventAuth?: TokenPolicy | undefined;
 }
 
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
@@ -136,7 +140,7 @@ export function createService(options: ServiceOptions): Service {
     return errorResponse(c, err);
   });
 
-  return { name, app, logger, metrics, lifecycle };
+  return { name, app, logger, metrics, lifecycle, eventAuth: options.eventAuth };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -10,7 +10,7 @@
  */
 import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { Avatar, ModerationLabel, Reason } from './events.js';
 
 export const TTL_ATTRIBUTE = 'expiresAt';
@@ -44,6 +44,8 @@ export interface UploadRecord {
   reason?: Reason;
   labels?: ModerationLabel[];
   avatar?: Avatar;
+  /** SHA-256 of the bytes moderate approved: the first approved object decides the upload. */
+  sha256?: string;
 }
 
 /** Pending uploads that never arrive vanish after a day; finished ones are kept for 30 days. */
@@ -52,6 +54,12 @@ const FINISHED_TTL_SECONDS = 30 * 24 * 3600;
 
 export function isConditionFailure(err: unknown): boolean {
   return err instanceof ConditionalCheckFailedException || (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+/** An upload item as its record: the table's keys and TTL left out. */
+function withoutKeys(item: Record<string, NativeAttributeValue> | undefined): UploadRecord {
+  const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, ...record } = item ?? {};
+  return record as UploadRecord;
 }
 
 export class UploadStore {
@@ -78,9 +86,7 @@ export class UploadStore {
     const { Item } = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }),
     );
-    if (!Item) return undefined;
-    const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, ...record } = Item;
-    return record as UploadRecord;
+    return Item ? withoutKeys(Item) : undefined;
   }
 
   /** pending -> processing; a no-op in any other state. */
@@ -102,15 +108,45 @@ export class UploadStore {
   }
 
   /**
+   * Records that moderate approved the bytes with this SHA-256, while the upload is in flight. The
+   * first approval decides: the same bytes are approved again (a redelivery, a retried POST of the
+   * same file), other bytes never (a later write under the key). `approved: false` returns the
+   * record as it stands: ended, or holding other approved bytes.
+   */
+  async approve(playerId: string, uploadId: string, sha256: string): Promise<{ approved: boolean; record: UploadRecord | undefined }> {
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          UpdateExpression: 'SET sha256 = :sha256',
+          ConditionExpression: 'attribute_exists(pk) AND #status IN (:pending, :processing) AND (attribute_not_exists(sha256) OR sha256 = :sha256)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':sha256': sha256, ':pending': 'pending', ':processing': 'processing' },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { approved: true, record: withoutKeys(Attributes) };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return { approved: false, record: await this.get(playerId, uploadId) };
+    }
+  }
+
+  /**
    * Moves an upload into a terminal state exactly once. Returns the record as it stands
    * afterwards: if it had already ended (in any terminal state) it is returned unchanged, so a
    * redelivered event sees the first outcome and never a second one.
+   *
+   * `moderated` (moderate's own outcomes) names the bytes the outcome is about (undefined: none
+   * were read); it is refused, leaving the upload in flight, when other bytes were approved first.
    */
   async finish(
     playerId: string,
     uploadId: string,
     status: TerminalStatus,
     details: { reason?: Reason; labels?: ModerationLabel[]; avatar?: Avatar } = {},
+    moderated?: { sha256: string | undefined },
   ): Promise<{ changed: boolean; record: UploadRecord | undefined }> {
     const now = this.clock();
     const names: Record<string, string> = { '#status': 'status', '#ttl': TTL_ATTRIBUTE };
@@ -128,20 +164,26 @@ export class UploadStore {
       values[`:${field}`] = value;
       sets.push(`#${field} = :${field}`);
     }
+    let condition = 'attribute_exists(pk) AND #status IN (:pending, :processing)';
+    if (moderated?.sha256 !== undefined) {
+      condition += ' AND (attribute_not_exists(sha256) OR sha256 = :sha256)';
+      values[':sha256'] = moderated.sha256;
+    } else if (moderated) {
+      condition += ' AND attribute_not_exists(sha256)';
+    }
     try {
       const { Attributes } = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
           UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: 'attribute_exists(pk) AND #status IN (:pending, :processing)',
+          ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
       );
-      const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, ...record } = Attributes ?? {};
-      return { changed: true, record: record as UploadRecord };
+      return { changed: true, record: withoutKeys(Attributes) };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       return { changed: false, record: await this.get(playerId, uploadId) };

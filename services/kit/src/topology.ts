@@ -132,6 +132,23 @@ export const emits: Readonly<Record<ServiceName, readonly string[]>> = {
  */
 export const sinkBound: ReadonlySet<ServiceName> = new Set(['s3-source', 'profile']);
 
+/** Services with event endpoints (Trigger subscribers, dead-letter sinks): they check each delivery's OIDC token. */
+export const eventConsumers: ReadonlySet<ServiceName> = new Set([
+  ...triggers.flatMap((t) => [t.subscriber.service, t.delivery.deadLetter.service]),
+  // The Broker's default dead-letter sink.
+  deliveryPolicies.processing.deadLetter.service,
+]);
+
+/**
+ * The OIDC audience of deliveries to a service, in Knative's format for an addressable
+ * (`<group>/<kind>/<namespace>/<name>`, eventing pkg/auth GetAudience). Serving sets no audience on
+ * a Knative Service, so each Trigger names it on its subscriber and dead-letter sink, and without
+ * one Knative sends no token at all.
+ */
+export function eventAudience(namespace: string, service: ServiceName): string {
+  return `serving.knative.dev/service/${namespace}/${service}`.toLowerCase();
+}
+
 /** Services that expose a public HTTP API (the rest are cluster-local). */
 export const publicServices = ['presign', 'profile', 'subscribe'] as const satisfies readonly ServiceName[];
 export type PublicService = (typeof publicServices)[number];

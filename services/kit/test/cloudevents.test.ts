@@ -1,5 +1,8 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -276,6 +279,23 @@ describe('sendEvent', () => {
     });
     expect(got?.headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(got?.body ?? '')).toEqual(event.data);
+  });
+
+  it('sends the OIDC token a SinkBinding mounts for the broker, read afresh for every event (Knative renews it)', async () => {
+    status = 202;
+    received.length = 0;
+    const dir = await mkdtemp(join(tmpdir(), 'ap-sink-token-'));
+    const tokenFile = join(dir, 'token');
+    try {
+      await writeFile(tokenFile, 'token-1\n');
+      await sendEvent(sink, event, { tokenFile });
+      await writeFile(tokenFile, 'token-2');
+      await sendEvent(sink, event, { tokenFile });
+      await expect(sendEvent(sink, event, { tokenFile: join(dir, 'missing') })).rejects.toThrow(/ENOENT/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(received.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2']);
   });
 
   it('throws when the sink does not answer 2xx', async () => {

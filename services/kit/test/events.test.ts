@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { approvedSchema, avatarKey, avatarPrefix, parseUploadKey, playerIdSchema, readySchema, rejectedSchema, s3EntitySchema, uploadKey } from '../src/index.js';
+import { approvedSchema, avatarKey, avatarPrefix, contentSha256, parseUploadKey, playerIdSchema, readySchema, rejectedSchema, s3EntitySchema, uploadKey } from '../src/index.js';
 
 const UPLOAD = '0192f3a4-5b6c-7d8e-9f01-23456789abcd';
 const OTHER_UPLOAD = '01936b2e-1c2d-7abc-8def-0123456789ab';
 const V4 = '3b241101-e2bb-4255-8caf-4136c566a962';
+/** SHA-256 of the empty string. */
+const SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 describe('upload keys', () => {
   it.each([
@@ -69,6 +71,7 @@ describe('event data schemas', () => {
         bucket: 'avatars',
         key: uploadKey('p', UPLOAD),
         eTag: 'abc',
+        sha256: SHA256,
         contentType: 'image/png',
         width: 10,
         height: 20,
@@ -90,5 +93,14 @@ describe('event data schemas', () => {
     expect(readySchema.safeParse({ ...ref, avatar: { thumbnails: { small: 'https://cdn.test/x' }, full: 'https://cdn.test/y' } }).success).toBe(false);
     expect(s3EntitySchema.safeParse({ bucket: { name: 'avatars' }, object: { key: '', size: 3 } }).success).toBe(false);
     expect(s3EntitySchema.safeParse({ bucket: { name: 'avatars' }, object: { key: 'k', size: -1 } }).success).toBe(false);
+  });
+
+  it('make an approval name the exact bytes moderated (their SHA-256, lowercase hex)', () => {
+    const approved = { ...ref, bucket: 'avatars', key: uploadKey('p', UPLOAD), eTag: 'abc', contentType: 'image/png', width: 10, height: 20, provider: 'nsfwjs', labels: [] };
+    expect(contentSha256(Buffer.alloc(0))).toBe(SHA256);
+    expect(approvedSchema.safeParse({ ...approved, sha256: contentSha256(Buffer.alloc(0)) }).success).toBe(true);
+    for (const sha256 of [undefined, '', 'abc', SHA256.toUpperCase(), `${SHA256}0`, 'g'.repeat(64)]) {
+      expect(approvedSchema.safeParse({ ...approved, sha256 }).success, String(sha256)).toBe(false);
+    }
   });
 });

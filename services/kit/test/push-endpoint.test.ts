@@ -65,6 +65,20 @@ describe('checkPushEndpoint, default policy', () => {
     ['https://[::]/x', /non-public address/],
     ['https://224.0.0.1/x', /non-public address/],
     ['https://[ff02::1]/x', /non-public address/],
+    // IPv4-mapped (::ffff:0:0/96) and IPv4-translated (::ffff:0:0:0/96, RFC 2765): never a push
+    // service's address, whatever IPv4 address they embed
+    ['https://[::ffff:8.8.8.8]/x', /non-public address/],
+    ['https://[::ffff:808:808]/x', /non-public address/],
+    ['https://[0:0:0:0:0:ffff:808:808]/x', /non-public address/],
+    ['https://[::ffff:0:127.0.0.1]/x', /non-public address/],
+    ['https://[::ffff:0:7f00:1]/x', /non-public address/],
+    ['https://[0:0:0:0:ffff:0:7f00:1]/x', /non-public address/],
+    ['https://[::ffff:0:8.8.8.8]/x', /non-public address/],
+    // local-use NAT64 (64:ff9b:1::/48, RFC 8215): a site's own translator, any embedding
+    ['https://[64:ff9b:1::10.0.0.1]/x', /non-public address/],
+    ['https://[64:ff9b:1::a00:1]/x', /non-public address/],
+    ['https://[0064:ff9b:0001::8.8.8.8]/x', /non-public address/],
+    ['https://[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]/x', /non-public address/],
     // scheme, port, userinfo
     ['http://fcm.googleapis.com/fcm/send/x', /must use https, not http/],
     ['ftp://fcm.googleapis.com/x', /must be an https URL/],
@@ -170,7 +184,7 @@ describe('PUSH_ALLOWED_HOSTS patterns', () => {
 });
 
 describe('isPublicAddress', () => {
-  it.each(['8.8.8.8', '1.1.1.1', '142.250.74.78', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450:4001:80e::200a', '::ffff:8.8.8.8', '64:ff9b::8.8.8.8', '[2606:4700:4700::1111]'])(
+  it.each(['8.8.8.8', '1.1.1.1', '142.250.74.78', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2a00:1450:4001:80e::200a', '64:ff9b::8.8.8.8', '[2606:4700:4700::1111]'])(
     '%s is public',
     (ip) => expect(isPublicAddress(ip)).toBe(true),
   );
@@ -180,6 +194,11 @@ describe('isPublicAddress', () => {
     '0.0.0.0', '224.0.0.251', '255.255.255.255', '192.0.2.1', '198.18.0.1',
     '::', '::1', 'fe80::1', 'fc00::1', 'fd12:3456::1', 'ff02::1', '2001:db8::1', '::ffff:10.0.0.1', '::ffff:169.254.169.254',
     '64:ff9b::10.0.0.1', '64:ff9b::a9fe:a9fe', '2002:a00:1::1', '::127.0.0.1', '[::1]',
+    // IPv4-mapped and IPv4-translated, in every spelling, whatever they embed
+    '::ffff:8.8.8.8', '::ffff:808:808', '0:0:0:0:0:ffff:808:808', '[::ffff:8.8.8.8]',
+    '::ffff:0:8.8.8.8', '::ffff:0:808:808', '0:0:0:0:ffff:0:808:808', '::ffff:0:7f00:1', '::ffff:0:10.0.0.1', '[::ffff:0:8.8.8.8]',
+    // local-use NAT64
+    '64:ff9b:1::8.8.8.8', '64:ff9b:1::808:808', '0064:ff9b:0001:0000:0000:0000:0808:0808', '64:ff9b:1:abcd::1', '[64:ff9b:1::8.8.8.8]',
     'localhost', 'not an address', '',
   ])('%s is not public', (ip) => expect(isPublicAddress(ip)).toBe(false));
 });
@@ -202,7 +221,7 @@ describe('guardedLookup', () => {
   });
 
   it('refuses a name when any answer is non-public (DNS rebinding)', async () => {
-    for (const answers of [[{ address: '127.0.0.1', family: 4 }], [{ address: '8.8.8.8', family: 4 }, { address: '169.254.169.254', family: 4 }], [{ address: '::ffff:10.0.0.1', family: 6 }]]) {
+    for (const answers of [[{ address: '127.0.0.1', family: 4 }], [{ address: '8.8.8.8', family: 4 }, { address: '169.254.169.254', family: 4 }], [{ address: '::ffff:10.0.0.1', family: 6 }], [{ address: '::ffff:0:808:808', family: 6 }], [{ address: '64:ff9b:1::808:808', family: 6 }]]) {
       const { err } = await run(guardedLookup({ allowHttp: false }, resolver(answers)), true);
       expect(err).toMatchObject({ code: 'ERR_PUSH_NON_PUBLIC_ADDRESS', hostname: 'push.example' });
     }

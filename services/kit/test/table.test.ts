@@ -119,6 +119,33 @@ describe('UploadStore', () => {
     expect(await rawUpload('p-1', missing)).toBeUndefined();
   });
 
+  it('records the first approved bytes of an upload; other bytes are never approved after them', async () => {
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const id = nextUploadId();
+    await store.createPending(upload(id));
+    await store.markProcessing('p-1', id);
+    const first = 'a'.repeat(64);
+    const later = 'b'.repeat(64);
+
+    expect(await store.approve('p-1', id, first)).toEqual({ approved: true, record: { ...upload(id), status: 'processing', sha256: first, createdAt: NOW.toISOString(), updatedAt: NOW.toISOString() } });
+    // The same bytes again (a redelivery, a retried POST of the same file): still approved.
+    expect(await store.approve('p-1', id, first)).toMatchObject({ approved: true, record: { sha256: first } });
+    expect(await store.approve('p-1', id, later)).toMatchObject({ approved: false, record: { status: 'processing', sha256: first } });
+
+    // A rejection of other bytes cannot undo the approval; one of the approved bytes can (one terminal state wins).
+    const reason = { code: 'moderation', message: 'no' };
+    expect(await store.finish('p-1', id, 'rejected', { reason }, { sha256: later })).toMatchObject({ changed: false, record: { status: 'processing' } });
+    expect(await store.finish('p-1', id, 'rejected', { reason }, { sha256: undefined })).toMatchObject({ changed: false, record: { status: 'processing' } });
+    expect(await store.finish('p-1', id, 'rejected', { reason }, { sha256: first })).toMatchObject({ changed: true, record: { status: 'rejected', sha256: first } });
+    expect(await store.approve('p-1', id, first)).toMatchObject({ approved: false, record: { status: 'rejected' } });
+
+    // Nothing approved yet: a rejection stands whatever it read; an unknown upload is never approved.
+    const fresh = nextUploadId();
+    await store.createPending(upload(fresh));
+    expect(await store.finish('p-1', fresh, 'rejected', { reason }, { sha256: undefined })).toMatchObject({ changed: true, record: { status: 'rejected' } });
+    expect(await store.approve('p-1', nextUploadId(), first)).toEqual({ approved: false, record: undefined });
+  });
+
   it('keeps players apart', async () => {
     const store = new UploadStore(doc, TABLE, clockAt(NOW));
     const id = nextUploadId();

@@ -11,14 +11,22 @@
  * notification); a ready or failed upload gets no reply. An upload still pending or processing
  * is moderated (again): the reply ids are fixed per upload, and `UploadStore.finish` lets exactly
  * one terminal state win.
+ *
+ * The first approved bytes decide an upload: their SHA-256 goes on the record and in the approved
+ * event, and thumbnail renders only bytes with that hash. A later write under the key (a reused or
+ * retried presigned POST) with other bytes is then neither moderated nor allowed to reject the
+ * upload; its object is left for the upload's end to delete (thumbnail once it has rendered, profile
+ * at ready, the dead-letter sink at failed), since thumbnail must still see it to tell a replaced
+ * original from a rendered one.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { imageLimits, type ImageProblem } from '@avatar-pipeline/imaging';
+import { decodeProblem, imageLimits, type ImageProblem } from '@avatar-pipeline/imaging';
 import {
   approvedSchema,
   bucketReadiness,
+  contentSha256,
   createService,
   eventEndpoint,
   EventType,
@@ -42,6 +50,7 @@ import {
   type ReceivedEvent,
   type S3Entity,
   type Service,
+  type TokenPolicy,
   type UploadRecord,
 } from '@avatar-pipeline/kit';
 import { checkImage, fetchUpload } from './checks.js';
@@ -49,12 +58,21 @@ import { moderationPolicy, type ModerateConfig } from './config.js';
 import { moderationMetrics, type DecisionOutcome } from './metrics.js';
 import { decide } from './policy.js';
 import type { ModerationProvider } from './providers/provider.js';
+import { moderationViews, type ModerationView } from './views.js';
 
 export const SOURCE = '/avatar-pipeline/moderate';
 
 export type ModerateAppConfig = Pick<
   ModerateConfig,
-  'TABLE_NAME' | 'BUCKET' | 'AVATAR_MAX_BYTES' | 'IMAGE_MAX_PIXELS' | 'IMAGE_MAX_SIDE' | 'IMAGE_MIN_SIDE' | 'MODERATION_POLICY'
+  | 'TABLE_NAME'
+  | 'BUCKET'
+  | 'AVATAR_MAX_BYTES'
+  | 'IMAGE_MAX_PIXELS'
+  | 'IMAGE_MAX_SIDE'
+  | 'IMAGE_MIN_SIDE'
+  | 'IMAGE_MAX_ASPECT'
+  | 'THUMBNAIL_CROP'
+  | 'MODERATION_POLICY'
 >;
 
 export interface ModerateDeps {
@@ -64,6 +82,8 @@ export interface ModerateDeps {
   provider: ModerationProvider;
   logger: Logger;
   clock?: Clock;
+  /** The token Knative's deliveries must carry (see `eventAuthFromConfig`). */
+  eventAuth?: TokenPolicy | undefined;
 }
 
 interface Upload {
@@ -83,6 +103,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
     name: 'moderate',
     logger,
     readiness: { dynamodb: tableReadiness(deps.doc, config.TABLE_NAME), s3: bucketReadiness(s3, config.BUCKET) },
+    eventAuth: deps.eventAuth,
   });
   const uploads = new UploadStore(deps.doc, config.TABLE_NAME, clock);
   const processed = new ProcessedEvents(deps.doc, config.TABLE_NAME, 'moderate', clock);
@@ -114,19 +135,37 @@ export function createModerateApp(deps: ModerateDeps): Service {
     return rejectedReply(upload, record.reason ?? { code: 'rejected', message: 'the upload was rejected' }, record.labels);
   }
 
-  async function reject(upload: Upload, outcome: Exclude<DecisionOutcome, 'approved'>, reason: Reason, labels: ModerationLabel[] | undefined, log: Logger) {
+  /** Other bytes were approved for this upload first: this write decides nothing (see the module comment). */
+  function laterWrite(log: Logger): undefined {
+    log.warn('a later write under an upload key whose first object was approved; not moderated');
+    return undefined;
+  }
+
+  /** `finish` or `approve` refused: the upload ended meanwhile, or other bytes were approved first. */
+  const notDecided = (upload: Upload, record: UploadRecord | undefined, log: Logger) =>
+    record && !isTerminal(record.status) ? laterWrite(log) : settled(upload, record, log);
+
+  async function reject(
+    upload: Upload,
+    outcome: Exclude<DecisionOutcome, 'approved'>,
+    reason: Reason,
+    labels: ModerationLabel[] | undefined,
+    sha256: string | undefined,
+    log: Logger,
+  ) {
     // Record first, then delete: a retry after a crash in between finds the upload over and deletes again.
-    const { changed, record } = await uploads.finish(upload.playerId, upload.uploadId, 'rejected', { reason, ...(labels ? { labels } : {}) });
-    if (!changed) return settled(upload, record, log);
+    const details = { reason, ...(labels ? { labels } : {}) };
+    const { changed, record } = await uploads.finish(upload.playerId, upload.uploadId, 'rejected', details, { sha256 });
+    if (!changed) return notDecided(upload, record, log);
     await deleteObject(upload.bucket, upload.key);
     metrics.decisions.inc({ outcome, provider: provider.name });
     log.info({ outcome, reason: reason.code }, 'upload rejected');
     return rejectedReply(upload, reason, labels);
   }
 
-  function invalid(upload: Upload, problem: ImageProblem, log: Logger) {
+  function invalid(upload: Upload, problem: ImageProblem, sha256: string | undefined, log: Logger) {
     metrics.checkFailures.inc({ code: problem.code });
-    return reject(upload, 'invalid', { code: problem.code, message: problem.message }, undefined, log);
+    return reject(upload, 'invalid', { code: problem.code, message: problem.message }, undefined, sha256, log);
   }
 
   async function moderate(
@@ -149,35 +188,51 @@ export function createModerateApp(deps: ModerateDeps): Service {
     const limits = { ...imageLimits(config), maxBytes: Math.min(config.AVATAR_MAX_BYTES, record.maxBytes) };
     const fetched = await fetchUpload(s3, { bucket: upload.bucket, key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes });
     if (fetched.kind === 'stale') {
-      log.info('the object was replaced after this event; the newer write is moderated under its own event');
+      log.info('the object was replaced after this event; the newer write is handled under its own event');
       return undefined;
     }
     if (fetched.kind === 'missing') {
       const now = await uploads.get(upload.playerId, upload.uploadId);
       if (now && isTerminal(now.status)) return settled(upload, now, log);
+      // Bytes were approved before: this event's write came later and was deleted since (thumbnail
+      // deletes whatever the key holds once it has rendered), which is no reason to fail the upload.
+      if (now?.sha256) return laterWrite(log);
       throw new PermanentEventError('object_missing', `upload ${upload.key} has no object to moderate`);
     }
-    if (fetched.kind === 'invalid') return invalid(upload, fetched.problem, log);
+    if (fetched.kind === 'invalid') return invalid(upload, fetched.problem, undefined, log);
+
+    // Exactly the bytes checked and classified below, so what is rendered can be proven to be them.
+    const sha256 = contentSha256(fetched.body);
+    if (record.sha256 !== undefined && record.sha256 !== sha256) return laterWrite(log);
 
     const checked = await checkImage(fetched.body, record.contentType, limits);
-    if (!checked.ok) return invalid(upload, checked.problem, log);
+    if (!checked.ok) return invalid(upload, checked.problem, sha256, log);
     const { image } = checked;
 
     const endTimer = metrics.duration.startTimer({ provider: provider.name });
+    let views: ModerationView[];
+    try {
+      // The one decode of the pixels (checkImage read the headers): a damaged image fails here.
+      views = await moderationViews(fetched.body, image, { crop: config.THUMBNAIL_CROP, shape: provider.viewShape, limits });
+    } catch (err) {
+      return invalid(upload, decodeProblem(err), sha256, log);
+    }
     const labels = await provider.moderate({
       bucket: upload.bucket,
       key: upload.key,
-      ...(fetched.versionId ? { versionId: fetched.versionId } : {}),
       image: fetched.body,
       format: image.format,
       width: image.width,
       height: image.height,
+      views,
     });
     endTimer();
 
     const decision = decide(labels, policy);
-    if (decision.outcome === 'rejected') return reject(upload, 'rejected', decision.reason, decision.deciding, log);
+    if (decision.outcome === 'rejected') return reject(upload, 'rejected', decision.reason, decision.deciding, sha256, log);
 
+    const approval = await uploads.approve(upload.playerId, upload.uploadId, sha256);
+    if (!approval.approved) return notDecided(upload, approval.record, log);
     metrics.decisions.inc({ outcome: 'approved', provider: provider.name });
     log.info({ labels: labels.length }, 'upload approved');
     const data = approvedSchema.parse({
@@ -187,6 +242,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
       bucket: upload.bucket,
       key: upload.key,
       eTag: fetched.eTag,
+      sha256,
       contentType: image.contentType,
       width: image.width,
       height: image.height,

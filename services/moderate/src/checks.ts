@@ -1,15 +1,16 @@
 /**
  * Everything checked before a model sees the upload: the object is still the one the event
  * announced, its size is within bounds (from HeadObject, before downloading, then during the
- * capped download), and the bytes are a sound JPEG, PNG or WebP of acceptable dimensions whose
- * format is the content type declared when the upload was presigned.
+ * capped download), and the bytes are a JPEG, PNG or WebP of acceptable dimensions and aspect
+ * (from the headers) whose format is the content type declared when the upload was presigned. The
+ * pixels are decoded once, after this, into the views a provider judges (`moderationViews`).
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { declaredTypeProblem, inspectImage, type ImageLimits, type ImageProblem, type InspectedImage } from '@avatar-pipeline/imaging';
 import { awsStatus, getObjectBytes, ObjectTooLargeError, quotedETag } from '@avatar-pipeline/kit';
 
 export type Fetched =
-  | { kind: 'ok'; body: Buffer; eTag: string; versionId: string | undefined }
+  | { kind: 'ok'; body: Buffer; eTag: string }
   /** The object was replaced after the event: the newer write has an event of its own. */
   | { kind: 'stale' }
   | { kind: 'missing' }
@@ -38,7 +39,7 @@ export async function fetchUpload(
     if (!eTag) throw new Error(`HeadObject gave no ETag for ${key}`);
     // Pinned to what HeadObject saw, so the size check and the bytes concern the same object.
     const object = await getObjectBytes(s3, { Bucket: bucket, Key: key, IfMatch: quotedETag(eTag) }, maxBytes);
-    return { kind: 'ok', body: object.body, eTag: eTag.replace(/"/g, ''), versionId: head.VersionId };
+    return { kind: 'ok', body: object.body, eTag: eTag.replace(/"/g, '') };
   } catch (err) {
     if (err instanceof ObjectTooLargeError) return tooLarge(undefined, maxBytes);
     const status = awsStatus(err);
@@ -48,9 +49,10 @@ export async function fetchUpload(
   }
 }
 
-/** Full validation of the downloaded bytes against the limits and the declared content type. */
+/** The downloaded bytes' headers against the limits and the declared content type. */
 export async function checkImage(body: Buffer, declaredContentType: string, limits: ImageLimits): Promise<{ ok: true; image: InspectedImage } | { ok: false; problem: ImageProblem }> {
-  const inspected = await inspectImage(body, limits);
+  // moderationViews decodes every pixel right after, with the same limits: a damaged image fails there.
+  const inspected = await inspectImage(body, limits, { fullDecode: false });
   if (!inspected.ok) return inspected;
   const mismatch = declaredTypeProblem(inspected.format, declaredContentType);
   return mismatch ? { ok: false, problem: mismatch } : { ok: true, image: inspected };

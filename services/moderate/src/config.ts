@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit';
 import { defaultPolicy, policySchema, type Policy } from './policy.js';
 import type { NsfwjsModelName } from './providers/nsfwjs.js';
 
@@ -13,6 +13,7 @@ export const moderateEnv = {
   ...tableEnv,
   ...bucketEnv,
   ...imageEnv,
+  ...eventAuthEnv,
   /** `nsfwjs` runs the embedded model; `rekognition` calls Amazon Rekognition. */
   MODERATION_PROVIDER: z.enum(['nsfwjs', 'rekognition']).default('nsfwjs'),
   NSFWJS_MODEL: z.enum(nsfwjsModels).default('MobileNetV2'),

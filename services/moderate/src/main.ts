@@ -1,4 +1,4 @@
-import { awsOptions, createLogger, dynamoDocumentClient, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createModerateApp } from './app.js';
 import { moderateEnv } from './config.js';
 import { createProvider } from './providers/index.js';
@@ -6,13 +6,14 @@ import { createProvider } from './providers/index.js';
 main(async () => {
   const config = loadConfig(moderateEnv);
   const logger = createLogger('moderate', config.LOG_LEVEL);
+  const eventAuth = eventAuthFromConfig(config, logger);
   const aws = awsOptions(config);
   const s3 = s3Client(aws);
   const doc = dynamoDocumentClient(aws);
   const started = performance.now();
   const provider = await createProvider(config);
   logger.info({ provider: provider.name, model: provider.name === 'nsfwjs' ? config.NSFWJS_MODEL : undefined, ms: Math.round(performance.now() - started) }, 'moderation provider ready');
-  const service = createModerateApp({ config, s3, doc, provider, logger });
+  const service = createModerateApp({ config, s3, doc, provider, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: async () => {

@@ -1,12 +1,15 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import sharp from 'sharp';
+import { imageLimits, squareRegion } from '@avatar-pipeline/imaging';
+import { hiddenInAlpha, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
 import {
   createLogger,
   dynamoDocumentClient,
@@ -20,7 +23,7 @@ import {
 } from '@avatar-pipeline/kit';
 import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
 import { createModerateApp, moderateEnv, type ModerateConfig } from '../src/index.js';
-import { deliver, fakeProvider, objectCreated, photo } from './helpers.js';
+import { deliver, detailShare, fakeProvider, meanDifference, objectCreated, photo, spread } from './helpers.js';
 
 const TABLE = 'avatar-pipeline';
 const BUCKET = 'avatars';
@@ -76,9 +79,11 @@ describe('moderate event handling against s3rver and dynalite', () => {
     ['cups-exif-rotated.jpg', 'image/jpeg', 1200, 750],
     ['path.png', 'image/png', 800, 500],
     ['autumn.webp', 'image/webp', 900, 563],
-  ])('approves %s: the reply names the sniffed type and displayed size; the record stays processing', async (name, contentType, width, height) => {
-    const { playerId, uploadId, key, event } = await upload(await photo(name), contentType);
+  ])('approves %s: the reply names the sniffed type, displayed size and hash of the bytes; the record stays processing', async (name, contentType, width, height) => {
+    const body = await photo(name);
+    const { playerId, uploadId, key, event } = await upload(body, contentType);
     const res = await deliver(service, event);
+    const sha256 = createHash('sha256').update(body).digest('hex');
 
     expect(res.status).toBe(200);
     expect(res.reply).toMatchObject({
@@ -93,6 +98,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
         bucket: BUCKET,
         key,
         eTag: (event.data as { object: { eTag: string } }).object.eTag,
+        sha256,
         contentType,
         width,
         height,
@@ -102,7 +108,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     });
     expect(provider.calls).toHaveLength(1);
     expect(provider.calls[0]).toMatchObject({ bucket: BUCKET, key, format: contentType.slice(6), width, height });
-    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'processing', sha256 });
     expect(await exists(key)).toBe(true);
   });
 
@@ -111,6 +117,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     ['a text file declared as JPEG', async () => textFile, 'image/jpeg', 'unsupported_format'],
     ['a PNG decompression bomb', async () => pngBomb(), 'image/png', 'too_many_pixels'],
     ['a JPEG declared as PNG', async () => photo('leaf.jpg'), 'image/png', 'format_mismatch'],
+    ['a 5:1 panorama', async () => solidImage(640, 128, 'png'), 'image/png', 'aspect_ratio'],
   ])('rejects %s before any model: object deleted, record rejected with the reason', async (_, make, contentType, code) => {
     const { playerId, uploadId, key, event } = await upload(await make(), contentType);
     const res = await deliver(service, event);
@@ -207,6 +214,59 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect((await uploads.get(playerId, uploadId))?.status).toBe('ready');
   });
 
+  it('never moderates a later write over approved bytes: no reply, no decision, the approval stands', async () => {
+    const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    const approved = await deliver(service, event);
+    expect(approved.reply?.id).toBe(`${uploadId}.approved`);
+    const { sha256 } = approved.reply?.data as { sha256: string };
+
+    // The presigned POST used again before thumbnail read the original: other bytes, fine or not, under the same key.
+    for (const later of [await photo('cups-exif-rotated.jpg'), truncated(await photo('leaf.jpg'))]) {
+      const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: later, ContentType: 'image/jpeg' }));
+      const res = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+      expect(res.status).toBe(202);
+      // Left where it is: thumbnail refuses bytes without the approved hash, and the upload's end deletes them.
+      expect(await exists(key)).toBe(true);
+    }
+    expect(provider.calls).toHaveLength(1);
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'processing', sha256 });
+  });
+
+  it('takes a later write whose object is already gone as no failure once bytes were approved', async () => {
+    const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    expect((await deliver(service, event)).reply?.id).toBe(`${uploadId}.approved`);
+    // A retried POST landed while thumbnail rendered; thumbnail then deleted what the key held. Its event comes late.
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    const res = await deliver(service, objectCreated(key, 'f'.repeat(32)));
+    expect(res.status).toBe(202);
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+  });
+
+  it('does not let a rejection of a later write undo an approval that won the race', async () => {
+    const first = await photo('leaf.jpg');
+    const later = await photo('cups-exif-rotated.jpg');
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The first call (the later bytes) waits, then refuses them; any other is approved at once.
+    provider.answer = async () => {
+      if (provider.calls.length > 1) return [];
+      await released;
+      return [{ name: 'Explicit', confidence: 99 }];
+    };
+    // The later bytes are being classified when the first ones arrive under the same key and are approved.
+    const { playerId, uploadId, key, event } = await upload(later, 'image/jpeg');
+    const slow = deliver(service, event);
+    await vi.waitFor(() => expect(provider.calls).toHaveLength(1));
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: first, ContentType: 'image/jpeg' }));
+    const approved = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+    expect(approved.reply?.id).toBe(`${uploadId}.approved`);
+    release();
+
+    expect((await slow).status).toBe(202);
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'processing', sha256: createHash('sha256').update(first).digest('hex') });
+    expect(await exists(key)).toBe(true);
+  });
+
   it('deletes an object that has no upload record and answers 202', async () => {
     const key = uploadKey('player-2', uuidv7());
     const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await photo('leaf.jpg') }));
@@ -286,5 +346,42 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(await exists(key)).toBe(true);
     expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
     mock.restore();
+  });
+
+  const explicit = [{ name: 'Explicit', confidence: 99 }];
+
+  it('shows the model a transparent image on black and on white: a photo hidden in the alpha channel is rejected', async () => {
+    const leaf = await photo('leaf.jpg');
+    // A model that flags whatever it can see: any view that is not blank.
+    provider.answer = async (input) => (input.views.some((view) => spread(view) > 5) ? explicit : []);
+    const { uploadId, event } = await upload(await hiddenInAlpha(leaf), 'image/png');
+    const res = await deliver(service, event);
+    expect(res.reply).toMatchObject({ id: `${uploadId}.rejected`, data: { reason: { code: 'moderation' } } });
+
+    const views = provider.calls[0]!.views;
+    expect(views.map((view) => `${view.region} on ${view.background}`)).toEqual(['whole on black', 'whole on white', 'square on black', 'square on white']);
+    // Flattened onto white, all a model used to see, the image is blank; on black it is the photograph.
+    const [onBlack, onWhite] = views;
+    expect(spread(onWhite!)).toBeLessThan(1);
+    const photograph = await sharp(leaf).greyscale().resize(224, 224, { fit: 'fill' }).raw().toBuffer();
+    expect(meanDifference(onBlack!.pixels.data.filter((_, i) => i % 3 === 0), photograph)).toBeLessThan(8);
+  });
+
+  it('shows the model the square the avatars show: a strip with one offending tile is rejected', async () => {
+    // A model that flags a view mostly made of the tile: the whole strip, a quarter tile, passes.
+    provider.answer = async (input) => (input.views.some((view) => detailShare(view) > 0.5) ? explicit : []);
+    const input = await tileInStrip();
+    const { uploadId, event } = await upload(input, 'image/png');
+    const res = await deliver(service, event);
+    expect(res.reply).toMatchObject({ id: `${uploadId}.rejected`, data: { reason: { code: 'moderation' } } });
+
+    const views = provider.calls[0]!.views;
+    expect(views.map((view) => `${view.region} on ${view.background}`)).toEqual(['whole on none', 'square on none']);
+    expect(detailShare(views[0]!)).toBeLessThan(0.3);
+    expect(detailShare(views[1]!)).toBeGreaterThan(0.95);
+    // The square the model saw is the one thumbnail renders: both take it from squareRegion.
+    const region = await squareRegion(input, { width: strip.width, height: strip.height }, config.THUMBNAIL_CROP, imageLimits(config));
+    const square = await sharp(input).extract({ left: region.left, top: region.top, width: region.size, height: region.size }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
+    expect(meanDifference(views[1]!.pixels.data, square)).toBeLessThan(3);
   });
 });

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { defaultLimits, type ImageFormat } from '@avatar-pipeline/imaging';
 import type { ModerationLabel, OutgoingEvent, Service } from '@avatar-pipeline/kit';
 import { deliverEvent } from '@avatar-pipeline/kit/testing';
-import type { ModerationInput, ModerationProvider } from '../src/index.js';
+import { moderationViews, type ModerationInput, type ModerationProvider, type ModerationView, type ViewShape } from '../src/index.js';
 
 export const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
 
@@ -10,6 +12,8 @@ export function fakeProvider(answer: (input: ModerationInput) => Promise<Moderat
   const calls: ModerationInput[] = [];
   const provider: ModerationProvider & { calls: ModerationInput[]; answer: typeof answer } = {
     name: 'nsfwjs',
+    // The embedded model's input: every view squashed to 224x224.
+    viewShape: { fit: 'fill', size: 224 },
     calls,
     answer,
     moderate(input) {
@@ -18,6 +22,14 @@ export function fakeProvider(answer: (input: ModerationInput) => Promise<Moderat
     },
   };
   return provider;
+}
+
+/** What moderate hands a provider for an image: its views decoded in the provider's shape. */
+export async function moderationInput(image: Buffer, shape: ViewShape, key = 'uploads/p-1/u'): Promise<ModerationInput> {
+  const meta = await sharp(image).metadata();
+  const displayed = { width: meta.autoOrient.width, height: meta.autoOrient.height };
+  const views = await moderationViews(image, displayed, { crop: 'attention', shape, limits: defaultLimits });
+  return { bucket: 'avatars', key, image, format: meta.format as ImageFormat, ...displayed, views };
 }
 
 /** An S3 object-created event as s3-source emits it (CloudEvents AWS S3 adapter mapping). */
@@ -39,3 +51,27 @@ export function objectCreated(key: string, eTag: string | undefined, id = `req-$
 
 /** Delivers an event as the broker does (binary mode) and parses the reply. */
 export const deliver = (service: Service, event: OutgoingEvent) => deliverEvent(service.app, event);
+
+/** Standard deviation of a view's pixel values: 0 for a blank view. */
+export function spread(view: ModerationView): number {
+  const { data } = view.pixels;
+  const mean = data.reduce((sum, v) => sum + v, 0) / data.length;
+  return Math.sqrt(data.reduce((sum, v) => sum + (v - mean) ** 2, 0) / data.length);
+}
+
+/** Share of a view's pixels that are not the flat mid grey around `tileInStrip`'s tile. */
+export function detailShare(view: ModerationView): number {
+  const { data, channels } = view.pixels;
+  let detailed = 0;
+  for (let i = 0; i < data.length; i += channels) {
+    if (Math.max(Math.abs(data[i]! - 128), Math.abs(data[i + 1]! - 128), Math.abs(data[i + 2]! - 128)) > 24) detailed += 1;
+  }
+  return detailed / (data.length / channels);
+}
+
+export function meanDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`different sizes: ${a.length} and ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+}

@@ -1,15 +1,29 @@
-import { readFile } from 'node:fs/promises';
 import { DetectModerationLabelsCommand, RekognitionClient, type DetectModerationLabelsCommandOutput } from '@aws-sdk/client-rekognition';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultLimits } from '@avatar-pipeline/imaging';
-import { solidImage } from '@avatar-pipeline/imaging/hostile';
+import { hiddenInAlpha, solidImage } from '@avatar-pipeline/imaging/hostile';
 import { PermanentEventError } from '@avatar-pipeline/kit';
 import { decide, defaultPolicy } from '../src/policy.js';
 import { rekognitionProvider } from '../src/providers/rekognition.js';
+import { moderationInput, photo } from './helpers.js';
 
-const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
+/** The images Rekognition was sent, decoded, in call order. */
+const sentImages = (rekognition: ReturnType<typeof mockClient>) =>
+  Promise.all(
+    rekognition.commandCalls(DetectModerationLabelsCommand).map(async (call) => {
+      const image = (call.args[0].input as { Image?: { Bytes?: Uint8Array; S3Object?: unknown } }).Image;
+      if (!image?.Bytes || image.S3Object) throw new Error('expected image bytes');
+      const { data, info } = await sharp(image.Bytes).raw().toBuffer({ resolveWithObject: true });
+      const meta = await sharp(image.Bytes).metadata();
+      return { format: meta.format, width: info.width, height: info.height, bytes: image.Bytes.length, data };
+    }),
+  );
+
+const spreadOf = (data: Buffer) => {
+  const mean = data.reduce((sum, v) => sum + v, 0) / data.length;
+  return Math.sqrt(data.reduce((sum, v) => sum + (v - mean) ** 2, 0) / data.length);
+};
 
 /** The shape DetectModerationLabels answers with under model 7.0: every level of a finding, each naming its parent. */
 const explicitResponse: DetectModerationLabelsCommandOutput = {
@@ -35,17 +49,21 @@ const cleanResponse: DetectModerationLabelsCommandOutput = {
 describe('rekognition provider', () => {
   const rekognition = mockClient(RekognitionClient);
   const client = new RekognitionClient({ region: 'us-east-1' });
-  const provider = rekognitionProvider({ client, minConfidence: 60, limits: defaultLimits });
+  const provider = rekognitionProvider({ client, minConfidence: 60 });
+  const input = (image: Buffer) => moderationInput(image, provider.viewShape);
   afterEach(() => rekognition.reset());
 
-  it('asks Rekognition to read a JPEG from S3 and maps the v7 labels', async () => {
+  it('sends the decoded views as JPEG bytes, the whole photo and the square the avatars show, and maps the v7 labels', async () => {
     rekognition.on(DetectModerationLabelsCommand).resolves(explicitResponse);
-    const image = await photo('leaf.jpg');
-    const labels = await provider.moderate({ bucket: 'avatars', key: 'uploads/p-1/u', versionId: 'v42', image, format: 'jpeg', width: 960, height: 600 });
+    const labels = await provider.moderate(await input(await photo('leaf.jpg')));
 
     const calls = rekognition.commandCalls(DetectModerationLabelsCommand);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]!.args[0].input).toEqual({ Image: { S3Object: { Bucket: 'avatars', Name: 'uploads/p-1/u', Version: 'v42' } }, MinConfidence: 60 });
+    expect(calls.map((call) => call.args[0].input.MinConfidence)).toEqual([60, 60]);
+    expect((await sentImages(rekognition)).map(({ format, width, height }) => [format, width, height])).toEqual([
+      ['jpeg', 960, 600],
+      ['jpeg', 600, 600],
+    ]);
+    // Both answered the same labels: each appears once.
     expect(labels).toEqual([
       { name: 'Explicit', confidence: 98.7 },
       { name: 'Explicit Nudity', parent: 'Explicit', confidence: 98.7 },
@@ -58,48 +76,54 @@ describe('rekognition provider', () => {
     if (decision.outcome === 'rejected') expect(decision.deciding.map((l) => l.name)).toEqual(['Explicit', 'Explicit Nudity', 'Exposed Female Nipple']);
   });
 
-  it('reads a PNG from S3 without a version when the bucket has none', async () => {
+  it('never has Rekognition read the object itself: what it judges are the bytes moderate decoded', async () => {
     rekognition.on(DetectModerationLabelsCommand).resolves(cleanResponse);
-    const labels = await provider.moderate({ bucket: 'avatars', key: 'uploads/p-1/u', image: await photo('path.png'), format: 'png', width: 800, height: 500 });
+    const labels = await provider.moderate(await input(await photo('path.png')));
     expect(labels).toEqual([]);
-    expect(rekognition.commandCalls(DetectModerationLabelsCommand)[0]!.args[0].input.Image).toEqual({ S3Object: { Bucket: 'avatars', Name: 'uploads/p-1/u' } });
+    const sent = await sentImages(rekognition);
+    expect(sent.map(({ width, height }) => [width, height])).toEqual([[800, 500], [500, 500]]);
+    for (const image of sent) expect(image.bytes).toBeLessThanOrEqual(5 * 1024 * 1024);
   });
 
-  it('sends a WebP as JPEG bytes, since Rekognition reads only JPEG and PNG', async () => {
+  it('scales a large image to at most 1920 pixels a side', async () => {
     rekognition.on(DetectModerationLabelsCommand).resolves(cleanResponse);
-    await provider.moderate({ bucket: 'avatars', key: 'uploads/p-1/u', image: await photo('autumn.webp'), format: 'webp', width: 900, height: 563 });
-    const input = rekognition.commandCalls(DetectModerationLabelsCommand)[0]!.args[0].input;
-    expect(input.MinConfidence).toBe(60);
-    expect(input.Image?.S3Object).toBeUndefined();
-    const bytes = input.Image?.Bytes;
-    if (!bytes) throw new Error('expected image bytes');
-    expect(bytes.length).toBeLessThanOrEqual(5 * 1024 * 1024);
-    const meta = await sharp(bytes).metadata();
-    expect(meta).toMatchObject({ format: 'jpeg', width: 900, height: 563 });
+    await provider.moderate(await input(await solidImage(6000, 3000, 'webp')));
+    expect((await sentImages(rekognition)).map(({ width, height }) => [width, height])).toEqual([[1920, 960], [1920, 1920]]);
   });
 
   it('enlarges an image under 80 pixels a side and pads a strip that cannot be enlarged', async () => {
     rekognition.on(DetectModerationLabelsCommand).resolves(cleanResponse);
-    await provider.moderate({ bucket: 'avatars', key: 'k', image: await solidImage(40, 60, 'png'), format: 'png', width: 40, height: 60 });
-    await provider.moderate({ bucket: 'avatars', key: 'k', image: await solidImage(4000, 40, 'jpeg'), format: 'jpeg', width: 4000, height: 40 });
-    const sizes = await Promise.all(
-      rekognition.commandCalls(DetectModerationLabelsCommand).map(async (call) => {
-        const meta = await sharp(call.args[0].input.Image!.Bytes!).metadata();
-        return [meta.format, meta.width, meta.height];
-      }),
-    );
-    expect(sizes).toEqual([
+    await provider.moderate(await input(await solidImage(40, 60, 'png')));
+    await provider.moderate(await input(await solidImage(4000, 40, 'jpeg')));
+    expect((await sentImages(rekognition)).map(({ format, width, height }) => [format, width, height])).toEqual([
       ['jpeg', 80, 120],
+      ['jpeg', 80, 80],
       // 4000x40 scaled to 1920 wide is 19 high: padded to the 80-pixel minimum.
       ['jpeg', 1920, 80],
+      ['jpeg', 80, 80],
     ]);
+  });
+
+  it('judges a transparent image composited on black and on white, the worse answer deciding', async () => {
+    // Rekognition finds the photograph wherever it can be seen.
+    rekognition.on(DetectModerationLabelsCommand).callsFake(async (request: { Image: { Bytes: Uint8Array } }) => {
+      const { data } = await sharp(request.Image.Bytes).raw().toBuffer({ resolveWithObject: true });
+      return spreadOf(data) > 5 ? explicitResponse : cleanResponse;
+    });
+    const labels = await provider.moderate(await input(await hiddenInAlpha(await photo('leaf.jpg'))));
+
+    const sent = await sentImages(rekognition);
+    expect(sent.map(({ width, height }) => [width, height])).toEqual([[960, 600], [960, 600], [600, 600], [600, 600]]);
+    // Black first: the photograph; white: a blank page (all an alpha-blind pipeline showed it).
+    expect(sent.map(({ data }) => spreadOf(data) > 5)).toEqual([true, false, true, false]);
+    expect(decide(labels, defaultPolicy)).toMatchObject({ outcome: 'rejected', reason: { code: 'moderation' } });
   });
 
   it('turns a refusal of the image into a permanent error and lets throttling be retried', async () => {
     const refusal = Object.assign(new Error('Request has invalid image format'), { name: 'InvalidImageFormatException' });
     rekognition.on(DetectModerationLabelsCommand).rejectsOnce(refusal).rejectsOnce(Object.assign(new Error('slow down'), { name: 'ThrottlingException' }));
-    const input = { bucket: 'avatars', key: 'k', image: await photo('leaf.jpg'), format: 'jpeg' as const, width: 960, height: 600 };
-    await expect(provider.moderate(input)).rejects.toBeInstanceOf(PermanentEventError);
-    await expect(provider.moderate(input)).rejects.toThrow('slow down');
+    const leaf = await input(await photo('leaf.jpg'));
+    await expect(provider.moderate(leaf)).rejects.toBeInstanceOf(PermanentEventError);
+    await expect(provider.moderate(leaf)).rejects.toThrow('slow down');
   });
 });

@@ -18,6 +18,7 @@ import {
   type Clock,
   type Logger,
   type Service,
+  type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { apiRoutes } from './api.js';
 import { cognitoPictureSync } from './cognito.js';
@@ -30,7 +31,16 @@ import { thumbnailedRoute } from './ready.js';
 export interface ProfileDeps {
   config: Pick<
     ProfileConfig,
-    'TABLE_NAME' | 'BUCKET' | 'MEDIA_BASE_URL' | 'K_SINK' | 'COGNITO_USER_POOL_ID' | 'JWT_ISSUER' | 'JWT_AUDIENCE' | 'JWT_ALGORITHMS' | 'JWT_PLAYER_CLAIM'
+    | 'TABLE_NAME'
+    | 'BUCKET'
+    | 'MEDIA_BASE_URL'
+    | 'K_SINK'
+    | 'K_SINK_OIDC_TOKEN_FILE'
+    | 'COGNITO_USER_POOL_ID'
+    | 'JWT_ISSUER'
+    | 'JWT_AUDIENCE'
+    | 'JWT_ALGORITHMS'
+    | 'JWT_PLAYER_CLAIM'
   >;
   doc: DynamoDBDocumentClient;
   s3: S3Client;
@@ -41,6 +51,8 @@ export interface ProfileDeps {
   clock?: Clock;
   /** Posts the failed events to K_SINK. */
   fetch?: typeof fetch;
+  /** The token Knative's deliveries (events and dead letters) must carry (see `eventAuthFromConfig`). */
+  eventAuth?: TokenPolicy | undefined;
 }
 
 export function createProfileService(deps: ProfileDeps): Service {
@@ -51,6 +63,7 @@ export function createProfileService(deps: ProfileDeps): Service {
     name: 'profile',
     logger: deps.logger,
     readiness: { dynamodb: tableReadiness(doc, table) },
+    eventAuth: deps.eventAuth,
   });
   const metrics = profileMetrics(service.metrics.registry);
   const uploads = new UploadStore(doc, table, clock);
@@ -59,6 +72,8 @@ export function createProfileService(deps: ProfileDeps): Service {
 
   const thumbnailed = thumbnailedRoute({
     mediaBaseUrl: config.MEDIA_BASE_URL,
+    bucket: config.BUCKET,
+    s3: deps.s3,
     uploads,
     profiles,
     processed: new ProcessedEvents(doc, table, 'profile', clock),
@@ -69,6 +84,7 @@ export function createProfileService(deps: ProfileDeps): Service {
   const deadLetter = deadLetterRoute({
     bucket: config.BUCKET,
     sink: config.K_SINK,
+    sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
     uploads,
     s3: deps.s3,
     settled: new ProcessedEvents(doc, table, 'profile-dead-letter', clock),

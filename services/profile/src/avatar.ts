@@ -1,5 +1,6 @@
-/** Public avatar URLs from the object keys the thumbnail service wrote. */
-import { PermanentEventError, avatarPrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit';
+/** Public avatar URLs from the object keys the thumbnail service wrote, and their removal. */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { PermanentEventError, avatarPrefix, deletePrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit';
 
 /** Sizes every avatar has; the API and Cognito (128) rely on them. */
 export const REQUIRED_SIZES = ['64', '128', '256'] as const;
@@ -25,4 +26,12 @@ export function avatarFromObjects(mediaBaseUrl: string, data: Pick<ThumbnailedDa
     thumbnails: Object.fromEntries([...sizes].sort((a, b) => Number(a) - Number(b)).map((size) => [size, url(size)])),
     full: url('full'),
   };
+}
+
+/**
+ * Deletes every rendition of an upload that did not end ready: the CDN serves `avatars/` as is, so
+ * whatever thumbnail wrote before the upload was rejected or failed would otherwise stay public.
+ */
+export function deleteRenditions(s3: S3Client, bucket: string, playerId: string, uploadId: string): Promise<number> {
+  return deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
 }

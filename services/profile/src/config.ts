@@ -1,6 +1,6 @@
 /** The profile service's environment. */
 import { z } from 'zod';
-import { authEnv, awsEnv, bucketEnv, commonEnv, env, tableEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
 
 export const profileEnv = {
   ...commonEnv,
@@ -8,6 +8,7 @@ export const profileEnv = {
   ...tableEnv,
   ...bucketEnv,
   ...authEnv,
+  ...eventAuthEnv,
   /** Public base of the avatar objects (a CDN origin); a trailing slash is dropped. */
   MEDIA_BASE_URL: env.url().transform((url) => url.replace(/\/+$/, '')),
   /**
@@ -15,6 +16,7 @@ export const profileEnv = {
    * replies). Required: without it failures would be recorded but never announced.
    */
   K_SINK: env.url(),
+  ...sinkTokenEnv,
   /** Also mirror the 128 px avatar into this Cognito user pool's `picture` attribute. */
   COGNITO_USER_POOL_ID: z
     .string()

@@ -1,8 +1,9 @@
 /**
  * The dead-letter sink of the whole topology. An event that exhausted its retries is either a
  * processing-stage event (the upload can never finish: it ends failed, its unmoderated original
- * is deleted and `avatarpipeline.avatar.failed` is announced) or a notification push could not
- * take (counted and logged only). Answers 2xx unless a transient error makes a retry worthwhile.
+ * and any renditions are deleted and `avatarpipeline.avatar.failed` is announced) or a
+ * notification push could not take (counted and logged only). Answers 2xx unless a transient
+ * error makes a retry worthwhile.
  */
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
@@ -10,6 +11,7 @@ import {
   EventType,
   S3_OBJECT_CREATED_PREFIX,
   eventTypeLabel,
+  objectReplaced,
   on,
   parseUploadKey,
   playerIdSchema,
@@ -24,6 +26,7 @@ import {
   type UploadRecord,
   type UploadStore,
 } from '@avatar-pipeline/kit';
+import { deleteRenditions } from './avatar.js';
 import type { ProfileMetrics } from './metrics.js';
 import { SOURCE } from './ready.js';
 
@@ -73,6 +76,8 @@ export function lastAttempt(extensions: Readonly<Record<string, unknown>>): { st
 
 /** The reason the player sees: the step and the status, no internals. */
 export function failureReason(step: string, attempt: { status?: number; code?: string }): Reason {
+  // The player's own later write replaced the moderated bytes: that, not a processing fault, is why.
+  if (attempt.code === objectReplaced.code) return objectReplaced;
   const detail = attempt.status === undefined ? '' : ` (HTTP ${attempt.status}${attempt.code ? `: ${attempt.code}` : ''})`;
   return { code: 'processing_failed', message: `${step} failed after retries${detail}` };
 }
@@ -80,6 +85,8 @@ export function failureReason(step: string, attempt: { status?: number; code?: s
 export interface DeadLetterDeps {
   bucket: string;
   sink: string;
+  /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
+  sinkTokenFile?: string | undefined;
   uploads: UploadStore;
   s3: S3Client;
   /** Keyed per upload: the first dead letter of an upload settles it, later ones find it done. */
@@ -93,17 +100,23 @@ type Outcome = 'failed' | 'already_ended' | 'unknown_upload' | 'duplicate' | 'un
 export function deadLetterRoute(deps: DeadLetterDeps) {
   const { uploads, settled, metrics } = deps;
 
-  /** Failed by this sink: the only writer of `processing_failed`, so a retry can finish the job. */
-  const failedHere = (record: UploadRecord) => record.status === 'failed' && record.reason?.code === 'processing_failed';
+  /** Failed by this sink, the only writer of its reasons, so a retry can finish the job. */
+  const failedHere = (record: UploadRecord) =>
+    record.status === 'failed' && (record.reason?.code === 'processing_failed' || record.reason?.code === objectReplaced.code);
 
   async function settle(event: ReceivedEvent<unknown>, upload: UploadRef, reason: Reason): Promise<Outcome> {
     const { playerId, uploadId } = upload;
     const key = uploadKey(playerId, uploadId);
     const { changed, record } = await uploads.finish(playerId, uploadId, 'failed', { reason });
+    if (record && !changed && !failedHere(record)) {
+      if (record.status !== 'ready') await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+      return 'already_ended';
+    }
     // No record (expired or never issued): nothing to announce, but the object must not linger.
-    if (record && !changed && !failedHere(record)) return 'already_ended';
+    // Its renditions stay: a record expires 30 days after it ended, and they may be the avatar.
     await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: key }));
     if (!record) return 'unknown_upload';
+    await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
 
     const data: FailedData = {
       playerId,
@@ -122,7 +135,7 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
         data,
         ...(event.traceparent ? { traceparent: event.traceparent } : {}),
       },
-      deps.fetch,
+      { fetch: deps.fetch, tokenFile: deps.sinkTokenFile },
     );
     return 'failed';
   }

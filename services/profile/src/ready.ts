@@ -1,8 +1,9 @@
 /**
  * `avatarpipeline.avatar.thumbnailed` -> `avatarpipeline.avatar.ready`: the upload ends ready,
- * its avatar becomes the player's current one unless a newer upload's already is, and the
- * ready event goes back to the broker as the reply.
+ * nothing is left under its upload key, its avatar becomes the player's current one unless a
+ * newer upload's already is, and the ready event goes back to the broker as the reply.
  */
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   EventType,
   on,
@@ -14,7 +15,7 @@ import {
   type ReadyData,
   type UploadStore,
 } from '@avatar-pipeline/kit';
-import { avatarFromObjects } from './avatar.js';
+import { avatarFromObjects, deleteRenditions } from './avatar.js';
 import type { PictureSync } from './cognito.js';
 import type { ProfileMetrics } from './metrics.js';
 import type { ProfileStore } from './profiles.js';
@@ -23,6 +24,8 @@ export const SOURCE = '/avatar-pipeline/profile';
 
 export interface ReadyDeps {
   mediaBaseUrl: string;
+  bucket: string;
+  s3: S3Client;
   uploads: UploadStore;
   profiles: ProfileStore;
   processed: ProcessedEvents;
@@ -42,10 +45,14 @@ export function thumbnailedRoute(deps: ReadyDeps) {
       // failed or was rejected (and told the player so) never becomes the avatar.
       const { changed, record } = await uploads.finish(playerId, uploadId, 'ready', { avatar });
       if (record?.status !== 'ready') {
+        // Rendered by an attempt that outlived the upload's end (rejected or failed).
+        if (record) await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
         log.warn({ playerId, uploadId, status: record?.status ?? 'unknown' }, 'upload is not ready; thumbnails ignored');
         return undefined;
       }
       if (changed) metrics.endToEnd.observe(Math.max(0, (clock().getTime() - Date.parse(uploadedAt)) / 1000));
+      // Thumbnail deleted the original; a later write since (a reused presigned POST) was never moderated.
+      await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
 
       // A stale upload stays ready (its thumbnails exist) but is not the avatar; its objects are
       // left to the bucket's lifecycle rule.

@@ -4,6 +4,7 @@ import { failureReason, identifyUpload, lastAttempt } from '../src/dead-letter.j
 import {
   BUCKET,
   deliver,
+  existing,
   metricValue,
   newPlayerId,
   newUploadId,
@@ -11,6 +12,7 @@ import {
   processingUpload,
   profileService,
   putOriginal,
+  putRenditions,
   readEvent,
   startStack,
   thumbnailedEvent,
@@ -119,6 +121,58 @@ describe('POST /dead-letter', () => {
     expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).data['failedEventType'])).toEqual(['avatarpipeline.avatar.approved']);
   });
 
+  it('deletes the renditions of an upload it ends failed, and only those; a redelivery finds nothing to do', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    // Thumbnail wrote its renditions, then the thumbnailed event could not be delivered.
+    const renditions = await putRenditions(stack, playerId, uploadId);
+    const current = await putRenditions(stack, playerId, newUploadId(60_000));
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+
+    expect((await deliver(service, '/dead-letter', event, knativeError('http://profile/events', 500, ''))).status).toBe(202);
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('failed');
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    expect(await existing(stack, current)).toEqual([true, true, true, true]);
+
+    expect((await deliver(service, '/dead-letter', event, knativeError('http://profile/events', 500, ''))).status).toBe(202);
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    expect(await existing(stack, current)).toEqual([true, true, true, true]);
+    expect(stack.sink.received).toHaveLength(1);
+  });
+
+  it('ends an upload whose moderated bytes were replaced with that reason, deleting the later write', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const body = '{"error":{"code":"object_replaced","message":"the object is not the one that was moderated"}}';
+
+    expect((await deliver(service, '/dead-letter', approvedEvent(playerId, uploadId), knativeError('http://thumbnail/events', 422, body))).status).toBe(202);
+
+    const reason = { code: 'object_replaced', message: 'the file was replaced after it was checked; upload it again' };
+    expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'failed', reason });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).data['reason'])).toEqual([reason]);
+  });
+
+  it('deletes the renditions of an upload that had already ended rejected', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const renditions = await putRenditions(stack, playerId, uploadId);
+    await stack.uploads.finish(playerId, uploadId, 'rejected', { reason: { code: 'moderation', message: 'x' } });
+
+    expect((await deliver(service, '/dead-letter', approvedEvent(playerId, uploadId), knativeError('http://thumbnail/events', 500, ''))).status).toBe(202);
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('rejected');
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    expect(stack.sink.received).toHaveLength(0);
+  });
+
   it('answers 500 while the sink is down, and announces on the retry', async () => {
     const service = profileService(stack);
     const playerId = newPlayerId();
@@ -166,6 +220,7 @@ describe('POST /dead-letter', () => {
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
     await putOriginal(stack, playerId, uploadId);
+    const renditions = await putRenditions(stack, playerId, uploadId);
     await stack.uploads.finish(playerId, uploadId, 'ready', {});
     const before = await stack.uploads.get(playerId, uploadId);
 
@@ -174,6 +229,7 @@ describe('POST /dead-letter', () => {
     expect(res.status).toBe(202);
     expect(await stack.uploads.get(playerId, uploadId)).toEqual(before);
     expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(true);
+    expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
     expect(stack.sink.received).toHaveLength(0);
     expect(await metricValue(service, 'deadletter_events_total', { outcome: 'already_ended' })).toBe(1);
   });
@@ -183,9 +239,12 @@ describe('POST /dead-letter', () => {
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await putOriginal(stack, playerId, uploadId);
+    // Finished records expire after 30 days; the avatar they made may still be the player's.
+    const renditions = await putRenditions(stack, playerId, uploadId);
 
     expect((await deliver(service, '/dead-letter', s3Event(playerId, uploadId))).status).toBe(202);
     expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
     expect(stack.sink.received).toHaveLength(0);
     expect(await metricValue(service, 'deadletter_events_total', { outcome: 'unknown_upload' })).toBe(1);
   });

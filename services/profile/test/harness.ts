@@ -11,6 +11,7 @@ import { createLocalJWKSet } from 'jose';
 import { v7 } from 'uuid';
 import {
   UploadStore,
+  avatarKey,
   createLogger,
   dynamoDocumentClient,
   objectExists as exists,
@@ -19,6 +20,7 @@ import {
   uploadKey,
   type OutgoingEvent,
   type Service,
+  type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { createDevIssuer, startDynamoServer, startS3Server, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
@@ -107,7 +109,7 @@ export async function startStack(): Promise<Stack> {
 
 export function profileService(
   stack: Stack,
-  options: { clock?: () => Date; cognito?: CognitoIdentityProviderClient; userPoolId?: string } = {},
+  options: { clock?: () => Date; cognito?: CognitoIdentityProviderClient; userPoolId?: string; eventAuth?: TokenPolicy; sinkTokenFile?: string } = {},
 ): Service {
   return createProfileService({
     config: {
@@ -115,6 +117,7 @@ export function profileService(
       BUCKET,
       MEDIA_BASE_URL: MEDIA,
       K_SINK: stack.sink.url,
+      K_SINK_OIDC_TOKEN_FILE: options.sinkTokenFile,
       COGNITO_USER_POOL_ID: options.userPoolId,
       JWT_ISSUER: ISSUER,
       JWT_AUDIENCE: AUDIENCE,
@@ -126,6 +129,7 @@ export function profileService(
     cognito: options.cognito,
     jwks: createLocalJWKSet({ keys: [stack.issuer.publicJwk] }),
     logger: createLogger('profile', 'silent'),
+    eventAuth: options.eventAuth,
     ...(options.clock ? { clock: options.clock } : {}),
   });
 }
@@ -147,6 +151,16 @@ export async function putOriginal(stack: Stack, playerId: string, uploadId: stri
 }
 
 export const objectExists = (stack: Stack, key: string) => exists(stack.s3, BUCKET, key);
+
+/** Renditions as thumbnail writes them (`avatars/<playerId>/<uploadId>/<name>.webp`); returns their keys. */
+export async function putRenditions(stack: Stack, playerId: string, uploadId: string): Promise<string[]> {
+  const keys = ['64', '128', '256', 'full'].map((name) => avatarKey(playerId, uploadId, name));
+  for (const key of keys) await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'webp', ContentType: 'image/webp' }));
+  return keys;
+}
+
+/** Which of `keys` exist, in order. */
+export const existing = (stack: Stack, keys: string[]) => Promise.all(keys.map((key) => objectExists(stack, key)));
 
 export function thumbnailedEvent(playerId: string, uploadId: string, uploadedAt: string): OutgoingEvent {
   const objects = Object.fromEntries(['64', '128', '256', 'full'].map((size) => [size, `avatars/${playerId}/${uploadId}/${size}.webp`]));

@@ -1,16 +1,21 @@
 import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { uploadKey } from '@avatar-pipeline/kit';
 import { ProfileStore, type AvatarOutcome } from '../src/index.js';
 import {
   MEDIA,
   TABLE,
   deliver,
+  existing,
   metricValue,
   newPlayerId,
   newUploadId,
+  objectExists,
   processingUpload,
   profileService,
+  putOriginal,
+  putRenditions,
   readEvent,
   startStack,
   testClock,
@@ -156,17 +161,38 @@ describe('thumbnailed -> ready', () => {
     expect(await metricValue(service, 'cognito_picture_updates_total', { outcome: 'user_not_found' })).toBe(1);
   });
 
-  it('leaves an upload that already failed alone: no reply, no avatar', async () => {
+  it('leaves an upload that already failed alone: no reply, no avatar, and its late renditions deleted', async () => {
     const service = profileService(stack);
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
     await stack.uploads.finish(playerId, uploadId, 'failed', { reason: { code: 'processing_failed', message: 'x' } });
+    // A thumbnail attempt still running when the upload failed wrote them afterwards.
+    const renditions = await putRenditions(stack, playerId, uploadId);
 
-    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    const event = thumbnailedEvent(playerId, uploadId, new Date().toISOString());
+    const res = await deliver(service, '/events', event);
     expect(res.status).toBe(202);
     expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
     expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('failed');
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    expect((await deliver(service, '/events', event)).status).toBe(202);
+  });
+
+  it('deletes a later write left under the upload key once the upload is ready, keeping the renditions', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const renditions = await putRenditions(stack, playerId, uploadId);
+    // The presigned POST was used again after thumbnail deleted the original; moderate left it to the upload's end.
+    await putOriginal(stack, playerId, uploadId);
+
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    expect(res.status).toBe(200);
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
   });
 
   it('sends events pointing outside the upload prefix to the dead-letter sink (4xx)', async () => {

@@ -14,6 +14,7 @@ import {
   type Clock,
   type Logger,
   type Service,
+  type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { loadVapidKeys, type VapidKeyStore } from '@avatar-pipeline/vapid';
 import { DeliveryClaims } from './claims.js';
@@ -40,6 +41,8 @@ export interface PushDeps {
   clock?: Clock;
   /** Backoff and Retry-After waits (tests observe them instead of sleeping). */
   sleep?: (ms: number) => Promise<unknown>;
+  /** The token Knative's deliveries must carry (see `eventAuthFromConfig`). */
+  eventAuth?: TokenPolicy | undefined;
 }
 
 /** Each attempt gets an equal share of the event's budget, so one hung request leaves room for a retry. */
@@ -59,7 +62,12 @@ export async function createPushService(deps: PushDeps): Promise<Service> {
   const clock = deps.clock ?? systemClock;
   const keys = await loadVapidKeys(deps.vapidStore);
 
-  const service = createService({ name: 'push', logger: deps.logger, readiness: { dynamodb: tableReadiness(doc, config.TABLE_NAME) } });
+  const service = createService({
+    name: 'push',
+    logger: deps.logger,
+    readiness: { dynamodb: tableReadiness(doc, config.TABLE_NAME) },
+    eventAuth: deps.eventAuth,
+  });
   const metrics = pushMetrics(service.metrics.registry);
   const now = () => clock().getTime();
   const vapid = new VapidSigner({ keys, subject: config.VAPID_SUBJECT, clock, onSign: () => metrics.signatures.inc() });

@@ -1,7 +1,7 @@
 /** The push service's environment. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { awsEnv, commonEnv, env, pushEndpointEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, commonEnv, env, eventAuthEnv, pushEndpointEnv, tableEnv } from '@avatar-pipeline/kit';
 import { vapidEnv } from '@avatar-pipeline/vapid';
 
 /** 127.0.0.0/8, ::1, localhost and *.localhost. */
@@ -41,6 +41,7 @@ export const pushEnv = {
   ...tableEnv,
   ...vapidEnv,
   ...pushEndpointEnv,
+  ...eventAuthEnv,
   /** Contact for push services, in every VAPID token: `mailto:` or `https:`, not localhost. */
   VAPID_SUBJECT: vapidSubjectSchema,
   /** How long a push service keeps a message for an offline device (0 to 28 days). */

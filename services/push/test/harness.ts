@@ -18,6 +18,7 @@ import {
   type AddressResolver,
   type OutgoingEvent,
   type Service,
+  type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
@@ -73,6 +74,7 @@ export interface PushOptions {
   clock?: () => Date;
   resolve?: AddressResolver;
   vapidStore?: FileVapidStore;
+  eventAuth?: TokenPolicy;
 }
 
 export interface PushUnderTest {
@@ -108,6 +110,7 @@ export async function pushService(stack: Stack, options: PushOptions): Promise<P
     dispatcher,
     logger: createLogger('push', 'silent'),
     sleep: async (ms) => void sleeps.push(ms),
+    eventAuth: options.eventAuth,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   return { service, sleeps, close: () => dispatcher.close() };

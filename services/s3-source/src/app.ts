@@ -7,12 +7,15 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Handler } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { HttpError, createMetrics, createService, type AppEnv, type Logger, type Service } from '@avatar-pipeline/kit';
-import type { S3SourceConfig } from './config.js';
+import { webhookMode, type S3SourceConfig } from './config.js';
 import { createRelay, type Relay, type RelayOptions } from './relay.js';
 import { SqsPoller, type SqsPollerOptions } from './sqs.js';
 
 export interface S3SourceDeps {
-  config: Pick<S3SourceConfig, 'K_SINK' | 'AWS_REGION' | 'WEBHOOK_AUTH_TOKEN' | 'SQS_QUEUE_URL' | 'SQS_VISIBILITY_TIMEOUT_SECONDS'>;
+  config: Pick<
+    S3SourceConfig,
+    'K_SINK' | 'K_SINK_OIDC_TOKEN_FILE' | 'AWS_REGION' | 'WEBHOOK_AUTH_TOKEN' | 'WEBHOOK_AUTH_DISABLED' | 'SQS_QUEUE_URL' | 'SQS_VISIBILITY_TIMEOUT_SECONDS'
+  >;
   logger: Logger;
   /** Required when SQS_QUEUE_URL is set. */
   sqs?: Pick<SQSClient, 'send'> | undefined;
@@ -33,14 +36,12 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * Shared-secret check: MinIO's webhook `auth_token` arrives as `Authorization: Bearer <token>`.
  * Digests make the comparison constant-time whatever the length of what was sent.
  */
-function webhookAuth(token: string | undefined) {
-  const expected = token === undefined ? undefined : digest(token);
+function webhookAuth(token: string) {
+  const expected = digest(token);
   return createMiddleware<AppEnv>(async (c, next) => {
-    if (expected) {
-      const given = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
-      if (!timingSafeEqual(digest(given), expected)) {
-        throw new HttpError(401, 'unauthorized', 'a valid webhook token is required', { 'WWW-Authenticate': 'Bearer' });
-      }
+    const given = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+    if (!timingSafeEqual(digest(given), expected)) {
+      throw new HttpError(401, 'unauthorized', 'a valid webhook token is required', { 'WWW-Authenticate': 'Bearer' });
     }
     await next();
   });
@@ -75,11 +76,15 @@ function createPoller(deps: S3SourceDeps, queueUrl: string, relay: Relay): SqsPo
   });
 }
 
+/** Throws a ConfigError when the webhook would be open without WEBHOOK_AUTH_DISABLED=true (see `webhookMode`). */
 export function createS3Source(deps: S3SourceDeps): S3Source {
   const { config, logger } = deps;
+  const webhook = webhookMode(config);
+  if (webhook === 'open') logger.warn('WEBHOOK_AUTH_DISABLED=true: the webhook takes notifications from anyone who can reach it');
   const metrics = createMetrics('s3-source');
   const relay = createRelay({
     sink: config.K_SINK,
+    sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
     mapping: { defaultRegion: config.AWS_REGION },
     registry: metrics.registry,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
@@ -94,6 +99,7 @@ export function createS3Source(deps: S3SourceDeps): S3Source {
     metrics,
     ...(poller ? { readiness: { sqs: () => poller.check() } } : {}),
   });
-  service.app.on('POST', ['/webhook', '/'], webhookAuth(config.WEBHOOK_AUTH_TOKEN), webhookHandler(relay));
+  if (webhook === 'open') service.app.on('POST', ['/webhook', '/'], webhookHandler(relay));
+  else if (webhook !== 'off') service.app.on('POST', ['/webhook', '/'], webhookAuth(webhook.token), webhookHandler(relay));
   return { ...service, poller };
 }

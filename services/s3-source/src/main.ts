@@ -2,7 +2,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions, createLogger, listenOptions, loadConfig, main, runService } from '@avatar-pipeline/kit';
 import { createS3Source } from './app.js';
-import { s3SourceEnv } from './config.js';
+import { s3SourceEnv, webhookMode } from './config.js';
 
 main(async () => {
   const config = loadConfig(s3SourceEnv);
@@ -17,5 +17,6 @@ main(async () => {
     },
   });
   source.poller?.start();
-  logger.info({ sink: config.K_SINK, webhookAuth: config.WEBHOOK_AUTH_TOKEN !== undefined, sqs: config.SQS_QUEUE_URL ?? 'off' }, 'relaying S3 notifications');
+  const webhook = webhookMode(config);
+  logger.info({ sink: config.K_SINK, webhook: typeof webhook === 'string' ? webhook : 'token', sqs: config.SQS_QUEUE_URL ?? 'off' }, 'relaying S3 notifications');
 });

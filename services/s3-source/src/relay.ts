@@ -26,6 +26,8 @@ export interface RelayOptions {
   /** First retry delay; doubles, with jitter (default 100 ms). */
   retryDelayMs?: number;
   fetch?: typeof fetch;
+  /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
+  sinkTokenFile?: string | undefined;
 }
 
 /** Relays one notification body (JSON text, as MinIO posts it and SQS holds it). */
@@ -58,13 +60,13 @@ export function createRelay(options: RelayOptions): Relay {
 
   const limit = pLimit(options.concurrency ?? 16);
   const retry = { retries: options.retries ?? 2, minTimeout: options.retryDelayMs ?? 100, factor: 2, randomize: true };
-  const fetchImpl = options.fetch ?? fetch;
+  const sink = { fetch: options.fetch, tokenFile: options.sinkTokenFile };
 
   const deliver = (event: OutgoingEvent, input: Input, log: Logger) =>
     limit(async () => {
       const eventLog = log.child({ ceId: event.id, ceType: event.type, subject: event.subject });
       try {
-        await pRetry(() => sendEvent(options.sink, event, fetchImpl), {
+        await pRetry(() => sendEvent(options.sink, event, sink), {
           ...retry,
           onFailedAttempt: ({ error, attemptNumber }) => eventLog.debug({ attempt: attemptNumber, err: error.message }, 'sink attempt failed'),
         });

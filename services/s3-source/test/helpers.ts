@@ -49,7 +49,8 @@ export async function deadUrl(): Promise<string> {
 
 export function testSource(config: Partial<S3SourceDeps['config']> & { K_SINK: string }, deps: Partial<Omit<S3SourceDeps, 'config'>> = {}) {
   return createS3Source({
-    config: { AWS_REGION: 'us-east-1', SQS_VISIBILITY_TIMEOUT_SECONDS: 60, ...config },
+    // Without a token the tests' webhook is open on purpose, as WEBHOOK_AUTH_DISABLED=true makes it.
+    config: { AWS_REGION: 'us-east-1', SQS_VISIBILITY_TIMEOUT_SECONDS: 60, WEBHOOK_AUTH_DISABLED: config.WEBHOOK_AUTH_TOKEN === undefined, ...config },
     logger: createLogger('s3-source-test', 'silent'),
     delivery: { retryDelayMs: 1 },
     ...deps,

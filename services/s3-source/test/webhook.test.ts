@@ -1,9 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { s3Client, toCloudEvent } from '@avatar-pipeline/kit';
+import { ConfigError, s3Client, toCloudEvent } from '@avatar-pipeline/kit';
 import { startS3Server } from '@avatar-pipeline/local';
 import { UPLOAD_ID, awsNotification, minioBody } from './fixtures.js';
 import { counterValue, deadUrl, post, startSink, testSource, type Sink } from './helpers.js';
@@ -143,6 +143,28 @@ describe('webhook auth', () => {
   it('checks auth before reading the body', async () => {
     const source = testSource({ K_SINK: sink.url, WEBHOOK_AUTH_TOKEN: token });
     expect((await post(source, 'garbage')).status).toBe(401);
+  });
+
+  it('does not start without a token unless told to serve the webhook open', () => {
+    expect(() => testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: false })).toThrow(ConfigError);
+  });
+
+  it('serves no webhook when it polls SQS and has no token', async () => {
+    const source = testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: false, SQS_QUEUE_URL: 'https://sqs.test/q' }, { sqs: { send: async () => ({}) } });
+    expect((await post(source, JSON.stringify(minioBody()))).status).toBe(404);
+    expect(sink.requests).toHaveLength(0);
+  });
+
+  it('sends the broker the OIDC token its SinkBinding mounted', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 's3-source-token-'));
+    try {
+      await writeFile(join(dir, 'token'), 'sink-binding-token');
+      const source = testSource({ K_SINK: sink.url, WEBHOOK_AUTH_TOKEN: token, K_SINK_OIDC_TOKEN_FILE: join(dir, 'token') });
+      expect((await post(source, JSON.stringify(minioBody()), { authorization: `Bearer ${token}` })).status).toBe(200);
+      expect(sink.requests.map((r) => r.headers.authorization)).toEqual(['Bearer sink-binding-token']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

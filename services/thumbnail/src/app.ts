@@ -3,9 +3,16 @@
  * deletes the original. Consumes `avatarpipeline.avatar.approved`, replies
  * `avatarpipeline.avatar.thumbnailed`.
  *
+ * Only the bytes moderate approved are rendered: the event carries their SHA-256, and whatever the
+ * upload key holds is hashed after download (an ETag is an MD5, easy to collide, and local stand-ins
+ * ignore If-Match). Other bytes there mean a later write (a reused or retried presigned POST)
+ * replaced the original: never rendered, the event fails permanently (`object_replaced`) and the
+ * dead-letter sink ends the upload failed.
+ *
  * At-least-once delivery is safe: object keys are fixed by the upload id and renders are
- * deterministic, so a redelivery rewrites the same bytes; once the original is gone, a
- * redelivery answers the same reply if every rendition exists.
+ * deterministic, so a redelivery rewrites the same bytes; once the original is gone or replaced
+ * after rendering, a redelivery answers the same reply if every rendition exists (deleting a later
+ * write the key holds).
  */
 import { imageLimits, inspectImage } from '@avatar-pipeline/imaging';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -17,13 +24,14 @@ import {
   avatarKey,
   awsStatus,
   bucketReadiness,
+  contentSha256,
   createService,
   eventEndpoint,
   getObjectBytes,
   objectExists,
+  objectReplaced,
   on,
   quotedETag,
-  sameETag,
   systemClock,
   uploadKey,
   type ApprovedData,
@@ -33,6 +41,7 @@ import {
   type OutgoingEvent,
   type Service,
   type ThumbnailedData,
+  type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import pLimit from 'p-limit';
 import type { ThumbnailConfig } from './config.js';
@@ -51,6 +60,8 @@ export interface ThumbnailDeps {
   clock?: Clock;
   /** Renders run at once in this process; later events wait their turn (default 2, one per core). */
   renderConcurrency?: number;
+  /** The token Knative's deliveries must carry (see `eventAuthFromConfig`). */
+  eventAuth?: TokenPolicy | undefined;
 }
 
 export function createThumbnailService(deps: ThumbnailDeps): Service {
@@ -60,6 +71,7 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     name: 'thumbnail',
     logger,
     readiness: { s3: bucketReadiness(s3, bucket) },
+    eventAuth: deps.eventAuth,
   });
   const metrics = thumbnailMetrics(service.metrics.registry);
   // A burst of events must not decode a burst of images at once: each holds its pixels in memory.
@@ -73,19 +85,16 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
   };
   const names = [...config.THUMBNAIL_SIZES.map(String), 'full'];
 
-  const changed = () =>
-    new PermanentEventError('upload_changed', 'the upload is no longer the object that was moderated (its ETag differs)');
-
-  async function download(data: ApprovedData): Promise<DownloadedObject | 'gone'> {
+  /** The approved bytes, or why the upload key no longer holds them. */
+  async function download(data: ApprovedData): Promise<DownloadedObject | 'gone' | 'replaced'> {
     try {
+      // If-Match spares S3 sending a replaced object; the hash is what decides.
       const upload = await getObjectBytes(s3, { Bucket: bucket, Key: data.key, IfMatch: quotedETag(data.eTag) }, config.AVATAR_MAX_BYTES);
-      // S3 answers a failed If-Match with 412; local stand-ins ignore the header, so compare too.
-      if (!sameETag(upload.eTag, data.eTag)) throw changed();
-      return upload;
+      return contentSha256(upload.body) === data.sha256 ? upload : 'replaced';
     } catch (err) {
       if (err instanceof ObjectTooLargeError) throw new PermanentEventError('too_large', err.message);
       const status = awsStatus(err);
-      if (status === 412) throw changed();
+      if (status === 412) return 'replaced';
       if (status === 404) return 'gone';
       throw err;
     }
@@ -122,12 +131,17 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
       data: { playerId: data.playerId, uploadId: data.uploadId, uploadedAt: data.uploadedAt, bucket, objects } satisfies ThumbnailedData,
     };
 
+    const deleteOriginal = () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: data.key }));
     const upload = await download(data);
-    if (upload === 'gone') {
+    if (upload === 'gone' || upload === 'replaced') {
       const present = await Promise.all(Object.values(objects).map((key) => objectExists(s3, bucket, key)));
       if (!present.every(Boolean)) {
-        throw new PermanentEventError('upload_missing', 'the upload is gone and its avatars were never all written');
+        if (upload === 'gone') throw new PermanentEventError('upload_missing', 'the upload is gone and its avatars were never all written');
+        log.warn('the upload key holds other bytes than the ones moderated; not rendered');
+        throw new PermanentEventError(objectReplaced.code, 'the object under the upload key is not the one that was moderated (its SHA-256 differs)');
       }
+      // Rendered before: a later write under the key is not needed, and never was moderated.
+      if (upload === 'replaced') await deleteOriginal();
       metrics.rendered.inc({ outcome: 'reused' });
       log.info('upload already thumbnailed; answering again');
       return reply;
@@ -152,7 +166,7 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     const bytes = renditions.reduce((sum, r) => sum + r.data.length, 0);
     metrics.bytesWritten.inc(bytes);
     // Only now that every rendition is stored: a failure before this point leaves the original for the retry.
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: data.key }));
+    await deleteOriginal();
     metrics.rendered.inc({ outcome: 'rendered' });
     log.info({ waitAndRenderMs: Math.round(rendered - started), bytes, renditions: names }, 'avatar rendered');
     return reply;

@@ -1,5 +1,5 @@
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, env } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv } from '@avatar-pipeline/kit';
 import { z } from 'zod';
 
 const sizeList = env
@@ -17,12 +17,11 @@ export const thumbnailEnv = {
   ...awsEnv,
   ...bucketEnv,
   ...imageEnv,
+  ...eventAuthEnv,
   /** Square sizes in pixels, e.g. `64,128,256`. */
   THUMBNAIL_SIZES: sizeList,
   /** Longest side of the `full` rendition (aspect kept, never enlarged). */
   THUMBNAIL_FULL_MAX: z.coerce.number().int().min(64).max(4096).default(1024),
-  /** How squares are cut: `attention` follows the most salient region, `centre` the middle. */
-  THUMBNAIL_CROP: z.enum(['attention', 'centre']).default('attention'),
   THUMBNAIL_QUALITY: z.coerce.number().int().min(1).max(100).default(80),
 };
 

@@ -1,3 +1,3 @@
 export { CACHE_CONTROL, createThumbnailService, SOURCE, type ThumbnailDeps } from './app.js';
 export { thumbnailEnv, type ThumbnailConfig } from './config.js';
-export { renderAvatar, type Crop, type RenderOptions, type Rendition } from './render.js';
+export { renderAvatar, type RenderOptions, type Rendition } from './render.js';

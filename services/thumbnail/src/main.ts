@@ -1,4 +1,4 @@
-import { awsOptions, createLogger, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, eventAuthFromConfig, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
 import { tuneLibvips } from './render.js';
@@ -6,9 +6,10 @@ import { tuneLibvips } from './render.js';
 main(async () => {
   const config = loadConfig(thumbnailEnv);
   const logger = createLogger('thumbnail', config.LOG_LEVEL);
+  const eventAuth = eventAuthFromConfig(config, logger);
   tuneLibvips();
   const s3 = s3Client(awsOptions(config));
-  const service = createThumbnailService({ config, s3, logger });
+  const service = createThumbnailService({ config, s3, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: () => s3.destroy(),

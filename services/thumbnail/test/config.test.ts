@@ -16,8 +16,9 @@ describe('thumbnail configuration', () => {
   });
 
   it('takes the same image limits as moderate, so what moderate accepts renders', () => {
-    const config = testConfig({ AVATAR_MAX_BYTES: '1000000', IMAGE_MAX_PIXELS: '50000000', IMAGE_MAX_SIDE: '12000', IMAGE_MIN_SIDE: '16' });
-    expect(imageLimits(config)).toEqual({ maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 12_000, minSide: 16 });
+    const config = testConfig({ AVATAR_MAX_BYTES: '1000000', IMAGE_MAX_PIXELS: '50000000', IMAGE_MAX_SIDE: '12000', IMAGE_MIN_SIDE: '16', IMAGE_MAX_ASPECT: '2.5' });
+    expect(imageLimits(config)).toEqual({ maxBytes: 1_000_000, maxPixels: 50_000_000, maxSide: 12_000, minSide: 16, maxAspect: 2.5 });
+    expect(imageLimits(testConfig()).maxAspect).toBe(4);
   });
 
   it('reads sizes as a sorted set', () => {
@@ -29,6 +30,7 @@ describe('thumbnail configuration', () => {
     ['THUMBNAIL_SIZES', '8'],
     ['THUMBNAIL_SIZES', ' , '],
     ['THUMBNAIL_CROP', 'entropy'],
+    ['IMAGE_MAX_ASPECT', '0.5'],
     ['THUMBNAIL_QUALITY', '101'],
     ['THUMBNAIL_FULL_MAX', '10'],
   ])('refuses %s=%s', (name, value) => {

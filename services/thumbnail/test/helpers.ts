@@ -20,6 +20,8 @@ export function approvedData(playerId: string, eTag: string, overrides: Partial<
     bucket: 'avatars',
     key: `uploads/${playerId}/${uploadId}`,
     eTag,
+    // The SHA-256 of no bytes: tests that render pass the hash of what they stored.
+    sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     contentType: 'image/jpeg',
     width: 1200,
     height: 750,

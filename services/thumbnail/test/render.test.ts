@@ -1,7 +1,8 @@
-import { defaultLimits } from '@avatar-pipeline/imaging';
+import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
+import { strip, tileInStrip } from '@avatar-pipeline/imaging/hostile';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { renderAvatar, type RenderOptions } from '../src/render.js';
+import { renderAvatar, WEBP_EFFORT, type RenderOptions } from '../src/render.js';
 import { photo } from './helpers.js';
 
 const options: RenderOptions = { sizes: [64, 128, 256], fullMax: 1024, crop: 'attention', quality: 80, limits: defaultLimits };
@@ -47,8 +48,43 @@ describe('renderAvatar', () => {
     }
   });
 
+  it('cuts every square from exactly the region squareRegion gives moderate', async () => {
+    const cases = [
+      ['tileInStrip', await tileInStrip(), 'attention'],
+      ['cups-exif-rotated.jpg', await photo('cups-exif-rotated.jpg'), 'attention'],
+      ['cups-exif-rotated.jpg', await photo('cups-exif-rotated.jpg'), 'centre'],
+    ] as const;
+    for (const [name, input, crop] of cases) {
+      const meta = await sharp(input).metadata();
+      const region = await squareRegion(input, meta.autoOrient, crop, defaultLimits);
+      const out = await render(input, { crop });
+      for (const size of options.sizes) {
+        const rendered = await sharp(out.find((r) => r.name === String(size))!.bytes).raw().toBuffer();
+        // Through the same WebP encode, whose loss on the strip's noise dwarfs any cropping error.
+        const cut = async (left: number, top: number) => {
+          const square = sharp(input).autoOrient().extract({ left, top, width: region.size, height: region.size }).resize(size, size);
+          return sharp(await square.webp({ quality: options.quality, effort: WEBP_EFFORT }).toBuffer()).raw().toBuffer();
+        };
+        expect(meanDifference(rendered, await cut(region.left, region.top)), `${name} ${crop} ${size}`).toBeLessThan(4);
+        // A square a tenth of its side away is told apart: the comparison is not lenient.
+        const shift = Math.round(region.size / 10);
+        const [left, top] = meta.autoOrient.width > meta.autoOrient.height ? [Math.max(0, region.left - shift), 0] : [0, Math.max(0, region.top - shift)];
+        if (left !== region.left || top !== region.top) expect(meanDifference(rendered, await cut(left, top)), `${name} ${crop} ${size}`).toBeGreaterThan(6);
+      }
+    }
+    // The strip's avatar is its one detailed tile, which moderate classifies on its own.
+    expect(await squareRegion(await tileInStrip(), { width: strip.width, height: strip.height }, 'attention', defaultLimits)).toMatchObject({ left: strip.tileLeft });
+  });
+
   it('keeps transparency', async () => {
     const logo = await sharp({ create: { width: 300, height: 200, channels: 4, background: { r: 200, g: 30, b: 30, alpha: 0.5 } } }).png().toBuffer();
     for (const r of await render(logo)) expect(r.meta.hasAlpha).toBe(true);
   });
 });
+
+function meanDifference(a: Buffer, b: Buffer): number {
+  expect(a.length).toBe(b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+}

@@ -1,14 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { garbageAfter } from '@avatar-pipeline/imaging/hostile';
+import { garbageAfter, solidImage } from '@avatar-pipeline/imaging/hostile';
 import { createLogger, EventType, objectExists, s3Client, type Service } from '@avatar-pipeline/kit';
 import { startS3Server, type S3Server } from '@avatar-pipeline/local';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -44,7 +46,16 @@ describe('thumbnail service with s3rver', () => {
   async function upload(playerId: string, body: Buffer, uploadId?: string) {
     const data = approvedData(playerId, 'pending', uploadId ? { uploadId } : {});
     const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: data.key, Body: body, ContentType: 'image/jpeg' }));
-    return { ...data, eTag: (put.ETag ?? '').replace(/"/g, '') };
+    return { ...data, eTag: (put.ETag ?? '').replace(/"/g, ''), sha256: createHash('sha256').update(body).digest('hex') };
+  }
+
+  /**
+   * An MD5 collision as S3 reports it: other bytes under the key, the ETag unchanged. s3rver keeps
+   * an object's ETag in a file beside its content, so replacing only the content does exactly that.
+   */
+  async function swapKeepingETag(key: string, body: Buffer) {
+    const parts = key.split('/');
+    await writeFile(join(dir, BUCKET, ...parts.slice(0, -1), `${parts.at(-1)}._S3rver_object`), body);
   }
 
   async function getObject(key: string) {
@@ -164,13 +175,45 @@ describe('thumbnail service with s3rver', () => {
     expect(error?.code).toBe('upload_missing');
   });
 
-  it('fails permanently when the object changed after moderation, touching nothing', async () => {
+  it('fails permanently when the object was replaced after moderation, rendering nothing', async () => {
     const data = await upload('player-5', await photo('leaf.jpg'));
-    const { status, error } = await deliver(service, { ...data, eTag: '0123456789abcdef0123456789abcdef' });
+    // The presigned POST used again: other bytes, another ETag (s3rver ignores If-Match, so the hash decides).
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: data.key, Body: await photo('cups-exif-rotated.jpg'), ContentType: 'image/jpeg' }));
+    const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
-    expect(error?.code).toBe('upload_changed');
-    expect(await exists(data.key)).toBe(true);
-    expect(await exists(avatarKeys('player-5', data.uploadId).full)).toBe(false);
+    expect(error?.code).toBe('object_replaced');
+    for (const key of Object.values(avatarKeys('player-5', data.uploadId))) expect(await exists(key)).toBe(false);
+  });
+
+  it('never renders bytes other than the moderated ones, even under the moderated ETag (an MD5 collision)', async () => {
+    const data = await upload('player-11', await photo('leaf.jpg'));
+    const swapped = await photo('cups-exif-rotated.jpg');
+    await swapKeepingETag(data.key, swapped);
+    const stored = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: data.key }));
+    expect(stored.ETag).toBe(`"${data.eTag}"`);
+    expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(swapped)).toBe(true);
+
+    const { status, error } = await deliver(service, data);
+    expect(status).toBe(422);
+    expect(error?.code).toBe('object_replaced');
+    for (const key of Object.values(avatarKeys('player-11', data.uploadId))) expect(await exists(key)).toBe(false);
+  });
+
+  it('answers a redelivery with the same reply when a later write holds the key after rendering, and deletes that write', async () => {
+    const data = await upload('player-12', await photo('leaf.jpg'));
+    const first = await deliver(service, data);
+    expect(first.status).toBe(200);
+    const objects = avatarKeys('player-12', data.uploadId);
+    const before = await Promise.all(Object.values(objects).map(async (key) => (await getObject(key)).body));
+
+    // The ticket is used again after the original was rendered and deleted; then the approved event comes again.
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: data.key, Body: await photo('cups-exif-rotated.jpg'), ContentType: 'image/jpeg' }));
+    const again = await deliver(service, data);
+    expect(again.status).toBe(200);
+    expect(again.reply?.data).toEqual(first.reply?.data);
+    const after = await Promise.all(Object.values(objects).map(async (key) => (await getObject(key)).body));
+    after.forEach((body, i) => expect(body.equals(before[i]!)).toBe(true));
+    expect(await exists(data.key)).toBe(false);
   });
 
   it('fails permanently on an object that does not decode', async () => {
@@ -197,6 +240,14 @@ describe('thumbnail service with s3rver', () => {
     expect(status).toBe(422);
     expect(error?.code).toBe('too_large');
     expect(await exists(data.key)).toBe(true);
+  });
+
+  it('refuses an image beyond IMAGE_MAX_ASPECT (4:1) without rendering it', async () => {
+    const data = await upload('player-13', await solidImage(640, 128, 'png'));
+    const { status, error } = await deliver(service, data);
+    expect(status).toBe(422);
+    expect(error).toMatchObject({ code: 'aspect_ratio', message: expect.stringContaining('640x128') });
+    expect(await exists(avatarKeys('player-13', data.uploadId)['64'])).toBe(false);
   });
 
   it('crops squares by attention or from the centre', async () => {
@@ -230,18 +281,19 @@ describe('thumbnail service with s3rver', () => {
 });
 
 describe('thumbnail against S3 conditional reads', () => {
-  it('asks for the moderated ETag and treats 412 as a permanent failure', async () => {
+  it('asks for the moderated ETag and treats 412 as a replaced object', async () => {
     const s3 = new S3Client({ region: 'us-east-1' });
     const mock = mockClient(s3);
     mock.on(GetObjectCommand).rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
       name: 'PreconditionFailed',
       $metadata: { httpStatusCode: 412 },
     }));
+    mock.on(HeadObjectCommand).rejects(Object.assign(new Error('Not Found'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } }));
     const service = createThumbnailService({ config: testConfig(), s3, logger });
     const data = approvedData('player-1', 'd41d8cd98f00b204e9800998ecf8427e');
     const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
-    expect(error?.code).toBe('upload_changed');
+    expect(error?.code).toBe('object_replaced');
     expect(mock.commandCalls(GetObjectCommand)[0]?.args[0].input).toMatchObject({ Key: data.key, IfMatch: '"d41d8cd98f00b204e9800998ecf8427e"' });
     expect(mock.commandCalls(PutObjectCommand)).toHaveLength(0);
     expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(0);

@@ -3,7 +3,9 @@
  * TensorFlow.js on the WASM backend (the plain CPU backend is about 18x slower). Everything is
  * read from disk (the model bundles in node_modules/nsfwjs/dist/models and the backend's .wasm
  * files): no network at start-up or run time. The model loads once; inference runs one image at
- * a time.
+ * a time. It is shown each view moderate decoded (the whole image and the avatar square, each on
+ * black and on white when transparent) squashed to its square input, as it was trained; the worst
+ * view decides.
  *
  * NSFWJS classes map onto Rekognition taxonomy v7 top-level labels, so one policy serves both
  * providers:
@@ -20,9 +22,9 @@ import { load, type ModelDefinition, type NSFWJS } from 'nsfwjs/core';
 import { InceptionV3Model } from 'nsfwjs/models/inception_v3';
 import { MobileNetV2Model } from 'nsfwjs/models/mobilenet_v2';
 import { MobileNetV2MidModel } from 'nsfwjs/models/mobilenet_v2_mid';
-import { openImage, type ImageLimits } from '@avatar-pipeline/imaging';
+import type { RawImage } from '@avatar-pipeline/imaging';
 import type { ModerationLabel } from '@avatar-pipeline/kit';
-import type { ModerationInput, ModerationProvider } from './provider.js';
+import { worstLabels, type ModerationInput, type ModerationProvider } from './provider.js';
 import { SerialQueue } from './serial.js';
 
 export type NsfwjsModelName = 'MobileNetV2' | 'MobileNetV2Mid' | 'InceptionV3';
@@ -47,13 +49,11 @@ export interface NsfwjsOptions {
   model: NsfwjsModelName;
   /** Labels under this confidence (0-100) are not reported, as Rekognition's MinConfidence. */
   minConfidence: number;
-  /** Decoding limits for the resize (the image has passed inspection with the same limits). */
-  limits: ImageLimits;
 }
 
 export interface NsfwjsProvider extends ModerationProvider {
-  /** The model's probability for each class (they sum to 1). */
-  classify(image: Buffer): Promise<ClassScores>;
+  /** The model's probability for each class (they sum to 1) for one view: RGB, `inputSize` square. */
+  classify(view: RawImage): Promise<ClassScores>;
   /** Square input size of the loaded model in pixels. */
   readonly inputSize: number;
 }
@@ -79,24 +79,12 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
   const inputSize = shape[1];
   const queue = new SerialQueue();
 
-  async function pixels(image: Buffer): Promise<Uint8Array> {
-    // The whole picture squashed to the model's square input, as the model was trained; alpha is
-    // flattened onto white, which is how a transparent avatar is usually shown.
-    const { data, info } = await openImage(image, options.limits)
-      .autoOrient()
-      .flatten({ background: '#ffffff' })
-      .resize(inputSize, inputSize, { fit: 'fill' })
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
-    return data;
-  }
-
-  async function classify(image: Buffer): Promise<ClassScores> {
-    const rgb = await pixels(image);
+  async function classify(view: RawImage): Promise<ClassScores> {
+    if (view.width !== inputSize || view.height !== inputSize || view.channels !== 3) {
+      throw new Error(`the model takes ${inputSize}x${inputSize} RGB pixels, not ${view.width}x${view.height}x${view.channels}`);
+    }
     return queue.run(async () => {
-      const input = tf.tensor3d(rgb, [inputSize, inputSize, 3], 'int32');
+      const input = tf.tensor3d(view.data, [inputSize, inputSize, 3], 'int32');
       try {
         const predictions = await model.classify(input, nsfwClasses.length);
         const scores = Object.fromEntries(nsfwClasses.map((c) => [c, 0])) as ClassScores;
@@ -111,9 +99,11 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
   return {
     name: 'nsfwjs',
     inputSize,
+    viewShape: { fit: 'fill', size: inputSize },
     classify,
     async moderate(input: ModerationInput): Promise<ModerationLabel[]> {
-      return labelsFromScores(await classify(input.image), options.minConfidence);
+      const perView = await Promise.all(input.views.map(async (view) => labelsFromScores(await classify(view.pixels), options.minConfidence)));
+      return worstLabels(perView);
     },
     close() {
       model.dispose();

@@ -1,86 +1,73 @@
 /**
- * Amazon Rekognition DetectModerationLabels. Rekognition reads JPEG and PNG objects straight from
- * S3 (up to 15 MB, 80 to 10,000 pixels a side); anything else it is sent as bytes (5 MB at most):
- * WebP, and images outside those sides, are re-encoded here as JPEG, scaled (and padded when the
- * aspect ratio leaves no other way) into the accepted range.
+ * Amazon Rekognition DetectModerationLabels, one call per view moderate decoded (the whole image
+ * and the avatar square, each on black and on white when transparent), the worst deciding. Each
+ * view is sent as JPEG bytes (5 MB at most), scaled (and padded when the aspect ratio leaves no
+ * other way) into the sides Rekognition accepts. Rekognition never reads the object from S3: the
+ * object could be replaced between moderate's download and that read, and what is judged must be
+ * exactly the bytes moderate checked and approves.
  */
-import {
-  DetectModerationLabelsCommand,
-  type Image,
-  type RekognitionClient,
-} from '@aws-sdk/client-rekognition';
-import { openImage, type ImageLimits } from '@avatar-pipeline/imaging';
+import { DetectModerationLabelsCommand, type RekognitionClient } from '@aws-sdk/client-rekognition';
+import { fromRaw, type RawImage } from '@avatar-pipeline/imaging';
 import { PermanentEventError, type ModerationLabel } from '@avatar-pipeline/kit';
-import type { ModerationInput, ModerationProvider } from './provider.js';
+import { worstLabels, type ModerationInput, type ModerationProvider } from './provider.js';
 
 export const rekognitionLimits = {
   minSide: 80,
-  maxSide: 10_000,
-  s3MaxBytes: 15 * 1024 * 1024,
   bytesMaxBytes: 5 * 1024 * 1024,
-  /** Longest side of a re-encoded image: ample for moderation, and keeps the JPEG well under 5 MB. */
-  convertedMaxSide: 1920,
+  /** Longest side of a view: ample for moderation, and keeps the JPEG well under 5 MB. */
+  viewMaxSide: 1920,
 } as const;
 
 export interface RekognitionOptions {
   client: RekognitionClient;
   /** MinConfidence (0-100): labels below it are not returned. */
   minConfidence: number;
-  limits: ImageLimits;
 }
 
 /** Errors about the request itself: retrying the same image cannot help. */
-const permanentErrors = new Set(['InvalidImageFormatException', 'ImageTooLargeException', 'InvalidParameterException', 'InvalidS3ObjectException']);
+const permanentErrors = new Set(['InvalidImageFormatException', 'ImageTooLargeException', 'InvalidParameterException']);
 
 export function rekognitionProvider(options: RekognitionOptions): ModerationProvider {
+  async function detect(view: RawImage): Promise<ModerationLabel[]> {
+    let output;
+    try {
+      output = await options.client.send(new DetectModerationLabelsCommand({ Image: { Bytes: await asJpeg(view) }, MinConfidence: options.minConfidence }));
+    } catch (err) {
+      const name = (err as { name?: string } | null)?.name ?? '';
+      if (permanentErrors.has(name)) throw new PermanentEventError('moderation_refused', `Rekognition refused the image: ${name}`);
+      throw err;
+    }
+    return (output.ModerationLabels ?? []).flatMap((label): ModerationLabel[] =>
+      label.Name
+        ? [{ name: label.Name, ...(label.ParentName ? { parent: label.ParentName } : {}), confidence: Math.min(100, Math.max(0, label.Confidence ?? 0)) }]
+        : [],
+    );
+  }
+
   return {
     name: 'rekognition',
+    viewShape: { fit: 'inside', maxSide: rekognitionLimits.viewMaxSide },
     async moderate(input: ModerationInput): Promise<ModerationLabel[]> {
-      const image = await rekognitionImage(input, options.limits);
-      let output;
-      try {
-        output = await options.client.send(new DetectModerationLabelsCommand({ Image: image, MinConfidence: options.minConfidence }));
-      } catch (err) {
-        const name = (err as { name?: string } | null)?.name ?? '';
-        if (permanentErrors.has(name)) throw new PermanentEventError('moderation_refused', `Rekognition refused the image: ${name}`);
-        throw err;
-      }
-      return (output.ModerationLabels ?? []).flatMap((label): ModerationLabel[] =>
-        label.Name
-          ? [{ name: label.Name, ...(label.ParentName ? { parent: label.ParentName } : {}), confidence: Math.min(100, Math.max(0, label.Confidence ?? 0)) }]
-          : [],
-      );
+      const perView: ModerationLabel[][] = [];
+      // One call at a time: a refused image stops at the first, and the account's rate is spared.
+      for (const view of input.views) perView.push(await detect(view.pixels));
+      return worstLabels(perView);
     },
   };
 }
 
-/** Where Rekognition gets the image: the S3 object when it can read it as is, otherwise JPEG bytes. */
-export async function rekognitionImage(input: ModerationInput, limits: ImageLimits): Promise<Image> {
-  const { format, width, height, image } = input;
-  const readable =
-    (format === 'jpeg' || format === 'png') &&
-    Math.min(width, height) >= rekognitionLimits.minSide &&
-    Math.max(width, height) <= rekognitionLimits.maxSide &&
-    image.length <= rekognitionLimits.s3MaxBytes;
-  if (readable) {
-    return { S3Object: { Bucket: input.bucket, Name: input.key, ...(input.versionId ? { Version: input.versionId } : {}) } };
-  }
-  return { Bytes: await asJpeg(image, width, height, limits) };
-}
-
-async function asJpeg(image: Buffer, width: number, height: number, limits: ImageLimits): Promise<Uint8Array> {
-  const { minSide, convertedMaxSide, bytesMaxBytes } = rekognitionLimits;
-  // Enlarge small images to the minimum side, shrink large ones, never past the maximum side.
-  const scale = Math.min(convertedMaxSide / Math.max(width, height), Math.max(1, minSide / Math.min(width, height)));
+async function asJpeg(view: RawImage): Promise<Uint8Array> {
+  const { minSide, viewMaxSide, bytesMaxBytes } = rekognitionLimits;
+  const { width, height } = view;
+  // Enlarge small views to the minimum side, never past the maximum side.
+  const scale = Math.min(viewMaxSide / Math.max(width, height), Math.max(1, minSide / Math.min(width, height)));
   const w = Math.max(1, Math.round(width * scale));
   const h = Math.max(1, Math.round(height * scale));
   for (const quality of [85, 60]) {
-    const jpeg = await openImage(image, limits)
-      .autoOrient()
+    const jpeg = await fromRaw(view)
       .resize(w, h, { fit: 'fill' })
       // A strip thinner than the minimum even after scaling is padded rather than refused.
       .extend({ right: Math.max(0, minSide - w), bottom: Math.max(0, minSide - h), background: '#ffffff' })
-      .flatten({ background: '#ffffff' })
       .jpeg({ quality })
       .toBuffer();
     if (jpeg.length <= bytesMaxBytes) return jpeg;

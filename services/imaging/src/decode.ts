@@ -1,0 +1,39 @@
+/**
+ * Decoding untrusted images to raw pixels no larger than the caller needs. Memory follows the
+ * output, not the upload: rows stream from the decoder through the shrink (sequential read; JPEG
+ * and WebP shrink while decoding), and the EXIF rotation is applied after the shrink, to the small
+ * image. A 6000x6000 16-bit RGBA PNG (288 MB decoded) never exists whole in memory.
+ */
+import sharp, { type Sharp } from 'sharp';
+import { openImage } from './inspect.js';
+import type { ImageLimits } from './limits.js';
+
+export interface Dimensions {
+  width: number;
+  height: number;
+}
+
+/** 8-bit sRGB pixels in displayed orientation: 3 channels, or 4 when the image has alpha. */
+export interface RawImage extends Dimensions {
+  data: Buffer;
+  channels: 3 | 4;
+}
+
+/**
+ * The image (`image` is its displayed size, as `inspectImage` reports it) decoded at `scale`
+ * (1 or less). A damaged image throws here: every byte of pixel data is read.
+ */
+export async function decodeScaled(input: Buffer, image: Dimensions, limits: ImageLimits, scale: number): Promise<RawImage> {
+  let decoder = openImage(input, limits).autoOrient();
+  if (scale < 1) {
+    decoder = decoder.resize(Math.max(1, Math.round(image.width * scale)), Math.max(1, Math.round(image.height * scale)), { fit: 'fill' });
+  }
+  const { data, info } = await decoder.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 && info.channels !== 4) throw new Error(`expected 3 or 4 channels, got ${info.channels}`);
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+/** A sharp pipeline over decoded pixels. */
+export function fromRaw(raw: RawImage): Sharp {
+  return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });
+}
