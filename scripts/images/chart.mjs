@@ -1,17 +1,29 @@
-// How the kind chart runs each of our images, read from charts/kind/templates and turned into
-// `podman run` arguments: user, read-only root, dropped capabilities, no privilege escalation,
-// emptyDir volumes as tmpfs, resource limits, and the environment (ConfigMap, Secrets, the
-// container's own entries, K_SINK where a SinkBinding injects it).
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+// How the kind chart runs each of our images, from what the real helm renders of charts/kind
+// (helm template, as skaffold does) turned into `podman run` arguments: user, read-only root,
+// dropped capabilities, no privilege escalation, emptyDir volumes as tmpfs, resource limits, the
+// environment (ConfigMap, Secrets, the container's own entries, K_SINK where a SinkBinding injects
+// it), and what the kubelet and Knative mount: the service account token and the cluster CA where
+// the token is automounted, the broker's OIDC token where a SinkBinding applies.
+import { fileURLToPath } from 'node:url';
+import { environments } from '@avatar-pipeline/cdk8s';
+import { runnerImport } from 'vite';
 
 const IMAGE_REPOSITORY = 'kind.local/avatar-pipeline/';
+/** Where the kubelet mounts a pod's service account token, ca.crt and namespace. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** Where a SinkBinding mounts the token for its sink (file `token`) when Eventing's authentication-oidc is on. */
+export const SINK_TOKEN_DIR = '/oidc';
 
-export async function readChart(dir) {
-  const files = (await readdir(dir)).filter((name) => /\.ya?ml$/.test(name)).sort();
-  const texts = await Promise.all(files.map((name) => readFile(join(dir, name), 'utf8')));
-  return texts.flatMap((text) => parseAllDocuments(text).map((doc) => doc.toJS())).filter(Boolean);
+/**
+ * The objects `helm template` renders for an environment's chart, with the helm the k8s tests use
+ * (k8s-tests/support/helm.ts: built from its pinned Go module into k8s-tests/.bin on first use).
+ * Vite's module runner loads that TypeScript as vitest would.
+ */
+export async function renderChart(environment) {
+  const helmModule = fileURLToPath(new URL('../../k8s-tests/support/helm.ts', import.meta.url));
+  const { module: helm } = await runnerImport(helmModule, { configFile: false, logLevel: 'error' });
+  const { namespace } = environments[environment];
+  return { namespace, objects: await helm.helmTemplate(environment, namespace) };
 }
 
 /**
@@ -30,6 +42,45 @@ export function workloads(objects) {
 /** Services a SinkBinding gives K_SINK. */
 export function sinkBound(objects) {
   return new Set(objects.filter((o) => o.kind === 'SinkBinding').map((o) => o.spec.subject.name));
+}
+
+/** The pod's service account, and whether the kubelet mounts its token (the pod's setting first, then the account's). */
+export function serviceAccount(objects, { pod }) {
+  const name = pod.serviceAccountName ?? 'default';
+  const account = objects.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === name);
+  return { name, automount: pod.automountServiceAccountToken ?? account?.automountServiceAccountToken ?? true };
+}
+
+/** An addressable's OIDC audience as Knative names it: `<group>/<kind>/<namespace>/<name>`, lower case. */
+const audienceOf = (ref, namespace) => `${ref.apiVersion.split('/')[0]}/${ref.kind}/${ref.namespace ?? namespace}/${ref.name}`.toLowerCase();
+
+/**
+ * What the token a SinkBinding mounts for `workload` is for: its sink's audience (the broker's
+ * ingress, which Knative derives; a sink given by URI names it in `sink.audience`).
+ */
+export function sinkAudience(objects, workload) {
+  const binding = objects.find((o) => o.kind === 'SinkBinding' && o.spec.subject.name === workload);
+  if (!binding) throw new Error(`no SinkBinding applies to ${workload}`);
+  const { sink } = binding.spec;
+  const audience = sink.audience ?? (sink.ref ? audienceOf(sink.ref, binding.metadata.namespace) : undefined);
+  if (!audience) throw new Error(`SinkBinding ${binding.metadata.name}: no audience for its sink`);
+  return audience;
+}
+
+/**
+ * The audience Knative signs deliveries to each subscriber for, by Knative Service name: what the
+ * chart's Triggers name (`subscriber.audience`; Serving sets none on a Knative Service).
+ */
+export function subscriberAudiences(objects) {
+  const audiences = new Map();
+  for (const trigger of objects.filter((o) => o.kind === 'Trigger' && o.spec.subscriber?.ref?.kind === 'Service')) {
+    const { name } = trigger.spec.subscriber.ref;
+    const audience = trigger.spec.subscriber.audience;
+    if (!audience) throw new Error(`Trigger ${trigger.metadata.name} names no audience for ${name}: Knative would send no token`);
+    if (audiences.has(name) && audiences.get(name) !== audience) throw new Error(`the Triggers delivering to ${name} name audiences ${audiences.get(name)} and ${audience}`);
+    audiences.set(name, audience);
+  }
+  return audiences;
 }
 
 /**

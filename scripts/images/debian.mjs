@@ -2,7 +2,8 @@
 import { available, exec } from './exec.mjs';
 
 // podman 4.3 will not even import an image without a network backend (netavark), host network or not.
-const PACKAGES = ['podman', 'buildah', 'runc', 'netavark', 'debootstrap'];
+// openssl makes the Kubernetes stand-in's cluster CA and serving certificate.
+const PACKAGES = ['podman', 'buildah', 'runc', 'netavark', 'debootstrap', 'openssl'];
 
 async function installed(pkg) {
   const status = await exec('dpkg-query', ['--show', '--showformat=${Status}', pkg]).catch(() => '');

@@ -1,6 +1,8 @@
 // One real event through the thumbnail image: a photo at its upload key in the stand-in S3, an
 // `avatarpipeline.avatar.approved` CloudEvent delivered in binary mode as the Knative broker does,
-// then the reply and the WebP renditions it names are checked.
+// with the OIDC token Knative signs for thumbnail's audience, then the reply and the WebP
+// renditions it names are checked. Before that, the same event without a valid token must be
+// refused (401) and leave the upload untouched.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -23,8 +25,19 @@ function check(condition, message) {
   if (!condition) throw new Error(`thumbnail event: ${message}`);
 }
 
-/** Returns the renditions written, each with its size in bytes and pixels. */
-export async function deliverApprovedEvent({ url, s3, bucket, photo, fullMax = 1024 }) {
+/** The upload: present, deleted, or the error HeadObject gave. */
+const uploadState = (s3, bucket, key) =>
+  s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(
+    () => 'present',
+    (err) => (err.$metadata?.httpStatusCode === 404 ? 'deleted' : err.message),
+  );
+
+/**
+ * Returns the renditions written, each with its size in bytes and pixels, and the refusals.
+ * `token`: the delivery token for thumbnail; `refusals`: `{ problem, headers }` to send first, each
+ * of which must get 401 JSON (`unauthorized`) with nothing handled.
+ */
+export async function deliverApprovedEvent({ url, s3, bucket, photo, token, refusals = [], fullMax = 1024 }) {
   const playerId = 'image-test';
   const uploadId = uuidv7();
   const key = `uploads/${playerId}/${uploadId}`;
@@ -35,23 +48,44 @@ export async function deliverApprovedEvent({ url, s3, bucket, photo, fullMax = 1
   // As moderate sends it: the ETag and the SHA-256 of the bytes it checked.
   const sha256 = createHash('sha256').update(body).digest('hex');
   const data = { playerId, uploadId, uploadedAt, bucket, key, eTag: ETag.replaceAll('"', ''), sha256, contentType: 'image/jpeg', width, height, provider: 'nsfwjs', labels: [] };
+  const deliver = (headers) =>
+    fetch(`${url}/events`, {
+      method: 'POST',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-id': `${uploadId}.approved`,
+        'ce-source': '/avatar-pipeline/moderate',
+        'ce-type': APPROVED,
+        'ce-subject': key,
+        'ce-time': uploadedAt,
+        'content-type': 'application/json',
+        prefer: 'reply',
+        ...headers,
+      },
+      body: JSON.stringify(data),
+      signal: AbortSignal.timeout(60_000),
+    });
+
+  const refused = [];
+  for (const { problem, headers } of refusals) {
+    const response = await deliver(headers);
+    const text = await response.text();
+    check(response.status === 401, `the event with ${problem} answered ${response.status} (expected 401): ${text}`);
+    let code;
+    try {
+      code = JSON.parse(text).error?.code;
+    } catch {
+      code = undefined;
+    }
+    check(code === 'unauthorized', `the event with ${problem} answered 401 with ${text}`);
+    check(response.headers.get('www-authenticate')?.startsWith('Bearer'), `the 401 for ${problem} has WWW-Authenticate ${response.headers.get('www-authenticate')}`);
+    const state = await uploadState(s3, bucket, key);
+    check(state === 'present', `after the event with ${problem} the upload is ${state} (expected present: nothing handled)`);
+    refused.push({ problem, status: response.status });
+  }
 
   const started = performance.now();
-  const response = await fetch(`${url}/events`, {
-    method: 'POST',
-    headers: {
-      'ce-specversion': '1.0',
-      'ce-id': `${uploadId}.approved`,
-      'ce-source': '/avatar-pipeline/moderate',
-      'ce-type': APPROVED,
-      'ce-subject': key,
-      'ce-time': uploadedAt,
-      'content-type': 'application/json',
-      prefer: 'reply',
-    },
-    body: JSON.stringify(data),
-    signal: AbortSignal.timeout(60_000),
-  });
+  const response = await deliver({ authorization: `Bearer ${token}` });
   const text = await response.text();
   const ms = performance.now() - started;
   check(response.status === 200, `answered ${response.status}: ${text}`);
@@ -72,10 +106,7 @@ export async function deliverApprovedEvent({ url, s3, bucket, photo, fullMax = 1
     renditions.push({ name, key: objectKey, bytes: bytes.length, width: meta.width, height: meta.height });
   }
   check(['64', '128', '256', 'full'].every((name) => renditions.some((r) => r.name === name)), `renditions ${renditions.map((r) => r.name)}`);
-  const original = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(
-    () => 'present',
-    (err) => (err.$metadata?.httpStatusCode === 404 ? 'deleted' : err.message),
-  );
+  const original = await uploadState(s3, bucket, key);
   check(original === 'deleted', `the original upload is ${original} (expected deleted)`);
-  return { ms, photo: `${width}x${height}`, renditions };
+  return { ms, photo: `${width}x${height}`, renditions, refused };
 }
