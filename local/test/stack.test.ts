@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pngBomb, textFile, truncated } from '@avatar-pipeline/imaging/hostile';
+import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
+import { hiddenInAlpha, meanDifference, pngBomb, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
 import { EventType, deadLetterSink, s3Client, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
@@ -322,6 +323,46 @@ describe('local stack', () => {
       expect(result.reason?.code).toMatch(/^[a-z_]+$/);
       expect(result.reason?.message).toBeTruthy();
       expect(await objectStatus(uploadKey(playerId, uploadId))).toBe(404);
+    });
+
+    it('shows the model a transparent upload on black and on white, and keeps its alpha in the avatars', async () => {
+      const playerId = 'p-alpha';
+      const t = await token(playerId);
+      const views = () =>
+        Promise.all(['whole', 'square'].flatMap((region) => ['black', 'white'].map((bg) => metric(stack.services.moderate, 'moderation_views_total', `region="${region}",background="${bg}"`))));
+      const before = await views();
+      // White colour channels, the leaf in the alpha channel: blank on white, the leaf on black.
+      const uploadId = await upload(playerId, t, await hiddenInAlpha(await photo('leaf.jpg')), 'image/png');
+      const result = await api.settled(t, uploadId);
+      expect(result.status, JSON.stringify(result)).toBe('ready');
+      expect((await views()).map((n, i) => n - before[i]!)).toEqual([1, 1, 1, 1]);
+      const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: t });
+      for (const url of Object.values(profile.body.avatar.thumbnails)) {
+        expect(await sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).metadata(), url).toMatchObject({ format: 'webp', hasAlpha: true });
+      }
+    });
+
+    it('refuses an image longer than IMAGE_MAX_ASPECT, and serves as the avatar square exactly the region the model saw', async () => {
+      const playerId = 'p-strip';
+      const t = await token(playerId);
+      const tooLong = await sharp(await photo('leaf.jpg')).resize(1500, 300, { fit: 'fill' }).jpeg().toBuffer();
+      const refused = await api.settled(t, await upload(playerId, t, tooLong, 'image/jpeg'));
+      expect(refused).toMatchObject({ status: 'rejected', reason: { code: 'aspect_ratio' } });
+
+      const image = await tileInStrip();
+      const uploadId = await upload(playerId, t, image, 'image/png');
+      const result = await api.settled(t, uploadId);
+      expect(result.status, JSON.stringify(result)).toBe('ready');
+      const region = await squareRegion(image, { width: strip.width, height: strip.height }, 'attention', defaultLimits);
+      expect(region).toMatchObject({ left: strip.tileLeft, size: strip.height });
+      const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: t });
+      // Compared at 32 px: the tile is noise, which lossy WebP cannot keep pixel for pixel.
+      const small = (img: sharp.Sharp) => img.resize(32, 32).removeAlpha().raw().toBuffer();
+      const served = await small(sharp(Buffer.from(await (await fetch(profile.body.avatar.thumbnails['256']!)).arrayBuffer())));
+      const cut = (left: number) => small(sharp(image).extract({ left, top: 0, width: region.size, height: region.size }));
+      expect(meanDifference(served, await cut(region.left))).toBeLessThan(6);
+      // The flat grey left of the tile is told apart: the comparison is not lenient.
+      expect(meanDifference(served, await cut(0))).toBeGreaterThan(20);
     });
 
     it('fails an upload whose processing keeps failing, through the dead-letter sink', async () => {

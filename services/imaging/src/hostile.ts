@@ -1,6 +1,6 @@
 /**
  * Hostile inputs for tests (exported as `@avatar-pipeline/imaging/hostile`, never from the main
- * entry): the files an attacker or a broken client would upload.
+ * entry): the files an attacker or a broken client would upload, and a pixel comparison.
  */
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -124,4 +124,12 @@ export function heavyPng(): Promise<Buffer> {
     .png({ compressionLevel: 6, adaptiveFiltering: true })
     .withMetadata({ orientation: 6 })
     .toBuffer();
+}
+
+/** Mean absolute difference per byte of two raw images of the same shape (0 = identical). */
+export function meanDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`different sizes: ${a.length} and ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
 }

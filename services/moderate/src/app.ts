@@ -217,6 +217,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
     } catch (err) {
       return invalid(upload, decodeProblem(err), sha256, log);
     }
+    for (const view of views) metrics.views.inc({ region: view.region, background: view.background });
     const labels = await provider.moderate({
       bucket: upload.bucket,
       key: upload.key,

@@ -18,6 +18,12 @@ export function moderationMetrics(registry: Registry) {
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    views: new Counter({
+      name: 'moderation_views_total',
+      help: 'Views shown to the provider: the whole image or the avatar square, opaque or composited on black or white',
+      labelNames: ['region', 'background'] as const,
+      registers: [registry],
+    }),
     checkFailures: new Counter({
       name: 'moderation_check_failures_total',
       help: 'Uploads refused by the checks before any model, by problem code',

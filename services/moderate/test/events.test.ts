@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
 import { imageLimits, squareRegion } from '@avatar-pipeline/imaging';
-import { hiddenInAlpha, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
+import { hiddenInAlpha, meanDifference, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
 import {
   createLogger,
   dynamoDocumentClient,
@@ -23,7 +23,7 @@ import {
 } from '@avatar-pipeline/kit';
 import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
 import { createModerateApp, moderateEnv, type ModerateConfig } from '../src/index.js';
-import { deliver, detailShare, fakeProvider, meanDifference, objectCreated, photo, spread } from './helpers.js';
+import { deliver, detailShare, fakeProvider, objectCreated, photo, spread } from './helpers.js';
 
 const TABLE = 'avatar-pipeline';
 const BUCKET = 'avatars';

@@ -68,10 +68,3 @@ export function detailShare(view: ModerationView): number {
   }
   return detailed / (data.length / channels);
 }
-
-export function meanDifference(a: Uint8Array, b: Uint8Array): number {
-  if (a.length !== b.length) throw new Error(`different sizes: ${a.length} and ${b.length}`);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
-  return sum / a.length;
-}

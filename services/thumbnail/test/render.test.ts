@@ -1,5 +1,5 @@
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
-import { strip, tileInStrip } from '@avatar-pipeline/imaging/hostile';
+import { meanDifference, strip, tileInStrip } from '@avatar-pipeline/imaging/hostile';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { renderAvatar, WEBP_EFFORT, type RenderOptions } from '../src/render.js';
@@ -81,10 +81,3 @@ describe('renderAvatar', () => {
     for (const r of await render(logo)) expect(r.meta.hasAlpha).toBe(true);
   });
 });
-
-function meanDifference(a: Buffer, b: Buffer): number {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
-  return sum / a.length;
-}

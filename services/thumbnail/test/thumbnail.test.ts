@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { garbageAfter, solidImage } from '@avatar-pipeline/imaging/hostile';
+import { garbageAfter, meanDifference, solidImage } from '@avatar-pipeline/imaging/hostile';
 import { createLogger, EventType, objectExists, s3Client, type Service } from '@avatar-pipeline/kit';
 import { startS3Server, type S3Server } from '@avatar-pipeline/local';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -316,10 +316,3 @@ describe('thumbnail against S3 conditional reads', () => {
     expect(status).toBe(500);
   });
 });
-
-function meanDifference(a: Buffer, b: Buffer): number {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
-  return sum / a.length;
-}
