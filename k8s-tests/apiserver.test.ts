@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentNames, environments, type EnvironmentName } from '@avatar-pipeline/cdk8s';
+import { eventConsumers } from '@avatar-pipeline/kit';
 import { Cluster, yamlFiles } from './support/cluster.js';
 import { startControlPlane, type ControlPlane } from './support/control-plane.js';
 import { goModuleDir, goTool, KNATIVE_MODULE_VERSION, PROMETHEUS_OPERATOR_VERSION } from './support/go-tools.js';
@@ -82,6 +83,13 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
 
   it('lets exactly the accounts that handle the VAPID keys near Secrets', async () => {
     expect(await vapidSecretProblems(cluster(), environment, objects(), namespace)).toEqual([]);
+  });
+
+  // Event consumers fetch the keys that verify Knative's delivery tokens from the API server with
+  // their own token: Kubernetes' default system:service-account-issuer-discovery binding allows it.
+  it.runIf(environments[environment].eventsOidc.fromKubernetesApi)('lets every event consumer read the service-account issuer keys', async () => {
+    const path = new URL(environments[environment].eventsOidc.jwksUrl).pathname;
+    for (const name of eventConsumers) expect(await cluster().can({ namespace, name }, { verb: 'get', path }), name).toBe(true);
   });
 
   it.runIf(environment === 'kind')('catches RoleBindings whose subjects name the wrong namespace (the bug cdk8s once emitted)', async () => {

@@ -86,15 +86,21 @@ export class Cluster {
     await this.discover();
   }
 
-  /** May this service account do this? (SubjectAccessReview, answered by the RBAC authorizer.) */
-  async can(account: { namespace: string; name: string }, attributes: { verb: string; resource: string; namespace: string; name?: string }): Promise<boolean> {
+  /**
+   * May this service account do this? (SubjectAccessReview, answered by the RBAC authorizer.)
+   * Resource attributes, or a non-resource URL such as `/openid/v1/jwks`.
+   */
+  async can(
+    account: { namespace: string; name: string },
+    attributes: { verb: string; resource: string; namespace: string; name?: string } | { verb: string; path: string },
+  ): Promise<boolean> {
     const res = await this.api.request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
       spec: {
         user: `system:serviceaccount:${account.namespace}:${account.name}`,
         groups: ['system:serviceaccounts', `system:serviceaccounts:${account.namespace}`, 'system:authenticated'],
-        resourceAttributes: { group: '', version: 'v1', ...attributes },
+        ...('path' in attributes ? { nonResourceAttributes: attributes } : { resourceAttributes: { group: '', version: 'v1', ...attributes } }),
       },
     });
     if (res.status !== 201) throw new Error(`SubjectAccessReview: ${res.status} ${JSON.stringify(res.body)}`);

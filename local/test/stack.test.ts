@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { hiddenInAlpha, meanDifference, pngBomb, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
@@ -357,7 +357,7 @@ describe('local stack', () => {
       expect(region).toMatchObject({ left: strip.tileLeft, size: strip.height });
       const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: t });
       // Compared at 32 px: the tile is noise, which lossy WebP cannot keep pixel for pixel.
-      const small = (img: sharp.Sharp) => img.resize(32, 32).removeAlpha().raw().toBuffer();
+      const small = (img: Sharp) => img.resize(32, 32).removeAlpha().raw().toBuffer();
       const served = await small(sharp(Buffer.from(await (await fetch(profile.body.avatar.thumbnails['256']!)).arrayBuffer())));
       const cut = (left: number) => small(sharp(image).extract({ left, top: 0, width: region.size, height: region.size }));
       expect(meanDifference(served, await cut(region.left))).toBeLessThan(6);
