@@ -37,3 +37,15 @@ export async function decodeScaled(input: Buffer, image: Dimensions, limits: Ima
 export function fromRaw(raw: RawImage): Sharp {
   return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });
 }
+
+/**
+ * Process-wide libvips settings for a small pod (moderate and thumbnail): one thread per operation
+ * (parallelism comes from requests side by side, bounded by containerConcurrency, so threads follow
+ * the pod's CPU limit rather than the node's core count; 2 threads per operation measured no faster
+ * for thumbnails) and no operation cache (every input is a one-off buffer, so caching only holds
+ * memory).
+ */
+export function tuneLibvips(): void {
+  sharp.concurrency(1);
+  sharp.cache(false);
+}

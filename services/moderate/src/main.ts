@@ -1,3 +1,4 @@
+import { tuneLibvips } from '@avatar-pipeline/imaging';
 import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createModerateApp } from './app.js';
 import { moderateEnv } from './config.js';
@@ -7,6 +8,7 @@ main(async () => {
   const config = loadConfig(moderateEnv);
   const logger = createLogger('moderate', config.LOG_LEVEL);
   const eventAuth = eventAuthFromConfig(config, logger);
+  tuneLibvips();
   const aws = awsOptions(config);
   const s3 = s3Client(aws);
   const doc = dynamoDocumentClient(aws);

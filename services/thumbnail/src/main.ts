@@ -1,7 +1,7 @@
+import { tuneLibvips } from '@avatar-pipeline/imaging';
 import { awsOptions, createLogger, eventAuthFromConfig, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
-import { tuneLibvips } from './render.js';
 
 main(async () => {
   const config = loadConfig(thumbnailEnv);

@@ -11,7 +11,7 @@
  * moderate classified (a small decode of its own, the same in both services).
  */
 import { decodeScaled, fromRaw, regionIn, squareRegion, type ImageLimits, type SquareCrop } from '@avatar-pipeline/imaging';
-import sharp, { type Sharp } from 'sharp';
+import type { Sharp } from 'sharp';
 
 export interface RenderOptions {
   /** Square sizes in pixels. */
@@ -66,14 +66,4 @@ export async function renderAvatar(input: Buffer, image: { width: number; height
     ),
     encode('full', fromRaw(decoded).resize(options.fullMax, options.fullMax, { fit: 'inside', withoutEnlargement: true })),
   ]);
-}
-
-/**
- * Process-wide libvips settings for a small pod: one thread per operation (parallelism comes from
- * running renditions and renders side by side; 2 threads per operation measured no faster), no cache
- * of operations (every input is a one-off buffer, so caching only holds memory).
- */
-export function tuneLibvips(): void {
-  sharp.concurrency(1);
-  sharp.cache(false);
 }

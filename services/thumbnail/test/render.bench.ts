@@ -8,7 +8,8 @@
  */
 import { defaultLimits, inspectImage } from '@avatar-pipeline/imaging';
 import { bench, describe } from 'vitest';
-import { renderAvatar, tuneLibvips, type RenderOptions } from '../src/render.js';
+import { tuneLibvips } from '@avatar-pipeline/imaging';
+import { renderAvatar, type RenderOptions } from '../src/render.js';
 import { photo } from './helpers.js';
 
 tuneLibvips();
