@@ -97,7 +97,7 @@ async function build(targets, baseImage) {
 async function runImages({ namespace, objects }, work) {
   // The local package's stand-ins, compiled by main's tsc -b.
   const { LOCAL_CREDENTIALS, startDynamoServer, startS3Server } = await import('@avatar-pipeline/local');
-  const { s3Client } = await import('@avatar-pipeline/kit');
+  const { DEFAULT_MAX_UPLOAD_BYTES, dynamoDocumentClient, s3Client, UploadStore } = await import('@avatar-pipeline/kit');
   const chart = workloads(objects);
   const bound = sinkBound(objects);
   const cleanup = [];
@@ -223,6 +223,14 @@ async function runImages({ namespace, objects }, work) {
       bucket: 'avatars',
       photo: join(root, 'fixtures', 'photos', 'leaf.jpg'),
       token: await kubernetes.mint('trigger-oidc', audiences.get(thumbnail.name)),
+      approve: async (playerId, uploadId, sha256) => {
+        const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: dynamo.endpoint, credentials: LOCAL_CREDENTIALS });
+        const uploads = new UploadStore(doc, 'avatar-pipeline');
+        await uploads.createPending({ playerId, uploadId, contentType: 'image/jpeg', maxBytes: DEFAULT_MAX_UPLOAD_BYTES });
+        const { approved } = await uploads.approve(playerId, uploadId, sha256);
+        doc.destroy();
+        if (!approved) throw new Error('the stand-in table refused the approval');
+      },
       refusals: [
         { problem: 'no token', headers: {} },
         { problem: `a token for ${otherName}'s audience`, headers: { authorization: `Bearer ${await kubernetes.mint('trigger-oidc', otherAudience)}` } },

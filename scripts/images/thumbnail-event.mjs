@@ -2,7 +2,8 @@
 // `avatarpipeline.avatar.approved` CloudEvent delivered in binary mode as the Knative broker does,
 // with the OIDC token Knative signs for thumbnail's audience, then the reply and the WebP
 // renditions it names are checked. Before that, the same event without a valid token must be
-// refused (401) and leave the upload untouched.
+// refused (401) and leave the upload untouched, and with the right token but before moderate's
+// approval is on the upload record it must be ignored (a forged approval renders nothing).
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -35,9 +36,10 @@ const uploadState = (s3, bucket, key) =>
 /**
  * Returns the renditions written, each with its size in bytes and pixels, and the refusals.
  * `token`: the delivery token for thumbnail; `refusals`: `{ problem, headers }` to send first, each
- * of which must get 401 JSON (`unauthorized`) with nothing handled.
+ * of which must get 401 JSON (`unauthorized`) with nothing handled. `approve(playerId, uploadId,
+ * sha256)` records moderate's approval on the upload, as moderate's `UploadStore.approve` does.
  */
-export async function deliverApprovedEvent({ url, s3, bucket, photo, token, refusals = [], fullMax = 1024 }) {
+export async function deliverApprovedEvent({ url, s3, bucket, photo, token, approve, refusals = [], fullMax = 1024 }) {
   const playerId = 'image-test';
   const uploadId = uuidv7();
   const key = `uploads/${playerId}/${uploadId}`;
@@ -83,6 +85,12 @@ export async function deliverApprovedEvent({ url, s3, bucket, photo, token, refu
     check(state === 'present', `after the event with ${problem} the upload is ${state} (expected present: nothing handled)`);
     refused.push({ problem, status: response.status });
   }
+
+  const forged = await deliver({ authorization: `Bearer ${token}` });
+  check(forged.status === 202, `the event before moderate's approval answered ${forged.status} (expected 202, ignored): ${await forged.text()}`);
+  const untouched = await uploadState(s3, bucket, key);
+  check(untouched === 'present', `after the unapproved event the upload is ${untouched} (expected present: nothing rendered)`);
+  await approve(playerId, uploadId, sha256);
 
   const started = performance.now();
   const response = await deliver({ authorization: `Bearer ${token}` });

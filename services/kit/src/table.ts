@@ -89,6 +89,11 @@ export class UploadStore {
     return Item ? withoutKeys(Item) : undefined;
   }
 
+  /** The SHA-256 of the bytes moderate approved for this upload, if it approved any (only `approve` writes it). */
+  async approvedSha256(playerId: string, uploadId: string): Promise<string | undefined> {
+    return (await this.get(playerId, uploadId))?.sha256;
+  }
+
   /** pending -> processing; a no-op in any other state. */
   async markProcessing(playerId: string, uploadId: string): Promise<void> {
     try {

@@ -127,7 +127,9 @@ describe('UploadStore', () => {
     const first = 'a'.repeat(64);
     const later = 'b'.repeat(64);
 
+    expect(await store.approvedSha256('p-1', id)).toBeUndefined();
     expect(await store.approve('p-1', id, first)).toEqual({ approved: true, record: { ...upload(id), status: 'processing', sha256: first, createdAt: NOW.toISOString(), updatedAt: NOW.toISOString() } });
+    expect(await store.approvedSha256('p-1', id)).toBe(first);
     // The same bytes again (a redelivery, a retried POST of the same file): still approved.
     expect(await store.approve('p-1', id, first)).toMatchObject({ approved: true, record: { sha256: first } });
     expect(await store.approve('p-1', id, later)).toMatchObject({ approved: false, record: { status: 'processing', sha256: first } });

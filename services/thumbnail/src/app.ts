@@ -3,7 +3,10 @@
  * deletes the original. Consumes `avatarpipeline.avatar.approved`, replies
  * `avatarpipeline.avatar.thumbnailed`.
  *
- * Only the bytes moderate approved are rendered: the event carries their SHA-256, and whatever the
+ * Only the bytes moderate approved are rendered. The event is no proof of approval (anything that
+ * holds a delivery token, or can post to the broker, can send one), so the SHA-256 it carries must be
+ * the one moderate's conditional approval recorded on the upload; an event for other bytes is
+ * ignored (no reply, nothing dead-lettered that could fail a real upload). Whatever the
  * upload key holds is hashed after download (an ETag is an MD5, easy to collide, and local stand-ins
  * ignore If-Match). Other bytes there mean a later write (a reused or retried presigned POST)
  * replaced the original: never rendered, the event fails permanently (`object_replaced`) and the
@@ -38,10 +41,12 @@ import {
   type Clock,
   type DownloadedObject,
   type Logger,
+  type ReadinessCheck,
   type OutgoingEvent,
   type Service,
   type ThumbnailedData,
   type TokenPolicy,
+  type UploadStore,
 } from '@avatar-pipeline/kit';
 import pLimit from 'p-limit';
 import type { ThumbnailConfig } from './config.js';
@@ -62,6 +67,10 @@ export interface ThumbnailDeps {
   renderConcurrency?: number;
   /** The token Knative's deliveries must carry (see `eventAuthFromConfig`). */
   eventAuth?: TokenPolicy | undefined;
+  /** What moderate approved: the upload record (an `UploadStore`). */
+  approvals: Pick<UploadStore, 'approvedSha256'>;
+  /** Answers readiness for the approvals' store. */
+  approvalsReadiness?: ReadinessCheck;
 }
 
 export function createThumbnailService(deps: ThumbnailDeps): Service {
@@ -70,7 +79,7 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
   const service = createService({
     name: 'thumbnail',
     logger,
-    readiness: { s3: bucketReadiness(s3, bucket) },
+    readiness: { s3: bucketReadiness(s3, bucket), ...(deps.approvalsReadiness ? { dynamodb: deps.approvalsReadiness } : {}) },
     eventAuth: deps.eventAuth,
   });
   const metrics = thumbnailMetrics(service.metrics.registry);
@@ -116,10 +125,15 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     }
   }
 
-  async function thumbnail(data: ApprovedData, log: Logger): Promise<OutgoingEvent> {
+  async function thumbnail(data: ApprovedData, log: Logger): Promise<OutgoingEvent | undefined> {
     if (data.bucket !== bucket || data.key !== uploadKey(data.playerId, data.uploadId)) {
       // Never read, let alone delete, an object the event names but the upload does not own.
       throw new PermanentEventError('foreign_object', `the event names ${data.bucket}/${data.key}, not this upload's object`);
+    }
+    if ((await deps.approvals.approvedSha256(data.playerId, data.uploadId)) !== data.sha256) {
+      metrics.rendered.inc({ outcome: 'unapproved' });
+      log.warn('approved event for bytes moderate did not approve; ignored');
+      return undefined;
     }
     const objects = Object.fromEntries(names.map((name) => [name, avatarKey(data.playerId, data.uploadId, name)]));
     const reply: OutgoingEvent = {

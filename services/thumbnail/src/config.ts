@@ -1,5 +1,5 @@
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit';
 import { z } from 'zod';
 
 const sizeList = env
@@ -16,6 +16,7 @@ export const thumbnailEnv = {
   ...commonEnv,
   ...awsEnv,
   ...bucketEnv,
+  ...tableEnv,
   ...imageEnv,
   ...eventAuthEnv,
   /** Square sizes in pixels, e.g. `64,128,256`. */

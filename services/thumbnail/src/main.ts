@@ -1,5 +1,17 @@
 import { tuneLibvips } from '@avatar-pipeline/imaging';
-import { awsOptions, createLogger, eventAuthFromConfig, listenOptions, loadConfig, main, runService, s3Client } from '@avatar-pipeline/kit';
+import {
+  awsOptions,
+  createLogger,
+  dynamoDocumentClient,
+  eventAuthFromConfig,
+  listenOptions,
+  loadConfig,
+  main,
+  runService,
+  s3Client,
+  tableReadiness,
+  UploadStore,
+} from '@avatar-pipeline/kit';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
 
@@ -8,10 +20,16 @@ main(async () => {
   const logger = createLogger('thumbnail', config.LOG_LEVEL);
   const eventAuth = eventAuthFromConfig(config, logger);
   tuneLibvips();
-  const s3 = s3Client(awsOptions(config));
-  const service = createThumbnailService({ config, s3, logger, eventAuth });
+  const aws = awsOptions(config);
+  const s3 = s3Client(aws);
+  const doc = dynamoDocumentClient(aws);
+  const approvals = new UploadStore(doc, config.TABLE_NAME);
+  const service = createThumbnailService({ config, s3, logger, eventAuth, approvals, approvalsReadiness: tableReadiness(doc, config.TABLE_NAME) });
   await runService(service, {
     ...listenOptions(config),
-    onClose: () => s3.destroy(),
+    onClose: () => {
+      s3.destroy();
+      doc.destroy();
+    },
   });
 });

@@ -1,7 +1,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 /** What became of one approved upload; bounded label values. */
-export type RenderOutcome = 'rendered' | 'reused' | 'failed' | 'error';
+export type RenderOutcome = 'rendered' | 'reused' | 'failed' | 'error' | 'unapproved';
 
 export interface ThumbnailMetrics {
   duration: Histogram;
@@ -24,7 +24,7 @@ export function thumbnailMetrics(registry: Registry): ThumbnailMetrics {
     }),
     rendered: new Counter({
       name: 'thumbnails_rendered_total',
-      help: 'Approved uploads handled: rendered, reused (a redelivery after the original was gone), failed (permanently) or error (retried)',
+      help: 'Approved uploads handled: rendered, reused (a redelivery after the original was gone), failed (permanently), error (retried) or unapproved (an event for bytes moderate did not approve, ignored)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EventType, createLogger, eventAudience, s3Client, type Service } from '@avatar-pipeline/kit';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
 import { createThumbnailService } from '../src/index.js';
-import { approvedData, testConfig } from './helpers.js';
+import { approvals, approvedData, testConfig } from './helpers.js';
 
 describe('thumbnail /events with delivery tokens', () => {
   let tokens: EventTokens;
@@ -15,6 +15,7 @@ describe('thumbnail /events with delivery tokens', () => {
   beforeAll(async () => {
     tokens = await eventTokens(eventAudience('avatar-pipeline', 'thumbnail'));
     service = createThumbnailService({
+      approvals,
       config: testConfig(),
       s3: s3Client({ region: 'us-east-1', s3Endpoint: 'http://127.0.0.1:9' }),
       logger: createLogger('thumbnail-test', 'silent'),

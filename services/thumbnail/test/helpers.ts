@@ -31,8 +31,21 @@ export function approvedData(playerId: string, eTag: string, overrides: Partial<
   };
 }
 
-/** Delivers an approved event to the service as the broker would (binary mode). */
-export function deliver(service: Service, data: ApprovedData) {
+/**
+ * What moderate approved, as the upload records would say (an in-memory stand-in for
+ * `UploadStore.approvedSha256`, which the kit tests against dynalite).
+ */
+export const approvals = {
+  hashes: new Map<string, string>(),
+  approvedSha256: (_playerId: string, uploadId: string) => Promise.resolve(approvals.hashes.get(uploadId)),
+};
+
+/**
+ * Delivers an approved event to the service as the broker would (binary mode). Moderate approved
+ * those bytes first unless `approved` is false (a forged event).
+ */
+export function deliver(service: Service, data: ApprovedData, { approved = true } = {}) {
+  if (approved) approvals.hashes.set(data.uploadId, data.sha256);
   return deliverEvent(service.app, {
     id: `${data.uploadId}.approved`,
     source: '/avatar-pipeline/moderate',

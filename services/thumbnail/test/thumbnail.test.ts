@@ -17,7 +17,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_CONTROL, createThumbnailService, type ThumbnailConfig } from '../src/index.js';
-import { approvedData, deliver, photo, testConfig, webpChunks } from './helpers.js';
+import { approvals, approvedData, deliver, photo, testConfig, webpChunks } from './helpers.js';
 
 const BUCKET = 'avatars';
 const logger = createLogger('thumbnail-test', 'silent');
@@ -34,7 +34,7 @@ describe('thumbnail service with s3rver', () => {
     server = await startS3Server({ directory: dir, buckets: [BUCKET] });
     s3 = s3Client({ region: 'us-east-1', s3Endpoint: server.endpoint });
     config = testConfig({ AWS_ENDPOINT_URL_S3: server.endpoint });
-    service = createThumbnailService({ config, s3, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
+    service = createThumbnailService({ approvals, config, s3, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
   });
   afterAll(async () => {
     s3?.destroy();
@@ -185,6 +185,22 @@ describe('thumbnail service with s3rver', () => {
     for (const key of Object.values(avatarKeys('player-5', data.uploadId))) expect(await exists(key)).toBe(false);
   });
 
+  it('ignores an approved event for bytes moderate never approved (a forged event): no reply, nothing rendered, the object left alone', async () => {
+    const data = await upload('player-12', await photo('leaf.jpg'));
+    const before = await (await service.app.request('/metrics')).text();
+    const { status, reply } = await deliver(service, data, { approved: false });
+    expect(status).toBe(202);
+    expect(reply).toBeUndefined();
+    for (const key of Object.values(avatarKeys('player-12', data.uploadId))) expect(await exists(key)).toBe(false);
+    expect(await exists(data.key)).toBe(true);
+    // Approved, but other bytes: the same.
+    approvals.hashes.set(data.uploadId, createHash('sha256').update('other bytes').digest('hex'));
+    expect((await deliver(service, data, { approved: false })).status).toBe(202);
+    for (const key of Object.values(avatarKeys('player-12', data.uploadId))) expect(await exists(key)).toBe(false);
+    const unapproved = (text: string) => Number(/thumbnails_rendered_total\{outcome="unapproved"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    expect(unapproved(await (await service.app.request('/metrics')).text()) - unapproved(before)).toBe(2);
+  });
+
   it('never renders bytes other than the moderated ones, even under the moderated ETag (an MD5 collision)', async () => {
     const data = await upload('player-11', await photo('leaf.jpg'));
     const swapped = await photo('cups-exif-rotated.jpg');
@@ -234,7 +250,7 @@ describe('thumbnail service with s3rver', () => {
   });
 
   it('refuses an upload over AVATAR_MAX_BYTES without rendering it', async () => {
-    const small = createThumbnailService({ config: { ...config, AVATAR_MAX_BYTES: 10_000 }, s3, logger });
+    const small = createThumbnailService({ approvals, config: { ...config, AVATAR_MAX_BYTES: 10_000 }, s3, logger });
     const data = await upload('player-9', await photo('leaf.jpg'));
     const { status, error } = await deliver(small, data);
     expect(status).toBe(422);
@@ -254,7 +270,7 @@ describe('thumbnail service with s3rver', () => {
     const original = await photo('cups-exif-rotated.jpg');
     const squares: Buffer[] = [];
     for (const crop of ['attention', 'centre'] as const) {
-      const cropping = createThumbnailService({ config: { ...config, THUMBNAIL_CROP: crop }, s3, logger });
+      const cropping = createThumbnailService({ approvals, config: { ...config, THUMBNAIL_CROP: crop }, s3, logger });
       const data = await upload(`player-${crop}`, original);
       expect((await deliver(cropping, data)).status).toBe(200);
       const square = (await getObject(avatarKeys(`player-${crop}`, data.uploadId)['256'])).body;
@@ -289,7 +305,7 @@ describe('thumbnail against S3 conditional reads', () => {
       $metadata: { httpStatusCode: 412 },
     }));
     mock.on(HeadObjectCommand).rejects(Object.assign(new Error('Not Found'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } }));
-    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
     const data = approvedData('player-1', 'd41d8cd98f00b204e9800998ecf8427e');
     const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
@@ -302,7 +318,7 @@ describe('thumbnail against S3 conditional reads', () => {
   it('is not ready when the bucket refuses access', async () => {
     const s3 = new S3Client({ region: 'us-east-1' });
     mockClient(s3).on(HeadBucketCommand).rejects(Object.assign(new Error('access denied'), { name: 'Forbidden', $metadata: { httpStatusCode: 403 } }));
-    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
     const res = await service.app.request('/readyz');
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ status: 'unavailable', checks: { s3: 'failing' } });
@@ -311,7 +327,7 @@ describe('thumbnail against S3 conditional reads', () => {
   it('retries (500) when S3 fails transiently', async () => {
     const s3 = new S3Client({ region: 'us-east-1' });
     mockClient(s3).on(GetObjectCommand).rejects(Object.assign(new Error('slow down'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }));
-    const service = createThumbnailService({ config: testConfig(), s3, logger });
+    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
     const { status } = await deliver(service, approvedData('player-1', 'abc'));
     expect(status).toBe(500);
   });
