@@ -209,10 +209,9 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const app = new Hono();
 
-  const target = (c: Context) => {
-    const url = new URL(c.req.url);
-    return `${upstream}${url.pathname}${url.search}`;
-  };
+  // The path only: a browser form upload has no query, and s3rver would pick its operation from
+  // one (`?delete`, `?uploads`), not from the policy that was checked.
+  const target = (c: Context) => `${upstream}${new URL(c.req.url).pathname}`;
   const refuse = (c: Context, refusal: S3Refusal, headers: Record<string, string> = {}) =>
     c.body(errorXml(refusal, c.req.path), refusal.status, { ...headers, 'Content-Type': 'application/xml' });
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,17 @@ describe('POST policy guard in front of s3rver', () => {
     const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(got.ContentType).toBe('image/jpeg');
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(leaf)).toBe(true);
+  });
+
+  it('forwards a checked form as the upload it is, whatever query it carries (never ?delete)', async () => {
+    const other = freshKey();
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: other, Body: leaf }));
+    const key = freshKey();
+    const { fields } = await presign(key);
+    const res = await post(form(fields, leaf), `/${BUCKET}?delete`);
+    expect(res.status, await res.text()).toBe(204);
+    expect(await stored(key)).toBe(true);
+    expect(await stored(other)).toBe(true);
   });
 
   it('refuses a different Content-Type', async () => {
