@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { goTool } from './go-tools.js';
+import { binDir, goTool } from './go-tools.js';
 import { parseObjects, type K8sObject } from './manifests.js';
 
 const run = promisify(execFile);
@@ -18,7 +18,7 @@ export interface HelmResult {
 /** Runs helm with a private home (no repositories, no plugins), never throwing on a failed command. */
 export async function helm(args: readonly string[]): Promise<HelmResult> {
   const binary = await goTool('helm');
-  const home = join(chartsDir, '..', 'k8s-tests', '.bin', 'helm-home');
+  const home = join(binDir, 'helm-home');
   const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
   try {
     const { stdout, stderr } = await run(binary, args, { env, maxBuffer: 32 * 1024 * 1024 });
