@@ -2,8 +2,9 @@
  * A dev-only stand-in for a Knative multi-tenant Broker, driven by the kit topology: CloudEvents
  * ingress (`POST /` or `POST /<namespace>/<broker>`), trigger filters, binary-mode delivery with
  * per-attempt timeout and retries, replies fed back into the broker, dead-letter sink with the
- * `knativeerror*` extensions. Where Knative would lose an event (the dead-letter sink fails too)
- * this keeps it in memory and lists it at `GET /_broker/undeliverable`.
+ * `knativeerror*` extensions, retried on its own policy (as the cluster's durable dead-letter broker
+ * redelivers to profile). Where even that fails, this keeps the event in memory, logs and counts it
+ * and lists it at `GET /_broker/undeliverable`.
  */
 import type { CloudEvent } from 'cloudevents';
 import type { Handler } from 'hono';
@@ -13,12 +14,14 @@ import {
   createMetrics,
   createService,
   defineTriggers,
+  deliveryPolicies,
   matchesFilters,
   toCloudEvent,
   type AppEnv,
   type Destination,
   type Logger,
   type Metrics,
+  type RetryPolicy,
   type Service,
   type TriggerSpec,
 } from '@avatar-pipeline/kit';
@@ -40,7 +43,17 @@ export interface BrokerOptions {
   resolve: (destination: Destination) => string | undefined;
   logger: Logger;
   metrics?: Metrics;
-  /** Multiplies every backoff delay (tests use e.g. 0.01); timeouts are not scaled. */
+  /**
+   * Retries of the dead-letter sink when it does not take a dead letter at once (default: the
+   * topology's `deliveryPolicies.deadLetters`, as the cluster's dead-letter broker redelivers to
+   * profile). A dead letter that exhausts them is parked (logged and counted), never dropped.
+   */
+  deadLetterDelivery?: RetryPolicy;
+  /**
+   * Multiplies every backoff delay, the subscribers' and the dead-letter sink's; timeouts are not
+   * scaled. Only for tests (e.g. 0.001: policies whose retries span minutes run in about a second);
+   * `npm start` uses 1, real time.
+   */
   backoffScale?: number;
   /** Delivery attempts in flight at once, over all triggers (default 32). */
   concurrency?: number;
@@ -84,6 +97,7 @@ export function createBroker(options: BrokerOptions): Broker {
     fetch: options.fetch ?? fetch,
     logger,
     metrics: counters,
+    deadLetterPolicy: options.deadLetterDelivery ?? deliveryPolicies.deadLetters,
     backoffScale: options.backoffScale ?? 1,
     limiter: new Limiter(options.concurrency ?? 32),
     backoff,

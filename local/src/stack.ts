@@ -49,7 +49,10 @@ export interface StackOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Receives every JSON log line, the services' and the stack's own (default: stdout). */
   sink?: LogSink;
-  /** Scales the triggers' retry delays (tests: small, to exhaust retries quickly). */
+  /**
+   * Scales the broker's retry delays, the triggers' and the dead-letter sink's (tests only: small, to
+   * exhaust retries that span minutes in about a second). Default 1: the topology's real budgets.
+   */
   backoffScale?: number;
   /** How long each service may take to get ready (default 60 s). */
   readyTimeoutMs?: number;

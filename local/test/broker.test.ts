@@ -6,12 +6,14 @@ import {
   HttpError,
   S3_OBJECT_CREATED_PREFIX,
   createLogger,
+  deliveryBudget,
   deliveryPolicies,
   eventAudience,
   toBinary,
   triggers as topology,
   type DeliveryPolicy,
   type Filter,
+  type RetryPolicy,
   type ServiceName,
   type TriggerSpec,
 } from '@avatar-pipeline/kit';
@@ -19,6 +21,13 @@ import { backoffMs, createBroker, createDevIssuer, isRetryable, type Broker, typ
 import { accept, replyWith, startSubscriber, type Received, type Responder, type Subscriber } from './support/subscriber.js';
 
 const logger = createLogger('broker-test', 'silent');
+
+/**
+ * The topology's policies span minutes (deliveryBudget); every harness runs them a thousand times
+ * faster, so e.g. processing's 8 retries take about half a second. Semantics are unchanged: the
+ * same attempts, timeouts and relative delays.
+ */
+const SCALE = 0.001;
 
 /** Services that subscribe or sink events in these tests; profile is also the dead-letter sink. */
 const services = ['moderate', 'thumbnail', 'profile', 'push'] as const satisfies readonly ServiceName[];
@@ -52,7 +61,7 @@ afterEach(async () => {
 
 async function harness(
   responders: Partial<Record<TestService, Responder>> = {},
-  options: Partial<Omit<BrokerOptions, 'logger'>> = {},
+  options: Partial<BrokerOptions> = {},
 ): Promise<Harness> {
   const subs = {} as Record<TestService, Subscriber>;
   for (const name of services) {
@@ -63,7 +72,7 @@ async function harness(
     triggers: topology,
     resolve: (d) => subs[d.service as TestService]?.url,
     logger,
-    backoffScale: 0.01,
+    backoffScale: SCALE,
     ...options,
   });
   open.push(() => broker.close());
@@ -341,7 +350,7 @@ describe('local broker: retries and dead letters', () => {
       triggers: [trigger('gone', { exact: { type: 'test.t' } }, 'moderate', { retry: 1 })],
       resolve: (d) => (d.service === 'moderate' ? 'http://127.0.0.1:1' : reachable),
       logger,
-      backoffScale: 0.01,
+      backoffScale: SCALE,
     });
     open.push(() => broker.close());
     broker.ingest(simpleEvent('test.t'));
@@ -359,7 +368,7 @@ describe('local broker: retries and dead letters', () => {
       triggers: one,
       resolve: (d) => (d.service === 'moderate' && calls++ === 0 ? undefined : h.subs[d.service as TestService].url),
       logger,
-      backoffScale: 0.01,
+      backoffScale: SCALE,
     });
     open.push(() => broker.close());
     broker.ingest(simpleEvent('test.t'));
@@ -368,22 +377,76 @@ describe('local broker: retries and dead letters', () => {
     expect(h.at('profile', '/dead-letter')).toHaveLength(0);
   });
 
-  it('keeps an event the dead-letter sink refuses too, and lists it', async () => {
+  it("retries a dead-letter sink that is down on the dead-letter policy, not the trigger's, until it takes the event", async () => {
+    const deadLetters: RetryPolicy = { retry: 6, backoffPolicy: 'exponential', backoffDelay: 'PT0.01S', timeout: 'PT5S' };
+    const h = await harness({ moderate: () => ({ status: 503 }), profile: (_r, n) => ({ status: n < 4 ? 503 : 202 }) }, {
+      // One attempt at the subscriber: on the trigger's policy the sink would get one too.
+      triggers: [trigger('t', { exact: { type: 'test.t' } }, 'moderate', { retry: 0 })],
+      deadLetterDelivery: deadLetters,
+    });
+    h.broker.ingest(simpleEvent('test.t', 'late-sink'));
+    await h.broker.idle();
+    expect(h.at('moderate')).toHaveLength(1);
+    const dead = h.at('profile', '/dead-letter');
+    expect(dead.map((r) => r.event?.id)).toEqual(Array(5).fill('late-sink'));
+    // Every redelivery carries the same error extensions.
+    for (const r of dead) expect(r.headers['ce-knativeerrorcode']).toBe('503');
+    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(4);
+    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_lettered' })).toBe(1);
+    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(0);
+    expect(await h.metric('broker_undeliverable_events')).toBe(0);
+  });
+
+  it("uses the topology's dead-letter policy by default: minutes, not the seconds of a trigger's first retries", () => {
+    const budget = deliveryBudget(deliveryPolicies.deadLetters);
+    expect(budget.backoffMs).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(budget.attempts).toBe(1 + deliveryPolicies.deadLetters.retry);
+  });
+
+  it('keeps an event the dead-letter sink refuses for its whole budget, logs it as an error, counts it and lists it', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const captured = createLogger('broker-test', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const h = await harness({ moderate: () => ({ status: 400, body: 'bad' }), profile: () => ({ status: 503 }) }, {
       triggers: [trigger('t', { exact: { type: 'test.t' } }, 'moderate', { retry: 2 })],
+      logger: captured,
+      // The default dead-letter policy (about 34 min of retries) in about 0.2 s.
+      backoffScale: 0.0001,
     });
     h.broker.ingest(simpleEvent('test.t', 'keep-me'));
     await h.broker.idle();
     expect(h.at('moderate')).toHaveLength(1);
-    expect(h.at('profile', '/dead-letter')).toHaveLength(3);
+    expect(h.at('profile', '/dead-letter')).toHaveLength(1 + deliveryPolicies.deadLetters.retry);
     const res = await h.broker.service.app.request('/_broker/undeliverable');
     expect(res.status).toBe(200);
-    const list = (await res.json()) as { count: number; events: { trigger: string; reason: string; status: number; event: Record<string, unknown> }[] };
+    const list = (await res.json()) as { count: number; events: { trigger: string; reason: string; status: number; attempts: number; event: Record<string, unknown> }[] };
     expect(list.count).toBe(1);
-    expect(list.events[0]).toMatchObject({ trigger: 't', reason: 'dead_letter_failed', status: 503 });
+    expect(list.events[0]).toMatchObject({ trigger: 't', reason: 'dead_letter_failed', status: 503, attempts: 1 + deliveryPolicies.deadLetters.retry });
     expect(list.events[0]?.event).toMatchObject({ id: 'keep-me', type: 'test.t', data: { n: 1 }, knativeerrorcode: 400 });
     expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(1);
+    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(deliveryPolicies.deadLetters.retry);
     expect(await h.metric('broker_undeliverable_events')).toBe(1);
+    const given = lines.filter((l) => l['level'] === 'error' && l['ceId'] === 'keep-me');
+    expect(given.map((l) => l['msg'])).toEqual(['event undeliverable: kept in memory, see GET /_broker/undeliverable']);
+    expect(given[0]).toMatchObject({ reason: 'dead_letter_failed', attempts: 1 + deliveryPolicies.deadLetters.retry, trigger: 't' });
+  });
+
+  it('lets other events through while a dead letter waits for its sink, and parks it at close', async () => {
+    const h = await harness({ moderate: () => ({ status: 400 }), profile: () => ({ status: 503 }) }, {
+      triggers: [trigger('t', { exact: { type: 'test.t' } }, 'moderate', { retry: 0 }), trigger('u', { exact: { type: 'test.u' } }, 'thumbnail')],
+      // Real time: the sink's second attempt is a minute away.
+      deadLetterDelivery: { retry: 3, backoffPolicy: 'exponential', backoffDelay: 'PT60S', timeout: 'PT5S' },
+      backoffScale: 1,
+      concurrency: 1,
+    });
+    h.broker.ingest(simpleEvent('test.t', 'waiting'));
+    await vi.waitFor(() => expect(h.at('profile', '/dead-letter')).toHaveLength(1));
+    for (let i = 0; i < 3; i++) h.broker.ingest(simpleEvent('test.u', `u${i}`));
+    await vi.waitFor(() => expect(h.at('thumbnail')).toHaveLength(3));
+    expect(await h.metric('broker_deliveries_total', { trigger: 'u', outcome: 'delivered' })).toBe(3);
+    expect(await h.metric('broker_pending_deliveries')).toBe(1);
+    await h.broker.close();
+    const list = (await (await h.broker.service.app.request('/_broker/undeliverable')).json()) as { events: { reason: string; event: { id: string } }[] };
+    expect(list.events.map((e) => [e.reason, e.event.id])).toEqual([['broker_closed', 'waiting']]);
   });
 });
 
@@ -463,6 +526,18 @@ describe('local broker: Knative retry policy', () => {
   it('waits delay * 2^n (exponential) or delay * n (linear) before retry n', () => {
     expect([0, 1, 2, 3].map((n) => backoffMs(policy('exponential'), n))).toEqual([500, 1000, 2000, 4000]);
     expect([0, 1, 2, 3].map((n) => backoffMs(policy('linear'), n))).toEqual([0, 500, 1000, 1500]);
+  });
+
+  it('waits in real time unless told otherwise (npm start runs the real budgets)', async () => {
+    const triggers = [trigger('t', { exact: { type: 'test.t' } }, 'moderate', { backoffDelay: 'PT0.3S' })];
+    const h = await harness({ moderate: (_r, n) => ({ status: n === 0 ? 503 : 202 }) }, { triggers });
+    const broker = createBroker({ triggers, resolve: (d) => h.subs[d.service as TestService].url, logger });
+    open.push(() => broker.close());
+    const started = Date.now();
+    broker.ingest(simpleEvent('test.t'));
+    await broker.idle();
+    expect(h.at('moderate')).toHaveLength(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
   });
 
   it('retries 5xx, 404, 408, 409 and 429 only', () => {

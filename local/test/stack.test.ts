@@ -40,8 +40,9 @@ describe('local stack', () => {
     dataDir,
     logLevel: 'info',
     sink: (line) => logs.push(line),
-    // Retries of a delivery that keeps failing are over in well under a second.
-    backoffScale: 0.01,
+    // The topology's retries span minutes; scaled, a delivery that keeps failing gives up within
+    // about a second (processing: 510 s of waits in 0.5 s), dead-letter retries in about two.
+    backoffScale: 0.001,
     stopGraceMs: 5000,
     webhookToken: WEBHOOK_TOKEN,
     onS3Event: (n) => notifications.push(n),

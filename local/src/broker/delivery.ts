@@ -3,7 +3,7 @@
  * (knative.dev/eventing pkg/kncloudevents: SelectiveRetry, RetryConfigFromDeliverySpec, and the
  * broker filter's handling of subscriber responses).
  */
-import { durationMs, type DeliveryPolicy } from '@avatar-pipeline/kit';
+import { retryDelayMs, type RetryPolicy } from '@avatar-pipeline/kit';
 import { describeError, readReply, type DeliveryError, type Event, type HttpMessage } from './events.js';
 
 export type AttemptResult =
@@ -25,12 +25,12 @@ export function isRetryable(status: number): boolean {
 
 /**
  * Wait before retry `retry` (0 for the first retry): exponential is delay * 2^retry, linear is
- * delay * retry, so a linear policy retries the first time at once. Retry-After is ignored, as in
- * Knative unless `retryAfterMax` is set (which our DeliveryPolicy has no field for).
+ * delay * retry, so a linear policy retries the first time at once (the kit's `retryDelayMs`, which
+ * the README's budgets come from). Retry-After is ignored, as in Knative unless `retryAfterMax` is
+ * set (alpha `delivery-retryafter`; our policies have no field for it).
  */
-export function backoffMs(policy: DeliveryPolicy, retry: number): number {
-  const delay = durationMs(policy.backoffDelay);
-  return policy.backoffPolicy === 'exponential' ? delay * 2 ** retry : delay * retry;
+export function backoffMs(policy: RetryPolicy, retry: number): number {
+  return retryDelayMs(policy, retry);
 }
 
 export interface AttemptOptions {

@@ -1,9 +1,11 @@
 /**
- * Delivers one accepted event to one trigger: subscriber attempts with retries, the reply back into
- * the broker, then the dead-letter sink (retried with the same policy). What neither takes is
- * parked in memory, never dropped.
+ * Delivers one accepted event to one trigger: subscriber attempts with the trigger's retries, the
+ * reply back into the broker, then the dead-letter sink with its own retries (the topology's
+ * `deadLetters` policy: minutes, as the cluster's dead-letter broker redelivers to profile, so a
+ * dead letter does not depend on profile being up at that moment). What neither takes is parked in
+ * memory (logged, counted), never dropped.
  */
-import { durationMs, type Destination, type Logger, type TriggerSpec } from '@avatar-pipeline/kit';
+import { durationMs, type Destination, type Logger, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit';
 import { attempt, backoffMs, type AttemptResult } from './delivery.js';
 import {
   TTL_EXTENSION,
@@ -40,6 +42,8 @@ export interface DispatcherOptions {
   fetch: typeof fetch;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** Retries of the dead-letter sink, for every trigger. */
+  deadLetterPolicy: RetryPolicy;
   backoffScale: number;
   limiter: Limiter;
   backoff: Backoff;
@@ -72,7 +76,7 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
   };
 
   async function send(d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger): Promise<Sent> {
-    const policy = trigger.delivery;
+    const policy = role === 'subscriber' ? trigger.delivery : o.deadLetterPolicy;
     const timeoutMs = durationMs(policy.timeout);
     let last: AttemptResult | undefined;
     let url: string | undefined;
@@ -101,13 +105,14 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
         return { last, attempts: attemptNo, interrupted: false, target };
       }
       const final = !result.retryable || retry >= policy.retry;
+      const waitMs = final ? undefined : backoffMs(policy, retry) * o.backoffScale;
       log[final ? 'warn' : 'info'](
-        { attempt: attemptNo, status: result.status, problem: result.problem, destination: role, url: target },
+        { attempt: attemptNo, status: result.status, problem: result.problem, destination: role, url: target, ...(waitMs === undefined ? {} : { retryInMs: waitMs }) },
         final ? `${role} attempt failed, no retry left` : `${role} attempt failed, will retry`,
       );
-      if (final) return { last, attempts: attemptNo, interrupted: false, target };
-      o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'retried' });
-      if (!(await o.backoff.wait(backoffMs(policy, retry) * o.backoffScale))) return { last, attempts: attemptNo, interrupted: true, target };
+      if (waitMs === undefined) return { last, attempts: attemptNo, interrupted: false, target };
+      o.metrics.deliveries.inc({ trigger: trigger.name, outcome: role === 'subscriber' ? 'retried' : 'dead_letter_retried' });
+      if (!(await o.backoff.wait(waitMs))) return { last, attempts: attemptNo, interrupted: true, target };
     }
   }
 

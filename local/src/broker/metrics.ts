@@ -1,7 +1,7 @@
 /** Broker metrics; label values stay bounded (trigger names come from the topology). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export const deliveryOutcomes = ['delivered', 'retried', 'dead_lettered', 'undeliverable'] as const;
+export const deliveryOutcomes = ['delivered', 'retried', 'dead_lettered', 'dead_letter_retried', 'undeliverable'] as const;
 export type IngestOrigin = 'http' | 'reply';
 
 export interface BrokerMetrics {
@@ -17,7 +17,7 @@ export function brokerMetrics(
 ): BrokerMetrics {
   const deliveries = new Counter({
     name: 'broker_deliveries_total',
-    help: 'Deliveries to triggers by outcome: delivered, retried (one per retry), dead_lettered, undeliverable (parked)',
+    help: 'Deliveries to triggers by outcome: delivered, retried (one per retry), dead_lettered, dead_letter_retried (one per retry of the dead-letter sink), undeliverable (parked)',
     labelNames: ['trigger', 'outcome'],
     registers: [registry],
   });

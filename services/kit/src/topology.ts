@@ -27,15 +27,24 @@ export interface Destination {
   path: string;
 }
 
-/** Mirrors Knative's `spec.delivery` (eventing.knative.dev/v1 DeliverySpec). */
-export interface DeliveryPolicy {
+/** The retry part of Knative's `spec.delivery` (eventing.knative.dev/v1 DeliverySpec). */
+export interface RetryPolicy {
   /** Retries after the first attempt. */
   retry: number;
   backoffPolicy: 'exponential' | 'linear';
-  /** ISO 8601 duration, e.g. PT0.5S. Exponential: delay * 2^attempt. */
+  /** ISO 8601 duration, e.g. PT2S. Wait before retry n (0 for the first): exponential delay * 2^n, linear delay * n. */
   backoffDelay: string;
-  /** ISO 8601 duration: per-attempt timeout. */
+  /**
+   * ISO 8601 duration: per-attempt timeout. Knative's `delivery-timeout` feature, beta and
+   * `enabled` in Eventing 1.21's default config-features, so no flag change is needed (unlike
+   * `retryAfterMax`, alpha `delivery-retryafter`, disabled: not used). At most the subscriber's
+   * Knative `timeoutSeconds` (k8s-tests check that).
+   */
   timeout: string;
+}
+
+/** Mirrors Knative's `spec.delivery` (eventing.knative.dev/v1 DeliverySpec). */
+export interface DeliveryPolicy extends RetryPolicy {
   deadLetter: Destination;
 }
 
@@ -54,23 +63,36 @@ export interface TriggerSpec {
  */
 export const deadLetterSink: Destination = { service: 'profile', path: '/dead-letter' };
 
+/**
+ * The image stages (moderate, thumbnail). An attempt may meet a scaled-to-zero pod: scheduling,
+ * start-up and (moderate) loading the model take tens of seconds before the image work, so each
+ * attempt gets 90 s, under those services' 120 s Knative `timeoutSeconds`. Retries start at 2 s
+ * (a blip) and double to about 4 min, so a dependency that is down for minutes (a rollout, a node
+ * being added, a throttled table) is ridden out: see `deliveryBudget` and the README table.
+ */
 const processing: DeliveryPolicy = {
-  retry: 5,
+  retry: 8,
   backoffPolicy: 'exponential',
-  backoffDelay: 'PT0.5S',
-  timeout: 'PT60S',
+  backoffDelay: 'PT2S',
+  timeout: 'PT90S',
   deadLetter: deadLetterSink,
 };
 
 /**
- * Processing stages (S3, approved, thumbnailed: their failure fails the upload) and notifications
- * (ready, rejected, failed: retried longer, each attempt shorter). `processing` is also the
- * Broker's default for triggers that set none.
+ * Processing stages, whose failure fails the upload: the image stages (S3, approved) and
+ * publishing (thumbnailed, to profile: table writes only, 45 s under its 60 s `timeoutSeconds`).
+ * Notifications (ready, rejected, failed, to push: its own budget per event is PUSH_TIMEOUT_MS,
+ * 20 s) retry longer. `deadLetters` is how dead letters reach profile's `/dead-letter` when it does
+ * not take them at once (in the cluster: the dead-letter broker's trigger; locally: the broker's
+ * dead-letter retries), longest of all, since a lost dead letter leaves its upload unsettled.
+ * `processing` is also the Broker's default for triggers that set none.
  */
 export const deliveryPolicies = {
   processing,
-  notification: { ...processing, retry: 8, timeout: 'PT30S' },
-} as const satisfies Readonly<Record<string, DeliveryPolicy>>;
+  publishing: { ...processing, timeout: 'PT45S' },
+  notification: { ...processing, retry: 9, timeout: 'PT45S' },
+  deadLetters: { retry: 10, backoffPolicy: 'exponential', backoffDelay: 'PT2S', timeout: 'PT45S' },
+} as const satisfies Readonly<Record<string, RetryPolicy>>;
 
 /**
  * The triggers, checked as Knative checks them: throws on a filter the cluster would refuse or
@@ -99,7 +121,7 @@ export const triggers: readonly TriggerSpec[] = defineTriggers([
     name: 'profile-thumbnailed',
     filters: [{ exact: { type: EventType.thumbnailed } }],
     subscriber: { service: 'profile', path: '/events' },
-    delivery: deliveryPolicies.processing,
+    delivery: deliveryPolicies.publishing,
   },
   ...([EventType.ready, EventType.rejected, EventType.failed] as const).map(
     (type): TriggerSpec => ({
@@ -159,6 +181,37 @@ export function durationMs(iso: string): number {
   if (!m || iso === 'P' || iso.endsWith('T')) throw new Error(`not an ISO 8601 duration: ${iso}`);
   const [, d, h, min, s] = m;
   return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(min ?? 0)) * 60_000 + Number(s ?? 0) * 1000;
+}
+
+/** The wait before retry `retry` (0 for the first), as Knative computes it (no cap, Retry-After ignored). */
+export function retryDelayMs(policy: RetryPolicy, retry: number): number {
+  const delay = durationMs(policy.backoffDelay);
+  return policy.backoffPolicy === 'exponential' ? delay * 2 ** retry : delay * retry;
+}
+
+/** What a retry policy costs in time, for one event and one destination. */
+export interface DeliveryBudget {
+  /** Attempts in all: the first and every retry. */
+  attempts: number;
+  /** The wait before each retry, in ms. */
+  delaysMs: readonly number[];
+  /** The sum of the waits: how long the retries span when every attempt fails at once (a 5xx, a refused connection). */
+  backoffMs: number;
+  /** The per-attempt timeout, in ms. */
+  timeoutMs: number;
+  /** The longest an event can take before it is given up (dead-lettered): every wait, plus every attempt running into its timeout. */
+  worstCaseMs: number;
+}
+
+/** The time budget of a retry policy (pure: the README's delivery table is checked against it). */
+export function deliveryBudget(policy: RetryPolicy): DeliveryBudget {
+  if (!Number.isInteger(policy.retry) || policy.retry < 0) throw new RangeError(`retry must be a non-negative integer, got ${policy.retry}`);
+  const timeoutMs = durationMs(policy.timeout);
+  if (timeoutMs <= 0) throw new RangeError(`timeout must be positive, got ${policy.timeout}`);
+  const delaysMs = Array.from({ length: policy.retry }, (_, n) => retryDelayMs(policy, n));
+  const backoffMs = delaysMs.reduce((sum, ms) => sum + ms, 0);
+  const attempts = policy.retry + 1;
+  return { attempts, delaysMs, backoffMs, timeoutMs, worstCaseMs: backoffMs + attempts * timeoutMs };
 }
 
 const pipelineTypes: ReadonlySet<string> = new Set(Object.values(EventType));

@@ -52,7 +52,8 @@ export const pushEnv = {
   PUSH_MAX_ATTEMPTS: env.int(3, 1).pipe(z.number().max(10)),
   /**
    * Time budget of one event (all devices, retries and waits): keep it below the push triggers'
-   * delivery timeout (30 s), so the broker never gives up on a request still at work.
+   * delivery timeout (`deliveryPolicies.notification`, 45 s), so the broker never gives up on a
+   * request still at work.
    */
   PUSH_TIMEOUT_MS: env.int(20_000, 1000).pipe(z.number().max(120_000)),
 };
