@@ -1,13 +1,15 @@
 /**
  * s3-source: S3 object-created notifications in, CloudEvents out to K_SINK. Notifications arrive
- * by webhook (the local S3 server, MinIO) and, when a queue is configured, from SQS (AWS).
+ * by webhook (the local S3 server, MinIO) or, when SQS_QUEUE_URL is set, from SQS (AWS): one
+ * input per process (see `inputMode`). /healthz, /readyz and /metrics are served in both.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Handler } from 'hono';
 import { createMiddleware } from 'hono/factory';
+import type { Registry } from 'prom-client';
 import { HttpError, createMetrics, createService, type AppEnv, type Logger, type Service } from '@avatar-pipeline/kit';
-import { webhookMode, type S3SourceConfig } from './config.js';
+import { inputMode, type InputMode, type S3SourceConfig } from './config.js';
 import { createRelay, type Relay, type RelayOptions } from './relay.js';
 import { SqsPoller, type SqsPollerOptions } from './sqs.js';
 
@@ -17,16 +19,19 @@ export interface S3SourceDeps {
     'K_SINK' | 'K_SINK_OIDC_TOKEN_FILE' | 'AWS_REGION' | 'WEBHOOK_AUTH_TOKEN' | 'WEBHOOK_AUTH_DISABLED' | 'SQS_QUEUE_URL' | 'SQS_VISIBILITY_TIMEOUT_SECONDS'
   >;
   logger: Logger;
-  /** Required when SQS_QUEUE_URL is set. */
+  /** Required when SQS_QUEUE_URL is set (SQS mode); unused otherwise. */
   sqs?: Pick<SQSClient, 'send'> | undefined;
   fetch?: typeof fetch;
   /** Delivery tuning (tests shorten the retry delay). */
   delivery?: Pick<RelayOptions, 'concurrency' | 'retries' | 'retryDelayMs'>;
   sqsBackoff?: SqsPollerOptions['backoff'];
+  sqsTimeouts?: SqsPollerOptions['timeouts'];
 }
 
 export interface S3Source extends Service {
-  /** Present when SQS_QUEUE_URL is set; started by the caller, stopped on shutdown. */
+  /** The input this process serves. */
+  mode: InputMode;
+  /** Present in SQS mode; started by the caller, closed on shutdown. */
   poller: SqsPoller | undefined;
 }
 
@@ -60,27 +65,31 @@ function webhookHandler(relay: Relay): Handler<AppEnv> {
   };
 }
 
-function createPoller(deps: S3SourceDeps, queueUrl: string, relay: Relay): SqsPoller {
+function createPoller(deps: S3SourceDeps, queueUrl: string, relay: Relay, registry: Registry): SqsPoller {
   if (!deps.sqs) throw new Error('SQS_QUEUE_URL is set but no SQS client was given');
   return new SqsPoller({
     client: deps.sqs,
     queueUrl,
     visibilityTimeoutSeconds: deps.config.SQS_VISIBILITY_TIMEOUT_SECONDS,
     logger: deps.logger,
+    registry,
     ...(deps.sqsBackoff ? { backoff: deps.sqsBackoff } : {}),
-    handle: async (body, log) => {
-      const outcome = await relay(body, 'sqs', log);
+    ...(deps.sqsTimeouts ? { timeouts: deps.sqsTimeouts } : {}),
+    handle: async (body, log, signal) => {
+      const outcome = await relay(body, 'sqs', log, signal);
       if (!outcome.ok) log.error({ problem: outcome.problem }, 'message is not an S3 notification; it stays queued for the redrive policy');
       return outcome.ok && outcome.failed === 0;
     },
   });
 }
 
-/** Throws a ConfigError when the webhook would be open without WEBHOOK_AUTH_DISABLED=true (see `webhookMode`). */
+/** Throws a ConfigError when the inputs are misconfigured (see `inputMode`). */
 export function createS3Source(deps: S3SourceDeps): S3Source {
   const { config, logger } = deps;
-  const webhook = webhookMode(config);
-  if (webhook === 'open') logger.warn('WEBHOOK_AUTH_DISABLED=true: the webhook takes notifications from anyone who can reach it');
+  const mode = inputMode(config);
+  if (mode.input === 'webhook' && mode.token === undefined) {
+    logger.warn('WEBHOOK_AUTH_DISABLED=true: the webhook takes notifications from anyone who can reach it');
+  }
   const metrics = createMetrics('s3-source');
   const relay = createRelay({
     sink: config.K_SINK,
@@ -91,7 +100,7 @@ export function createS3Source(deps: S3SourceDeps): S3Source {
     ...deps.delivery,
   });
 
-  const poller = config.SQS_QUEUE_URL ? createPoller(deps, config.SQS_QUEUE_URL, relay) : undefined;
+  const poller = mode.input === 'sqs' ? createPoller(deps, mode.queueUrl, relay, metrics.registry) : undefined;
 
   const service = createService({
     name: 's3-source',
@@ -99,7 +108,10 @@ export function createS3Source(deps: S3SourceDeps): S3Source {
     metrics,
     ...(poller ? { readiness: { sqs: () => poller.check() } } : {}),
   });
-  if (webhook === 'open') service.app.on('POST', ['/webhook', '/'], webhookHandler(relay));
-  else if (webhook !== 'off') service.app.on('POST', ['/webhook', '/'], webhookAuth(webhook.token), webhookHandler(relay));
-  return { ...service, poller };
+  if (mode.input === 'webhook') {
+    const routes = ['/webhook', '/'];
+    if (mode.token === undefined) service.app.on('POST', routes, webhookHandler(relay));
+    else service.app.on('POST', routes, webhookAuth(mode.token), webhookHandler(relay));
+  }
+  return { ...service, mode, poller };
 }

@@ -1,22 +1,36 @@
-/** Entry point: configuration, real clients, and the HTTP server plus the SQS poller. */
+/** Entry point: configuration, real clients, and the HTTP server plus, in SQS mode, the poller. */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { clientOptions, createLogger, listenOptions, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { clientOptions, createLogger, listenOptions, main, runService } from '@avatar-pipeline/kit';
 import { createS3Source } from './app.js';
-import { s3SourceEnv, webhookMode } from './config.js';
+import { loadS3SourceConfig } from './config.js';
 
 main(async () => {
-  const config = loadConfig(s3SourceEnv);
+  // Every configuration problem, the choice of input included, stops here with one line.
+  const { config, mode } = loadS3SourceConfig();
   const logger = createLogger('s3-source', config.LOG_LEVEL);
-  const sqs = config.SQS_QUEUE_URL ? new SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
+  const sqs = mode.input === 'sqs' ? new SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
   const source = createS3Source({ config, logger, sqs });
+  const { poller } = source;
+
+  // On SIGTERM the poller stops receiving at once, alongside the HTTP drain, and its batch in hand
+  // gets the grace period: delivered messages are deleted, unfinished ones left for redelivery.
+  const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
+  let stopping: Promise<void> | undefined;
+  const stopPoller = () => (stopping ??= poller?.close(graceMs) ?? Promise.resolve());
+  if (poller) for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stopPoller());
+
   await runService(source, {
     ...listenOptions(config),
     onClose: async () => {
-      await source.poller?.close();
+      await stopPoller();
       sqs?.destroy();
     },
   });
-  source.poller?.start();
-  const webhook = webhookMode(config);
-  logger.info({ sink: config.K_SINK, webhook: typeof webhook === 'string' ? webhook : 'token', sqs: config.SQS_QUEUE_URL ?? 'off' }, 'relaying S3 notifications');
+  poller?.start();
+  logger.info(
+    mode.input === 'sqs'
+      ? { sink: config.K_SINK, input: 'sqs', queueUrl: mode.queueUrl }
+      : { sink: config.K_SINK, input: 'webhook', webhookAuth: mode.token === undefined ? 'none' : 'token' },
+    'relaying S3 notifications',
+  );
 });

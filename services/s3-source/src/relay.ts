@@ -30,8 +30,12 @@ export interface RelayOptions {
   sinkTokenFile?: string | undefined;
 }
 
-/** Relays one notification body (JSON text, as MinIO posts it and SQS holds it). */
-export type Relay = (body: string, input: Input, log: Logger) => Promise<RelayOutcome>;
+/**
+ * Relays one notification body (JSON text, as MinIO posts it and SQS holds it). When `signal`
+ * aborts (shutdown, or the SQS message about to become visible again), deliveries still pending
+ * stop and count as failed: the notification is redelivered and nothing is lost.
+ */
+export type Relay = (body: string, input: Input, log: Logger, signal?: AbortSignal) => Promise<RelayOutcome>;
 
 const skipReasons: readonly SkipReason[] = ['test_event', 'not_object_created', 'outside_uploads', 'undecodable_key'];
 
@@ -60,27 +64,42 @@ export function createRelay(options: RelayOptions): Relay {
 
   const limit = pLimit(options.concurrency ?? 16);
   const retry = { retries: options.retries ?? 2, minTimeout: options.retryDelayMs ?? 100, factor: 2, randomize: true };
-  const sink = { fetch: options.fetch, tokenFile: options.sinkTokenFile };
+  const baseFetch = options.fetch ?? fetch;
+  /** The sink's fetch, also cut short by `signal`. */
+  const fetchUntil =
+    (signal: AbortSignal | undefined): typeof fetch =>
+    (input, init) =>
+      baseFetch(input, signal ? { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal } : init);
 
-  const deliver = (event: OutgoingEvent, input: Input, log: Logger) =>
+  const deliver = (event: OutgoingEvent, input: Input, log: Logger, signal: AbortSignal | undefined) =>
     limit(async () => {
       const eventLog = log.child({ ceId: event.id, ceType: event.type, subject: event.subject });
+      if (signal?.aborted) {
+        eventLog.info({ input }, 'delivery abandoned before it started; the notification will be redelivered');
+        return false;
+      }
       try {
-        await pRetry(() => sendEvent(options.sink, event, sink), {
+        await pRetry(() => sendEvent(options.sink, event, { fetch: fetchUntil(signal), tokenFile: options.sinkTokenFile }), {
           ...retry,
+          ...(signal ? { signal } : {}),
           onFailedAttempt: ({ error, attemptNumber }) => eventLog.debug({ attempt: attemptNumber, err: error.message }, 'sink attempt failed'),
         });
         emitted.inc({ input });
         eventLog.info({ input }, 'event emitted');
         return true;
       } catch (err) {
+        if (signal?.aborted) {
+          // Not the sink's fault: we stopped waiting (shutdown or visibility deadline).
+          eventLog.info({ input, err: (err as Error).message }, 'delivery abandoned; the notification will be redelivered');
+          return false;
+        }
         sinkFailures.inc();
         eventLog.warn({ input, err: (err as Error).message }, 'sink did not accept the event');
         return false;
       }
     });
 
-  return async (body, input, log) => {
+  return async (body, input, log, signal) => {
     let json: unknown;
     try {
       json = JSON.parse(body);
@@ -90,7 +109,7 @@ export function createRelay(options: RelayOptions): Relay {
     const mapped = mapNotification(json, options.mapping);
     if (!mapped.ok) return mapped;
     for (const reason of mapped.skipped) skipped.inc({ reason });
-    const delivered = await Promise.all(mapped.events.map((event) => deliver(event, input, log)));
+    const delivered = await Promise.all(mapped.events.map((event) => deliver(event, input, log, signal)));
     const failed = delivered.filter((ok) => !ok).length;
     return { ok: true, emitted: delivered.length - failed, skipped: mapped.skipped.length, failed };
   };

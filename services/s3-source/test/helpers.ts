@@ -15,18 +15,27 @@ export interface Sink {
   requests: SinkRequest[];
   /** Status answered from now on (default 202, as a Knative broker does). */
   status: number;
+  /** How long each answer waits once the request is in (default 0: a slow broker when set). */
+  delayMs: number;
+  /** Requests received but not answered yet. */
+  pending: number;
   close(): Promise<void>;
 }
 
 export async function startSink(): Promise<Sink> {
   const requests: SinkRequest[] = [];
-  const sink = { requests, status: 202 } as Sink;
+  const sink = { requests, status: 202, delayMs: 0, pending: 0 } as Sink;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       requests.push({ method: req.method ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(sink.status).end();
+      const status = sink.status;
+      sink.pending += 1;
+      setTimeout(() => {
+        sink.pending -= 1;
+        if (!res.destroyed) res.writeHead(status).end();
+      }, sink.delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,8 +58,14 @@ export async function deadUrl(): Promise<string> {
 
 export function testSource(config: Partial<S3SourceDeps['config']> & { K_SINK: string }, deps: Partial<Omit<S3SourceDeps, 'config'>> = {}) {
   return createS3Source({
-    // Without a token the tests' webhook is open on purpose, as WEBHOOK_AUTH_DISABLED=true makes it.
-    config: { AWS_REGION: 'us-east-1', SQS_VISIBILITY_TIMEOUT_SECONDS: 60, WEBHOOK_AUTH_DISABLED: config.WEBHOOK_AUTH_TOKEN === undefined, ...config },
+    // A webhook without a token is open on purpose here, as WEBHOOK_AUTH_DISABLED=true makes it
+    // (SQS mode has no webhook, so no webhook setting).
+    config: {
+      AWS_REGION: 'us-east-1',
+      SQS_VISIBILITY_TIMEOUT_SECONDS: 60,
+      WEBHOOK_AUTH_DISABLED: config.WEBHOOK_AUTH_TOKEN === undefined && config.SQS_QUEUE_URL === undefined,
+      ...config,
+    },
     logger: createLogger('s3-source-test', 'silent'),
     delivery: { retryDelayMs: 1 },
     ...deps,

@@ -18,6 +18,7 @@ beforeEach(() => {
   sqs.reset();
   sink.requests.length = 0;
   sink.status = 202;
+  sink.delayMs = 0;
 });
 
 /** A long poll that only ends when the poller aborts it (as the SDK does on abortSignal). */
@@ -33,9 +34,21 @@ function message(id: string, body: unknown): Message {
   return { MessageId: id, ReceiptHandle: `handle-${id}`, Body: typeof body === 'string' ? body : JSON.stringify(body), Attributes: { ApproximateReceiveCount: '1' } };
 }
 
-function source() {
-  return testSource({ K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL, SQS_VISIBILITY_TIMEOUT_SECONDS: 45 }, { sqs: client, sqsBackoff: { minMs: 5, maxMs: 20 } });
+function source(config: { SQS_VISIBILITY_TIMEOUT_SECONDS?: number } = {}, deps: Parameters<typeof testSource>[1] = {}) {
+  return testSource(
+    { K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL, SQS_VISIBILITY_TIMEOUT_SECONDS: 45, ...config },
+    { sqs: client, sqsBackoff: { minMs: 5, maxMs: 20 }, sqsTimeouts: { deleteMs: 200 }, ...deps },
+  );
 }
+
+/** A sink fetch that never answers events from MinIO (only an abort ends it) and passes the rest through. */
+const minioHangs: typeof fetch = (input, init) => {
+  if (!new Headers(init?.headers).get('ce-source')?.startsWith('minio:')) return fetch(input, init);
+  return new Promise((_, reject) => {
+    const signal = init?.signal;
+    signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+};
 
 const deletedHandles = () =>
   sqs.commandCalls(DeleteMessageBatchCommand).flatMap((call) => call.args[0].input.Entries?.map((e) => e.ReceiptHandle) ?? []);
@@ -61,12 +74,10 @@ describe('SQS poller', () => {
     running.poller!.start();
     await receivedTimes(2);
 
-    expect(sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input).toMatchObject({
-      QueueUrl: QUEUE_URL,
-      WaitTimeSeconds: 20,
-      MaxNumberOfMessages: 10,
-      VisibilityTimeout: 45,
-    });
+    // The first receive is a short poll (readiness right away), then long polls.
+    const [first, second] = sqs.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input);
+    expect(first).toMatchObject({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 0, MaxNumberOfMessages: 10, VisibilityTimeout: 45 });
+    expect(second).toMatchObject({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 20, MaxNumberOfMessages: 10, VisibilityTimeout: 45 });
     expect(sink.requests.map((r) => r.headers['ce-source']).sort()).toEqual(['aws:s3.us-west-2.avatars-prod', 'minio:s3.us-east-1.avatars']);
     expect(sqs.commandCalls(DeleteMessageBatchCommand)[0]?.args[0].input.QueueUrl).toBe(QUEUE_URL);
     expect(deletedHandles().sort()).toEqual(['handle-direct', 'handle-sns', 'handle-test']);
@@ -128,17 +139,26 @@ describe('SQS poller', () => {
     expect(deletedHandles()).toEqual(['handle-ok']);
   });
 
-  it('stops on close by aborting the long poll', async () => {
-    sqs.on(ReceiveMessageCommand).callsFake(pendingUntilAborted);
+  it('is ready only once a receive succeeded, and stops on close by aborting the long poll', async () => {
+    let answer: ((value: object) => void) | undefined;
+    sqs
+      .on(ReceiveMessageCommand)
+      .callsFakeOnce(() => new Promise((resolve) => (answer = resolve)))
+      .callsFake(pendingUntilAborted);
     running = source();
     running.poller!.start();
     await receivedTimes(1);
+    const starting = await running.app.request('/readyz');
+    expect(starting.status).toBe(503);
+    expect(await starting.json()).toMatchObject({ checks: { sqs: 'failing' } });
+    answer!({});
+    await receivedTimes(2);
     expect((await running.app.request('/readyz')).status).toBe(200);
 
     const started = performance.now();
     await running.poller!.close();
     expect(performance.now() - started).toBeLessThan(1000);
-    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
+    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(2);
     const readyz = await running.app.request('/readyz');
     expect(readyz.status).toBe(503);
     expect(await readyz.json()).toMatchObject({ checks: { sqs: 'failing' } });
@@ -165,6 +185,113 @@ describe('SQS poller', () => {
 
     release!();
     await receivedTimes(4);
+    expect((await running.app.request('/readyz')).status).toBe(200);
+    // Short polls until a receive succeeds, then long polls again.
+    expect(sqs.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input.WaitTimeSeconds)).toEqual([0, 0, 0, 20]);
+    expect(await counterValue(running, 's3source_sqs_receive_failures_total')).toBe(2);
+  });
+
+  it('serves /healthz, /readyz and /metrics while it polls (Deployment probes, Prometheus)', async () => {
+    sqs
+      .on(ReceiveMessageCommand)
+      .resolvesOnce({ Messages: [message('a', awsNotification())] })
+      .callsFake(pendingUntilAborted);
+    sqs.on(DeleteMessageBatchCommand).resolves({});
+    running = source();
+    running.poller!.start();
+    await receivedTimes(2);
+    expect((await running.app.request('/healthz')).status).toBe(200);
+    const readyz = await running.app.request('/readyz');
+    expect(readyz.status).toBe(200);
+    expect(await readyz.json()).toEqual({ status: 'ok', checks: { sqs: 'ok' } });
+    const metrics = await (await running.app.request('/metrics')).text();
+    expect(metrics).toMatch(/^s3source_events_emitted_total\{input="sqs"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^s3source_sqs_messages_total\{outcome="deleted"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^s3source_sqs_messages_total\{outcome="left"[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^s3source_sqs_receive_failures_total\{[^}]*\} 0$/m);
+  });
+
+  it('on close stops receiving, lets the batch in hand reach the sink, then deletes it', async () => {
+    sink.delayMs = 300;
+    sqs
+      .on(ReceiveMessageCommand)
+      .resolvesOnce({ Messages: [message('a', awsNotification()), message('b', minioBody())] })
+      .callsFake(pendingUntilAborted);
+    sqs.on(DeleteMessageBatchCommand).resolves({});
+    running = source();
+    running.poller!.start();
+    await vi.waitFor(() => expect(sink.pending).toBe(2));
+
+    const closing = running.poller!.close(10_000);
+    // Still waiting for the broker: nothing deleted yet, and not ready any more.
+    expect(sqs.commandCalls(DeleteMessageBatchCommand)).toHaveLength(0);
+    expect((await running.app.request('/readyz')).status).toBe(503);
+    await closing;
+    expect(sink.pending).toBe(0);
+    expect(deletedHandles().sort()).toEqual(['handle-a', 'handle-b']);
+    // No receive after the stop: the one call is the batch it finished.
+    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
+  });
+
+  it('gives up what the sink has not taken when the grace period ends: delivered messages deleted, the rest left for redelivery', async () => {
+    sqs
+      .on(ReceiveMessageCommand)
+      .resolvesOnce({ Messages: [message('hangs', minioBody()), message('ok', awsNotification())] })
+      .callsFake(pendingUntilAborted);
+    sqs.on(DeleteMessageBatchCommand).resolves({});
+    running = source({}, { fetch: minioHangs });
+    running.poller!.start();
+    await vi.waitFor(() => expect(sink.requests).toHaveLength(1));
+
+    const started = performance.now();
+    // 500 ms of grace, a quarter of it kept for the delete: handling is given up after 375 ms.
+    await running.poller!.close(500);
+    const took = performance.now() - started;
+    expect(took).toBeGreaterThanOrEqual(350);
+    expect(took).toBeLessThan(1000);
+    expect(deletedHandles()).toEqual(['handle-ok']);
+    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
+    // Abandoned at shutdown is not a sink failure (no alert), but is counted as left.
+    expect(await counterValue(running, 's3source_sink_failures_total')).toBe(0);
+    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
+    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'deleted' })).toBe(1);
+  });
+
+  it('stops handling a message before it becomes visible again, leaves it, and keeps polling', async () => {
+    sqs
+      .on(ReceiveMessageCommand)
+      .resolvesOnce({ Messages: [message('hangs', minioBody())] })
+      .callsFake(pendingUntilAborted);
+    sqs.on(DeleteMessageBatchCommand).resolves({});
+    // Visible again after 1 s: handling stops 200 ms before (the delete time), after 800 ms.
+    running = source({ SQS_VISIBILITY_TIMEOUT_SECONDS: 1 }, { fetch: minioHangs });
+    running.poller!.start();
+    const started = performance.now();
+    await receivedTimes(2);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(750);
+    expect(sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input.VisibilityTimeout).toBe(1);
+    expect(sqs.commandCalls(DeleteMessageBatchCommand)).toHaveLength(0);
+    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
+    expect((await running.app.request('/readyz')).status).toBe(200);
+  });
+
+  it('treats a receive that never answers as failed: not ready, then polls again', async () => {
+    sqs
+      .on(ReceiveMessageCommand)
+      // Hung below the SDK: ignores the abort signal too.
+      .callsFakeOnce(() => new Promise(() => undefined))
+      .resolvesOnce({ Messages: [message('a', awsNotification())] })
+      .callsFake(pendingUntilAborted);
+    sqs.on(DeleteMessageBatchCommand).resolves({});
+    running = source({}, { sqsTimeouts: { receiveMs: 100, deleteMs: 200 }, sqsBackoff: { minMs: 300, maxMs: 300 } });
+    running.poller!.start();
+    await vi.waitFor(async () => expect(await counterValue(running!, 's3source_sqs_receive_failures_total')).toBe(1));
+    const failing = await running.app.request('/readyz');
+    expect(failing.status).toBe(503);
+    expect(await failing.json()).toMatchObject({ checks: { sqs: 'failing' } });
+
+    await receivedTimes(3);
+    expect(deletedHandles()).toEqual(['handle-a']);
     expect((await running.app.request('/readyz')).status).toBe(200);
   });
 

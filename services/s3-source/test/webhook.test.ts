@@ -147,12 +147,29 @@ describe('webhook auth', () => {
 
   it('does not start without a token unless told to serve the webhook open', () => {
     expect(() => testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: false })).toThrow(ConfigError);
+    expect(() => testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: false })).toThrow(/WEBHOOK_AUTH_TOKEN is required/);
   });
 
-  it('serves no webhook when it polls SQS and has no token', async () => {
-    const source = testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: false, SQS_QUEUE_URL: 'https://sqs.test/q' }, { sqs: { send: async () => ({}) } });
+  it('serves the webhook without a token only on WEBHOOK_AUTH_DISABLED=true', async () => {
+    const source = testSource({ K_SINK: sink.url, WEBHOOK_AUTH_DISABLED: true });
+    expect(source.mode).toEqual({ input: 'webhook', token: undefined });
+    const res = await post(source, JSON.stringify(minioBody()));
+    expect(res.status).toBe(200);
+    expect(sink.requests).toHaveLength(1);
+  });
+
+  it('serves no webhook when it polls SQS', async () => {
+    const source = testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q' }, { sqs: { send: async () => ({}) } });
+    expect(source.mode).toEqual({ input: 'sqs', queueUrl: 'https://sqs.test/q' });
     expect((await post(source, JSON.stringify(minioBody()))).status).toBe(404);
+    expect((await post(source, JSON.stringify(minioBody()), { authorization: `Bearer ${token}` }, '/')).status).toBe(404);
     expect(sink.requests).toHaveLength(0);
+  });
+
+  it('refuses a webhook token or an open webhook next to SQS_QUEUE_URL', () => {
+    const sqs = { send: async () => ({}) };
+    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_TOKEN: token }, { sqs })).toThrow(ConfigError);
+    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_DISABLED: true }, { sqs })).toThrow(/SQS_QUEUE_URL selects SQS polling/);
   });
 
   it('sends the broker the OIDC token its SinkBinding mounted', async () => {
