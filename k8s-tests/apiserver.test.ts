@@ -1,19 +1,19 @@
 /**
- * Both charts against a real kube-apiserver (envtest style: etcd and kube-apiserver built from the
- * Go module proxy, no nodes), with the CRDs of the Knative release the README installs and the
- * Prometheus Operator's: every object `helm template` renders is server-side applied with strict
- * field validation, and RBAC is proven with SubjectAccessReviews rather than read from YAML.
+ * The chart with each environment's values against a real kube-apiserver (envtest style: etcd and
+ * kube-apiserver built from the Go module proxy, no nodes), with the CRDs of the Knative release
+ * the README installs, the Prometheus Operator's and KEDA's: every object `helm template` renders is
+ * server-side applied with strict field validation, RBAC is proven with SubjectAccessReviews rather
+ * than read from YAML, and the real `helm install` and `helm upgrade` (with a new image) succeed.
  * The first run builds the binaries (minutes); later runs start the control plane in seconds.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { environmentNames, environments, type EnvironmentName } from '@avatar-pipeline/cdk8s';
+import { environmentNames, type EnvironmentName } from '@avatar-pipeline/cdk8s';
 import { eventConsumers } from '@avatar-pipeline/kit';
-import { Cluster, yamlFiles } from './support/cluster.js';
-import { startControlPlane, type ControlPlane } from './support/control-plane.js';
-import { goModuleDir, goTool, KNATIVE_MODULE_VERSION, PROMETHEUS_OPERATOR_VERSION } from './support/go-tools.js';
-import { helmTemplate } from './support/helm.js';
-import { clone, type K8sObject } from './support/manifests.js';
+import { Cluster } from './support/cluster.js';
+import { chartCrdFiles, startControlPlane, type ControlPlane } from './support/control-plane.js';
+import { goTool } from './support/go-tools.js';
+import { helm, helmTemplate, rendered, RELEASE, valuesArgs, type Rendered } from './support/helm.js';
+import { chartDir, clone, valueAt, type K8sObject } from './support/manifests.js';
 
 const BUILD_TIMEOUT_MS = 40 * 60_000;
 const START_TIMEOUT_MS = 3 * 60_000;
@@ -22,40 +22,40 @@ let crdFiles: string[];
 
 beforeAll(async () => {
   await Promise.all([goTool('kube-apiserver'), goTool('etcd'), goTool('helm')]);
-  const [serving, eventing, prometheusOperator] = await Promise.all([
-    goModuleDir('knative.dev/serving', KNATIVE_MODULE_VERSION),
-    goModuleDir('knative.dev/eventing', KNATIVE_MODULE_VERSION),
-    goModuleDir('github.com/prometheus-operator/prometheus-operator', PROMETHEUS_OPERATOR_VERSION),
-  ]);
-  crdFiles = [
-    // What serving-crds.yaml and eventing-crds.yaml of the release contain.
-    ...yamlFiles(join(serving, 'config/core/300-resources')),
-    ...yamlFiles(join(eventing, 'config/core/resources')),
-    ...yamlFiles(join(prometheusOperator, 'example/prometheus-operator-crd'), (f) => /podmonitors|prometheusrules|servicemonitors/.test(f)),
-  ];
+  crdFiles = await chartCrdFiles();
 }, BUILD_TIMEOUT_MS);
 
+/** The namespace as the README has it created: Pod Security warns (as warnings on apply) at `restricted`. */
+const namespaceObject = (name: string): K8sObject => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, labels: { 'pod-security.kubernetes.io/warn': 'restricted', 'pod-security.kubernetes.io/audit': 'restricted' } },
+});
+
 /** A fresh control plane per environment, with the CRDs installed, and that environment's chart rendered. */
-function onFreshApiServer(environment: EnvironmentName): { cluster: () => Cluster; objects: () => K8sObject[] } {
+function onFreshApiServer(environment: EnvironmentName): { controlPlane: () => ControlPlane; cluster: () => Cluster; env: () => Rendered } {
   let controlPlane: ControlPlane | undefined;
   let cluster: Cluster | undefined;
-  let objects: K8sObject[] = [];
+  let env: Rendered | undefined;
   beforeAll(async () => {
     controlPlane = await startControlPlane();
     cluster = new Cluster(controlPlane);
     await cluster.discover();
     await cluster.installCrds(crdFiles);
-    objects = await helmTemplate(environment, environments[environment].namespace);
+    env = await rendered(environment);
+    const created = await cluster.applyAll([namespaceObject(env.namespace)]);
+    expect(created.refused).toEqual([]);
   }, START_TIMEOUT_MS);
   afterAll(async () => {
     await controlPlane?.stop();
   });
-  return { cluster: () => cluster!, objects: () => objects };
+  return { controlPlane: () => controlPlane!, cluster: () => cluster!, env: () => env! };
 }
 
 describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API server', (environment) => {
-  const { cluster, objects } = onFreshApiServer(environment);
-  const namespace = environments[environment].namespace;
+  const { controlPlane, cluster, env } = onFreshApiServer(environment);
+  const objects = () => env().objects;
+  const namespace = 'avatar-pipeline';
 
   it('has every object accepted by server-side apply with strict field validation, with no warnings', async () => {
     expect(objects().length).toBeGreaterThan(25);
@@ -63,6 +63,42 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
     expect(result.refused).toEqual([]);
     // Pod Security (the namespace warns at `restricted`) and deprecations come back as warnings.
     expect(result.warnings).toEqual([]);
+  });
+
+  it.runIf(environment === 'eks')('accepts the KEDA scaler of the SQS poller (s3Source.keda.enabled)', async () => {
+    const keda = (await helmTemplate(environment, { extra: ['--set', 's3Source.keda.enabled=true'] })).filter((o) => o.apiVersion === 'keda.sh/v1alpha1' || o.kind === 'Deployment');
+    expect(keda.filter((o) => o.apiVersion === 'keda.sh/v1alpha1').map((o) => o.kind).sort()).toEqual(['ScaledObject', 'TriggerAuthentication']);
+    const result = await cluster().applyAll(keda);
+    expect(result.refused).toEqual([]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  // kubectl apply (skaffold run) of a changed Job is refused: its pod template is immutable. The
+  // chart names Jobs after their spec, so a new image is a new Job.
+  it('applies again after a new image tag (skaffold run twice), and again with the first', async () => {
+    for (const tag of ['second', 'third', 'second']) {
+      const again = await helmTemplate(environment, { extra: ['--set', `image.tag=${tag}`] });
+      const result = await cluster().applyAll(again);
+      expect(result.refused, tag).toEqual([]);
+    }
+  });
+
+  it('installs with the real helm, and upgrades to a new image', async () => {
+    const ns = `helm-${environment}`;
+    expect((await cluster().applyAll([namespaceObject(ns)])).refused).toEqual([]);
+    const run = (verb: string, ...extra: string[]) =>
+      helm([verb, RELEASE, chartDir, '--namespace', ns, ...valuesArgs(environment), '--kubeconfig', controlPlane().kubeconfig, ...extra]);
+    const install = await run('install');
+    expect(install.output).toMatch(/STATUS: deployed/);
+    expect(install.code).toBe(0);
+    const upgrade = await run('upgrade', '--set', 'image.tag=next');
+    expect(upgrade.output).toMatch(/STATUS: deployed/);
+    expect(upgrade.code).toBe(0);
+    const list = await cluster().api.request('GET', `/apis/batch/v1/namespaces/${ns}/jobs`);
+    // helm deleted the Job of the first revision, which the second no longer names.
+    expect((list.body.items as K8sObject[]).map((j) => j.metadata.name.replace(/-[0-9a-f]{10}$/, '')).sort()).toEqual(
+      environment === 'kind' ? ['stand-ins-setup', 'vapid-init'] : ['vapid-init'],
+    );
   });
 
   it('stores the Knative and Prometheus Operator objects as custom resources', async () => {
@@ -82,13 +118,14 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
   });
 
   it('lets exactly the accounts that handle the VAPID keys near Secrets', async () => {
-    expect(await vapidSecretProblems(cluster(), environment, objects(), namespace)).toEqual([]);
+    expect(await vapidSecretProblems(cluster(), env(), objects(), namespace)).toEqual([]);
   });
 
   // Event consumers fetch the keys that verify Knative's delivery tokens from the API server with
   // their own token: Kubernetes' default system:service-account-issuer-discovery binding allows it.
-  it.runIf(environments[environment].eventsOidc.fromKubernetesApi)('lets every event consumer read the service-account issuer keys', async () => {
-    const path = new URL(environments[environment].eventsOidc.jwksUrl).pathname;
+  it('lets every event consumer read the service-account issuer keys when they are the API server’s', async () => {
+    if (valueAt(env().values, 'eventsOidc', 'fromKubernetesApi') !== true) return;
+    const path = new URL(valueAt(env().values, 'eventsOidc', 'jwksUrl') as string).pathname;
     for (const name of eventConsumers) expect(await cluster().can({ namespace, name }, { verb: 'get', path }), name).toBe(true);
   });
 
@@ -104,7 +141,7 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
       });
     const created = await cluster().applyAll([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, ...rbac]);
     expect(created.refused).toEqual([]);
-    expect(await vapidSecretProblems(cluster(), environment, rbac, ns)).toEqual(
+    expect(await vapidSecretProblems(cluster(), env(), rbac, ns)).toEqual(
       expect.arrayContaining(['vapid-init cannot create secrets', 'push cannot get secrets/avatar-pipeline-vapid', 'default/vapid-init can get secrets/avatar-pipeline-vapid in rbac-broken']),
     );
   });
@@ -134,10 +171,9 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart on a real API 
  * subscribe may only read it, and no other account (nor the namespace's `default`, nor accounts of
  * the same names in `default`) may read Secrets. With keys in SSM (eks): no account may.
  */
-async function vapidSecretProblems(cluster: Cluster, environment: EnvironmentName, objects: readonly K8sObject[], ns: string): Promise<string[]> {
-  const { vapid } = environments[environment];
-  const inSecret = vapid.store === 'k8s-secret';
-  const secret = vapid.secretName;
+async function vapidSecretProblems(cluster: Cluster, env: Rendered, objects: readonly K8sObject[], ns: string): Promise<string[]> {
+  const inSecret = valueAt(env.values, 'vapid', 'store') === 'k8s-secret';
+  const secret = valueAt(env.values, 'vapid', 'secretName') as string;
   const problems: string[] = [];
   const expectAnswer = async (account: string, verb: string, allowed: boolean, name?: string, accountNamespace = ns) => {
     const answer = await cluster.can({ namespace: accountNamespace, name: account }, { verb, resource: 'secrets', namespace: ns, ...(name ? { name } : {}) });

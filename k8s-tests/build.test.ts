@@ -1,7 +1,8 @@
 /**
  * The Dockerfile, the images' dependency closures and skaffold.yaml, checked without Docker or a
  * cluster: every service has a target on Node 24 that runs as a non-root user and carries only its
- * own production dependencies; skaffold builds exactly the images the charts use. The real skaffold
+ * own production dependencies; skaffold builds exactly the images the chart runs, rendered by the
+ * real helm as skaffold renders it (its release's values files and values). The real skaffold
  * parses and renders skaffold.yaml in skaffold.test.ts.
  */
 import { execFile } from 'node:child_process';
@@ -11,8 +12,10 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { serviceNames } from '@avatar-pipeline/kit';
+import { environmentNames, type EnvironmentName } from '@avatar-pipeline/cdk8s';
 import { lineage, parseDockerfile } from './support/dockerfile.js';
-import { allEnvironments, synthesize, type K8sObject } from './support/manifests.js';
+import { helmTemplate, NAMESPACE, RELEASE, rendered } from './support/helm.js';
+import { chartDir, type K8sObject } from './support/manifests.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
@@ -123,10 +126,22 @@ interface Build {
   local: { push?: boolean };
   artifacts: Artifact[];
 }
+interface HelmRelease {
+  name: string;
+  chartPath: string;
+  namespace: string;
+  valuesFiles?: string[];
+  setValues?: Record<string, string>;
+  setValueTemplates?: Record<string, string>;
+}
+interface Manifests {
+  helm?: { releases: HelmRelease[] };
+}
 interface Skaffold {
   build: Build;
-  portForward: { resourceName: string; namespace: string; port: number }[];
-  profiles: { name: string; activation?: { kubeContext: string }[]; build?: Build }[];
+  manifests: Manifests;
+  portForward: { resourceType: string; resourceName: string; namespace: string; port: number }[];
+  profiles: { name: string; activation?: { kubeContext: string }[]; build?: Build; manifests?: Manifests }[];
 }
 
 function imagesIn(objects: readonly K8sObject[]): string[] {
@@ -140,11 +155,28 @@ function imagesIn(objects: readonly K8sObject[]): string[] {
   return images;
 }
 
+/** An image reference without its tag (a registry port is not a tag). */
+const untagged = (image: string) => image.replace(/:[\w][\w.-]*$/, '');
+/** skaffold's template variable for an artifact's tag: IMAGE_TAG_<image, every other character an underscore>. */
+const tagVariable = (image: string) => `IMAGE_TAG_${image.replace(/[^A-Za-z0-9]/g, '_')}`;
+
 describe('skaffold.yaml', () => {
   const config = parse(read('skaffold.yaml')) as Skaffold;
   const profile = (name: string) => config.profiles.find((p) => p.name === name);
-  /** What `skaffold run [-p <profile>]` builds. */
-  const artifacts = (name: 'kind' | 'eks') => (profile(name)?.build ?? config.build).artifacts;
+  /** What `skaffold run [-p <profile>]` builds, and the helm release it renders (a profile's replaces the base's). */
+  const artifacts = (name: EnvironmentName) => (profile(name)?.build ?? config.build).artifacts;
+  const release = (name: EnvironmentName): HelmRelease => {
+    const releases = (profile(name)?.manifests ?? config.manifests).helm?.releases ?? [];
+    expect(releases).toHaveLength(1);
+    return releases[0]!;
+  };
+  /** `helm template` as skaffold runs it for the release, each artifact tagged `t-<target>`. */
+  const skaffoldRender = (name: EnvironmentName) => {
+    const r = release(name);
+    const tags = artifacts(name).map((a) => `image.tags.${a.docker.target}=t-${a.docker.target}`);
+    const values = Object.entries(r.setValues ?? {}).map(([k, v]) => `${k}=${v}`);
+    return helmTemplate(name, { namespace: r.namespace, extra: [...values, ...tags].flatMap((v) => ['--set', v]) });
+  };
 
   it('has the kind (default) and eks profiles', () => {
     expect(config.profiles.map((p) => p.name)).toEqual(['kind', 'eks']);
@@ -153,27 +185,54 @@ describe('skaffold.yaml', () => {
     expect(profile('eks')?.build?.local.push).toBe(true);
   });
 
-  it.each(allEnvironments().map((e) => [e.name, e] as const))('%s: builds one artifact per image the chart runs, from its Dockerfile target', (name, env) => {
+  it.each(environmentNames.map((e) => [e]))('%s: renders the chart with the environment’s values file, every artifact’s tag set as its image.tags value', (name) => {
+    const r = release(name);
+    expect({ name: r.name, chartPath: r.chartPath, namespace: r.namespace }).toEqual({ name: RELEASE, chartPath: 'charts/avatar-pipeline', namespace: NAMESPACE });
+    expect(fileURLToPath(new URL(`../${r.chartPath}`, import.meta.url))).toBe(chartDir);
+    expect(r.valuesFiles).toEqual([`charts/avatar-pipeline/values-${name}.yaml`]);
+    expect(r.setValueTemplates).toEqual(Object.fromEntries(artifacts(name).map((a) => [`image.tags.${a.docker.target}`, `{{.${tagVariable(a.image)}}}`])));
+  });
+
+  /** `<registry>/<repository>/` of the images built from the repository: the values file's, or skaffold's (its release's setValues). */
+  const imagePrefix = async (name: EnvironmentName, asSkaffold: boolean) => {
+    const image = (await rendered(name)).values['image'] as { registry: string; repository: string };
+    // skaffold -p eks leaves the registry to --default-repo (release setValues image.registry: "").
+    const registry = asSkaffold ? (release(name).setValues?.['image.registry'] ?? image.registry) : image.registry;
+    return `${registry ? `${registry}/` : ''}${image.repository}/`;
+  };
+
+  it.each(environmentNames.map((e) => [e]))('%s: builds one artifact per image the chart runs, from its Dockerfile target', async (name) => {
+    const prefix = await imagePrefix(name, true);
     for (const a of artifacts(name)) {
       expect(a.docker.dockerfile).toBe('Dockerfile');
-      expect(a.image).toBe(`${env.config.imageRepository}/${a.docker.target}`);
+      expect(a.image).toBe(`${prefix}${a.docker.target}`);
       expect(stage(a.docker.target), a.docker.target).toBeDefined();
     }
     const built = new Set(artifacts(name).map((a) => a.image));
-    const used = imagesIn(env.objects);
-    const ours = used.filter((i) => i.startsWith(`${env.config.imageRepository}/`));
-    expect(new Set(ours)).toEqual(built);
-    expect(ours.every((i) => !i.includes(':'))).toBe(true);
-    for (const image of used.filter((i) => !built.has(i))) expect(image, 'third-party images are pinned').toMatch(/:[\w][\w.-]*$/);
-    for (const image of used) expect(image).not.toMatch(/:latest$/);
+    const used = imagesIn(await skaffoldRender(name));
+    const ours = used.filter((i) => i.startsWith(prefix));
+    expect(new Set(ours.map(untagged))).toEqual(built);
+    // Each runs with the tag skaffold built it with (the VAPID init Job too, with the push image).
+    for (const i of ours) expect(i, 'tagged by skaffold').toBe(`${untagged(i)}:t-${untagged(i).slice(prefix.length)}`);
+    for (const i of used.filter((x) => !ours.includes(x))) expect(i, 'third-party images are pinned').toMatch(/:[\w][\w.-]*$/);
+    for (const i of used) expect(i).not.toMatch(/:latest$/);
   });
 
-  it('forwards the gateway, which the kind chart serves on that port', () => {
+  it.each(environmentNames.map((e) => [e]))('%s: tags the images with the chart’s appVersion when nothing sets a tag', async (name) => {
+    const prefix = await imagePrefix(name, false);
+    const appVersion = (parse(readFileSync(`${chartDir}/Chart.yaml`, 'utf8')) as { appVersion: string }).appVersion;
+    const ours = imagesIn((await rendered(name)).objects).filter((i) => i.startsWith(prefix));
+    expect(new Set(ours)).toEqual(new Set(artifacts(name).map((a) => `${prefix}${a.docker.target}:${appVersion}`)));
+  });
+
+  it('forwards the gateway, which the kind chart serves on that port in the release namespace', async () => {
     const [forward] = config.portForward;
-    const gateway = synthesize('kind').objects.find((o) => o.kind === 'Service' && o.apiVersion === 'v1' && o.metadata.name === forward?.resourceName) as
+    expect(forward?.resourceType).toBe('service');
+    const gateway = (await rendered('kind')).objects.find((o) => o.kind === 'Service' && o.apiVersion === 'v1' && o.metadata.name === forward?.resourceName) as
       | (K8sObject & { spec: { ports: { port: number }[] } })
       | undefined;
     expect(gateway?.metadata.namespace).toBe(forward?.namespace);
+    expect(release('kind').namespace).toBe(forward?.namespace);
     expect(gateway?.spec.ports.map((p) => p.port)).toContain(forward?.port);
   });
 });

@@ -1,111 +1,192 @@
-/** Invariants across the objects of each environment, and against the services' own code. */
+/**
+ * Invariants across the objects of each environment, as the real helm renders the chart with the
+ * environment's values file, and against the services' own code.
+ */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   apiRoutes,
   createLogger,
   deadLetterSink,
+  deliveryPolicies,
   durationMs,
   emits,
+  EventType,
   eventAudience,
   eventAuthFromConfig,
   eventConsumers,
   loadConfig,
   publicServices,
   serviceNames,
+  sinkBound as kitSinkBound,
   TTL_ATTRIBUTE,
   triggers,
   UPLOAD_PREFIX,
+  type RetryPolicy,
   type ServiceName,
 } from '@avatar-pipeline/kit';
 import { vapidEnv } from '@avatar-pipeline/vapid';
-import { deliverySpec, nginxConfig, gatewayRoutes, setupScript } from '@avatar-pipeline/cdk8s';
+import { BROKER_NAME, DEAD_LETTER_BROKER, DEAD_LETTER_TRIGGER, SHARED_CONFIG, VISIBILITY_LABEL, WEBHOOK_SECRET } from '@avatar-pipeline/cdk8s';
+import { rendered, renderedEnvironments } from './support/helm.js';
 import {
+  brokersOf,
   consumerProblems,
+  deployments,
   destinationProblems,
   knativeServiceProblems,
   knativeServices,
   podTemplates,
   rbacSubjectProblems,
   restrictedProblems,
+  serviceContainer,
+  serviceDeploymentProblems,
+  serviceWorkload,
   triggersOf,
+  type Container,
   type Destination,
+  type PodSpec,
 } from './support/invariants.js';
-import { allEnvironments, clone, ofKind, synthesize, type K8sObject, type Synthesized } from './support/manifests.js';
-import { serviceEnvShape } from './support/service-env.js';
+import { clone, ofKind, valueAt, type K8sObject } from './support/manifests.js';
+import { serviceConfig } from './support/service-env.js';
 
-const environments = allEnvironments().map((env) => [env.name, env] as const);
+const environments = (await renderedEnvironments()).map((env) => [env.name, env] as const);
+const kindEnv = await rendered('kind');
+const eksEnv = await rendered('eks');
 
-type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } } };
-type EnvFrom = { configMapRef?: { name: string }; secretRef?: { name: string } };
+const APP_NAME = 'app.kubernetes.io/name';
+const BROKER_REF = { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker' } as const;
+const KSVC_REF = { apiVersion: 'serving.knative.dev/v1', kind: 'Service' } as const;
+/** Where the kubelet mounts the service account token and the cluster CA. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** The data of a ConfigMap or Secret of the chart (Secrets carry stringData). */
-function dataOf(env: Synthesized, kind: 'ConfigMap' | 'Secret', name: string): Record<string, string> | undefined {
-  const object = ofKind(env.objects, 'v1', kind).find((o) => o.metadata.name === name) as (K8sObject & { data?: Record<string, string>; stringData?: Record<string, string> }) | undefined;
+function dataOf(objects: readonly K8sObject[], kind: 'ConfigMap' | 'Secret', name: string): Record<string, string> | undefined {
+  const object = ofKind(objects, 'v1', kind).find((o) => o.metadata.name === name) as (K8sObject & { data?: Record<string, string>; stringData?: Record<string, string> }) | undefined;
   return object && { ...object.data, ...object.stringData };
 }
 
-/** The environment a container starts with, as Kubernetes and Knative assemble it. */
-function containerEnvironment(env: Synthesized, container: { env?: EnvVar[]; envFrom?: EnvFrom[] }, extra: Record<string, string> = {}): { vars: Record<string, string>; missing: string[] } {
+/** The environment a container starts with, as Kubernetes assembles it (optional references may be absent). */
+function containerEnvironment(objects: readonly K8sObject[], container: Pick<Container, 'env' | 'envFrom'> | undefined, extra: Record<string, string> = {}) {
   const vars: Record<string, string> = {};
   const missing: string[] = [];
-  for (const from of container.envFrom ?? []) {
-    const name = from.configMapRef?.name ?? from.secretRef?.name ?? '';
-    const data = dataOf(env, from.configMapRef ? 'ConfigMap' : 'Secret', name);
+  for (const from of container?.envFrom ?? []) {
+    const ref = from.configMapRef ?? from.secretRef;
+    const data = dataOf(objects, from.configMapRef ? 'ConfigMap' : 'Secret', ref?.name ?? '');
     if (data) Object.assign(vars, data);
-    else if (!(from.secretRef && env.name === 'eks')) missing.push(`envFrom ${name}`);
+    else if (!ref?.optional) missing.push(`envFrom ${ref?.name ?? '(none)'}`);
   }
-  for (const v of container.env ?? []) {
+  for (const v of container?.env ?? []) {
     const ref = v.valueFrom?.secretKeyRef ?? v.valueFrom?.configMapKeyRef;
-    if (v.value !== undefined) vars[v.name] = v.value;
-    else if (ref) {
-      const value = dataOf(env, v.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap', ref.name)?.[ref.key];
-      if (value === undefined) missing.push(`${v.name} from ${ref.name}/${ref.key}`);
-      else vars[v.name] = value;
+    if (!ref) vars[v.name] = v.value ?? '';
+    else {
+      const value = dataOf(objects, v.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap', ref.name)?.[ref.key];
+      if (value !== undefined) vars[v.name] = value;
+      else if (!ref.optional) missing.push(`${v.name} from ${ref.name}/${ref.key}`);
     }
   }
   return { vars: { ...vars, ...extra }, missing };
 }
 
-const sinkBound = (env: Synthesized, service: string) =>
-  ofKind(env.objects, 'sources.knative.dev/v1', 'SinkBinding').some((b) => (b as unknown as { spec: { subject: { name: string } } }).spec.subject.name === service);
+type SinkBindingObject = K8sObject & { spec: { subject: { apiVersion: string; kind: string; name: string }; sink: Destination } };
+const sinkBindings = (objects: readonly K8sObject[]) => ofKind(objects, 'sources.knative.dev/v1', 'SinkBinding') as SinkBindingObject[];
 
-/** What Knative adds: PORT, and K_SINK from a SinkBinding (the broker's address). */
-const knativeAdds = (env: Synthesized, service: string): Record<string, string> => ({
-  PORT: '8080',
-  ...(sinkBound(env, service) ? { K_SINK: `http://broker-ingress.knative-eventing.svc.cluster.local/${env.config.namespace}/avatar-pipeline` } : {}),
-});
+/** The SinkBinding whose subject is the service's workload (its Knative Service, or its Deployment). */
+function sinkBindingOf(objects: readonly K8sObject[], service: string): SinkBindingObject | undefined {
+  const workload = serviceWorkload(objects, service);
+  return sinkBindings(objects).find((b) => workload && b.spec.subject.apiVersion === workload.apiVersion && b.spec.subject.kind === workload.kind && b.spec.subject.name === service);
+}
+
+/** What the platform adds: Knative Serving PORT (Knative Services only), a SinkBinding K_SINK (the broker's address). */
+function platformAdds(objects: readonly K8sObject[], namespace: string, service: string): Record<string, string> {
+  const binding = sinkBindingOf(objects, service);
+  return {
+    ...(serviceWorkload(objects, service)?.kind === 'Service' ? { PORT: '8080' } : {}),
+    ...(binding ? { K_SINK: `http://broker-ingress.knative-eventing.svc.cluster.local/${namespace}/${binding.spec.sink.ref?.name ?? ''}` } : {}),
+  };
+}
+
+/** Jobs by their `app.kubernetes.io/name`: their names are `<prefix>-<hash of their spec>`. */
+const jobsNamed = (objects: readonly K8sObject[], name: string) =>
+  (ofKind(objects, 'batch/v1', 'Job') as (K8sObject & { spec: { template: { spec: PodSpec } } })[]).filter((j) => j.metadata.labels?.[APP_NAME] === name);
 
 /** Variables read by the runtime rather than by a service's config schema. */
 const runtimeVariables = new Set(['MALLOC_ARENA_MAX', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'NODE_EXTRA_CA_CERTS']);
 
+const retryOf = ({ retry, backoffPolicy, backoffDelay, timeout }: RetryPolicy) => ({ retry, backoffPolicy, backoffDelay, timeout });
+const toDeadLetterBroker = { ref: { ...BROKER_REF, name: DEAD_LETTER_BROKER } };
+
+/** The gateway's nginx `location` blocks: modifier, path and body (quoted text, which may hold braces, is skipped when matching them). */
+function nginxLocations(conf: string): { match: string; path: string; body: string }[] {
+  const found: { match: string; path: string; body: string }[] = [];
+  const lines = conf.split('\n');
+  const braces = (line: string) => {
+    const bare = line.replace(/'[^']*'|"[^"]*"/g, '');
+    return (bare.match(/\{/g)?.length ?? 0) - (bare.match(/\}/g)?.length ?? 0);
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const head = /^\s*location\s+(?:(=|\^~|~\*?)\s+)?(\S+)\s*\{/.exec(lines[i]!);
+    if (!head) continue;
+    let depth = braces(lines[i]!);
+    const body = [lines[i]!];
+    while (depth > 0 && i + 1 < lines.length) {
+      body.push(lines[++i]!);
+      depth += braces(lines[i]!);
+    }
+    found.push({ match: head[1] ?? '', path: head[2]!, body: body.join('\n') });
+  }
+  return found;
+}
+
 describe.each(environments)('%s', (_name, env) => {
+  const ns = env.namespace;
+  const value = (...path: string[]) => valueAt(env.values, ...path);
+  const polls = value('s3Source', 'mode') === 'sqs';
   const ksvcs = knativeServices(env.objects);
   const ksvc = (name: string) => ksvcs.find((k) => k.metadata.name === name);
+  const container = (name: string) => serviceContainer(env.objects, name);
 
   // A second object of the same kind and name would silently replace the first on apply.
-  it('has unique names per kind, every namespaced object in the chart namespace', () => {
+  it('has unique names per kind, and every object in the release namespace (no Namespace of its own)', () => {
     const keys = env.objects.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`);
     expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
-    for (const o of env.objects) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(env.config.namespace);
+    expect(env.objects.filter((o) => o.kind === 'Namespace')).toEqual([]);
+    for (const o of env.objects) expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(ns);
   });
 
-  it('has one Knative Service per service, each with probes, limits, a non-root security context and autoscaling bounds', () => {
-    expect(ksvcs.map((k) => k.metadata.name).sort()).toEqual([...serviceNames].sort());
+  it('runs each service as a Knative Service with probes, limits, a non-root security context and autoscaling bounds, but s3-source as a Deployment when it polls SQS', () => {
+    const expected = serviceNames.filter((n) => !(polls && n === 's3-source'));
+    expect(ksvcs.map((k) => k.metadata.name).sort()).toEqual([...expected].sort());
+    const serviceDeployments = deployments(env.objects).filter((d) => (serviceNames as readonly string[]).includes(d.metadata.name));
+    expect(serviceDeployments.map((d) => d.metadata.name)).toEqual(polls ? ['s3-source'] : []);
     expect(knativeServiceProblems(env.objects)).toEqual([]);
+    expect(serviceDeploymentProblems(env.objects)).toEqual([]);
   });
 
   it('runs every pod under the restricted Pod Security Standard, with requests and a memory limit', () => {
     const templates = podTemplates(env.objects);
-    expect(templates.length).toBeGreaterThanOrEqual(serviceNames.length + 2);
+    const where = templates.map((t) => t.where);
+    for (const name of serviceNames) expect(where, name).toContain(`${serviceWorkload(env.objects, name)?.kind ?? '(none)'} ${name}`);
+    expect(where).toContain('Deployment gateway');
+    expect(where.filter((w) => /^Job vapid-init-[0-9a-f]{10}$/.test(w))).toHaveLength(1);
     expect(templates.flatMap((t) => restrictedProblems(t.where, t.spec))).toEqual([]);
   });
 
-  it('scales to zero, except s3-source while it polls SQS', () => {
+  it('scales every Knative Service to zero, with the bounds, concurrency and resources its values set', () => {
     for (const k of ksvcs) {
-      const min = k.spec.template.metadata.annotations?.['autoscaling.knative.dev/min-scale'];
-      const polls = k.metadata.name === 's3-source' && env.config.sqsQueueUrl !== undefined;
-      expect(min, k.metadata.name).toBe(polls ? '1' : '0');
+      const name = k.metadata.name;
+      const own = value('services', name) as { minScale: number; maxScale: number; target: number; containerConcurrency: number; resources: unknown };
+      const annotations = k.spec.template.metadata.annotations ?? {};
+      expect(annotations['autoscaling.knative.dev/min-scale'], name).toBe('0');
+      expect(
+        {
+          min: annotations['autoscaling.knative.dev/min-scale'],
+          max: annotations['autoscaling.knative.dev/max-scale'],
+          target: annotations['autoscaling.knative.dev/target'],
+          concurrency: k.spec.template.spec.containerConcurrency,
+        },
+        name,
+      ).toEqual({ min: String(own.minScale), max: String(own.maxScale), target: String(own.target), concurrency: own.containerConcurrency });
+      expect(k.spec.template.spec.containers[0]?.resources, name).toEqual(own.resources);
     }
   });
 
@@ -115,119 +196,167 @@ describe.each(environments)('%s', (_name, env) => {
     for (const name of publicServices) expect(concurrency(name)).toBeGreaterThanOrEqual(20);
   });
 
-  it('creates one Trigger per topology entry with its filters, subscriber and delivery policy', () => {
+  it('creates one Trigger per topology entry, dead-lettering to the dead-letter Broker, and one from there to the topology’s dead-letter sink', () => {
     const objects = triggersOf(env.objects);
-    const audience = (service: ServiceName) => eventAudience(env.config.namespace, service);
-    expect(objects.map((t) => t.metadata.name).sort()).toEqual(triggers.map((t) => t.name).sort());
+    const audience = (service: ServiceName) => eventAudience(ns, service);
+    expect(objects.map((t) => t.metadata.name).sort()).toEqual([...triggers.map((t) => t.name), DEAD_LETTER_TRIGGER].sort());
     for (const topology of triggers) {
       const trigger = objects.find((t) => t.metadata.name === topology.name);
       expect(trigger?.spec).toEqual({
-        broker: 'avatar-pipeline',
+        broker: BROKER_NAME,
         filters: topology.filters,
-        subscriber: {
-          ref: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: topology.subscriber.service },
-          uri: topology.subscriber.path,
-          audience: audience(topology.subscriber.service),
-        },
-        delivery: deliverySpec(topology.delivery, env.config),
+        subscriber: { ref: { ...KSVC_REF, name: topology.subscriber.service }, uri: topology.subscriber.path, audience: audience(topology.subscriber.service) },
+        delivery: { ...retryOf(topology.delivery), deadLetterSink: toDeadLetterBroker },
       });
-      expect(trigger?.spec.delivery?.deadLetterSink).toEqual({
-        ref: expect.objectContaining({ name: deadLetterSink.service }),
-        uri: deadLetterSink.path,
-        audience: audience(deadLetterSink.service),
-      });
+      // What the dead-letter Broker's Trigger delivers to must be the topology's own dead-letter sink.
+      expect(topology.delivery.deadLetter, topology.name).toEqual(deadLetterSink);
     }
+    const deadLetters = objects.find((t) => t.metadata.name === DEAD_LETTER_TRIGGER);
+    expect(deadLetters?.spec).toEqual({
+      broker: DEAD_LETTER_BROKER,
+      subscriber: { ref: { ...KSVC_REF, name: deadLetterSink.service }, uri: deadLetterSink.path, audience: audience(deadLetterSink.service) },
+      delivery: retryOf(deliveryPolicies.deadLetters),
+    });
+  });
+
+  it('runs the dead-letter Broker beside the main one, of the same class and config, with the values’ broker config in their ConfigMap', () => {
+    const brokers = brokersOf(env.objects) as (K8sObject & { spec: { config?: unknown; delivery?: unknown } })[];
+    expect(brokers.map((b) => b.metadata.name).sort()).toEqual([BROKER_NAME, DEAD_LETTER_BROKER].sort());
+    const config = { apiVersion: 'v1', kind: 'ConfigMap', name: 'avatar-pipeline-broker', namespace: ns };
+    for (const broker of brokers) {
+      expect(broker.metadata.annotations?.['eventing.knative.dev/broker.class'], broker.metadata.name).toBe(value('broker', 'class'));
+      expect(broker.spec.config, broker.metadata.name).toEqual(config);
+    }
+    // The default for Triggers that set no delivery of their own; the dead-letter Broker is the end of the line.
+    expect(brokers.find((b) => b.metadata.name === BROKER_NAME)?.spec.delivery).toEqual({ ...retryOf(deliveryPolicies.processing), deadLetterSink: toDeadLetterBroker });
+    expect(brokers.find((b) => b.metadata.name === DEAD_LETTER_BROKER)?.spec.delivery).toBeUndefined();
+    expect(dataOf(env.objects, 'ConfigMap', config.name)).toEqual(value('broker', 'config'));
   });
 
   // Serving sets no audience on a Knative Service: without one on the Trigger, Knative sends no token.
-  it('names an OIDC audience on every delivery, and has each event endpoint expect exactly its own', async () => {
-    const broker = ofKind(env.objects, 'eventing.knative.dev/v1', 'Broker')[0] as unknown as { spec: { delivery: { deadLetterSink: Destination } } };
-    const destinations = [...triggersOf(env.objects).flatMap((t) => [t.spec.subscriber, t.spec.delivery?.deadLetterSink]), broker.spec.delivery.deadLetterSink];
+  it('names an OIDC audience on every delivery to a service, and has each event endpoint expect exactly its own', async () => {
+    const isService = (d: Destination | undefined): d is Destination => d?.ref?.apiVersion === KSVC_REF.apiVersion && d.ref.kind === KSVC_REF.kind;
+    const destinations = [
+      ...triggersOf(env.objects).flatMap((t) => [t.spec.subscriber, t.spec.delivery?.deadLetterSink]),
+      ...brokersOf(env.objects).map((b) => b.spec.delivery?.deadLetterSink),
+    ].filter(isService);
+    expect(new Set(destinations.map((d) => d.ref?.name))).toEqual(eventConsumers);
     const silent = createLogger('invariants', 'silent');
+    const fromApi = value('eventsOidc', 'fromKubernetesApi') === true;
     for (const name of eventConsumers) {
-      const named = new Set(destinations.filter((d) => d?.ref?.name === name).map((d) => d?.audience));
-      expect([...named], name).toEqual([eventAudience(env.config.namespace, name)]);
-      const shape = await serviceEnvShape(name);
-      if (!shape) continue;
-      const [container] = ksvc(name)?.spec.template.spec.containers ?? [];
-      const { vars } = containerEnvironment(env, container as { env?: EnvVar[]; envFrom?: EnvFrom[] }, knativeAdds(env, name));
-      const policy = eventAuthFromConfig(loadConfig(shape, vars) as Parameters<typeof eventAuthFromConfig>[0], silent);
-      expect(policy, name).toMatchObject({ issuer: env.config.eventsOidc.issuer, audience: [...named] });
+      const named = new Set(destinations.filter((d) => d.ref?.name === name).map((d) => d.audience));
+      expect([...named], name).toEqual([eventAudience(ns, name)]);
+      const own = await serviceConfig(name);
+      if (!own) continue;
+      const { vars } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
+      const config = own.load(vars) as Parameters<typeof eventAuthFromConfig>[0] & { EVENTS_OIDC_JWKS_TOKEN_FILE?: string };
+      expect(eventAuthFromConfig(config, silent), name).toMatchObject({ issuer: value('eventsOidc', 'issuer'), audience: [...named] });
+      // The Kubernetes API's JWKS takes the pod's own token (an empty variable is unset: EKS's keys are public).
+      expect(config.EVENTS_OIDC_JWKS_TOKEN_FILE, name).toBe(fromApi ? `${SERVICE_ACCOUNT_DIR}/token` : undefined);
+      expect(vars['NODE_EXTRA_CA_CERTS'] || undefined, name).toBe(fromApi ? `${SERVICE_ACCOUNT_DIR}/ca.crt` : undefined);
     }
   });
 
-  it('sends the broker the token a SinkBinding mounts from the services that post to it', async () => {
-    for (const name of serviceNames.filter((n) => sinkBound(env, n))) {
-      const own = ((ksvc(name)?.spec.template.spec.containers[0] as { env?: EnvVar[] }).env ?? []).find((v) => v.name === 'K_SINK_OIDC_TOKEN_FILE');
-      expect(own?.value, name).toBe('/oidc/token');
-    }
+  it('sends the broker the token a SinkBinding mounts from the services that post to it', () => {
+    const bound = serviceNames.filter((n) => sinkBindingOf(env.objects, n));
+    expect(bound.length).toBeGreaterThan(0);
+    for (const name of bound) expect(container(name)?.env?.find((v) => v.name === 'K_SINK_OIDC_TOKEN_FILE')?.value, name).toBe('/oidc/token');
   });
 
   it('lets every subscriber take a delivery for as long as its Trigger waits', () => {
-    for (const trigger of triggers) {
-      const timeoutSeconds = ksvc(trigger.subscriber.service)?.spec.template.spec as { timeoutSeconds?: number } | undefined;
-      expect(timeoutSeconds?.timeoutSeconds ?? 0, trigger.name).toBeGreaterThanOrEqual(durationMs(trigger.delivery.timeout) / 1000);
+    for (const trigger of triggersOf(env.objects)) {
+      const timeout = trigger.spec.delivery?.timeout;
+      expect(timeout, trigger.metadata.name).toBeDefined();
+      const seconds = ksvc(trigger.spec.subscriber.ref?.name ?? '')?.spec.template.spec.timeoutSeconds ?? 0;
+      expect(seconds, trigger.metadata.name).toBeGreaterThanOrEqual(durationMs(timeout ?? 'PT0S') / 1000);
     }
   });
 
-  it("resolves every Trigger's broker, subscriber and dead-letter sink, and every SinkBinding", () => {
+  it("resolves every Trigger's broker, subscriber and dead-letter sink, every Broker's, and every SinkBinding", () => {
     expect(destinationProblems(env.objects)).toEqual([]);
   });
 
-  it('has a consumer for every event type a service emits', () => {
+  it('has a consumer for every event type a service emits, and for its dead letters on the dead-letter Broker', () => {
     expect(consumerProblems(env.objects)).toEqual([]);
   });
 
-  it('binds exactly the services that need K_SINK to the broker', async () => {
+  it('binds exactly the services that need K_SINK to the broker, through their workload', async () => {
     for (const name of serviceNames) {
-      const shape = await serviceEnvShape(name);
-      if (!shape) continue;
-      const sink = shape['K_SINK'];
+      const own = await serviceConfig(name);
+      if (!own) continue;
+      const sink = own.shape['K_SINK'];
       const needsSink = sink !== undefined && !z.safeParse(sink, undefined).success;
-      expect(sinkBound(env, name), name).toBe(needsSink);
+      const binding = sinkBindingOf(env.objects, name);
+      expect(binding !== undefined, name).toBe(needsSink);
+      expect(kitSinkBound.has(name), name).toBe(needsSink);
+      if (binding) expect(binding.spec.sink, name).toEqual({ ref: { ...BROKER_REF, name: BROKER_NAME } });
     }
+    // Every SinkBinding is one of those (a stale one would inject K_SINK into nothing, or into the wrong pods).
+    expect(sinkBindings(env.objects).length).toBe(serviceNames.filter((n) => sinkBindingOf(env.objects, n)).length);
   });
 
-  it.each(serviceNames.map((s) => [s]))("gives %s a configuration its own loadConfig accepts, and only variables it reads", async (name) => {
-    const shape = await serviceEnvShape(name);
-    if (!shape) return void console.warn(`k8s-tests: services/${name} has no main.ts yet; its configuration is not checked`);
-    const [container] = ksvc(name)?.spec.template.spec.containers ?? [];
-    const { vars, missing } = containerEnvironment(env, container as { env?: EnvVar[]; envFrom?: EnvFrom[] }, knativeAdds(env, name));
+  it.each(serviceNames.map((s) => [s]))('gives %s a configuration its own loadConfig accepts, and only variables it reads', async (name) => {
+    const own = await serviceConfig(name);
+    if (!own) return void console.warn(`k8s-tests: services/${name} has no main.ts yet; its configuration is not checked`);
+    const { vars, missing } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
     expect(missing).toEqual([]);
-    expect(() => loadConfig(shape, vars)).not.toThrow();
-    const own = ((container as { env?: EnvVar[] }).env ?? []).map((v) => v.name);
-    expect(own.filter((v) => !(v in shape) && !runtimeVariables.has(v))).toEqual([]);
+    const loaded = own.load(vars) as Record<string, unknown> & { config?: Record<string, unknown>; mode?: { input: string } };
+    // s3-source takes exactly one input: the one its values choose.
+    if (name === 's3-source') expect(loaded.mode?.input).toBe(value('s3Source', 'mode'));
+    // What does not apply is an empty variable, which the service takes as unset (its default, or none).
+    const config = name === 's3-source' ? (loaded.config ?? {}) : loaded;
+    for (const v of Object.keys(vars).filter((k) => vars[k] === '' && k in own.shape)) {
+      const unset = z.object({ [v]: own.shape[v]! }).safeParse({});
+      expect(unset.success, `${v} may be left unset`).toBe(true);
+      expect(config[v], `${v}=''`).toEqual(unset.data?.[v]);
+    }
+    const names = (container(name)?.env ?? []).map((v) => v.name);
+    expect(names.filter((v) => !(v in own.shape) && !runtimeVariables.has(v))).toEqual([]);
   });
 
-  it('gives the VAPID init Job a configuration the vapid package accepts', () => {
-    const job = ofKind(env.objects, 'batch/v1', 'Job').find((j) => j.metadata.name === 'vapid-init') as unknown as {
-      spec: { template: { spec: { serviceAccountName: string; containers: { command: string[]; env?: EnvVar[] }[] } } };
-    };
-    const [container] = job.spec.template.spec.containers;
-    expect(container?.command).toEqual(['node', 'services/vapid/dist/init.js']);
-    const { vars, missing } = containerEnvironment(env, container ?? {});
+  it('gives the VAPID init Job a configuration the vapid package accepts, named after its spec', () => {
+    const [job, ...others] = jobsNamed(env.objects, 'vapid-init');
+    expect(others).toEqual([]);
+    expect(job?.metadata.name).toMatch(/^vapid-init-[0-9a-f]{10}$/);
+    const pod = job?.spec.template.spec;
+    const [init] = pod?.containers ?? [];
+    expect(init?.command).toEqual(['node', 'services/vapid/dist/init.js']);
+    // The push image holds the vapid package (and takes the same tag).
+    expect(init?.image).toBe(container('push')?.image);
+    const { vars, missing } = containerEnvironment(env.objects, init);
     expect(missing).toEqual([]);
-    const config = loadConfig(vapidEnv, vars);
-    expect(config.VAPID_STORE).toBe(env.config.vapid.store);
-    expect(job.spec.template.spec.serviceAccountName).toBe('vapid-init');
+    expect(loadConfig(vapidEnv, vars).VAPID_STORE).toBe(value('vapid', 'store'));
+    expect(pod?.serviceAccountName).toBe('vapid-init');
+    expect(pod?.automountServiceAccountToken).toBe(value('vapid', 'store') === 'k8s-secret');
   });
 
-  it('rolls a new revision when the shared configuration changes', () => {
-    const hashes = new Set(ksvcs.map((k) => k.spec.template.metadata.annotations?.['avatar-pipeline/config-hash']));
-    expect(hashes.size).toBe(1);
-    expect([...hashes][0]).toMatch(/^[0-9a-f]{16}$/);
+  it('rolls every workload that takes the shared configuration when it changes', () => {
+    const consumers = podTemplates(env.objects).filter((t) => t.spec.containers.some((c) => c.envFrom?.some((f) => f.configMapRef?.name === SHARED_CONFIG)));
+    expect(consumers.map((t) => t.where)).toEqual(expect.arrayContaining(serviceNames.map((n) => `${serviceWorkload(env.objects, n)?.kind ?? '(none)'} ${n}`)));
+    const annotations = (where: string) =>
+      (env.objects.find((o) => `${o.kind} ${o.metadata.name}` === where) as unknown as { spec: { template: { metadata: { annotations?: Record<string, string> } } } }).spec.template.metadata.annotations ?? {};
+    // Env is read only at pod start: a changed hash in the pod template is what starts new pods.
+    const hashes = new Map(consumers.map((t) => [t.where, annotations(t.where)['avatar-pipeline/config-hash']]));
+    expect([...hashes].filter(([, hash]) => !/^[0-9a-f]{16}$/.test(hash ?? '')).map(([where]) => `${where} has no avatar-pipeline/config-hash`)).toEqual([]);
+    expect(new Set(hashes.values()).size).toBe(1);
   });
 
   it('gives each workload its own service account, with an API token only where it reads the API', () => {
     const accounts = ofKind(env.objects, 'v1', 'ServiceAccount') as (K8sObject & { automountServiceAccountToken?: boolean })[];
     expect(accounts.map((a) => a.metadata.name).sort()).toEqual([...serviceNames, 'vapid-init'].sort());
+    for (const name of serviceNames) expect(serviceWorkload(env.objects, name)?.spec.template.spec.serviceAccountName, name).toBe(name);
     const withToken = accounts.filter((a) => a.automountServiceAccountToken !== false).map((a) => a.metadata.name).sort();
     // On kind the VAPID Secret, and the API's own JWKS for the event endpoints (it serves it to service accounts only).
     expect(withToken).toEqual(env.name === 'kind' ? ['moderate', 'profile', 'push', 'subscribe', 'thumbnail', 'vapid-init'] : []);
     for (const account of accounts) {
-      const role = account.metadata.annotations?.['eks.amazonaws.com/role-arn'];
-      if (env.name === 'eks') expect(role, account.metadata.name).toMatch(new RegExp(`^arn:aws:iam::\\d{12}:role/avatar-pipeline-${account.metadata.name}$`));
-      else expect(role).toBeUndefined();
+      const role = value('serviceAccounts', account.metadata.name, 'roleArn');
+      if (env.name === 'eks') {
+        expect(role, account.metadata.name).toMatch(new RegExp(`^arn:aws:iam::\\d{12}:role/avatar-pipeline-${account.metadata.name}$`));
+        expect(account.metadata.annotations, account.metadata.name).toEqual({ 'eks.amazonaws.com/role-arn': role });
+      } else {
+        expect(role, account.metadata.name).toBe('');
+        expect(account.metadata.annotations ?? {}, account.metadata.name).toEqual({});
+      }
     }
   });
 
@@ -235,53 +364,91 @@ describe.each(environments)('%s', (_name, env) => {
     expect(rbacSubjectProblems(env.objects)).toEqual([]);
   });
 
-  it('exposes only the public API paths, through the gateway', () => {
-    const routes = gatewayRoutes(env.config);
-    const upstreams = new Set(apiRoutes.map((r) => r.service));
-    expect([...upstreams].sort()).toEqual([...publicServices].sort());
-    const conf = nginxConfig(routes);
-    for (const path of ['/events', '/dead-letter', '/metrics', '/readyz', '/webhook']) expect(conf).not.toContain(`location = ${path}`);
-    for (const r of routes) expect(r.location, r.location).toMatch(/^(= \/v1\/|\^~ \/(v1|s3|media|dev|\.well-known)\/)/);
-    const configMap = dataOf(env, 'ConfigMap', 'gateway-nginx');
-    expect(configMap?.['default.conf']).toBe(conf);
+  it('exposes only the public API paths through the gateway, and the stand-ins and dev issuer only when they run', () => {
+    expect([...new Set(apiRoutes.map((r) => r.service))].sort()).toEqual([...publicServices].sort());
+    const conf = dataOf(env.objects, 'ConfigMap', 'gateway-nginx')?.['default.conf'] ?? '';
+    const locations = nginxLocations(conf);
+    expect(locations.length).toBeGreaterThan(apiRoutes.length);
+    const at = (l: { match: string; path: string }) => `${l.match} ${l.path}`.trim();
+    for (const l of locations) expect(l.path, at(l)).not.toMatch(/\/(events|dead-letter|metrics|readyz|webhook)(\/|$)/);
+    const routes = locations.filter((l) => l.body.includes('proxy_pass'));
+    for (const l of locations.filter((x) => !routes.includes(x))) {
+      // The gateway's own answers: its health, the catch-all 404 and its internal error pages.
+      expect(at(l)).toMatch(/^(= \/healthz|\/|= \/_gateway\/error\/\d{3})$/);
+      if (l.path.startsWith('/_gateway/')) expect(l.body, at(l)).toContain('internal;');
+    }
+    for (const r of routes) expect(at(r)).toMatch(/^(= \/v1\/|\^~ \/(v1|s3|media|dev|\.well-known)\/)/);
+    const upstream = (l: { body: string }) => /set \$upstream_host ([^;\s]+);/.exec(l.body)?.[1];
+    const host = (service: string, port = '') => `${service}.${ns}.svc.cluster.local${port}`;
+    // The API routes are exactly the kit's, each to its service.
+    const api = routes.filter((r) => r.path.startsWith('/v1/'));
+    expect(api.map((r) => `${at(r)} -> ${upstream(r)}`).sort()).toEqual(
+      apiRoutes.map((r) => `${r.match === 'exact' ? '=' : '^~'} ${r.path} -> ${host(r.service)}`).sort(),
+    );
+    const prefixes = (pattern: RegExp) => routes.filter((r) => pattern.test(r.path));
+    const standIns = value('standIns', 'enabled') === true;
+    const devIssuer = value('devIssuer', 'enabled') === true;
+    expect(prefixes(/^\/(s3|media)\//).map((r) => upstream(r))).toEqual(standIns ? [host('minio', ':9000'), host('minio', ':9000')] : []);
+    expect(prefixes(/^\/(dev|\.well-known)\//).map((r) => upstream(r))).toEqual(devIssuer ? [host('dev-issuer'), host('dev-issuer')] : []);
+    const expectedPrefixes = env.name === 'kind' ? ['/s3/', '/media/', '/dev/', '/.well-known/'] : [];
+    expect(routes.filter((r) => !r.path.startsWith('/v1/')).map((r) => `/${r.path.split('/')[1]}/`)).toEqual(expectedPrefixes);
   });
 });
 
 describe('kind', () => {
-  const env = synthesize('kind');
+  const env = kindEnv;
+  const ns = env.namespace;
 
   it('wires MinIO notifications to s3-source with the token s3-source checks, queued on the volume', () => {
     const minio = ofKind(env.objects, 'apps/v1', 'Deployment').find((d) => d.metadata.name === 'minio') as unknown as {
-      spec: { template: { spec: { containers: { env: EnvVar[]; volumeMounts: { mountPath: string; name: string }[] }[] } } };
+      spec: { template: { spec: { containers: (Container & { volumeMounts: { mountPath: string; name: string }[] })[] } } };
     };
     const [container] = minio.spec.template.spec.containers;
-    const { vars } = containerEnvironment(env, container ?? {});
-    expect(vars['MINIO_NOTIFY_WEBHOOK_ENDPOINT_S3SOURCE']).toBe(`http://s3-source.${env.config.namespace}.svc.cluster.local/webhook`);
-    const s3Source = knativeServices(env.objects).find((k) => k.metadata.name === 's3-source');
-    const { vars: sourceVars } = containerEnvironment(env, (s3Source?.spec.template.spec.containers[0] ?? {}) as { env?: EnvVar[] });
+    const { vars, missing } = containerEnvironment(env.objects, container);
+    expect(missing).toEqual([]);
+    expect(vars['MINIO_NOTIFY_WEBHOOK_ENDPOINT_S3SOURCE']).toBe(`http://s3-source.${ns}.svc.cluster.local/webhook`);
+    const { vars: sourceVars } = containerEnvironment(env.objects, serviceContainer(env.objects, 's3-source'));
+    expect(sourceVars['WEBHOOK_AUTH_TOKEN']).toBe(valueAt(env.values, 's3Source', 'webhookToken'));
     expect(vars['MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_S3SOURCE']).toBe(sourceVars['WEBHOOK_AUTH_TOKEN']);
+    expect(dataOf(env.objects, 'Secret', WEBHOOK_SECRET)).toEqual({ token: valueAt(env.values, 's3Source', 'webhookToken') });
     expect(container?.volumeMounts.find((m) => m.mountPath === vars['MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_S3SOURCE'])?.name).toBe('data');
   });
 
-  it('prepares the bucket notification for uploads, public derived avatars and the table with its TTL', () => {
-    const script = setupScript(env.config);
+  it('prepares the bucket notification for uploads, public derived avatars and the table with its TTL, where the services look', () => {
+    const [job, ...others] = jobsNamed(env.objects, 'stand-ins-setup');
+    expect(others).toEqual([]);
+    expect(job?.metadata.name).toMatch(/^stand-ins-setup-[0-9a-f]{10}$/);
+    const [setup] = job?.spec.template.spec.containers ?? [];
+    expect(setup?.command).toEqual(['/bin/sh', '-c']);
+    const script = setup?.args?.[0] ?? '';
+    const bucket = String(valueAt(env.values, 'aws', 'bucket'));
+    const table = String(valueAt(env.values, 'aws', 'table'));
     expect(script).toContain(`"Value":"${UPLOAD_PREFIX}"`);
     expect(script).toContain('arn:minio:sqs::S3SOURCE:webhook');
-    expect(script).toContain(`arn:aws:s3:::${env.config.bucket}/avatars/*`);
+    expect(script).toContain(`--bucket ${bucket} `);
+    expect(script).toContain(`arn:aws:s3:::${bucket}/avatars/*`);
+    expect(script).toContain(`create-table --table-name ${table} `);
     expect(script).toContain(`AttributeName=${TTL_ATTRIBUTE}`);
     expect(script).toMatch(/KeyType=HASH.*KeyType=RANGE/);
+    // The stand-ins it prepares are the ones the services are pointed at.
+    const { vars } = containerEnvironment(env.objects, setup);
+    const shared = dataOf(env.objects, 'ConfigMap', SHARED_CONFIG) ?? {};
+    expect(vars['S3']).toBe(shared['AWS_ENDPOINT_URL_S3']);
+    expect(vars['DYNAMODB']).toBe(shared['AWS_ENDPOINT_URL_DYNAMODB']);
+    expect({ bucket: shared['BUCKET'], table: shared['TABLE_NAME'] }).toEqual({ bucket, table });
   });
 
   it('lets the VAPID init Job get only its Secret, and push and subscribe only read it', () => {
+    const secretName = valueAt(env.values, 'vapid', 'secretName');
     const roles = ofKind(env.objects, 'rbac.authorization.k8s.io/v1', 'Role') as unknown as { metadata: { name: string }; rules: { verbs: string[]; resources: string[]; resourceNames?: string[] }[] }[];
     const init = roles.find((r) => r.metadata.name === 'vapid-init');
     expect(init?.rules).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ verbs: ['get'], resources: ['secrets'], resourceNames: [env.config.vapid.secretName] }),
+        expect.objectContaining({ verbs: ['get'], resources: ['secrets'], resourceNames: [secretName] }),
         expect.objectContaining({ verbs: ['create'], resources: ['secrets'] }),
       ]),
     );
-    expect(roles.find((r) => r.metadata.name === 'vapid-reader')?.rules).toEqual([expect.objectContaining({ verbs: ['get'], resourceNames: [env.config.vapid.secretName] })]);
+    expect(roles.find((r) => r.metadata.name === 'vapid-reader')?.rules).toEqual([expect.objectContaining({ verbs: ['get'], resourceNames: [secretName] })]);
     const bindings = ofKind(env.objects, 'rbac.authorization.k8s.io/v1', 'RoleBinding') as unknown as { roleRef: { name: string }; subjects: { name: string }[] }[];
     const subjects = (role: string) => bindings.filter((b) => b.roleRef.name === role).flatMap((b) => b.subjects.map((s) => s.name)).sort();
     expect(subjects('vapid-init')).toEqual(['vapid-init']);
@@ -290,42 +457,121 @@ describe('kind', () => {
 });
 
 describe('eks', () => {
-  const env = synthesize('eks');
+  const env = eksEnv;
+  const shared = dataOf(env.objects, 'ConfigMap', SHARED_CONFIG) ?? {};
 
-  it('runs no stand-ins, secrets or dev issuer: AWS through IRSA, keys in SSM, Cognito tokens', () => {
+  it('runs no stand-ins, secrets or dev issuer: AWS through IRSA, keys in SSM, Cognito tokens', async () => {
     const names = env.objects.map((o) => `${o.kind} ${o.metadata.name}`);
-    for (const absent of ['Deployment minio', 'Deployment dynamodb', 'Deployment dev-issuer', 'Job stand-ins-setup', 'Role vapid-init']) expect(names).not.toContain(absent);
+    for (const absent of ['Deployment minio', 'Deployment dynamodb', 'Deployment dev-issuer', 'Role vapid-init', 'Role vapid-reader']) expect(names).not.toContain(absent);
+    expect(jobsNamed(env.objects, 'stand-ins-setup')).toEqual([]);
+    expect(ofKind(env.objects, 'rbac.authorization.k8s.io/v1', 'RoleBinding')).toEqual([]);
     expect(ofKind(env.objects, 'v1', 'Secret')).toEqual([]);
-    expect(env.config.auth.jwksUrl).toMatch(/^https:\/\/cognito-idp\./);
+    expect(shared['JWT_JWKS_URL']).toMatch(/^https:\/\/cognito-idp\.[a-z0-9-]+\.amazonaws\.com\/.+\/\.well-known\/jwks\.json$/);
+    // Empty variables are unset to the services: no endpoint overrides, and no stand-in credentials.
+    expect({ s3: shared['AWS_ENDPOINT_URL_S3'], dynamodb: shared['AWS_ENDPOINT_URL_DYNAMODB'] }).toEqual({ s3: '', dynamodb: '' });
+    for (const name of serviceNames) {
+      const own = await serviceConfig(name);
+      if (!own) continue;
+      const { vars } = containerEnvironment(env.objects, serviceContainer(env.objects, name), platformAdds(env.objects, env.namespace, name));
+      expect(vars['AWS_ACCESS_KEY_ID'], name).toBeUndefined();
+      const loaded = own.load(vars) as Record<string, unknown> & { config?: Record<string, unknown> };
+      const config = name === 's3-source' ? (loaded.config ?? {}) : loaded;
+      expect([config['AWS_ENDPOINT_URL_S3'], config['AWS_ENDPOINT_URL_DYNAMODB'], config['AWS_ENDPOINT_URL_SQS']], name).toEqual([undefined, undefined, undefined]);
+    }
+    for (const name of ['push', 'subscribe'] as const) {
+      expect(containerEnvironment(env.objects, serviceContainer(env.objects, name)).vars['VAPID_STORE'], name).toBe('ssm');
+    }
   });
 
-  it('polls SQS from s3-source and exposes the gateway through an ingress', () => {
-    const s3Source = knativeServices(env.objects).find((k) => k.metadata.name === 's3-source');
-    const vars = (s3Source?.spec.template.spec.containers[0] as { env?: EnvVar[] }).env ?? [];
-    expect(vars.map((v) => v.name)).toEqual(['SQS_QUEUE_URL', 'K_SINK_OIDC_TOKEN_FILE']);
+  it('polls SQS from s3-source, a Deployment bound to the broker, and exposes the gateway through an ingress', async () => {
+    const poller = deployments(env.objects).find((d) => d.metadata.name === 's3-source');
+    expect(poller?.apiVersion).toBe('apps/v1');
+    expect(knativeServices(env.objects).map((k) => k.metadata.name)).not.toContain('s3-source');
+    const pod = poller?.spec.template.spec as (PodSpec & { terminationGracePeriodSeconds?: number }) | undefined;
+    const [source] = pod?.containers ?? [];
+    expect(source?.ports).toEqual([{ name: 'user-port', containerPort: 8080 }]);
+    expect((source?.env ?? []).map((v) => v.name)).toEqual(['SQS_QUEUE_URL', 'SHUTDOWN_GRACE_SECONDS', 'K_SINK_OIDC_TOKEN_FILE']);
+    const { vars } = containerEnvironment(env.objects, source, platformAdds(env.objects, env.namespace, 's3-source'));
+    expect(vars['SQS_QUEUE_URL']).toBe(valueAt(env.values, 'aws', 'sqsQueueUrl'));
+    const own = await serviceConfig('s3-source');
+    const { config, mode } = own?.load(vars) as { config: { PORT: number; SHUTDOWN_GRACE_SECONDS: number }; mode: { input: string; queueUrl?: string } };
+    expect(mode).toEqual({ input: 'sqs', queueUrl: valueAt(env.values, 'aws', 'sqsQueueUrl') });
+    // It listens (metrics, probes) on the port it names, and drains within the pod's grace period.
+    expect(config.PORT).toBe(8080);
+    expect(config.SHUTDOWN_GRACE_SECONDS).toBeLessThan(pod?.terminationGracePeriodSeconds ?? 30);
+    // One replica without KEDA (helm.test.ts renders the KEDA variant).
+    expect(valueAt(env.values, 's3Source', 'keda', 'enabled')).toBe(false);
+    expect(poller?.spec.replicas).toBe(1);
+    expect(dataOf(env.objects, 'Secret', WEBHOOK_SECRET)).toBeUndefined();
+    expect(sinkBindingOf(env.objects, 's3-source')?.spec.subject).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 's3-source' });
     expect(ofKind(env.objects, 'networking.k8s.io/v1', 'Ingress').map((i) => i.metadata.name)).toEqual(['gateway']);
   });
 });
 
 describe('the invariant checks fail on broken copies', () => {
-  const env = synthesize('kind');
+  const env = kindEnv;
+  const eks = eksEnv;
+  const isObject = (apiVersion: string, kind: string, name: string) => (o: K8sObject) => o.apiVersion === apiVersion && o.kind === kind && o.metadata.name === name;
+  const trigger = (objects: any[], name: string) => objects.find(isObject('eventing.knative.dev/v1', 'Trigger', name));
+  const broker = (objects: any[], name: string) => objects.find(isObject(BROKER_REF.apiVersion, BROKER_REF.kind, name));
 
   it('a Trigger whose subscriber does not exist', () => {
-    const objects = env.objects.filter((o) => !(o.kind === 'Service' && o.apiVersion === 'serving.knative.dev/v1' && o.metadata.name === 'thumbnail'));
+    const objects = env.objects.filter((o) => !isObject(KSVC_REF.apiVersion, KSVC_REF.kind, 'thumbnail')(o));
     expect(destinationProblems(objects)).toEqual(['Trigger thumbnail-approved: subscriber thumbnail does not exist']);
   });
 
-  it('a dead-letter sink that does not exist', () => {
-    const objects = env.objects.filter((o) => !(o.apiVersion === 'serving.knative.dev/v1' && o.metadata.name === 'profile'));
-    expect(destinationProblems(objects).filter((p) => p.includes('dead-letter sink')).length).toBe(triggers.length + 1);
+  it('a dead-letter Broker that does not exist', () => {
+    const objects = env.objects.filter((o) => !isObject(BROKER_REF.apiVersion, BROKER_REF.kind, DEAD_LETTER_BROKER)(o));
+    expect(destinationProblems(objects).sort()).toEqual(
+      [
+        ...triggers.map((t) => `Trigger ${t.name}: dead-letter sink ${DEAD_LETTER_BROKER} does not exist`),
+        `Broker ${BROKER_NAME}: dead-letter sink ${DEAD_LETTER_BROKER} does not exist`,
+        `Trigger ${DEAD_LETTER_TRIGGER}: broker ${DEAD_LETTER_BROKER} does not exist`,
+      ].sort(),
+    );
   });
 
-  it('an emitted type nobody consumes', () => {
+  it('a Trigger without a dead-letter sink only when its Broker has no default either', () => {
+    const objects = clone(env.objects) as any[];
+    delete trigger(objects, 'moderate-uploads').spec.delivery.deadLetterSink;
+    expect(destinationProblems(objects)).toEqual([]);
+    delete broker(objects, BROKER_NAME).spec.delivery;
+    expect(destinationProblems(objects)).toEqual(['Trigger moderate-uploads: no dead-letter sink', `Broker ${BROKER_NAME}: no dead-letter sink`]);
+  });
+
+  it('a dead-letter loop, and a dead-letter service without a path', () => {
+    const objects = clone(env.objects) as any[];
+    trigger(objects, DEAD_LETTER_TRIGGER).spec.delivery.deadLetterSink = clone(toDeadLetterBroker);
+    trigger(objects, 'push-ready').spec.delivery.deadLetterSink = { ref: { ...KSVC_REF, name: 'profile' } };
+    expect(destinationProblems(objects).sort()).toEqual([
+      `Trigger ${DEAD_LETTER_TRIGGER}: dead-letters to its own broker ${DEAD_LETTER_BROKER}`,
+      `Trigger push-ready: dead-letter sink profile has no path`,
+    ]);
+  });
+
+  it('a SinkBinding whose subject is not there: the poller Deployment removed', () => {
+    const objects = eks.objects.filter((o) => !isObject('apps/v1', 'Deployment', 's3-source')(o));
+    expect(destinationProblems(objects)).toEqual(['SinkBinding s3-source-to-broker: subject s3-source does not exist']);
+  });
+
+  it('an emitted type nobody consumes (the dead-letter Broker’s catch-all Trigger does not count)', () => {
     expect(consumerProblems(env.objects, { ...emits, thumbnail: ['avatarpipeline.avatar.resized'] })).toEqual([
       'thumbnail emits avatarpipeline.avatar.resized, which no Trigger consumes',
     ]);
     const withoutPush = env.objects.filter((o) => !(o.kind === 'Trigger' && o.metadata.name === 'push-failed'));
     expect(consumerProblems(withoutPush)).toEqual(['profile emits avatarpipeline.avatar.failed, which no Trigger consumes']);
+  });
+
+  it('dead letters nobody consumes: the dead-letter Broker without its Trigger, or with one that filters', () => {
+    const withoutConsumer = env.objects.filter((o) => !(o.kind === 'Trigger' && o.metadata.name === DEAD_LETTER_TRIGGER));
+    const problems = consumerProblems(withoutConsumer);
+    for (const p of problems) expect(p).toMatch(new RegExp(`dead-lettered by Trigger [a-z-]+ to Broker ${DEAD_LETTER_BROKER}, where no Trigger consumes it$`));
+    expect(problems).toContain(`${EventType.approved} dead-lettered by Trigger thumbnail-approved to Broker ${DEAD_LETTER_BROKER}, where no Trigger consumes it`);
+    expect(problems).toHaveLength(triggers.length);
+    const filtering = clone(env.objects) as any[];
+    trigger(filtering, DEAD_LETTER_TRIGGER).spec.filters = [{ exact: { type: EventType.ready } }];
+    const undelivered = (p: string) => new RegExp(`dead-lettered by Trigger ([a-z-]+) to Broker ${DEAD_LETTER_BROKER}, where no Trigger consumes it$`).exec(p)?.[1];
+    expect(consumerProblems(filtering).map(undelivered).sort()).toEqual(triggers.filter((t) => t.name !== 'push-ready').map((t) => t.name).sort());
   });
 
   it('a RoleBinding naming a ServiceAccount in another namespace, or one that does not exist', () => {
@@ -335,17 +581,32 @@ describe('the invariant checks fail on broken copies', () => {
     readers.subjects[1].name = 'subscriber';
     expect(rbacSubjectProblems(objects)).toEqual([
       `RoleBinding ${readers.metadata.name}: ServiceAccount default/push does not exist`,
-      `RoleBinding ${readers.metadata.name}: ServiceAccount ${env.config.namespace}/subscriber does not exist`,
+      `RoleBinding ${readers.metadata.name}: ServiceAccount ${env.namespace}/subscriber does not exist`,
     ]);
   });
 
   it('a Knative Service without probes, a public one, or a root container', () => {
     const objects = clone(env.objects) as any[];
-    const moderate = objects.find((o) => o.apiVersion === 'serving.knative.dev/v1' && o.metadata.name === 'moderate');
+    const moderate = objects.find(isObject(KSVC_REF.apiVersion, KSVC_REF.kind, 'moderate'));
     delete moderate.spec.template.spec.containers[0].readinessProbe;
-    delete moderate.metadata.labels['networking.knative.dev/visibility'];
+    delete moderate.metadata.labels[VISIBILITY_LABEL];
     moderate.spec.template.spec.containers[0].securityContext.runAsNonRoot = false;
     expect(knativeServiceProblems(objects)).toEqual(['Knative Service moderate: not cluster-local', 'Knative Service moderate: no /readyz readiness probe']);
     expect(restrictedProblems('moderate', moderate.spec.template.spec)).toEqual(['moderate container moderate: runAsNonRoot is not true']);
+  });
+
+  it('a service Deployment without probes, under another account, or selecting other pods', () => {
+    const objects = clone(eks.objects) as any[];
+    const poller = objects.find(isObject('apps/v1', 'Deployment', 's3-source'));
+    delete poller.spec.template.spec.containers[0].readinessProbe;
+    poller.spec.template.spec.containers[0].livenessProbe.httpGet.port = 9090;
+    poller.spec.template.spec.serviceAccountName = 'default';
+    poller.spec.selector.matchLabels[APP_NAME] = 'other';
+    expect(serviceDeploymentProblems(objects)).toEqual([
+      'Deployment s3-source: no /readyz readinessProbe on its port',
+      'Deployment s3-source: no /healthz livenessProbe on its port',
+      'Deployment s3-source: runs as default, not its own ServiceAccount',
+      'Deployment s3-source: its selector does not select its pods',
+    ]);
   });
 });

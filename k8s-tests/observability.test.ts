@@ -5,9 +5,12 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { serviceNames } from '@avatar-pipeline/kit';
-import { dashboard, dashboardQueries, KNATIVE_SERVICE_LABEL, USER_PORT } from '@avatar-pipeline/cdk8s';
+import { alertRules, dashboard, dashboardQueries, USER_PORT } from '@avatar-pipeline/cdk8s';
+import { renderedEnvironments } from './support/helm.js';
+import { serviceWorkload, type Container } from './support/invariants.js';
+import { clone, ofKind, valueAt, type K8sObject } from './support/manifests.js';
 import { declaredMetrics, defaultMetrics, seriesNames, type ExportedMetric } from './support/metrics.js';
-import { allEnvironments, ofKind, synthesize } from './support/manifests.js';
+import { KNATIVE_SERVICE_POD_LABEL, matches, podTemplates } from './support/network-policies.js';
 import { queryParts, withoutGrafanaVariables } from './support/promql.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -17,8 +20,12 @@ const series = new Map(exported.flatMap((m) => seriesNames(m).map((s) => [s, m] 
 /** Labels every series may carry: the registry's default `service`, histogram buckets, and the PodMonitor's target labels. */
 const commonLabels = ['service', 'le', 'quantile', 'namespace', 'pod', 'container', 'job', 'instance', 'endpoint'];
 
+const environments = await renderedEnvironments();
+
 type Rule = { alert?: string; record?: string; expr: string };
-const rules = (synthesize('kind').objects.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: { groups: { rules: Rule[] }[] } }).spec.groups.flatMap((g) => g.rules);
+type RuleObject = K8sObject & { spec: { groups: { rules: Rule[] }[] } };
+const ruleObjects = (objects: readonly K8sObject[]) => ofKind(objects, 'monitoring.coreos.com/v1', 'PrometheusRule') as RuleObject[];
+const rules = (ruleObjects(environments[0]!.objects)[0]?.spec.groups ?? []).flatMap((g) => g.rules);
 const recorded = new Set(rules.flatMap((r) => (r.record ? [r.record] : [])));
 
 /** Problems with one expression: syntax, unknown metrics, labels no selected metric has. */
@@ -46,6 +53,13 @@ describe('exported metrics', () => {
 });
 
 describe('alert rules', () => {
+  it.each(environments.map((e) => [e.name, e] as const))('%s: ship as one PrometheusRule, Prometheus’ selector labels on it, exactly as written (the {{ }} of their templates kept)', (_name, env) => {
+    const objects = ruleObjects(env.objects);
+    expect(objects).toHaveLength(1);
+    expect(objects[0]?.spec).toEqual(alertRules());
+    expect(objects[0]?.metadata.labels).toMatchObject(valueAt(env.values, 'monitoring', 'selectorLabels') as Record<string, string>);
+  });
+
   it('cover dead letters, moderation errors, push failures and the end-to-end p99', () => {
     const alerts = rules.filter((r) => r.alert);
     const byMetric = (metric: string) => alerts.some((a) => a.expr.includes(metric) || [...recorded].some((r) => a.expr.includes(r) && r.includes(metric)));
@@ -62,7 +76,7 @@ describe('alert rules', () => {
 
 describe('the Grafana dashboard', () => {
   it('ships as a sidecar-labelled ConfigMap holding the dashboard JSON', () => {
-    for (const env of allEnvironments()) {
+    for (const env of environments) {
       const map = ofKind(env.objects, 'v1', 'ConfigMap').find((c) => c.metadata.labels?.['grafana_dashboard'] === '1') as unknown as { data: Record<string, string> } | undefined;
       expect(map, env.name).toBeDefined();
       const [json] = Object.values(map?.data ?? {});
@@ -75,17 +89,63 @@ describe('the Grafana dashboard', () => {
   });
 });
 
+type PodMonitorObject = K8sObject & {
+  spec: { selector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] }; podMetricsEndpoints: { port: string; path: string }[] };
+};
+
+/**
+ * The ports a service's pods name: Knative names the user container's port `user-port` on every
+ * revision pod (whatever the template calls it); a Deployment's pods have the names it gives.
+ */
+function podPortNames(objects: readonly K8sObject[], service: string): string[] {
+  const workload = serviceWorkload(objects, service);
+  if (!workload) return [];
+  if (workload.kind === 'Service') return [USER_PORT];
+  return workload.spec.template.spec.containers.flatMap((c: Container) => (c.ports ?? []).flatMap((p) => (p.name ? [p.name] : [])));
+}
+
+/** What keeps each PodMonitor from scraping exactly its service's pods on their user port. */
+function podMonitorProblems(objects: readonly K8sObject[]): string[] {
+  const monitors = ofKind(objects, 'monitoring.coreos.com/v1', 'PodMonitor') as PodMonitorObject[];
+  // Revision pods carry their template's labels plus Knative's (serving.knative.dev/service: <name>).
+  const pods = podTemplates(objects);
+  return monitors.flatMap((m) => {
+    const service = m.metadata.name;
+    const workload = serviceWorkload(objects, service);
+    const own = `${workload?.kind ?? '(no workload)'} ${service}`;
+    const selected = pods.filter((p) => matches(m.spec.selector, p.labels)).map((p) => p.where);
+    return [
+      ...(selected.length === 1 && selected[0] === own ? [] : [`PodMonitor ${service}: selects ${selected.length === 0 ? 'no pod' : selected.join(', ')}, not the pods of ${own}`]),
+      ...(podPortNames(objects, service).includes(USER_PORT) ? [] : [`PodMonitor ${service}: the pods of ${own} have no port ${USER_PORT}`]),
+    ];
+  });
+}
+
 describe('scraping', () => {
-  it.each(allEnvironments().map((e) => [e.name, e]))('%s: a PodMonitor per service scrapes its revision pods on the user port', (_name, env) => {
-    const monitors = ofKind(env.objects, 'monitoring.coreos.com/v1', 'PodMonitor') as unknown as {
-      metadata: { name: string; labels: Record<string, string> };
-      spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
-    }[];
-    expect(monitors.map((m) => m.spec.selector.matchLabels[KNATIVE_SERVICE_LABEL]).sort()).toEqual([...serviceNames].sort());
+  it.each(environments.map((e) => [e.name, e] as const))('%s: a PodMonitor per service scrapes its pods’ /metrics on the user port, and only them', (_name, env) => {
+    const monitors = ofKind(env.objects, 'monitoring.coreos.com/v1', 'PodMonitor') as PodMonitorObject[];
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual([...serviceNames].sort());
     for (const m of monitors) {
-      expect(m.spec.podMetricsEndpoints).toEqual([expect.objectContaining({ port: USER_PORT, path: '/metrics' })]);
-      expect(m.metadata.labels).toMatchObject(env.config.monitoring.selectorLabels);
+      expect(m.metadata.labels, m.metadata.name).toMatchObject(valueAt(env.values, 'monitoring', 'selectorLabels') as Record<string, string>);
+      expect(m.spec.podMetricsEndpoints, m.metadata.name).toEqual([expect.objectContaining({ port: USER_PORT, path: '/metrics' })]);
     }
+    expect(podMonitorProblems(env.objects)).toEqual([]);
+  });
+
+  it('fails on a PodMonitor selecting only Knative revision pods of a service that runs as a Deployment, or pods without the port', () => {
+    const eks = environments.find((e) => e.name === 'eks')!;
+    const objects = clone(eks.objects) as any[];
+    const monitor = objects.find((o) => o.kind === 'PodMonitor' && o.metadata.name === 's3-source');
+    monitor.spec.selector = { matchLabels: { [KNATIVE_SERVICE_POD_LABEL]: 's3-source' } };
+    const poller = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 's3-source');
+    poller.spec.template.spec.containers[0].ports[0].name = 'http';
+    expect(podMonitorProblems(objects)).toEqual([
+      'PodMonitor s3-source: selects no pod, not the pods of Deployment s3-source',
+      'PodMonitor s3-source: the pods of Deployment s3-source have no port user-port',
+    ]);
+    const presign = objects.find((o) => o.kind === 'PodMonitor' && o.metadata.name === 'presign');
+    presign.spec.selector = { matchLabels: { 'app.kubernetes.io/component': 'service' } };
+    expect(podMonitorProblems(objects)[0]).toMatch(/^PodMonitor presign: selects Service presign, Service moderate, .*, not the pods of Service presign$/);
   });
 });
 

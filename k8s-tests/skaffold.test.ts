@@ -2,21 +2,28 @@
  * skaffold.yaml under the real skaffold (v2.19.0, built from the Go module proxy like helm, see
  * go-tools.ts): `skaffold render` of the default (kind) profile and of `-p eks` runs offline (no
  * cluster, registry or Docker: every artifact comes as already built, from a --build-artifacts
- * file), renders the committed chart through the real `helm template`, and skaffold, as helm's
- * post-renderer, gives every image an artifact builds its tag, Knative Services' included.
+ * file) and renders charts/avatar-pipeline through the real `helm template` with the
+ * environment's values file. The helm on skaffold's PATH records its arguments: skaffold must pass
+ * every artifact's tag as image.tags.<name> (its setValueTemplates name skaffold's
+ * IMAGE_TAG_<artifact> variables; a misspelt one renders "<no value>"), and the result must be
+ * exactly `helm template` with those values, Job names (which hash their spec, images included)
+ * and all. As helm's post-renderer, skaffold then gives every image an artifact builds its full
+ * reference (the --default-repo on eks), Knative Services' included. The deploy hooks (namespace
+ * before, `kubectl wait` for the Knative objects after) are read from the effective configuration
+ * (`skaffold diagnose`): they need a cluster to run.
  * The first run builds skaffold (several minutes on two cores); later runs take seconds.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { environments, type EnvironmentName } from '@avatar-pipeline/cdk8s';
+import { valuesFile, type EnvironmentName } from '@avatar-pipeline/cdk8s';
 import { goTool } from './support/go-tools.js';
-import { helmTemplate } from './support/helm.js';
-import { parseObjects, type K8sObject } from './support/manifests.js';
+import { helmTemplate, NAMESPACE, RELEASE } from './support/helm.js';
+import { chartDir, parseObjects, type K8sObject } from './support/manifests.js';
 
 const BUILD_TIMEOUT_MS = 40 * 60_000;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -62,8 +69,9 @@ beforeAll(async () => {
   const home = join(work, 'home');
   mkdirSync(bin);
   mkdirSync(join(home, '.skaffold'), { recursive: true });
-  // skaffold's helm renderer runs `helm` from PATH: the one built for these checks.
-  symlinkSync(helmBinary, join(bin, 'helm'));
+  // skaffold's helm renderer runs `helm` from PATH: the one built for these checks, behind a
+  // wrapper that records each call's arguments (NUL-separated, one call a line).
+  writeFileSync(join(bin, 'helm'), `#!/bin/sh\n{ printf '%s\\0' "$@"; echo; } >> '${join(work, 'helm.log')}'\nexec '${helmBinary}' "$@"\n`, { mode: 0o755 });
   // The pre-render hook (`npm run charts`) only records that it ran: regenerating the committed
   // charts belongs to the cdk8s tests, not to a render that other test files read in parallel.
   writeFileSync(join(bin, 'npm'), `#!/bin/sh\necho "$PWD npm $*" >> '${join(work, 'hooks.log')}'\n`, { mode: 0o755 });
@@ -91,10 +99,20 @@ afterAll(() => {
 
 interface Effective {
   build: { artifacts: { image: string }[] };
-  manifests: { helm?: { releases: Record<string, unknown>[] }; rawYaml?: string[] };
-  deploy: Record<string, unknown>;
+  manifests: { helm?: { releases: Record<string, unknown>[] }; rawYaml?: string[]; hooks?: unknown };
+  deploy: Record<string, unknown> & { kubectl?: { hooks?: unknown } };
   resourceSelector: { allow: { groupKind: string; image: string[] }[] };
 }
+
+/** The arguments of every helm call recorded since the log was last removed. */
+const helmCalls = (): string[][] =>
+  readFileSync(join(work, 'helm.log'), 'utf8')
+    .split('\0\n')
+    .filter(Boolean)
+    .map((call) => call.split('\0'));
+
+/** The value of `name` of an artifact (the last part of its image name: kind.local/avatar-pipeline/push -> push). */
+const serviceOf = (image: string) => image.split('/').at(-1) ?? '';
 
 /** Every `image` field with where it is: `<apiVersion> <kind>/<name> <path>`. */
 function imagesIn(objects: readonly K8sObject[]): { where: string; image: string }[] {
@@ -117,10 +135,15 @@ function imagesIn(objects: readonly K8sObject[]): { where: string; image: string
 const key = (o: K8sObject) => `${o.apiVersion} ${o.kind} ${o.metadata.namespace ?? ''} ${o.metadata.name}`;
 const byKey = (objects: readonly K8sObject[]) => [...objects].sort((a, b) => key(a).localeCompare(key(b)));
 
-/** The README's commands: `skaffold run` against kind (base configuration, kind profile picked up by the context), and eks. */
-const profiles: { env: EnvironmentName; args: string[]; renderArgs: string[]; context: string }[] = [
-  { env: 'kind', args: [], renderArgs: [], context: 'kind-avatar-pipeline' },
-  { env: 'eks', args: ['-p', 'eks'], renderArgs: [`--default-repo=${DEFAULT_REPO}`], context: EKS_CONTEXT },
+/**
+ * The README's commands: `skaffold run` against kind (base configuration, kind profile picked up by
+ * the context), and eks. `repository`: the artifacts' images, `<repository>/<service>`; `values`:
+ * what the profile sets besides the tags (eks: no registry in the chart's images, --default-repo
+ * gives it).
+ */
+const profiles: { env: EnvironmentName; args: string[]; renderArgs: string[]; context: string; repository: string; values: Record<string, string> }[] = [
+  { env: 'kind', args: [], renderArgs: [], context: 'kind-avatar-pipeline', repository: 'kind.local/avatar-pipeline', values: {} },
+  { env: 'eks', args: ['-p', 'eks'], renderArgs: [`--default-repo=${DEFAULT_REPO}`], context: EKS_CONTEXT, repository: 'avatar-pipeline', values: { 'image.registry': '' } },
 ];
 
 describe('skaffold.yaml under the real skaffold', () => {
@@ -158,14 +181,19 @@ describe('skaffold.yaml under the real skaffold', () => {
   });
 });
 
-describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, renderArgs, context }) => {
-  const config = environments[env];
+describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, renderArgs, context, repository, values }) => {
   let effective: Effective;
+  /** Artifact image -> the full reference it was built as (`<image>:render-<service>`). */
   let tags: Map<string, string>;
   let result: Result;
   let rendered: K8sObject[];
+  /** `helm template` with the environment's values, the profile's values and every artifact's tag. */
   let charted: K8sObject[];
   let hooks: string[];
+  let helmTemplateCalls: string[][];
+
+  /** The values skaffold is to pass: the profile's, and image.tags.<service>=<tag> for each artifact. */
+  const expectedSets = () => [...Object.entries(values).map(([k, v]) => `${k}=${v}`), ...[...tags].map(([image, ref]) => `image.tags.${serviceOf(image)}=${ref.slice(image.length + 1)}`)];
 
   beforeAll(async () => {
     const kube = { KUBECONFIG: kubeconfig(context) };
@@ -174,30 +202,68 @@ describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, rend
     if (diagnose.code !== 0) throw new Error(`skaffold diagnose: ${diagnose.stderr}`);
     effective = parse(diagnose.stdout) as Effective;
     // A tag per artifact, as `skaffold build --file-output` would write it.
-    tags = new Map(effective.build.artifacts.map((a) => [a.image, `${a.image}:render-${a.image.split('/').at(-1) ?? ''}`]));
+    tags = new Map(effective.build.artifacts.map((a) => [a.image, `${a.image}:render-${serviceOf(a.image)}`]));
     const builds = join(work, `builds-${env}.json`);
     writeFileSync(builds, JSON.stringify({ builds: [...tags].map(([imageName, tag]) => ({ imageName, tag })) }));
     const output = join(work, `rendered-${env}.yaml`);
     rmSync(join(work, 'hooks.log'), { force: true });
+    rmSync(join(work, 'helm.log'), { force: true });
     // --digest-source=tag: the given tags as they are (the default for a remote cluster asks the registry for digests).
     result = await skaffold(['render', ...args, ...renderArgs, '--offline', '--digest-source=tag', '--build-artifacts', builds, '--output', output], kube);
     if (result.code !== 0) throw new Error(`skaffold render ${args.join(' ')} exited ${result.code}:\n${result.stdout}${result.stderr}`);
-    rendered = parseObjects(readFileSync(output, 'utf8')).filter(Boolean);
+    rendered = parseObjects(readFileSync(output, 'utf8'));
     hooks = readFileSync(join(work, 'hooks.log'), 'utf8').trim().split('\n');
-    charted = await helmTemplate(env, config.namespace);
+    helmTemplateCalls = helmCalls().filter((call) => call.includes('template'));
+    charted = await helmTemplate(env, { extra: expectedSets().flatMap((v) => ['--set', v]) });
   });
 
-  /** The image skaffold is to write for an image of the chart: the artifact's tag, in the default repo for eks. */
+  /** The image skaffold is to write for an artifact: its tag, in the default repo for eks. */
   const expectedTag = (image: string) => {
     const tag = tags.get(image);
     return tag && env === 'eks' ? `${DEFAULT_REPO}/${tag}` : tag;
   };
 
-  it('renders charts/<env> with helm (release avatar-pipeline), applies it with kubectl, and needs no image values', () => {
+  it('renders charts/avatar-pipeline with helm (release avatar-pipeline, values-<env>.yaml, the tags as values) and applies it with kubectl', () => {
     expect(effective.manifests.rawYaml).toBeUndefined();
-    expect(effective.manifests.helm?.releases).toEqual([{ name: 'avatar-pipeline', chartPath: join(root, 'charts', env), namespace: config.namespace, skipBuildDependencies: true }]);
-    expect(Object.keys(effective.deploy).filter((k) => !['statusCheckDeadlineSeconds', 'logs'].includes(k))).toEqual(['kubectl']);
+    // skaffold's template variables are IMAGE_TAG_<artifact image, every other character than [A-Za-z0-9] as _>.
+    const setValueTemplates = Object.fromEntries([...tags.keys()].map((image) => [`image.tags.${serviceOf(image)}`, `{{.IMAGE_TAG_${image.replace(/[^A-Za-z0-9]/g, '_')}}}`]));
+    expect(effective.manifests.helm?.releases).toEqual([
+      {
+        name: RELEASE,
+        chartPath: chartDir.replace(/\/$/, ''),
+        namespace: NAMESPACE,
+        skipBuildDependencies: true,
+        valuesFiles: [join(chartDir, valuesFile(env))],
+        ...(Object.keys(values).length > 0 ? { setValues: values } : {}),
+        setValueTemplates,
+      },
+    ]);
+    expect(Object.keys(effective.deploy).filter((k) => !['statusCheckDeadlineSeconds', 'logs', 'kubectl'].includes(k))).toEqual([]);
+    expect(Object.keys(effective.deploy.kubectl ?? {})).toEqual(['hooks']);
     expect(effective.resourceSelector.allow).toContainEqual({ groupKind: 'Service.serving.knative.dev', image: ['.*'] });
+  });
+
+  it('creates and labels the release namespace before deploying, and waits for every Knative Service, Broker and Trigger after', () => {
+    const shell = (command: string) => ({ host: { command: ['sh', '-c', command] } });
+    expect(effective.deploy.kubectl?.hooks).toEqual({
+      before: [
+        shell(
+          `kubectl create namespace ${NAMESPACE} --dry-run=client -o yaml | kubectl apply -f - && kubectl label namespace ${NAMESPACE} --overwrite pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/audit=restricted`,
+        ),
+      ],
+      after: [
+        {
+          host: {
+            command: ['kubectl', 'wait', '-n', NAMESPACE, '--for=condition=Ready', '--timeout=600s', 'services.serving.knative.dev,brokers.eventing.knative.dev,triggers.eventing.knative.dev', '--all'],
+          },
+        },
+      ],
+    });
+    // Those are all the chart's Knative objects but its SinkBindings (which the Services they bind
+    // wait for anyway): no other Knative kind goes unwaited for.
+    const waited = new Set(['Service.serving.knative.dev', 'Broker.eventing.knative.dev', 'Trigger.eventing.knative.dev']);
+    const knative = rendered.filter((o) => /(^|\.)knative\.dev\//.test(o.apiVersion) && !o.apiVersion.startsWith('sources.'));
+    expect(knative.filter((o) => !waited.has(`${o.kind}.${o.apiVersion.split('/')[0]}`)).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
   });
 
   it('prints no warning, only the pre-render hook’s progress', () => {
@@ -208,9 +274,24 @@ describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, rend
     expect(hooks).toEqual([`${root.replace(/\/$/, '')} npm run charts`]);
   });
 
-  it('renders exactly the objects of `helm template avatar-pipeline charts/<env>`, images aside', () => {
+  it('runs `helm template` once, with the values file and image.tags.<service>=<tag> of every artifact (no template variable left empty)', () => {
+    expect(helmTemplateCalls).toHaveLength(1);
+    const call = helmTemplateCalls[0]!;
+    const after = (flag: string) => call.flatMap((a, i) => (a === flag ? [call[i + 1] ?? ''] : []));
+    expect(call.slice(call.indexOf('template'), call.indexOf('template') + 3)).toEqual(['template', RELEASE, 'charts/avatar-pipeline']);
+    expect(after('-f')).toEqual([`charts/avatar-pipeline/${valuesFile(env)}`]);
+    expect(after('--namespace')).toEqual([NAMESPACE]);
+    expect(after('--set').sort()).toEqual(expectedSets().sort());
+    expect(call.join(' ')).not.toContain('<no value>');
+  });
+
+  it('renders exactly the objects of `helm template` with the same values and tags, Job names included, images aside', () => {
     expect(rendered.length).toBeGreaterThan(30);
-    const artifactOf = new Map([...tags.keys()].map((image) => [expectedTag(image), image]));
+    // Jobs are named after their spec: the VAPID Job's name changes with the push image's tag.
+    const jobs = (objects: K8sObject[]) => objects.filter((o) => o.kind === 'Job').map((o) => o.metadata.name).sort();
+    expect(jobs(rendered)).toEqual(jobs(charted));
+    expect(jobs(rendered).some((name) => name.startsWith('vapid-init-'))).toBe(true);
+    const artifactOf = new Map([...tags.values()].map((tag) => [expectedTag(tag.slice(0, tag.lastIndexOf(':'))), tag]));
     const untagged = structuredClone(rendered);
     for (const o of untagged) {
       const walk = (value: unknown): void => {
@@ -228,13 +309,14 @@ describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, rend
     expect(byKey(untagged)).toEqual(byKey(charted));
   });
 
-  it('gives every image an artifact builds its tag: Knative Services, the VAPID Job and the rest alike', () => {
+  it('gives every image an artifact builds its tag: Knative Services, the VAPID Job and the Deployments alike', async () => {
     const images = imagesIn(rendered);
-    const ours = imagesIn(charted).filter((i) => tags.has(i.image));
+    const ours = imagesIn(charted).filter((i) => [...tags.values()].includes(i.image));
     expect(ours.length).toBeGreaterThan(0);
     // Every artifact is used by the chart, and every use of one is rewritten.
-    expect(new Set(ours.map((i) => i.image))).toEqual(new Set(tags.keys()));
-    const expected = new Map(ours.map((i) => [i.where, expectedTag(i.image)]));
+    expect(new Set(ours.map((i) => i.image))).toEqual(new Set(tags.values()));
+    const artifact = (tag: string) => tag.slice(0, tag.lastIndexOf(':'));
+    const expected = new Map(ours.map((i) => [i.where, expectedTag(artifact(i.image))]));
     expect(new Map(images.filter((i) => expected.has(i.where)).map((i) => [i.where, i.image]))).toEqual(expected);
     // Knative Services: on skaffold's default allowlist of kinds to rewrite, and in resourceSelector.
     const services = rendered.filter((o) => o.apiVersion === 'serving.knative.dev/v1' && o.kind === 'Service');
@@ -242,14 +324,22 @@ describe.each(profiles)('skaffold render for $env (offline)', ({ env, args, rend
     for (const service of services) {
       const [container, ...more] = imagesIn([service]);
       expect(more, service.metadata.name).toEqual([]);
-      expect(container?.image, service.metadata.name).toBe(expectedTag(`${config.imageRepository}/${service.metadata.name}`));
+      expect(container?.image, service.metadata.name).toBe(expectedTag(`${repository}/${service.metadata.name}`));
     }
-    // The VAPID key Job runs the push image.
-    const jobs = imagesIn(rendered.filter((o) => o.kind === 'Job'));
-    expect(jobs.map((i) => i.image)).toContain(expectedTag(`${config.imageRepository}/push`));
-    // No untagged artifact name is left, and images nobody builds are as the chart pins them.
-    for (const i of images) expect(tags.has(i.image), `${i.where}: ${i.image}`).toBe(false);
-    const pinned = imagesIn(charted).filter((i) => !tags.has(i.image));
+    // The VAPID key Job runs the push image; s3-source polls SQS from a Deployment on eks; the dev
+    // token issuer (kind only) is a Deployment.
+    const imagesOf = (kind: string, prefix: string) => imagesIn(rendered.filter((o) => o.kind === kind && o.metadata.name.startsWith(prefix))).map((i) => i.image);
+    expect(imagesOf('Job', 'vapid-init-')).toEqual([expectedTag(`${repository}/push`)]);
+    if (env === 'eks') expect(imagesOf('Deployment', 's3-source')).toEqual([expectedTag(`${repository}/s3-source`)]);
+    if (env === 'kind') expect(imagesOf('Deployment', 'dev-issuer')).toEqual([expectedTag(`${repository}/dev-issuer`)]);
+    // No untagged artifact name is left, nor on eks one without the default repo; images nobody
+    // builds are as the chart pins them.
+    for (const i of images) expect(tags.has(i.image) || (env === 'eks' && [...tags.values()].includes(i.image)), `${i.where}: ${i.image}`).toBe(false);
+    const pinned = imagesIn(charted).filter((i) => !expected.has(i.where));
     expect(images.filter((i) => !expected.has(i.where))).toEqual(pinned);
+    // With no tags at all the chart's images and Job names differ: the tags are what names the VAPID Job.
+    const untagged = await helmTemplate(env, { extra: Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]) });
+    const vapid = (objects: K8sObject[]) => objects.find((o) => o.kind === 'Job' && o.metadata.name.startsWith('vapid-init-'))?.metadata.name;
+    expect(vapid(untagged)).not.toBe(vapid(rendered));
   });
 });

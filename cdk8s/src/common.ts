@@ -1,6 +1,5 @@
 /** Names, labels and the hardened security context every container of the chart shares. */
 import * as kplus from 'cdk8s-plus-28';
-import type { EnvironmentConfig } from './config.js';
 import type { SecurityContext } from './knative.js';
 
 export const PART_OF = 'avatar-pipeline';
@@ -10,14 +9,11 @@ export const APP_UID = 10001;
 export const SHARED_CONFIG = 'avatar-pipeline-env';
 export const STAND_IN_CREDENTIALS = 'stand-in-credentials';
 export const BROKER_NAME = 'avatar-pipeline';
+/** Receives what the processing Triggers give up on; profile consumes it (durable with a durable broker class). */
+export const DEAD_LETTER_BROKER = 'avatar-pipeline-dead-letter';
 
 export function labels(name: string, component: string): Record<string, string> {
   return { 'app.kubernetes.io/name': name, 'app.kubernetes.io/component': component, 'app.kubernetes.io/part-of': PART_OF };
-}
-
-/** Image of a container built from the repository's Dockerfile (skaffold substitutes the tag). */
-export function builtImage(config: EnvironmentConfig, target: string): string {
-  return `${config.imageRepository}/${target}`;
 }
 
 /** The restricted Pod Security Standard, as a plain (Knative-compatible) container security context. */

@@ -1,20 +1,21 @@
 /**
- * kind only: the dev token issuer (local/src/issuer.ts) as a small always-on Deployment, so a
+ * Optional (devIssuer.enabled, kind): the dev token issuer (local/src/issuer.ts) as a small always-on Deployment, so a
  * cluster user can get a player token (`POST /dev/token` through the gateway) and the services a
  * JWKS. Not a Knative Service: its signing key lives in memory, and scaling to zero would rotate
  * it (services refetch the JWKS on an unknown key, but tokens minted before would stop working).
  * EKS uses the configured external issuer (Cognito) instead.
  */
-import { Duration, Size } from 'cdk8s';
+import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { builtImage, labels, restrictedContainerSecurity, restrictedPodSecurity } from './common.js';
-import type { EnvironmentConfig } from './config.js';
+import { labels, restrictedContainerSecurity, restrictedPodSecurity } from './common.js';
 import { DEV_ISSUER } from './gateway.js';
+import { setField } from './helm.js';
+import { builtImage, settings } from './values.js';
 
 const PORT = 8080;
 
-export function createDevIssuer(scope: Construct, config: EnvironmentConfig): void {
+export function createDevIssuer(scope: Construct): void {
   const deployment = new kplus.Deployment(scope, 'dev-issuer', {
     metadata: { name: DEV_ISSUER, labels: labels(DEV_ISSUER, 'identity') },
     podMetadata: { labels: labels(DEV_ISSUER, 'identity') },
@@ -24,15 +25,13 @@ export function createDevIssuer(scope: Construct, config: EnvironmentConfig): vo
     containers: [
       {
         name: DEV_ISSUER,
-        image: builtImage(config, DEV_ISSUER),
-        // Built images are loaded into kind, not pulled.
-        imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+        image: builtImage(DEV_ISSUER),
         ports: [{ number: PORT, name: 'http' }],
         envVariables: {
           PORT: kplus.EnvValue.fromValue(String(PORT)),
-          LOG_LEVEL: kplus.EnvValue.fromValue(config.logLevel),
-          DEV_ISSUER: kplus.EnvValue.fromValue(config.auth.issuer),
-          DEV_AUDIENCE: kplus.EnvValue.fromValue(config.auth.audience),
+          LOG_LEVEL: kplus.EnvValue.fromValue(settings.logLevel),
+          DEV_ISSUER: kplus.EnvValue.fromValue(settings.auth.issuer),
+          DEV_AUDIENCE: kplus.EnvValue.fromValue(settings.auth.audience),
         },
         securityContext: restrictedContainerSecurity(),
         resources: {
@@ -45,5 +44,6 @@ export function createDevIssuer(scope: Construct, config: EnvironmentConfig): vo
       },
     ],
   });
+  setField(ApiObject.of(deployment), '/spec/template/spec/containers/0/imagePullPolicy', settings.imagePullPolicy);
   deployment.exposeViaService({ name: DEV_ISSUER, ports: [{ port: 80, targetPort: PORT, name: 'http' }] });
 }

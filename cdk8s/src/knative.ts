@@ -53,9 +53,10 @@ export interface SecurityContext {
 export interface KnativeContainer {
   name: string;
   image: string;
+  imagePullPolicy?: string;
   ports: [{ name: 'http1' | 'h2c'; containerPort: number }];
   env?: EnvVar[];
-  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
+  envFrom?: { configMapRef?: { name: string; optional?: boolean }; secretRef?: { name: string; optional?: boolean } }[];
   resources: Resources;
   /** Knative allows httpGet, tcpSocket, exec and grpc; the port may be left out (the serving port). */
   readinessProbe: KnativeProbe;
@@ -88,6 +89,8 @@ export interface KnativeServiceSpec {
 }
 
 export interface BrokerSpec {
+  /** The class's settings (a ConfigMap: the channel template, or the Kafka broker's bootstrap servers). */
+  config?: { apiVersion: string; kind: string; name: string; namespace?: string };
   delivery?: DeliverySpec;
 }
 

@@ -1,4 +1,5 @@
-/** The cdk8s app entry (`cdk8s synth` runs it): synthesizes the environment named by AVATAR_ENV. */
-import { buildApp, environmentFromEnv } from './app.js';
+/** `npm run synth`: prints the chart's Helm template (what `npm run charts` writes to templates/). */
+import { buildApp } from './app.js';
+import { renderTemplate } from './helm.js';
 
-buildApp(environmentFromEnv()).app.synth();
+process.stdout.write(renderTemplate(buildApp().chart));

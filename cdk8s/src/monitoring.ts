@@ -1,8 +1,9 @@
 /**
  * Prometheus Operator objects (monitoring.coreos.com/v1, typed by hand) and the alert rules.
  *
- * Scraping: a PodMonitor per service selects the revision pods by `serving.knative.dev/service`
- * and scrapes the user container's own port (`user-port`, named so by Knative) directly. The
+ * Scraping: a PodMonitor per service selects its pods by name (Knative's revision pods carry the
+ * template's labels; the s3-source poller Deployment is labelled alike) and scrapes the user
+ * container's own port (`user-port`: Knative's name for it, and the poller's) directly. The
  * scrape never passes the route, the activator or the queue-proxy, so it is not a request the
  * autoscaler counts and it cannot keep a pod alive or wake a scaled-to-zero service; when a
  * service is at zero there is simply no target (counters restart with each pod: the rules use
@@ -61,7 +62,7 @@ export const USER_PORT = 'user-port';
 
 export function podMonitorSpec(service: string): PodMonitorSpec {
   return {
-    selector: { matchLabels: { [KNATIVE_SERVICE_LABEL]: service } },
+    selector: { matchLabels: { 'app.kubernetes.io/name': service, 'app.kubernetes.io/component': 'service' } },
     podMetricsEndpoints: [{ port: USER_PORT, path: '/metrics', interval: '30s', scrapeTimeout: '10s' }],
   };
 }

@@ -1,14 +1,16 @@
 /**
- * The whole deployment of one environment as one cdk8s Chart: namespace, shared configuration,
- * a Knative Service and ServiceAccount per service, the Broker and one Trigger per topology
- * entry (kit topology: the single source of truth, shared with the local broker), SinkBindings,
- * the VAPID init Job, the gateway, the kind stand-ins and the observability objects.
+ * The whole deployment as one cdk8s Chart written as a Helm template: shared configuration, a
+ * Knative Service and ServiceAccount per service, the Broker and one Trigger per topology entry
+ * (kit topology: the single source of truth, shared with the local broker), the dead-letter
+ * Broker, SinkBindings, the VAPID init Job, the gateway, NetworkPolicies, the optional stand-ins
+ * and dev issuer, and the observability objects. Everything that differs between clusters is a
+ * value (values.ts); the release namespace holds every object.
  */
-import { createHash } from 'node:crypto';
-import { Chart, type ChartProps } from 'cdk8s';
+import { ApiObject, Chart, type ChartProps } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import {
+  deadLetterSink,
   deliveryPolicies,
   eventAudience,
   serviceNames,
@@ -19,11 +21,11 @@ import {
   type ServiceName,
   type TriggerSpec as TopologyTrigger,
 } from '@avatar-pipeline/kit';
-import { BROKER_NAME, builtImage, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
-import { serviceUrl, type EnvironmentConfig, type Workload } from './config.js';
+import { BROKER_NAME, DEAD_LETTER_BROKER, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
 import { DASHBOARD_UID, dashboard } from './dashboard.js';
 import { createDevIssuer } from './dev-issuer.js';
 import { createGateway, MINIO_SERVICE } from './gateway.js';
+import { asText, choose, Conditional, helmExpr, operand, setField } from './helm.js';
 import {
   BROKER,
   Broker,
@@ -37,146 +39,131 @@ import {
   type KnativeServiceSpec,
 } from './knative.js';
 import { alertRules, PodMonitor, podMonitorSpec, PrometheusRule } from './monitoring.js';
-import { eventEndpointEnv, minScale, needsApiToken, serviceProfiles, sinkTokenEnv } from './services.js';
+import { createNetworkPolicyObjects } from './network.js';
+import { createS3SourcePoller } from './s3-source.js';
+import { asBoolean, eventEndpointEnv, needsApiToken, serviceProfiles, sinkTokenEnv, WEBHOOK_SECRET } from './services.js';
 import { createStandIns, DYNAMODB_SERVICE } from './stand-ins.js';
+import { serviceUrl, settings, builtImage, type Workload } from './values.js';
 import { createVapidInit, VAPID_INIT } from './vapid.js';
 
 /** The label that keeps a Knative Service off the public ingress. */
 export const VISIBILITY_LABEL = 'networking.knative.dev/visibility';
+const BROKER_CONFIG = 'avatar-pipeline-broker';
+export const DEAD_LETTER_TRIGGER = 'profile-dead-letters';
 
 /** An event endpoint, naming the audience of Knative's token: Serving sets none, and without one Knative sends no token. */
-function eventDestination(endpoint: Endpoint, config: EnvironmentConfig): Destination {
-  return serviceDestination(endpoint.service, endpoint.path, eventAudience(config.namespace, endpoint.service));
+function eventDestination(endpoint: Endpoint): Destination {
+  return serviceDestination(endpoint.service, endpoint.path, eventAudience(settings.namespace, endpoint.service));
 }
 
-export function deliverySpec(policy: DeliveryPolicy, config: EnvironmentConfig): DeliverySpec {
+/** A Trigger's delivery: its retry budget, and dead letters to the dead-letter Broker (profile consumes them from there). */
+export function deliverySpec(policy: DeliveryPolicy): DeliverySpec {
   return {
     retry: policy.retry,
     backoffPolicy: policy.backoffPolicy,
     backoffDelay: policy.backoffDelay,
     timeout: policy.timeout,
-    deadLetterSink: eventDestination(policy.deadLetter, config),
+    deadLetterSink: { ref: { ...BROKER, name: DEAD_LETTER_BROKER } },
   };
 }
 
-/** Variables every service shares, as a ConfigMap (envFrom). */
-export function sharedEnv(config: EnvironmentConfig): Record<string, string> {
-  const { auth } = config;
+/** Variables every service shares, as a ConfigMap (envFrom). Empty values count as unset. */
+export function sharedEnv(): Record<string, string> {
+  const { auth } = settings;
   return {
-    LOG_LEVEL: config.logLevel,
-    AWS_REGION: config.region,
-    TABLE_NAME: config.table,
-    BUCKET: config.bucket,
-    AVATAR_MAX_BYTES: String(config.avatarMaxBytes),
+    LOG_LEVEL: settings.logLevel,
+    AWS_REGION: settings.region,
+    TABLE_NAME: settings.table,
+    BUCKET: settings.bucket,
+    AVATAR_MAX_BYTES: asText(settings.avatarMaxBytes),
     JWT_ISSUER: auth.issuer,
     JWT_JWKS_URL: auth.jwksUrl,
     JWT_AUDIENCE: auth.audience,
-    JWT_ALGORITHMS: auth.algorithms.join(','),
+    JWT_ALGORITHMS: auth.algorithms,
     JWT_PLAYER_CLAIM: auth.playerClaim,
-    EVENTS_OIDC_ISSUER: config.eventsOidc.issuer,
-    EVENTS_OIDC_JWKS_URL: config.eventsOidc.jwksUrl,
-    ...(config.standIns
-      ? {
-          AWS_ENDPOINT_URL_S3: `${serviceUrl(config, MINIO_SERVICE)}:9000`,
-          AWS_ENDPOINT_URL_DYNAMODB: `${serviceUrl(config, DYNAMODB_SERVICE)}:8000`,
-        }
-      : {}),
+    EVENTS_OIDC_ISSUER: settings.eventsOidc.issuer,
+    EVENTS_OIDC_JWKS_URL: settings.eventsOidc.jwksUrl,
+    AWS_ENDPOINT_URL_S3: choose(settings.standIns.enabled, `${serviceUrl(MINIO_SERVICE)}:9000`),
+    AWS_ENDPOINT_URL_DYNAMODB: choose(settings.standIns.enabled, `${serviceUrl(DYNAMODB_SERVICE)}:8000`),
   };
 }
 
-const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
-
-export interface PipelineChartProps extends ChartProps {
-  config: EnvironmentConfig;
-}
+/** A short hash Helm computes over rendered values. */
+export const renderedHash = (value: unknown): string => helmExpr(`trunc 16 (sha256sum (toJson ${operand(value)}))`);
 
 export class PipelineChart extends Chart {
-  readonly config: EnvironmentConfig;
+  constructor(scope: Construct, id: string, props: ChartProps = {}) {
+    super(scope, id, { ...props, namespace: settings.namespace, disableResourceNameHashes: true });
 
-  constructor(scope: Construct, id: string, props: PipelineChartProps) {
-    const { config } = props;
-    super(scope, id, { ...props, namespace: config.namespace, disableResourceNameHashes: true, labels: { 'app.kubernetes.io/part-of': 'avatar-pipeline' } });
-    this.config = config;
-
-    new kplus.Namespace(this, 'namespace', {
-      metadata: {
-        name: config.namespace,
-        labels: {
-          // Every pod here meets the restricted standard; report (not yet block) any that does not.
-          'pod-security.kubernetes.io/warn': 'restricted',
-          'pod-security.kubernetes.io/audit': 'restricted',
-          // SinkBindings act here whether Eventing selects namespaces by inclusion or exclusion.
-          'bindings.knative.dev/include': 'true',
-        },
-      },
-    });
-    const env = sharedEnv(config);
+    const env = sharedEnv();
     new kplus.ConfigMap(this, 'shared-config', { metadata: { name: SHARED_CONFIG, labels: labels('avatar-pipeline', 'config') }, data: env });
 
-    const accounts = this.serviceAccounts();
-    for (const name of serviceNames) this.knativeService(name, accounts[name], hash(env));
+    this.serviceAccounts();
+    const webhook = new Conditional(this, 's3-source-webhook', settings.s3Source.polls.not());
+    new kplus.Secret(webhook, 'webhook-token', {
+      metadata: { name: WEBHOOK_SECRET, labels: labels('s3-source', 'webhook') },
+      stringData: { token: settings.s3Source.webhookToken },
+    });
+    const configHash = renderedHash(env);
+    for (const name of serviceNames) this.knativeService(name === 's3-source' ? webhook : this, name, configHash);
+    createS3SourcePoller(new Conditional(this, 's3-source-poller', settings.s3Source.polls), configHash);
 
-    this.eventing();
-    createVapidInit(this, config, accounts[VAPID_INIT], [accounts.push, accounts.subscribe]);
-    if (config.standIns) createStandIns(this, config, config.standIns);
-    if (config.devIssuer) createDevIssuer(this, config);
-    createGateway(this, config);
+    this.eventing(webhook);
+    createVapidInit(this);
+    createStandIns(new Conditional(this, 'stand-ins', settings.standIns.enabled));
+    createDevIssuer(new Conditional(this, 'dev-issuer', settings.devIssuer));
+    createGateway(this);
+    createNetworkPolicyObjects(new Conditional(this, 'network-policies', settings.networkPolicy));
     this.observability();
   }
 
-  /** One ServiceAccount per workload: its IAM role on EKS, no API token unless it needs one. */
-  private serviceAccounts(): Record<Workload, kplus.IServiceAccount> {
-    const { config } = this;
+  /** One ServiceAccount per workload: its IAM role (IRSA) when set, no API token unless it needs one. */
+  private serviceAccounts(): void {
     const workloads: Workload[] = [...serviceNames, VAPID_INIT];
-    return Object.fromEntries(
-      workloads.map((workload) => {
-        const role = config.roles?.[workload];
-        const needsToken = workload === VAPID_INIT ? config.vapid.store === 'k8s-secret' : needsApiToken(workload, config);
-        new kplus.ServiceAccount(this, `sa-${workload}`, {
-          metadata: {
-            name: workload,
-            labels: labels(workload, 'identity'),
-            ...(role ? { annotations: { 'eks.amazonaws.com/role-arn': role } } : {}),
-          },
-          automountToken: needsToken,
-        });
-        // By name: cdk8s-plus classes do not satisfy their interfaces under exactOptionalPropertyTypes.
-        // In the chart's namespace, where the account above is created (RoleBindings name it there).
-        return [workload, kplus.ServiceAccount.fromServiceAccountName(this, `sa-${workload}-ref`, workload, { namespaceName: config.namespace })];
-      }),
-    ) as Record<Workload, kplus.IServiceAccount>;
+    for (const workload of workloads) {
+      const account = new ApiObject(this, `sa-${workload}`, {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: workload, labels: labels(workload, 'identity') },
+      });
+      const role = settings.roleArn(workload);
+      setField(account, '/metadata/annotations', helmExpr(`ternary (dict "eks.amazonaws.com/role-arn" ${operand(role)}) (dict) (not (empty ${operand(role)}))`));
+      const token = workload === VAPID_INIT ? settings.vapid.inSecret : needsApiToken(workload);
+      setField(account, '/automountServiceAccountToken', asBoolean(token));
+    }
   }
 
-  private knativeService(name: ServiceName, account: kplus.IServiceAccount, configHash: string): void {
-    const { config } = this;
+  private knativeService(scope: Construct, name: ServiceName, configHash: string): void {
     const profile = serviceProfiles[name];
-    const usesStandIns = Boolean(config.standIns) && name !== 's3-source';
-    const env: EnvVar[] = [...profile.env(config), ...eventEndpointEnv(name, config), ...sinkTokenEnv(name)];
+    const scaling = settings.service(name);
+    const env: EnvVar[] = [...profile.env(), ...eventEndpointEnv(name), ...sinkTokenEnv(name)];
     const spec: KnativeServiceSpec = {
       template: {
         metadata: {
           labels: labels(name, 'service'),
           annotations: {
-            'autoscaling.knative.dev/min-scale': String(minScale(name, config)),
-            'autoscaling.knative.dev/max-scale': String(profile.maxScale),
-            'autoscaling.knative.dev/target': String(profile.target),
+            'autoscaling.knative.dev/min-scale': asText(scaling.minScale),
+            'autoscaling.knative.dev/max-scale': asText(scaling.maxScale),
+            'autoscaling.knative.dev/target': asText(scaling.target),
             // A changed ConfigMap rolls a new revision (Knative reads env only at pod start).
             'avatar-pipeline/config-hash': configHash,
           },
         },
         spec: {
-          serviceAccountName: account.name,
-          containerConcurrency: profile.containerConcurrency,
+          serviceAccountName: name,
+          containerConcurrency: scaling.containerConcurrency,
           timeoutSeconds: profile.timeoutSeconds,
           enableServiceLinks: false,
           containers: [
             {
               name,
-              image: builtImage(config, name),
+              image: builtImage(name),
+              imagePullPolicy: settings.imagePullPolicy,
               ports: [{ name: 'http1', containerPort: 8080 }],
-              envFrom: [{ configMapRef: { name: SHARED_CONFIG } }, ...(usesStandIns ? [{ secretRef: { name: STAND_IN_CREDENTIALS } }] : [])],
+              // Optional: only the stand-ins have credentials (EKS uses IRSA).
+              envFrom: [{ configMapRef: { name: SHARED_CONFIG } }, { secretRef: { name: STAND_IN_CREDENTIALS, optional: true } }],
               ...(env.length > 0 ? { env } : {}),
-              resources: profile.resources,
+              resources: scaling.resources,
               // Knative probes the serving port; the queue-proxy runs the readiness probe itself, every
               // few milliseconds while a pod starts when periodSeconds is unset (and then refuses a
               // timeoutSeconds: Knative's validation says so, k8s-tests/knative.test.ts runs it).
@@ -196,32 +183,50 @@ export class PipelineChart extends Chart {
         },
       },
     };
-    new KnativeService(this, `ksvc-${name}`, {
+    new KnativeService(scope, `ksvc-${name}`, {
       metadata: { name, labels: { ...labels(name, 'service'), [VISIBILITY_LABEL]: 'cluster-local' } },
       spec,
     });
   }
 
-  private eventing(): void {
-    new Broker(this, 'broker', {
-      metadata: {
-        name: BROKER_NAME,
-        labels: labels(BROKER_NAME, 'eventing'),
-        annotations: { 'eventing.knative.dev/broker.class': 'MTChannelBasedBroker' },
-      },
-      // Defaults for triggers that set none (every topology trigger sets its own).
-      spec: { delivery: deliverySpec(deliveryPolicies.processing, this.config) },
+  private eventing(webhook: Construct): void {
+    // A plain object: cdk8s-plus would take the placeholder for a map and split it into characters.
+    const brokerConfig = new ApiObject(this, 'broker-config', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: BROKER_CONFIG, labels: labels(BROKER_NAME, 'eventing') },
+    });
+    setField(brokerConfig, '/data', settings.broker.config);
+    const config = { apiVersion: 'v1', kind: 'ConfigMap', name: BROKER_CONFIG, namespace: settings.namespace };
+    const broker = (id: string, name: string, delivery?: DeliverySpec) =>
+      new Broker(this, id, {
+        metadata: { name, labels: labels(name, 'eventing'), annotations: { 'eventing.knative.dev/broker.class': settings.broker.class } },
+        spec: { config, ...(delivery ? { delivery } : {}) },
+      });
+    // Defaults for triggers that set none (every topology trigger sets its own).
+    broker('broker', BROKER_NAME, deliverySpec(deliveryPolicies.processing));
+    // Dead letters wait here until profile takes them: with a durable class they survive restarts,
+    // and profile being down only delays them (its Trigger retries for the processing budget).
+    broker('dead-letter-broker', DEAD_LETTER_BROKER);
+    const { retry, backoffPolicy, backoffDelay, timeout } = deliveryPolicies.deadLetters;
+    new Trigger(this, 'trigger-dead-letters', {
+      metadata: { name: DEAD_LETTER_TRIGGER, labels: labels(deadLetterSink.service, 'eventing') },
+      spec: { broker: DEAD_LETTER_BROKER, subscriber: eventDestination(deadLetterSink), delivery: { retry, backoffPolicy, backoffDelay, timeout } },
     });
     for (const trigger of triggers) this.trigger(trigger);
-    for (const name of serviceNames.filter((n) => sinkBound.has(n))) {
-      new SinkBinding(this, `sink-${name}`, {
-        metadata: { name: `${name}-to-broker`, labels: labels(name, 'eventing') },
-        spec: {
-          subject: { apiVersion: 'serving.knative.dev/v1', kind: 'Service', name },
-          sink: { ref: { ...BROKER, name: BROKER_NAME } },
-        },
-      });
-    }
+    for (const name of serviceNames.filter((n) => sinkBound.has(n) && n !== 's3-source')) this.sinkBinding(this, name, 'Service');
+    this.sinkBinding(webhook, 's3-source', 'Service');
+    this.sinkBinding(this.node.findChild('s3-source-poller'), 's3-source', 'Deployment');
+  }
+
+  private sinkBinding(scope: Construct, name: ServiceName, kind: 'Service' | 'Deployment'): void {
+    new SinkBinding(scope, `sink-${name}`, {
+      metadata: { name: `${name}-to-broker`, labels: labels(name, 'eventing') },
+      spec: {
+        subject: kind === 'Service' ? { apiVersion: 'serving.knative.dev/v1', kind, name } : { apiVersion: 'apps/v1', kind, name },
+        sink: { ref: { ...BROKER, name: BROKER_NAME } },
+      },
+    });
   }
 
   private trigger(trigger: TopologyTrigger): void {
@@ -230,19 +235,20 @@ export class PipelineChart extends Chart {
       spec: {
         broker: BROKER_NAME,
         filters: trigger.filters,
-        subscriber: eventDestination(trigger.subscriber, this.config),
-        delivery: deliverySpec(trigger.delivery, this.config),
+        subscriber: eventDestination(trigger.subscriber),
+        delivery: deliverySpec(trigger.delivery),
       },
     });
   }
 
   private observability(): void {
     // Prometheus selects PodMonitors and rules by label (kube-prometheus-stack: its release).
-    const selected = (name: string) => ({ ...labels(name, 'monitoring'), ...this.config.monitoring.selectorLabels });
+    const selected = (object: ApiObject, name: string) =>
+      setField(object, '/metadata/labels', helmExpr(`merge ${operand(labels(name, 'monitoring'))} ${operand(settings.monitoringLabels)}`));
     for (const name of serviceNames) {
-      new PodMonitor(this, `podmonitor-${name}`, { metadata: { name, labels: selected(name) }, spec: podMonitorSpec(name) });
+      selected(new PodMonitor(this, `podmonitor-${name}`, { metadata: { name }, spec: podMonitorSpec(name) }), name);
     }
-    new PrometheusRule(this, 'rules', { metadata: { name: 'avatar-pipeline', labels: selected('avatar-pipeline') }, spec: alertRules() });
+    selected(new PrometheusRule(this, 'rules', { metadata: { name: 'avatar-pipeline' }, spec: alertRules() }), 'avatar-pipeline');
     new kplus.ConfigMap(this, 'dashboard', {
       metadata: { name: 'avatar-pipeline-dashboard', labels: { ...labels('avatar-pipeline', 'monitoring'), grafana_dashboard: '1' } },
       data: { [`${DASHBOARD_UID}.json`]: JSON.stringify(dashboard(), null, 2) },

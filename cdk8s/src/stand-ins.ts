@@ -1,5 +1,6 @@
 /**
- * kind only: real servers standing in for AWS, each with a volume, and a Job that prepares them.
+ * Optional (standIns.enabled, kind): real servers standing in for AWS, each with a volume, and a
+ * Job that prepares them.
  * - MinIO (S3): its webhook target posts bucket notifications to s3-source, with a queue
  *   directory on the volume so notifications survive MinIO restarts and are retried while
  *   s3-source is unreachable or cold.
@@ -9,14 +10,15 @@
  *   (the S3 API call `mc event add` makes), lets anyone read the derived avatars (the CDN
  *   stand-in), and creates the table with its TTL attribute.
  */
-import { Duration, Size } from 'cdk8s';
+import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX } from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
-import { serviceUrl, type EnvironmentConfig, type StandInsConfig } from './config.js';
 import { MINIO_SERVICE } from './gateway.js';
+import { nameFromSpec } from './helm.js';
 import { WEBHOOK_SECRET } from './services.js';
+import { serviceUrl, settings } from './values.js';
 
 export const DYNAMODB_SERVICE = 'dynamodb';
 /** MinIO's identifier of the webhook target: its ARN is arn:minio:sqs::S3SOURCE:webhook. */
@@ -24,12 +26,14 @@ const WEBHOOK_TARGET = 'S3SOURCE';
 
 const tmpVolume = (scope: Construct, id: string) => kplus.Volume.fromEmptyDir(scope, id, 'tmp', { sizeLimit: Size.mebibytes(64) });
 
-/** A ReadWriteOnce claim on the default storage class (kind: local-path); `size` in Gi. */
-function persistentClaim(scope: Construct, name: string, claimLabels: Record<string, string>, sizeGi: number): kplus.IPersistentVolumeClaim {
-  new kplus.PersistentVolumeClaim(scope, name, {
+/** A ReadWriteOnce claim on the default storage class (kind: local-path) of `size` (a quantity). */
+function persistentClaim(scope: Construct, name: string, claimLabels: Record<string, string>, size: string): kplus.IPersistentVolumeClaim {
+  // A plain object: cdk8s-plus drops a storage request that is not one of its own Sizes.
+  new ApiObject(scope, name, {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
     metadata: { name, labels: claimLabels },
-    accessModes: [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE],
-    storage: Size.gibibytes(sizeGi),
+    spec: { accessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', resources: { requests: { storage: size } } },
   });
   return kplus.PersistentVolumeClaim.fromClaimName(scope, `${name}-ref`, name);
 }
@@ -41,25 +45,23 @@ function credentialEnv(secret: kplus.ISecret, idName: string, keyName: string): 
   };
 }
 
-export function createStandIns(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig): void {
+export function createStandIns(scope: Construct): void {
+  const standIns = settings.standIns;
   new kplus.Secret(scope, 'stand-in-credentials', {
     metadata: { name: STAND_IN_CREDENTIALS, labels: labels('stand-ins', 'credentials') },
-    stringData: { AWS_ACCESS_KEY_ID: standIns.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: standIns.credentials.secretAccessKey },
-  });
-  new kplus.Secret(scope, 'webhook-token', {
-    metadata: { name: WEBHOOK_SECRET, labels: labels('s3-source', 'webhook') },
-    stringData: { token: standIns.webhookToken },
+    stringData: { AWS_ACCESS_KEY_ID: standIns.accessKeyId, AWS_SECRET_ACCESS_KEY: standIns.secretAccessKey },
   });
   // Referred to by name: cdk8s-plus classes do not satisfy their own interfaces under exactOptionalPropertyTypes.
   const credentials = kplus.Secret.fromSecretName(scope, 'stand-in-credentials-ref', STAND_IN_CREDENTIALS);
+  // Created with s3-source's webhook mode (pipeline.ts); absent in SQS mode, where MinIO sends nothing.
   const webhook = kplus.Secret.fromSecretName(scope, 'webhook-token-ref', WEBHOOK_SECRET);
-  createMinio(scope, config, standIns, credentials, webhook);
-  createDynamo(scope, standIns);
-  createSetupJob(scope, config, standIns, credentials);
+  createMinio(scope, credentials, webhook);
+  createDynamo(scope);
+  createSetupJob(scope, credentials);
 }
 
-function createMinio(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig, credentials: kplus.ISecret, webhook: kplus.ISecret): void {
-  const claim = persistentClaim(scope, 'minio-data', labels(MINIO_SERVICE, 'storage'), standIns.storage.minio);
+function createMinio(scope: Construct, credentials: kplus.ISecret, webhook: kplus.ISecret): void {
+  const claim = persistentClaim(scope, 'minio-data', labels(MINIO_SERVICE, 'storage'), settings.standIns.minioStorage);
   const volume = kplus.Volume.fromPersistentVolumeClaim(scope, 'minio-volume', claim, { name: 'data' });
   const deployment = new kplus.Deployment(scope, 'minio', {
     metadata: { name: MINIO_SERVICE, labels: labels(MINIO_SERVICE, 'storage') },
@@ -72,7 +74,7 @@ function createMinio(scope: Construct, config: EnvironmentConfig, standIns: Stan
     containers: [
       {
         name: 'minio',
-        image: standIns.minioImage,
+        image: settings.standIns.minioImage,
         args: ['server', '/data', '--address', ':9000', '--console-address', ':9001'],
         ports: [
           { number: 9000, name: 's3' },
@@ -80,11 +82,11 @@ function createMinio(scope: Construct, config: EnvironmentConfig, standIns: Stan
         ],
         envVariables: {
           ...credentialEnv(credentials, 'MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD'),
-          MINIO_REGION: kplus.EnvValue.fromValue(config.region),
+          MINIO_REGION: kplus.EnvValue.fromValue(settings.region),
           [`MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('on'),
-          [`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue(`${serviceUrl(config, 's3-source')}/webhook`),
+          [`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue(`${serviceUrl('s3-source')}/webhook`),
           // Sent as `Authorization: Bearer <token>`.
-          [`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromSecretValue({ secret: webhook, key: 'token' }),
+          [`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromSecretValue({ secret: webhook, key: 'token' }, { optional: true }),
           // Undelivered notifications wait here (on the volume) and are retried.
           [`MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('/events'),
           [`MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_${WEBHOOK_TARGET}`]: kplus.EnvValue.fromValue('100000'),
@@ -108,10 +110,10 @@ function createMinio(scope: Construct, config: EnvironmentConfig, standIns: Stan
   deployment.exposeViaService({ name: MINIO_SERVICE, ports: [{ port: 9000, targetPort: 9000, name: 's3' }] });
 }
 
-function createDynamo(scope: Construct, standIns: StandInsConfig): void {
+function createDynamo(scope: Construct): void {
   // The image runs as its `dynamodblocal` user (uid 1000) from /home/dynamodblocal.
   const uid = 1000;
-  const claim = persistentClaim(scope, 'dynamodb-data', labels(DYNAMODB_SERVICE, 'database'), standIns.storage.dynamodb);
+  const claim = persistentClaim(scope, 'dynamodb-data', labels(DYNAMODB_SERVICE, 'database'), settings.standIns.dynamodbStorage);
   const deployment = new kplus.Deployment(scope, 'dynamodb', {
     metadata: { name: DYNAMODB_SERVICE, labels: labels(DYNAMODB_SERVICE, 'database') },
     podMetadata: { labels: labels(DYNAMODB_SERVICE, 'database') },
@@ -122,7 +124,7 @@ function createDynamo(scope: Construct, standIns: StandInsConfig): void {
     containers: [
       {
         name: 'dynamodb',
-        image: standIns.dynamodbImage,
+        image: settings.standIns.dynamodbImage,
         workingDir: '/home/dynamodblocal',
         command: ['java'],
         args: ['-jar', 'DynamoDBLocal.jar', '-sharedDb', '-dbPath', '/home/dynamodblocal/data'],
@@ -146,8 +148,8 @@ function createDynamo(scope: Construct, standIns: StandInsConfig): void {
 }
 
 /** The setup script: every step converges, so a retried or re-run Job is harmless. */
-export function setupScript(config: EnvironmentConfig): string {
-  const bucket = config.bucket;
+export function setupScript(): string {
+  const { bucket, table } = settings;
   const notification = JSON.stringify({
     QueueConfigurations: [
       {
@@ -171,16 +173,16 @@ export function setupScript(config: EnvironmentConfig): string {
     `${s3} put-bucket-notification-configuration --bucket ${bucket} --notification-configuration '${notification}'`,
     `${s3} put-bucket-policy --bucket ${bucket} --policy '${policy}'`,
     `until ${ddb} list-tables >/dev/null 2>&1; do echo "waiting for DynamoDB Local"; sleep 2; done`,
-    `${ddb} describe-table --table-name ${config.table} >/dev/null 2>&1 || ${ddb} create-table --table-name ${config.table}` +
+    `${ddb} describe-table --table-name ${table} >/dev/null 2>&1 || ${ddb} create-table --table-name ${table}` +
       ' --billing-mode PAY_PER_REQUEST --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S' +
       ' --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE',
-    `${ddb} update-time-to-live --table-name ${config.table} --time-to-live-specification Enabled=true,AttributeName=${TTL_ATTRIBUTE} >/dev/null 2>&1 || true`,
+    `${ddb} update-time-to-live --table-name ${table} --time-to-live-specification Enabled=true,AttributeName=${TTL_ATTRIBUTE} >/dev/null 2>&1 || true`,
     'echo "stand-ins ready"',
   ].join('\n');
 }
 
-function createSetupJob(scope: Construct, config: EnvironmentConfig, standIns: StandInsConfig, credentials: kplus.ISecret): void {
-  new kplus.Job(scope, 'stand-ins-setup', {
+function createSetupJob(scope: Construct, credentials: kplus.ISecret): void {
+  const job = new kplus.Job(scope, 'stand-ins-setup', {
     metadata: { name: 'stand-ins-setup', labels: labels('stand-ins-setup', 'setup') },
     podMetadata: { labels: labels('stand-ins-setup', 'setup') },
     backoffLimit: 20,
@@ -190,16 +192,16 @@ function createSetupJob(scope: Construct, config: EnvironmentConfig, standIns: S
     containers: [
       {
         name: 'setup',
-        image: standIns.awsCliImage,
+        image: settings.standIns.awsCliImage,
         command: ['/bin/sh', '-c'],
-        args: [setupScript(config)],
+        args: [setupScript()],
         envVariables: {
           ...credentialEnv(credentials, 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'),
-          AWS_REGION: kplus.EnvValue.fromValue(config.region),
+          AWS_REGION: kplus.EnvValue.fromValue(settings.region),
           AWS_PAGER: kplus.EnvValue.fromValue(''),
           HOME: kplus.EnvValue.fromValue('/tmp'),
-          S3: kplus.EnvValue.fromValue(`${serviceUrl(config, MINIO_SERVICE)}:9000`),
-          DYNAMODB: kplus.EnvValue.fromValue(`${serviceUrl(config, DYNAMODB_SERVICE)}:8000`),
+          S3: kplus.EnvValue.fromValue(`${serviceUrl(MINIO_SERVICE)}:9000`),
+          DYNAMODB: kplus.EnvValue.fromValue(`${serviceUrl(DYNAMODB_SERVICE)}:8000`),
         },
         securityContext: restrictedContainerSecurity(),
         resources: {
@@ -210,4 +212,6 @@ function createSetupJob(scope: Construct, config: EnvironmentConfig, standIns: S
       },
     ],
   });
+  // A Job's pod template is immutable: a changed spec is a new Job (the steps converge, so re-running is harmless).
+  nameFromSpec(ApiObject.of(job), 'stand-ins-setup');
 }

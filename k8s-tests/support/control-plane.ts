@@ -6,12 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest, Agent } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goTool } from './go-tools.js';
+import { goModuleDir, goTool, KNATIVE_MODULE_VERSION, PROMETHEUS_OPERATOR_VERSION } from './go-tools.js';
 
 export interface ApiResponse {
   status: number;
@@ -23,6 +23,8 @@ export interface ApiResponse {
 export interface ControlPlane {
   /** https://127.0.0.1:<port> */
   url: string;
+  /** A kubeconfig file for clients such as helm: the admin token, the serving certificate as CA. */
+  kubeconfig: string;
   request(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse>;
   stop(): Promise<void>;
 }
@@ -57,6 +59,46 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * KEDA release whose CRDs (ScaledObject, TriggerAuthentication, ClusterTriggerAuthentication) the
+ * checks install: only its module's files are downloaded (about 3 MB), nothing is built. v2.21.1,
+ * the newest served, declares go 1.27.4, which `go mod download` will not unpack with Go 1.26.
+ */
+export const KEDA_VERSION = 'v2.21.0';
+
+/** KEDA's CRDs as its release installs them (config/crd/bases of its module); ScaledJob and the eventing.keda.sh kinds are left out. */
+export async function kedaCrdFiles(): Promise<string[]> {
+  const keda = await goModuleDir('github.com/kedacore/keda/v2', KEDA_VERSION);
+  return ['keda.sh_scaledobjects.yaml', 'keda.sh_triggerauthentications.yaml', 'keda.sh_clustertriggerauthentications.yaml'].map((f) =>
+    join(keda, 'config/crd/bases', f),
+  );
+}
+
+/**
+ * Every CRD the charts' objects need: Knative Serving and Eventing (what serving-crds.yaml and
+ * eventing-crds.yaml of the release contain), the Prometheus Operator's PodMonitor, PrometheusRule
+ * and ServiceMonitor, and KEDA's. Downloads only (module zips through the Go module proxy).
+ */
+export async function chartCrdFiles(): Promise<string[]> {
+  // As cluster.ts's yamlFiles, which this file does not import (cluster.ts brings in the charts' code).
+  const yamlFiles = (dir: string, match: (name: string) => boolean = () => true) =>
+    readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f) && match(f))
+      .map((f) => join(dir, f));
+  const [serving, eventing, prometheusOperator, keda] = await Promise.all([
+    goModuleDir('knative.dev/serving', KNATIVE_MODULE_VERSION),
+    goModuleDir('knative.dev/eventing', KNATIVE_MODULE_VERSION),
+    goModuleDir('github.com/prometheus-operator/prometheus-operator', PROMETHEUS_OPERATOR_VERSION),
+    kedaCrdFiles(),
+  ]);
+  return [
+    ...yamlFiles(join(serving, 'config/core/300-resources')),
+    ...yamlFiles(join(eventing, 'config/core/resources')),
+    ...yamlFiles(join(prometheusOperator, 'example/prometheus-operator-crd'), (f) => /podmonitors|prometheusrules|servicemonitors/.test(f)),
+    ...keda,
+  ];
+}
 
 export async function startControlPlane(): Promise<ControlPlane> {
   const [etcdBin, apiserverBin] = await Promise.all([goTool('etcd'), goTool('kube-apiserver')]);
@@ -165,8 +207,23 @@ export async function startControlPlane(): Promise<ControlPlane> {
       if (Date.now() > deadline) throw new Error(`kube-apiserver not ready in 120 s:\n${apiserverOutput()}`);
       await sleep(250);
     }
+    const kubeconfig = join(dir, 'kubeconfig');
+    const ca = readFileSync(join(dir, 'certs', 'apiserver.crt')).toString('base64');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'envtest', cluster: { server: url, 'certificate-authority-data': ca } }],
+        users: [{ name: 'admin', user: { token } }],
+        contexts: [{ name: 'envtest', context: { cluster: 'envtest', user: 'admin' } }],
+        'current-context': 'envtest',
+      }),
+      { mode: 0o600 },
+    );
     return {
       url,
+      kubeconfig,
       request,
       stop: async () => {
         agent?.destroy();

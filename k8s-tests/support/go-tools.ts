@@ -27,7 +27,13 @@ interface Tool {
 }
 
 const tools = {
-  'kube-apiserver': { module: 'apiserver', pkg: 'k8s.io/kubernetes/cmd/kube-apiserver' },
+  // As Kubernetes' release builds do (hack/lib/version.sh): /version says 1.34.4, which helm checks
+  // against the chart's kubeVersion on install.
+  'kube-apiserver': {
+    module: 'apiserver',
+    pkg: 'k8s.io/kubernetes/cmd/kube-apiserver',
+    ldflags: ['gitVersion=v1.34.4', 'gitMajor=1', 'gitMinor=34', 'gitTreeState=clean'].map((v) => `-X k8s.io/component-base/version.${v}`),
+  },
   etcd: { module: 'apiserver', pkg: 'go.etcd.io/etcd/server/v3' },
   // As helm's release builds do (its Makefile): the Kubernetes version it assumes without a cluster
   // comes from its client-go (v0.36 -> 1.36), not the 1.20 compiled in as a fallback.

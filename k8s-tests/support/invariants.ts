@@ -1,5 +1,5 @@
 /**
- * Cross-object invariants of a synthesized environment. Each check returns the problems it
+ * Cross-object invariants of an environment as the chart renders it. Each check returns the problems it
  * finds (empty when all is well), so tests can also run it on deliberately broken copies.
  */
 import { emits, matchesFilters, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type Filter, type ServiceName } from '@avatar-pipeline/kit';
@@ -12,19 +12,33 @@ export interface Destination {
   uri?: string;
   audience?: string;
 }
-interface TriggerObject extends K8sObject {
+export interface TriggerObject extends K8sObject {
   spec: {
     broker: string;
     filters?: Filter[];
     subscriber: Destination;
-    delivery?: { deadLetterSink?: Destination };
+    delivery?: { retry?: number; backoffPolicy?: string; backoffDelay?: string; timeout?: string; deadLetterSink?: Destination };
   };
 }
-interface Container {
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; configMapKeyRef?: { name: string; key: string; optional?: boolean } };
+}
+export interface EnvFrom {
+  configMapRef?: { name: string; optional?: boolean };
+  secretRef?: { name: string; optional?: boolean };
+}
+export interface Container {
   name: string;
   image: string;
-  readinessProbe?: { httpGet?: { path?: string } };
-  livenessProbe?: { httpGet?: { path?: string } };
+  command?: string[];
+  args?: string[];
+  ports?: { name?: string; containerPort: number }[];
+  env?: EnvVar[];
+  envFrom?: EnvFrom[];
+  readinessProbe?: { httpGet?: { path?: string; port?: number | string } };
+  livenessProbe?: { httpGet?: { path?: string; port?: number | string } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: {
     runAsNonRoot?: boolean;
@@ -37,8 +51,10 @@ interface Container {
   };
   volumeMounts?: { name: string; mountPath: string }[];
 }
-interface PodSpec {
+export interface PodSpec {
   containers: Container[];
+  automountServiceAccountToken?: boolean;
+  timeoutSeconds?: number;
   initContainers?: Container[];
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type?: string } };
   volumes?: { name: string; emptyDir?: unknown }[];
@@ -48,7 +64,23 @@ export interface KnativeServiceObject extends K8sObject {
   spec: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec & { containerConcurrency?: number } } };
 }
 
+export interface DeploymentObject extends K8sObject {
+  spec: { replicas?: number; selector: { matchLabels?: Record<string, string> }; template: { metadata: { labels?: Record<string, string> }; spec: PodSpec } };
+}
+
 export const knativeServices = (objects: readonly K8sObject[]) => ofKind(objects, ...KSVC) as KnativeServiceObject[];
+export const deployments = (objects: readonly K8sObject[]) => ofKind(objects, 'apps/v1', 'Deployment') as DeploymentObject[];
+
+/**
+ * What runs a service: its Knative Service, or a Deployment of that name (s3-source polling SQS,
+ * which gets no requests for Knative to scale on). Undefined when neither exists.
+ */
+export function serviceWorkload(objects: readonly K8sObject[], name: string): KnativeServiceObject | DeploymentObject | undefined {
+  return knativeServices(objects).find((k) => k.metadata.name === name) ?? deployments(objects).find((d) => d.metadata.name === name);
+}
+
+/** The service's container (the only one of its pod). */
+export const serviceContainer = (objects: readonly K8sObject[], name: string): Container | undefined => serviceWorkload(objects, name)?.spec.template.spec.containers[0];
 export const triggersOf = (objects: readonly K8sObject[]) => ofKind(objects, 'eventing.knative.dev/v1', 'Trigger') as TriggerObject[];
 
 /** Does a destination point at an object of the chart? */
@@ -58,20 +90,47 @@ function resolves(destination: Destination | undefined, objects: readonly K8sObj
   return objects.some((o) => o.apiVersion === ref.apiVersion && o.kind === ref.kind && o.metadata.name === ref.name);
 }
 
-/** Every Trigger's broker, subscriber and dead-letter sink exist; every Broker's sink too. */
+const BROKER = ['eventing.knative.dev/v1', 'Broker'] as const;
+type BrokerObject = K8sObject & { spec: { delivery?: { deadLetterSink?: Destination } } };
+export const brokersOf = (objects: readonly K8sObject[]) => ofKind(objects, ...BROKER) as BrokerObject[];
+const isBroker = (d: Destination | undefined) => d?.ref?.apiVersion === BROKER[0] && d.ref.kind === BROKER[1];
+
+/** Where a Trigger's undeliverable events go: its own dead-letter sink, else its Broker's default (Knative's precedence). */
+export function deadLetterSinkOf(trigger: TriggerObject, objects: readonly K8sObject[]): Destination | undefined {
+  return trigger.spec.delivery?.deadLetterSink ?? brokersOf(objects).find((b) => b.metadata.name === trigger.spec.broker)?.spec.delivery?.deadLetterSink;
+}
+
+/** The Brokers some Trigger or Broker dead-letters to: the end of the line, which need no dead-letter sink of their own. */
+export function deadLetterBrokers(objects: readonly K8sObject[]): Set<string> {
+  const sinks = [...triggersOf(objects).map((t) => t.spec.delivery?.deadLetterSink), ...brokersOf(objects).map((b) => b.spec.delivery?.deadLetterSink)];
+  return new Set(sinks.filter(isBroker).map((d) => d!.ref!.name));
+}
+
+/**
+ * Every Trigger's broker and subscriber exist, and its dead-letter sink (a Knative Service with a
+ * path, or a dead-letter Broker): required except on a dead-letter Broker, never that Broker
+ * itself. Every Broker that is no dead-letter Broker has a dead-letter sink that exists; every
+ * SinkBinding's subject and sink exist.
+ */
 export function destinationProblems(objects: readonly K8sObject[]): string[] {
   const problems: string[] = [];
-  const brokers = new Set(ofKind(objects, 'eventing.knative.dev/v1', 'Broker').map((b) => b.metadata.name));
+  const brokers = new Set(brokersOf(objects).map((b) => b.metadata.name));
+  const terminal = deadLetterBrokers(objects);
+  const sinkProblems = (at: string, sink: Destination | undefined, required: boolean, own?: string): string[] => {
+    if (!sink) return required ? [`${at}: no dead-letter sink`] : [];
+    if (!resolves(sink, objects)) return [`${at}: dead-letter sink ${sink.ref?.name ?? '(none)'} does not exist`];
+    if (isBroker(sink)) return sink.ref?.name === own ? [`${at}: dead-letters to its own broker ${own}`] : [];
+    return sink.uri?.startsWith('/') ? [] : [`${at}: dead-letter sink ${sink.ref?.name ?? '(none)'} has no path`];
+  };
   for (const trigger of triggersOf(objects)) {
     const name = `Trigger ${trigger.metadata.name}`;
     if (!brokers.has(trigger.spec.broker)) problems.push(`${name}: broker ${trigger.spec.broker} does not exist`);
     if (!resolves(trigger.spec.subscriber, objects)) problems.push(`${name}: subscriber ${trigger.spec.subscriber.ref?.name ?? '(none)'} does not exist`);
     if (!trigger.spec.subscriber.uri?.startsWith('/')) problems.push(`${name}: subscriber has no path`);
-    const sink = trigger.spec.delivery?.deadLetterSink;
-    if (!resolves(sink, objects)) problems.push(`${name}: dead-letter sink ${sink?.ref?.name ?? '(none)'} does not exist`);
+    problems.push(...sinkProblems(name, deadLetterSinkOf(trigger, objects), !terminal.has(trigger.spec.broker), trigger.spec.broker));
   }
-  for (const broker of ofKind(objects, 'eventing.knative.dev/v1', 'Broker') as (K8sObject & { spec: { delivery?: { deadLetterSink?: Destination } } })[]) {
-    if (!resolves(broker.spec.delivery?.deadLetterSink, objects)) problems.push(`Broker ${broker.metadata.name}: dead-letter sink does not exist`);
+  for (const broker of brokersOf(objects)) {
+    problems.push(...sinkProblems(`Broker ${broker.metadata.name}`, broker.spec.delivery?.deadLetterSink, !terminal.has(broker.metadata.name), broker.metadata.name));
   }
   for (const binding of ofKind(objects, 'sources.knative.dev/v1', 'SinkBinding') as (K8sObject & { spec: { subject: Destination['ref']; sink: Destination } })[]) {
     const subject = binding.spec.subject;
@@ -94,13 +153,28 @@ function sampleEvent(type: string): Record<string, string> {
   return { type: concrete, subject: `${UPLOAD_PREFIX}player-1/0190a0e0-0000-7000-8000-000000000000` };
 }
 
-/** Every event type a service emits (kit `emits`) reaches at least one Trigger of the chart. */
+/**
+ * Every event type a service emits (kit `emits`) reaches at least one Trigger of a Broker the
+ * services post to (a SinkBinding's sink), and when that Trigger gives up on it, a Trigger of the
+ * dead-letter Broker it goes to (dead letters keep their type) takes it in turn.
+ */
 export function consumerProblems(objects: readonly K8sObject[], emitted: Readonly<Record<ServiceName, readonly string[]>> = emits): string[] {
   const triggers = triggersOf(objects);
+  const bindings = ofKind(objects, 'sources.knative.dev/v1', 'SinkBinding') as (K8sObject & { spec: { sink: Destination } })[];
+  const ingress = new Set(bindings.map((b) => b.spec.sink).filter(isBroker).map((d) => d.ref!.name));
+  const on = (broker: string) => triggers.filter((t) => t.spec.broker === broker);
   const problems: string[] = [];
   for (const service of serviceNames) {
     for (const type of emitted[service]) {
-      if (!triggers.some((t) => triggerAccepts(t, sampleEvent(type)))) problems.push(`${service} emits ${type}, which no Trigger consumes`);
+      const event = sampleEvent(type);
+      const taking = [...ingress].flatMap((b) => on(b).filter((t) => triggerAccepts(t, event)));
+      if (taking.length === 0) problems.push(`${service} emits ${type}, which no Trigger consumes`);
+      for (const trigger of taking) {
+        const sink = deadLetterSinkOf(trigger, objects);
+        if (isBroker(sink) && !on(sink!.ref!.name).some((t) => triggerAccepts(t, event))) {
+          problems.push(`${type} dead-lettered by Trigger ${trigger.metadata.name} to Broker ${sink!.ref!.name}, where no Trigger consumes it`);
+        }
+      }
     }
   }
   return problems;
@@ -184,6 +258,34 @@ export function knativeServiceProblems(objects: readonly K8sObject[]): string[] 
     const concurrency = spec.containerConcurrency ?? 0;
     if (!(min >= 0 && max >= 1 && min <= max)) problems.push(`${at}: min-scale ${min} / max-scale ${max} are not a range`);
     if (!(concurrency > 0 && target > 0 && target <= concurrency)) problems.push(`${at}: target ${target} must be within containerConcurrency ${concurrency}`);
+  }
+  return problems;
+}
+
+/** What a service run as a Deployment needs beyond the restricted standard: probes, its own account, the metrics port. */
+export function serviceDeploymentProblems(objects: readonly K8sObject[]): string[] {
+  const problems: string[] = [];
+  const accounts = new Set(ofKind(objects, 'v1', 'ServiceAccount').map((a) => a.metadata.name));
+  for (const deployment of deployments(objects).filter((d) => (serviceNames as readonly string[]).includes(d.metadata.name))) {
+    const at = `Deployment ${deployment.metadata.name}`;
+    const { spec } = deployment.spec.template;
+    if (spec.containers.length !== 1) problems.push(`${at}: ${spec.containers.length} containers`);
+    const [container] = spec.containers;
+    const port = container?.ports?.find((p) => p.name === 'user-port');
+    if (!port) problems.push(`${at}: no container port named user-port`);
+    for (const [probe, path] of [
+      ['readinessProbe', '/readyz'],
+      ['livenessProbe', '/healthz'],
+    ] as const) {
+      const get = container?.[probe]?.httpGet;
+      if (get?.path !== path || (get.port !== 'user-port' && get.port !== port?.containerPort)) problems.push(`${at}: no ${path} ${probe} on its port`);
+    }
+    if (spec.serviceAccountName !== deployment.metadata.name || !accounts.has(spec.serviceAccountName)) {
+      problems.push(`${at}: runs as ${spec.serviceAccountName ?? '(none)'}, not its own ServiceAccount`);
+    }
+    const selector = Object.entries(deployment.spec.selector.matchLabels ?? {});
+    const labels = deployment.spec.template.metadata.labels ?? {};
+    if (selector.length === 0 || !selector.every(([k, v]) => labels[k] === v)) problems.push(`${at}: its selector does not select its pods`);
   }
   return problems;
 }

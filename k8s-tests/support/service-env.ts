@@ -2,7 +2,10 @@
  * Each service's configuration schema, assembled the way its main.ts assembles it: the argument
  * of its `loadConfig(...)` call (an object of `...shape` spreads, or one shape) is read with the
  * TypeScript parser and every shape is taken from the service's config module, the kit or the
- * vapid package. The tests then load the configuration a pod gets exactly as the service would.
+ * vapid package. When main.ts instead calls a `load<Name>Config(...)` of its config module (which
+ * checks more than the schema: s3-source's choice of input), the `loadConfig(...)` call is read
+ * there, and the tests load through that function. The tests then load the configuration a pod
+ * gets exactly as the service would.
  * Config modules are imported directly: package entry points also load their runtime (moderate's
  * loads TensorFlow), which the tests do not need.
  */
@@ -16,9 +19,9 @@ import type { z } from 'zod';
 
 const sourceOf = (service: ServiceName, file: string) => new URL(`../../services/${service}/src/${file}`, import.meta.url);
 
-/** The shape names main.ts passes to loadConfig, in order. */
-export function loadConfigShapes(mainSource: string): string[] {
-  const file = ts.createSourceFile('main.ts', mainSource, ts.ScriptTarget.Latest, true);
+/** The shape names a module passes to loadConfig, in order; undefined when it calls no loadConfig. */
+function findLoadConfigShapes(source: string): string[] | undefined {
+  const file = ts.createSourceFile('module.ts', source, ts.ScriptTarget.Latest, true);
   let names: string[] | undefined;
   const visit = (node: ts.Node): void => {
     if (!names && ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'loadConfig') {
@@ -34,22 +37,68 @@ export function loadConfigShapes(mainSource: string): string[] {
     ts.forEachChild(node, visit);
   };
   visit(file);
+  return names;
+}
+
+/** The shape names main.ts passes to loadConfig, in order. */
+export function loadConfigShapes(mainSource: string): string[] {
+  const names = findLoadConfigShapes(mainSource);
   if (!names) throw new Error('no loadConfig(...) call found');
   return names;
 }
 
-/** The shape of a service's configuration, or undefined while the service has no main.ts yet. */
-export async function serviceEnvShape(service: ServiceName): Promise<z.ZodRawShape | undefined> {
+/** The `load<Name>Config` function main.ts calls, imported from its config module, if any. */
+export function ownConfigLoader(mainSource: string): string | undefined {
+  const file = ts.createSourceFile('main.ts', mainSource, ts.ScriptTarget.Latest, true);
+  const imported = new Set<string>();
+  for (const statement of file.statements) {
+    if (!ts.isImportDeclaration(statement) || !ts.isStringLiteral(statement.moduleSpecifier) || statement.moduleSpecifier.text !== './config.js') continue;
+    const bindings = statement.importClause?.namedBindings;
+    if (bindings && ts.isNamedImports(bindings)) for (const element of bindings.elements) imported.add(element.name.text);
+  }
+  let found: string | undefined;
+  const visit = (node: ts.Node): void => {
+    if (!found && ts.isCallExpression(node) && ts.isIdentifier(node.expression) && /^load\w+Config$/.test(node.expression.text) && imported.has(node.expression.text)) {
+      found = node.expression.text;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  return found;
+}
+
+/** How a service loads its configuration from an environment, as its main.ts does. */
+export interface ServiceConfig {
+  shape: z.ZodRawShape;
+  /** Throws a ConfigError where the service would stop at start-up. */
+  load: (environment: Readonly<Record<string, string | undefined>>) => unknown;
+}
+
+/** A service's configuration schema and loader, or undefined while the service has no main.ts yet. */
+export async function serviceConfig(service: ServiceName): Promise<ServiceConfig | undefined> {
   const main = sourceOf(service, 'main.ts');
   if (!existsSync(fileURLToPath(main))) return undefined;
+  const mainSource = readFileSync(main, 'utf8');
   const config = sourceOf(service, 'config.ts');
-  const own = existsSync(fileURLToPath(config)) ? ((await import(config.href)) as Record<string, unknown>) : {};
+  const hasConfig = existsSync(fileURLToPath(config));
+  const own = hasConfig ? ((await import(config.href)) as Record<string, unknown>) : {};
+  const loader = ownConfigLoader(mainSource);
+  const names = findLoadConfigShapes(mainSource) ?? (loader && hasConfig ? findLoadConfigShapes(readFileSync(config, 'utf8')) : undefined);
+  if (!names) throw new Error(`services/${service}: no loadConfig(...) call found in main.ts${loader ? ` or in its config module's ${loader}` : ''}`);
   const sources: Record<string, unknown>[] = [own, kit as Record<string, unknown>, vapid as Record<string, unknown>];
   const shape: z.ZodRawShape = {};
-  for (const name of loadConfigShapes(readFileSync(main, 'utf8'))) {
+  for (const name of names) {
     const found = sources.map((s) => s[name]).find((v) => v !== undefined);
     if (!found || typeof found !== 'object') throw new Error(`services/${service}: cannot find the config shape ${name}`);
     Object.assign(shape, found);
   }
-  return shape;
+  if (!loader) return { shape, load: (environment) => kit.loadConfig(shape, environment) };
+  const load = own[loader];
+  if (typeof load !== 'function') throw new Error(`services/${service}: its config module exports no function ${loader}`);
+  return { shape, load: (environment) => (load as (e: Readonly<Record<string, string | undefined>>) => unknown)(environment) };
+}
+
+/** The shape of a service's configuration, or undefined while the service has no main.ts yet. */
+export async function serviceEnvShape(service: ServiceName): Promise<z.ZodRawShape | undefined> {
+  return (await serviceConfig(service))?.shape;
 }

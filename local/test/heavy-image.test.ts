@@ -1,7 +1,8 @@
 /**
  * The heaviest valid upload through the built moderate and thumbnail, each a child process set up
- * as its pod is (the pod's environment from the cdk8s profile, the real nsfwjs model), as many at
- * once as the pod's containerConcurrency lets in: a 6000x6000 16-bit RGBA PNG with EXIF
+ * as its pod is (the image's ENV from the Dockerfile, then the container's environment,
+ * containerConcurrency and memory limit from the kind chart as the real helm renders it; the real
+ * nsfwjs model), as many at once as the pod's containerConcurrency lets in: a 6000x6000 16-bit RGBA PNG with EXIF
  * orientation 6, 4.6 MiB, 288 MB once decoded. Peak RSS (VmHWM) must stay under the pod's memory
  * limit, and nothing may be written to /tmp (TMPDIR points below a file: any temporary file, such
  * as libvips spilling a large image to disk, fails the upload).
@@ -13,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { environments, serviceProfiles } from '@avatar-pipeline/cdk8s';
 import { heavyPng } from '@avatar-pipeline/imaging/hostile';
 import {
   DEFAULT_MAX_UPLOAD_BYTES,
@@ -30,6 +30,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '../src/index.js';
 import { repoRoot } from '../src/stack.js';
+// The chart rendered by the real helm (built by k8s-tests/support/go-tools.ts on first use), and the Dockerfile's stages.
+import { lineage, parseDockerfile } from '../../k8s-tests/support/dockerfile.js';
+import { rendered } from '../../k8s-tests/support/helm.js';
 
 const BUCKET = 'avatars';
 const TABLE = 'avatar-pipeline';
@@ -40,6 +43,58 @@ function mebibytes(quantity: string): number {
   const match = /^(\d+)Mi$/.exec(quantity);
   if (!match) throw new Error(`unexpected memory quantity ${quantity}`);
   return Number(match[1]) * 1024 * 1024;
+}
+
+type HeavyService = 'moderate' | 'thumbnail';
+
+/** How the kind chart runs a service: its container's own variables, concurrency and memory limit. */
+interface Pod {
+  env: Record<string, string>;
+  containerConcurrency: number;
+  memoryLimit: string;
+}
+
+/**
+ * Variables of the container the test replaces: the event endpoints' OIDC settings (deliveries
+ * here carry no Knative token, and no service account token is mounted), and the shared
+ * ConfigMap's (envFrom), whose endpoints, bucket and table are the local servers'. Only
+ * AVATAR_MAX_BYTES of the ConfigMap is kept: it bounds the images the services accept.
+ */
+const REPLACED = new Set(['EVENTS_OIDC_AUDIENCES', 'EVENTS_OIDC_JWKS_TOKEN_FILE', 'NODE_EXTRA_CA_CERTS']);
+
+/** The ENV of an image target's stages (`KEY=value` pairs, as the Dockerfile writes them), later stages last. */
+function imageEnv(target: HeavyService): Record<string, string> {
+  const dockerfile = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
+  const env: Record<string, string> = {};
+  for (const stage of lineage(dockerfile, target).reverse()) {
+    for (const instruction of stage.instructions.filter((i) => i.keyword === 'ENV')) {
+      for (const pair of instruction.args.trim().split(/\s+/)) {
+        const match = /^([A-Za-z_][A-Za-z0-9_]*)=([^"'\s]*)$/.exec(pair);
+        if (!match) throw new Error(`${target}: ENV ${instruction.args} is not plain KEY=value pairs`);
+        env[match[1]!] = match[2]!;
+      }
+    }
+  }
+  return env;
+}
+
+async function kindPods(): Promise<Record<HeavyService, Pod>> {
+  const { objects } = await rendered('kind');
+  type Container = { env?: { name: string; value?: string; valueFrom?: unknown }[]; resources: { limits: { memory: string } } };
+  const find = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+  const shared = (find('ConfigMap', 'avatar-pipeline-env') as unknown as { data: Record<string, string> }).data;
+  const pod = (name: HeavyService): Pod => {
+    const ksvc = find('Service', name) as unknown as { spec: { template: { spec: { containerConcurrency: number; containers: Container[] } } } };
+    const [container] = ksvc.spec.template.spec.containers;
+    // The container's variables override the image's, as in a pod.
+    const env: Record<string, string> = { ...imageEnv(name), AVATAR_MAX_BYTES: shared['AVATAR_MAX_BYTES'] ?? '' };
+    for (const v of container?.env ?? []) {
+      if (v.valueFrom !== undefined) throw new Error(`${name}: ${v.name} comes from a reference this test does not resolve`);
+      if (!REPLACED.has(v.name)) env[v.name] = v.value ?? '';
+    }
+    return { env, containerConcurrency: ksvc.spec.template.spec.containerConcurrency, memoryLimit: container?.resources.limits.memory ?? '' };
+  };
+  return { moderate: pod('moderate'), thumbnail: pod('thumbnail') };
 }
 
 /** Peak resident set of a live process (Linux). */
@@ -62,7 +117,14 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
   let s3: S3Client;
   let doc: ReturnType<typeof dynamoDocumentClient>;
   let heavy: Buffer;
+  let pods: Record<HeavyService, Pod>;
   const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    pods = await kindPods();
+    // The embedded model, as on kind (rekognition would call AWS).
+    expect(pods.moderate.env['MODERATION_PROVIDER']).toBe('nsfwjs');
+  }, 20 * 60_000);
 
   beforeAll(async () => {
     for (const name of ['moderate', 'thumbnail']) {
@@ -85,14 +147,13 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
   });
 
   /** Starts a built service with its pod's environment; resolves once it listens. */
-  async function start(name: 'moderate' | 'thumbnail'): Promise<Running> {
+  async function start(name: HeavyService): Promise<Running> {
     const notADirectory = join(dir, 'not-a-directory');
     await writeFile(notADirectory, '');
-    const pod = Object.fromEntries(serviceProfiles[name].env(environments.kind).flatMap((v) => (v.value === undefined ? [] : [[v.name, v.value]])));
     const child = spawn(process.execPath, [main(name)], {
       env: {
         PATH: process.env['PATH'] ?? '',
-        ...pod,
+        ...pods[name].env,
         TMPDIR: join(notADirectory, 'tmp'),
         PORT: '0',
         HOST: '127.0.0.1',
@@ -149,7 +210,7 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
 
   it('goes through moderate and thumbnail, each at its containerConcurrency, under each pod memory limit', async () => {
     const uploads = new UploadStore(doc, TABLE);
-    const uploadIds = Array.from({ length: serviceProfiles.thumbnail.containerConcurrency }, (_, i) => `0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a${String(i).padStart(2, '0')}`);
+    const uploadIds = Array.from({ length: pods.thumbnail.containerConcurrency }, (_, i) => `0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a${String(i).padStart(2, '0')}`);
     const created = await Promise.all(
       uploadIds.map(async (uploadId) => {
         const playerId = `p-heavy-${uploadId.slice(-2)}`;
@@ -161,7 +222,7 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     );
 
     const moderate = await start('moderate');
-    const approved = await inBatches(created, serviceProfiles.moderate.containerConcurrency, ({ key, eTag }) =>
+    const approved = await inBatches(created, pods.moderate.containerConcurrency, ({ key, eTag }) =>
       deliver(moderate, {
         id: `heavy-${key}`,
         source: `aws:s3.us-east-1.${BUCKET}`,
@@ -176,7 +237,7 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     moderate.child.kill('SIGTERM');
 
     const thumbnail = await start('thumbnail');
-    const thumbnailed = await inBatches(approved, serviceProfiles.thumbnail.containerConcurrency, (event) => deliver(thumbnail, event));
+    const thumbnailed = await inBatches(approved, pods.thumbnail.containerConcurrency, (event) => deliver(thumbnail, event));
     expect(thumbnailed.map((event) => event.type)).toEqual(uploadIds.map(() => EventType.thumbnailed));
     const thumbnailPeak = peakRss(thumbnail.child.pid!);
     thumbnail.child.kill('SIGTERM');
@@ -189,12 +250,13 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     }
 
     const MiB = 1024 * 1024;
+    console.info(`pod environments: ${JSON.stringify({ moderate: pods.moderate.env, thumbnail: pods.thumbnail.env })}`);
     console.info(
-      `peak RSS: moderate ${(moderatePeak / MiB).toFixed(0)} MiB for ${serviceProfiles.moderate.containerConcurrency} at once ` +
-        `(limit ${serviceProfiles.moderate.resources.limits.memory}), thumbnail ${(thumbnailPeak / MiB).toFixed(0)} MiB for ` +
-        `${serviceProfiles.thumbnail.containerConcurrency} at once (limit ${serviceProfiles.thumbnail.resources.limits.memory})`,
+      `peak RSS: moderate ${(moderatePeak / MiB).toFixed(0)} MiB for ${pods.moderate.containerConcurrency} at once ` +
+        `(limit ${pods.moderate.memoryLimit}), thumbnail ${(thumbnailPeak / MiB).toFixed(0)} MiB for ` +
+        `${pods.thumbnail.containerConcurrency} at once (limit ${pods.thumbnail.memoryLimit})`,
     );
-    expect(moderatePeak).toBeLessThan(mebibytes(serviceProfiles.moderate.resources.limits.memory));
-    expect(thumbnailPeak).toBeLessThan(mebibytes(serviceProfiles.thumbnail.resources.limits.memory));
+    expect(moderatePeak).toBeLessThan(mebibytes(pods.moderate.memoryLimit));
+    expect(thumbnailPeak).toBeLessThan(mebibytes(pods.thumbnail.memoryLimit));
   }, 300_000);
 });

@@ -1,11 +1,10 @@
-// How the kind chart runs each of our images, from what the real helm renders of charts/kind
-// (helm template, as skaffold does) turned into `podman run` arguments: user, read-only root,
+// How the kind chart runs each of our images, from what the real helm renders of
+// charts/avatar-pipeline with values-kind.yaml (helm template, as skaffold does) turned into `podman run` arguments: user, read-only root,
 // dropped capabilities, no privilege escalation, emptyDir volumes as tmpfs, resource limits, the
 // environment (ConfigMap, Secrets, the container's own entries, K_SINK where a SinkBinding injects
 // it), and what the kubelet and Knative mount: the service account token and the cluster CA where
 // the token is automounted, the broker's OIDC token where a SinkBinding applies.
 import { fileURLToPath } from 'node:url';
-import { environments } from '@avatar-pipeline/cdk8s';
 import { runnerImport } from 'vite';
 
 const IMAGE_REPOSITORY = 'kind.local/avatar-pipeline/';
@@ -15,15 +14,15 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export const SINK_TOKEN_DIR = '/oidc';
 
 /**
- * The objects `helm template` renders for an environment's chart, with the helm the k8s tests use
- * (k8s-tests/support/helm.ts: built from its pinned Go module into k8s-tests/.bin on first use).
- * Vite's module runner loads that TypeScript as vitest would.
+ * The objects `helm template` renders with an environment's values, with the helm the k8s tests
+ * use (k8s-tests/support/helm.ts: built from its pinned Go module into k8s-tests/.bin on first
+ * use). Vite's module runner loads that TypeScript as vitest would.
  */
 export async function renderChart(environment) {
   const helmModule = fileURLToPath(new URL('../../k8s-tests/support/helm.ts', import.meta.url));
   const { module: helm } = await runnerImport(helmModule, { configFile: false, logLevel: 'error' });
-  const { namespace } = environments[environment];
-  return { namespace, objects: await helm.helmTemplate(environment, namespace) };
+  const { namespace, objects } = await helm.rendered(environment);
+  return { namespace, objects };
 }
 
 /**
@@ -35,7 +34,9 @@ export function workloads(objects) {
     const pod = object.spec?.template?.spec;
     const container = pod?.containers?.[0];
     if (!['Service', 'Deployment', 'Job'].includes(object.kind) || !container?.image?.startsWith(IMAGE_REPOSITORY)) return [];
-    return [{ kind: object.kind, name: object.metadata.name, target: container.image.slice(IMAGE_REPOSITORY.length), pod, container }];
+    // <repository>/<target>:<tag>
+    const target = container.image.slice(IMAGE_REPOSITORY.length).split(':')[0];
+    return [{ kind: object.kind, name: object.metadata.name, target, pod, container }];
   });
 }
 
@@ -100,7 +101,8 @@ export function containerEnv(objects, container, secrets) {
   const env = {};
   for (const source of container.envFrom ?? []) {
     if (source.configMapRef) Object.assign(env, configMap(source.configMapRef.name));
-    else if (source.secretRef) Object.assign(env, secret(source.secretRef.name));
+    else if (source.secretRef && !(source.secretRef.optional && !secrets[source.secretRef.name])) Object.assign(env, secret(source.secretRef.name));
+    else if (source.secretRef) continue;
     else throw new Error(`unsupported envFrom ${JSON.stringify(source)}`);
   }
   for (const entry of container.env ?? []) {

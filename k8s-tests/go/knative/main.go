@@ -4,11 +4,18 @@
 // the ConfigMaps that the release installs. One JSON line per object on stdout; exit status 1 if
 // any object is refused.
 //
-//	knative-validate [-namespace ns] [-serving-dir dir] [-eventing-dir dir] file.yaml... (or - for stdin)
+// Brokers of class Kafka (and KafkaNamespaced) also go through the validation of eventing-kafka-broker's
+// webhook, and with -kafka-config their spec.config ConfigMap is read from the same input the way
+// its controller reads it (see kafka.go: that module is not served by the module proxy, so the few
+// functions involved are ported from its knative-v1.21.0 release). A Broker whose ConfigMap that
+// controller could not use is reported in the field `config` of its line and also sets exit status 1.
+//
+//	knative-validate [-namespace ns] [-kafka-config] [-serving-dir dir] [-eventing-dir dir] file.yaml... (or - for stdin)
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,18 +92,21 @@ func eventingWebhook(w configmap.Watcher, log *zap.SugaredLogger) webhook {
 type handler struct {
 	webhook *webhook
 	zygote  resourcesemantics.GenericCRD
+	// also is another validating webhook's verdict on the same object (the Kafka broker's on
+	// Brokers): the API server calls every matching webhook, and any of them can refuse.
+	also func(context.Context, resourcesemantics.GenericCRD) *apis.FieldError
 }
 
 func kinds(serving, eventing *webhook) map[schema.GroupVersionKind]handler {
-	s := func(z resourcesemantics.GenericCRD) handler { return handler{serving, z} }
-	e := func(z resourcesemantics.GenericCRD) handler { return handler{eventing, z} }
+	s := func(z resourcesemantics.GenericCRD) handler { return handler{webhook: serving, zygote: z} }
+	e := func(z resourcesemantics.GenericCRD) handler { return handler{webhook: eventing, zygote: z} }
 	return map[schema.GroupVersionKind]handler{
 		servingv1.SchemeGroupVersion.WithKind("Service"):            s(&servingv1.Service{}),
 		servingv1.SchemeGroupVersion.WithKind("Configuration"):      s(&servingv1.Configuration{}),
 		servingv1.SchemeGroupVersion.WithKind("Route"):              s(&servingv1.Route{}),
 		servingv1beta1.SchemeGroupVersion.WithKind("DomainMapping"): s(&servingv1beta1.DomainMapping{}),
 
-		eventingv1.SchemeGroupVersion.WithKind("Broker"):                 e(&eventingv1.Broker{}),
+		eventingv1.SchemeGroupVersion.WithKind("Broker"):                 {webhook: eventing, zygote: &eventingv1.Broker{}, also: kafkaBrokerWebhook},
 		eventingv1.SchemeGroupVersion.WithKind("Trigger"):                e(&eventingv1.Trigger{}),
 		messagingv1.SchemeGroupVersion.WithKind("Channel"):               e(&messagingv1.Channel{}),
 		messagingv1.SchemeGroupVersion.WithKind("Subscription"):          e(&messagingv1.Subscription{}),
@@ -120,18 +130,23 @@ type line struct {
 	Result     string   `json:"result"`
 	Errors     string   `json:"errors"`
 	Warnings   []string `json:"warnings,omitempty"`
+	// Config is, with -kafka-config and for an admitted Broker of a Kafka class, why
+	// eventing-kafka-broker's controller could not use its spec.config ConfigMap (the message of
+	// the Broker's ConfigParsed condition); empty when it could.
+	Config string `json:"config,omitempty"`
 }
 
-// admit returns Knative's error text (empty if admitted) and its warnings for one JSON object.
+// admit returns Knative's error text (empty if admitted) and its warnings for one JSON object, and
+// the object as the validating webhooks saw it (defaulted).
 //
 // Unknown fields are always refused (DisallowUnknownFields): Eventing's webhooks decode that way;
 // Serving's pass false because its CRDs carry full schemas, so there the API server refuses them
 // first (kubectl's default strict field validation), with its own wording.
-func admit(h handler, raw []byte) (string, []string) {
+func admit(h handler, raw []byte) (string, []string, resourcesemantics.GenericCRD) {
 	// The defaulting (mutating) webhook runs first: decode, SetDefaults within a CREATE.
 	obj := h.zygote.DeepCopyObject().(resourcesemantics.GenericCRD)
 	if err := webhookjson.Decode(raw, obj, true); err != nil {
-		return fmt.Sprintf("cannot decode incoming new object: %v", err), nil
+		return fmt.Sprintf("cannot decode incoming new object: %v", err), nil, nil
 	}
 	ctx := logging.WithLogger(context.Background(), logger)
 	obj.SetDefaults(apis.WithinCreate(h.webhook.defaulting(ctx)))
@@ -139,29 +154,33 @@ func admit(h handler, raw []byte) (string, []string) {
 	// The validating webhook then decodes the patched object afresh and validates it.
 	patched, err := json.Marshal(obj)
 	if err != nil {
-		return err.Error(), nil
+		return err.Error(), nil, nil
 	}
 	obj = h.zygote.DeepCopyObject().(resourcesemantics.GenericCRD)
 	if err := webhookjson.Decode(patched, obj, true); err != nil {
-		return fmt.Sprintf("cannot decode incoming new object: %v", err), nil
+		return fmt.Sprintf("cannot decode incoming new object: %v", err), nil, nil
 	}
 	fe := obj.Validate(apis.WithinCreate(h.webhook.validation(ctx)))
+	if h.also != nil {
+		fe = fe.Also(h.also(apis.WithinCreate(ctx), obj))
+	}
 	var warnings []string
 	for _, w := range fe.Filter(apis.WarningLevel).WrappedErrors() {
 		warnings = append(warnings, w.Error())
 	}
 	if errs := fe.Filter(apis.ErrorLevel); errs != nil {
-		return errs.Error(), warnings
+		return errs.Error(), warnings, obj
 	}
-	return "", warnings
+	return "", warnings, obj
 }
 
 func isKnative(group string) bool {
 	return group == "knative.dev" || strings.HasSuffix(group, ".knative.dev")
 }
 
-// check reports every object of one YAML stream; it returns false if any was refused.
-func check(file string, r io.Reader, handlers map[schema.GroupVersionKind]handler, namespace string, out *json.Encoder) bool {
+// check reports every object of one YAML stream; it returns false if any was refused (or, with
+// configMaps, is a Kafka Broker whose ConfigMap cannot be used).
+func check(file string, r io.Reader, handlers map[schema.GroupVersionKind]handler, namespace string, configMaps map[string]configMap, out *json.Encoder) bool {
 	ok := true
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	for doc := 1; ; doc++ {
@@ -214,10 +233,14 @@ func check(file string, r io.Reader, handlers map[schema.GroupVersionKind]handle
 					raw, _ = json.Marshal(obj)
 				}
 			}
-			l.Errors, l.Warnings = admit(h, raw)
+			var admitted resourcesemantics.GenericCRD
+			l.Errors, l.Warnings, admitted = admit(h, raw)
 			l.Result = map[bool]string{true: "accepted", false: "refused"}[l.Errors == ""]
+			if b, isBroker := admitted.(*eventingv1.Broker); isBroker && l.Errors == "" && configMaps != nil {
+				l.Config = kafkaBrokerConfig(b, configMaps)
+			}
 		}
-		ok = ok && l.Result != "refused"
+		ok = ok && l.Result != "refused" && l.Config == ""
 		_ = out.Encode(l)
 		if chunk == nil && err != nil {
 			return false // the stream itself is broken: nothing further can be read
@@ -277,6 +300,7 @@ func main() {
 	namespace := flag.String("namespace", "default", "namespace of objects that name none")
 	servingDir := flag.String("serving-dir", moduleDir("knative.dev/serving"), "knative.dev/serving module directory")
 	eventingDir := flag.String("eventing-dir", moduleDir("knative.dev/eventing"), "knative.dev/eventing module directory")
+	kafkaConfig := flag.Bool("kafka-config", false, "read the spec.config ConfigMap of each Broker of a Kafka class from the input, as eventing-kafka-broker's controller does (field `config` of its line; exit status 1 if it cannot be used)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: knative-validate [flags] file.yaml... (- for stdin)")
@@ -302,18 +326,29 @@ func main() {
 	serving, eventing := servingWebhook(servingCMs, logger), eventingWebhook(eventingCMs, logger)
 	handlers := kinds(&serving, &eventing)
 
-	out, ok := json.NewEncoder(os.Stdout), true
-	for _, file := range flag.Args() {
-		r := io.Reader(os.Stdin)
-		if file != "-" {
-			f, err := os.Open(file)
-			if err != nil {
-				fail(err)
-			}
-			defer f.Close()
-			r = f
+	// Every input is read first: a Broker's ConfigMap may come in any file, before or after it.
+	inputs := make([][]byte, flag.NArg())
+	for i, file := range flag.Args() {
+		var err error
+		if file == "-" {
+			inputs[i], err = io.ReadAll(os.Stdin)
+		} else {
+			inputs[i], err = os.ReadFile(file)
 		}
-		ok = check(file, r, handlers, *namespace, out) && ok
+		if err != nil {
+			fail(err)
+		}
+	}
+	var configMaps map[string]configMap
+	if *kafkaConfig {
+		configMaps = map[string]configMap{}
+		for _, input := range inputs {
+			collectConfigMaps(input, *namespace, configMaps)
+		}
+	}
+	out, ok := json.NewEncoder(os.Stdout), true
+	for i, file := range flag.Args() {
+		ok = check(file, bytes.NewReader(inputs[i]), handlers, *namespace, configMaps, out) && ok
 	}
 	if !ok {
 		os.Exit(1)
