@@ -254,13 +254,11 @@ export function nginxConfig(routes: readonly Route[], options: NginxOptions): st
   return [...before, options.corsOrigins, ...after].join('\n');
 }
 
-/** The gateway's nginx options in the chart: the origins come from values (corsOrigins). */
-export const gatewayNginxOptions = (): NginxOptions => ({ resolver: 'kube-dns.kube-system.svc.cluster.local', corsOrigins: settings.gateway.corsOrigins });
-
 export function createGateway(scope: Construct): void {
   new kplus.ConfigMap(scope, 'gateway-config', {
     metadata: { name: GATEWAY_CONFIG, labels: labels(GATEWAY_NAME, 'gateway') },
-    data: { 'default.conf': nginxConfig(gatewayRoutes(), gatewayNginxOptions()) },
+    // The allowed origins come from values (corsOrigins).
+    data: { 'default.conf': nginxConfig(gatewayRoutes(), { resolver: 'kube-dns.kube-system.svc.cluster.local', corsOrigins: settings.gateway.corsOrigins }) },
   });
   // cdk8s-plus classes declare optional members its interfaces require (exactOptionalPropertyTypes):
   // objects are referred to by name.

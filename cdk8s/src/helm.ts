@@ -51,7 +51,7 @@ export const asText = (n: number): string => helmExpr(`toString ${operand(n)}`);
 export const releaseNamespace = (): string => helmExpr('.Release.Namespace');
 
 /** Helm's standard labels: renderTemplate puts them on every object. */
-export const standardLabels = (): Record<string, string> => ({
+const standardLabels = (): Record<string, string> => ({
   'helm.sh/chart': helmExpr('replace "+" "_" (print .Chart.Name "-" .Chart.Version)'),
   'app.kubernetes.io/managed-by': helmExpr('.Release.Service'),
   'app.kubernetes.io/instance': helmExpr('.Release.Name'),
@@ -96,9 +96,6 @@ export class Condition {
   }
   static equals(expected: string, ...path: string[]): Condition {
     return new Condition(`(eq (${valuesRef(path)}) ${goString(expected)})`);
-  }
-  static notEmpty(...path: string[]): Condition {
-    return new Condition(`(not (empty (${valuesRef(path)})))`);
   }
   and(other: Condition): Condition {
     return new Condition(`(and ${this.expression} ${other.expression})`);

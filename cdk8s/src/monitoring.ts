@@ -55,8 +55,6 @@ export class PrometheusRule extends ApiObject {
   }
 }
 
-/** Knative labels every revision pod with its service's name. */
-export const KNATIVE_SERVICE_LABEL = 'serving.knative.dev/service';
 /** Knative's name for the user container's port on revision pods. */
 export const USER_PORT = 'user-port';
 
