@@ -75,6 +75,7 @@ FROM build AS closure-profile
 RUN production-closure services/profile
 FROM runtime AS profile
 COPY --from=closure-profile /out/ ./
+# profile also runs the reconciler CronJob: `node services/profile/dist/reconcile-main.js`.
 CMD ["node", "services/profile/dist/main.js"]
 
 FROM build AS closure-subscribe

@@ -114,8 +114,10 @@ describe('charts/avatar-pipeline with the real helm', () => {
       'the image tag',
       'kind',
       set('image.tag=v9'),
-      ['Deployment/dev-issuer', 'Job/vapid-init', ...['moderate', 'presign', 'profile', 'push', 's3-source', 'subscribe', 'thumbnail'].map((s) => `Service/${s}`)],
+      ['CronJob/reconciler', 'Deployment/dev-issuer', 'Job/vapid-init', ...['moderate', 'presign', 'profile', 'push', 's3-source', 'subscribe', 'thumbnail'].map((s) => `Service/${s}`)],
     ],
+    ['the reconciler schedule', 'kind', set('reconciler.schedule=0 * * * *'), ['CronJob/reconciler']],
+    ['an IAM role of the reconciler', 'eks', set('serviceAccounts.reconciler.roleArn=arn:aws:iam::000000000000:role/other'), ['ServiceAccount/reconciler']],
     [
       'the table name (shared configuration: every service rolls)',
       'kind',
@@ -138,6 +140,8 @@ describe('charts/avatar-pipeline with the real helm', () => {
     expect(deployment(keda)?.spec).not.toHaveProperty('replicas');
     const withoutPolicies = await helmTemplate('eks', { extra: set('networkPolicy.enabled=false') });
     expect(changedObjects(base, withoutPolicies)).toEqual(base.filter((o) => o.kind === 'NetworkPolicy').map(key).sort());
+    const withoutReconciler = await helmTemplate('eks', { extra: set('reconciler.enabled=false') });
+    expect(changedObjects(base, withoutReconciler)).toEqual(['CronJob/reconciler', 'NetworkPolicy/reconciler', 'SinkBinding/reconciler-to-broker']);
   });
 
   it('names Jobs after their spec: a new image tag is a new Job, the same values the same Job', async () => {

@@ -48,6 +48,7 @@ import {
 } from './support/invariants.js';
 import { clone, ofKind, valueAt, type K8sObject } from './support/manifests.js';
 import { serviceConfig } from './support/service-env.js';
+import { reconcileEnv, timeoutWarnings } from '../services/profile/src/reconcile-config.js';
 
 const environments = (await renderedEnvironments()).map((env) => [env.name, env] as const);
 const kindEnv = await rendered('kind');
@@ -168,6 +169,7 @@ describe.each(environments)('%s', (_name, env) => {
     for (const name of serviceNames) expect(where, name).toContain(`${serviceWorkload(env.objects, name)?.kind ?? '(none)'} ${name}`);
     expect(where).toContain('Deployment gateway');
     expect(where.filter((w) => /^Job vapid-init-[0-9a-f]{10}$/.test(w))).toHaveLength(1);
+    expect(where).toContain('CronJob reconciler');
     expect(templates.flatMap((t) => restrictedProblems(t.where, t.spec))).toEqual([]);
   });
 
@@ -291,8 +293,9 @@ describe.each(environments)('%s', (_name, env) => {
       expect(kitSinkBound.has(name), name).toBe(needsSink);
       if (binding) expect(binding.spec.sink, name).toEqual({ ref: { ...BROKER_REF, name: BROKER_NAME } });
     }
-    // Every SinkBinding is one of those (a stale one would inject K_SINK into nothing, or into the wrong pods).
-    expect(sinkBindings(env.objects).length).toBe(serviceNames.filter((n) => sinkBindingOf(env.objects, n)).length);
+    // Every SinkBinding is one of those, or the reconciler's (a stale one would inject K_SINK into nothing, or into the wrong pods).
+    const reconciler = value('reconciler', 'enabled') === true ? 1 : 0;
+    expect(sinkBindings(env.objects).length).toBe(serviceNames.filter((n) => sinkBindingOf(env.objects, n)).length + reconciler);
   });
 
   it.each(serviceNames.map((s) => [s]))('gives %s a configuration its own loadConfig accepts, and only variables it reads', async (name) => {
@@ -330,8 +333,46 @@ describe.each(environments)('%s', (_name, env) => {
     expect(pod?.automountServiceAccountToken).toBe(value('vapid', 'store') === 'k8s-secret');
   });
 
+  it("runs the reconciler as a CronJob of profile's image, one run at a time, bound to the broker, with a configuration it accepts", () => {
+    const cronJobs = ofKind(env.objects, 'batch/v1', 'CronJob') as (K8sObject & {
+      spec: { schedule: string; concurrencyPolicy: string; jobTemplate: { metadata: { labels: Record<string, string> }; spec: { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } } };
+    })[];
+    expect(cronJobs.map((c) => c.metadata.name)).toEqual(['reconciler']);
+    const [cron] = cronJobs;
+    expect(cron?.spec.schedule).toBe(value('reconciler', 'schedule'));
+    expect(cron?.spec.concurrencyPolicy).toBe('Forbid');
+    const pod = cron?.spec.jobTemplate.spec.template;
+    expect(pod?.metadata.labels).toMatchObject({ [APP_NAME]: 'reconciler' });
+    expect(pod?.spec.serviceAccountName).toBe('reconciler');
+    expect(pod?.spec.automountServiceAccountToken).toBe(false);
+    const [container, ...others] = pod?.spec.containers ?? [];
+    expect(others).toEqual([]);
+    expect(container?.command).toEqual(['node', 'services/profile/dist/reconcile-main.js']);
+    expect(container?.image).toBe(serviceContainer(env.objects, 'profile')?.image);
+    // Knative's CronJob pattern: the SinkBinding selects the Jobs by the labels the jobTemplate gives them.
+    const binding = sinkBindings(env.objects).find((b) => b.metadata.name === 'reconciler-to-broker') as (K8sObject & { spec: { subject: unknown; sink: Destination } }) | undefined;
+    expect(binding?.spec.subject).toEqual({ apiVersion: 'batch/v1', kind: 'Job', selector: { matchLabels: cron?.spec.jobTemplate.metadata.labels } });
+    expect(binding?.spec.sink).toEqual({ ref: { ...BROKER_REF, name: BROKER_NAME } });
+    const { vars, missing } = containerEnvironment(env.objects, container, { K_SINK: `http://broker-ingress.knative-eventing.svc.cluster.local/${ns}/${BROKER_NAME}` });
+    expect(missing).toEqual([]);
+    const config = loadConfig(reconcileEnv, vars);
+    expect(config).toMatchObject({
+      TABLE_NAME: value('aws', 'table'),
+      BUCKET: value('aws', 'bucket'),
+      K_SINK_OIDC_TOKEN_FILE: '/oidc/token',
+      UPLOAD_PENDING_TIMEOUT_SECONDS: value('reconciler', 'pendingTimeoutSeconds'),
+      UPLOAD_PROCESSING_TIMEOUT_SECONDS: value('reconciler', 'processingTimeoutSeconds'),
+    });
+    // Its own variables are all the reconciler's; the timeouts outlast the pipeline's own budgets.
+    expect((container?.env ?? []).map((v) => v.name).filter((v) => !(v in reconcileEnv))).toEqual([]);
+    expect(timeoutWarnings(config)).toEqual([]);
+  });
+
   it('rolls every workload that takes the shared configuration when it changes', () => {
-    const consumers = podTemplates(env.objects).filter((t) => t.spec.containers.some((c) => c.envFrom?.some((f) => f.configMapRef?.name === SHARED_CONFIG)));
+    // A CronJob's pods start afresh at every run, reading the ConfigMap as it is then: nothing to roll.
+    const consumers = podTemplates(env.objects).filter(
+      (t) => !t.where.startsWith('CronJob ') && t.spec.containers.some((c) => c.envFrom?.some((f) => f.configMapRef?.name === SHARED_CONFIG)),
+    );
     expect(consumers.map((t) => t.where)).toEqual(expect.arrayContaining(serviceNames.map((n) => `${serviceWorkload(env.objects, n)?.kind ?? '(none)'} ${n}`)));
     const annotations = (where: string) =>
       (env.objects.find((o) => `${o.kind} ${o.metadata.name}` === where) as unknown as { spec: { template: { metadata: { annotations?: Record<string, string> } } } }).spec.template.metadata.annotations ?? {};
@@ -343,7 +384,7 @@ describe.each(environments)('%s', (_name, env) => {
 
   it('gives each workload its own service account, with an API token only where it reads the API', () => {
     const accounts = ofKind(env.objects, 'v1', 'ServiceAccount') as (K8sObject & { automountServiceAccountToken?: boolean })[];
-    expect(accounts.map((a) => a.metadata.name).sort()).toEqual([...serviceNames, 'vapid-init'].sort());
+    expect(accounts.map((a) => a.metadata.name).sort()).toEqual([...serviceNames, 'vapid-init', 'reconciler'].sort());
     for (const name of serviceNames) expect(serviceWorkload(env.objects, name)?.spec.template.spec.serviceAccountName, name).toBe(name);
     const withToken = accounts.filter((a) => a.automountServiceAccountToken !== false).map((a) => a.metadata.name).sort();
     // On kind the VAPID Secret, and the API's own JWKS for the event endpoints (it serves it to service accounts only).

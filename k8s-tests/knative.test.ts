@@ -67,7 +67,9 @@ const expectedKnative: Record<EnvironmentName, { brokerClass: string; services: 
   // s3-source polls SQS on eks: a Deployment, not a Knative Service.
   eks: { brokerClass: 'Kafka', services: ['moderate', 'presign', 'profile', 'push', 'subscribe', 'thumbnail'] },
 };
-const TRIGGERS = ['moderate-uploads', 'profile-dead-letters', 'profile-thumbnailed', 'push-failed', 'push-ready', 'push-rejected', 'thumbnail-approved'];
+const TRIGGERS = ['moderate-uploads', 'profile-dead-letters', 'profile-thumbnailed', 'push-expired', 'push-failed', 'push-ready', 'push-rejected', 'thumbnail-approved'];
+/** The services' (by name) and the reconciler CronJob's (its Jobs, by label). */
+const SINK_BINDINGS = ['profile-to-broker', 'reconciler-to-broker', 's3-source-to-broker'];
 const BROKERS = ['avatar-pipeline', 'avatar-pipeline-dead-letter'];
 const BROKER_CONFIG = 'avatar-pipeline-broker';
 
@@ -93,9 +95,9 @@ describe.each(environmentNames.map((env) => [env]))('the %s chart under Knative 
     const { brokerClass, services } = expectedKnative[env];
     expect(names(results, 'Broker')).toEqual(BROKERS);
     expect(names(results, 'Trigger')).toEqual(TRIGGERS);
-    expect(names(results, 'SinkBinding')).toEqual(['profile-to-broker', 's3-source-to-broker']);
+    expect(names(results, 'SinkBinding')).toEqual(SINK_BINDINGS);
     expect(names(results.filter((r) => r.apiVersion === 'serving.knative.dev/v1'), 'Service')).toEqual(services);
-    expect(results.filter((r) => r.result !== 'skipped')).toHaveLength(BROKERS.length + TRIGGERS.length + 2 + services.length);
+    expect(results.filter((r) => r.result !== 'skipped')).toHaveLength(BROKERS.length + TRIGGERS.length + SINK_BINDINGS.length + services.length);
     const objects = chartObjects(env);
     for (const name of BROKERS) {
       const broker = named(objects, 'eventing.knative.dev/v1', 'Broker', (o) => o.metadata.name === name);

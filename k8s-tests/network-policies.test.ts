@@ -74,6 +74,13 @@ const job = (name: string): K8sObject => ({
   spec: { template: { metadata: { labels: labels(name, 'setup') }, spec: podSpec(name) } },
 });
 
+const cronJob = (name: string): K8sObject => ({
+  apiVersion: 'batch/v1',
+  kind: 'CronJob',
+  metadata: meta(name, 'maintenance'),
+  spec: { jobTemplate: { metadata: { labels: labels(name, 'maintenance') }, spec: { template: { metadata: { labels: labels(name, 'maintenance') }, spec: podSpec(name) } } } },
+});
+
 const knativeServices = ['presign', 'moderate', 'thumbnail', 'profile', 'subscribe', 'push'].map(ksvc);
 /** And objects that produce no pods, which the invariants must ignore. */
 const others: K8sObject[] = [
@@ -89,7 +96,7 @@ interface Variant {
 
 const variants: Record<'kind' | 'eks', Variant> = {
   kind: {
-    when: ['standIns', 'devIssuer', 's3SourceWebhook', 'kubeApi'],
+    when: ['standIns', 'devIssuer', 's3SourceWebhook', 'kubeApi', 'reconciler'],
     workloads: [
       ...knativeServices,
       ksvc('s3-source'),
@@ -99,13 +106,14 @@ const variants: Record<'kind' | 'eks', Variant> = {
       deployment('dynamodb', 'database'),
       job('stand-ins-setup'),
       job('vapid-init'),
+      cronJob('reconciler'),
       ...others,
     ],
     settings,
   },
   eks: {
-    when: ['s3SourcePoller'],
-    workloads: [...knativeServices, deployment('s3-source', 'service'), deployment('gateway', 'gateway'), job('vapid-init'), ...others],
+    when: ['s3SourcePoller', 'reconciler'],
+    workloads: [...knativeServices, deployment('s3-source', 'service'), deployment('gateway', 'gateway'), job('vapid-init'), cronJob('reconciler'), ...others],
     // Behind an ALB in IP mode: only the load balancer's subnets reach the gateway.
     settings: { ...settings, gatewayFrom: [{ ipBlock: { cidr: '10.0.0.0/16' } }] },
   },
@@ -303,13 +311,20 @@ describe('the eks variant', () => {
   });
 
   it('reports the kind-only policies as dead when rendered without their workloads', () => {
-    const objects = [...variants.eks.workloads, ...render(networkPolicies(variants.eks.settings), ['s3SourcePoller', 'standIns', 'devIssuer'])];
+    const objects = [...variants.eks.workloads, ...render(networkPolicies(variants.eks.settings), ['s3SourcePoller', 'reconciler', 'standIns', 'devIssuer'])];
     const dead = deadSelectorProblems(objects).filter((p) => p.endsWith('selects no pod'));
     for (const name of ['dev-issuer', 'minio', 'dynamodb', 'stand-ins-setup']) expect(dead.join('\n')).toContain(`NetworkPolicy ${name}: podSelector`);
   });
 
   it('reports the poller without its own policy: nothing declares its ingress', () => {
     expect(coverageProblems(without(objectsOf(variants.eks), 's3-source-poller'))).toEqual(['Deployment s3-source: no policy declares its ingress']);
+  });
+
+  it("reports the reconciler's pods undeclared without its policy", () => {
+    expect(coverageProblems(without(objectsOf(variants.eks), 'reconciler'))).toEqual([
+      'CronJob reconciler: no policy declares its ingress',
+      'CronJob reconciler: no policy declares its egress (the namespace denies egress by default)',
+    ]);
   });
 });
 

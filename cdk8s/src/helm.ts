@@ -186,8 +186,10 @@ function applyNameFromSpec(manifest: Manifest): Manifest {
   if (!prefix) return manifest;
   const { [NAME_FROM_SPEC]: _, ...annotations } = manifest.metadata.annotations ?? {};
   const { metadata, ...rest } = manifest;
-  // The spec's literal shape is hashed here; the values it holds are hashed by Helm.
-  const literal = createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+  // The spec's literal shape is hashed here (placeholders as the expressions they stand for, so
+  // the name does not depend on their numbering); the values it holds are hashed by Helm.
+  const shape = JSON.stringify(rest, (_, v: unknown) => (typeof v === 'string' && hasPlaceholder(v) ? stringExpression(v) : v));
+  const literal = createHash('sha256').update(shape).digest('hex').slice(0, 16);
   const hash = `trunc 10 (sha256sum (toJson (list ${goString(literal)} ${placeholdersIn(rest).join(' ')})))`;
   const name = helmExpr(`print ${goString(`${prefix}-`)} (${hash})`);
   return { ...rest, metadata: { ...metadata, name, ...(Object.keys(annotations).length > 0 ? { annotations } : { annotations: undefined }) } } as Manifest;

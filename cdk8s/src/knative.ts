@@ -103,7 +103,8 @@ export interface TriggerSpec {
 }
 
 export interface SinkBindingSpec {
-  subject: { apiVersion: string; kind: string; name: string };
+  /** One object by name, or every object of the kind whose labels match (a CronJob's Jobs). */
+  subject: { apiVersion: string; kind: string } & ({ name: string } | { selector: { matchLabels: Record<string, string> } });
   sink: Destination;
 }
 

@@ -6,7 +6,7 @@
  * egress, every other policy opens exactly one need. NetworkPolicies are additive (a pod may do
  * what any policy selecting it allows), so each need is its own policy, and what exists only with
  * an optional part of the chart (the kind stand-ins, the dev issuer, the SQS poller, the Kubernetes
- * API) is marked `when` and rendered only with it.
+ * API, the reconciler) is marked `when` and rendered only with it.
  *
  * Traffic as it really flows (ports are the pods' own: policies match after Service translation):
  * - Knative Services are reached through Knative's data plane only: the ingress (Kourier: every
@@ -15,8 +15,9 @@
  *   system-internal-tls); the autoscaler scrapes the queue-proxy's 9090. The user container (8080)
  *   is reached only from Prometheus (the PodMonitors scrape `user-port` directly, see monitoring.ts).
  * - The gateway is the public edge; it reaches the public APIs through Knative's ingress namespace.
- * - Services that originate events (kit topology `sinkBound`) post to the broker ingress in
- *   knative-eventing (container ports 8080, 8443); the others reply in the HTTP response.
+ * - Services that originate events (kit topology `sinkBound`) and the reconciler CronJob post to
+ *   the broker ingress in knative-eventing (container ports 8080, 8443); the others reply in the
+ *   HTTP response.
  *
  * Every settings value may be an opaque Helm placeholder that renders only at `helm template`:
  * this module places settings values into the specs and never reads into them (no iteration,
@@ -104,7 +105,9 @@ export type NetworkPolicyCondition =
   /** s3-source as a Deployment polling SQS (EKS). */
   | 's3SourcePoller'
   /** Pods read the Kubernetes API: events-OIDC keys (`eventsOidc.fromKubernetesApi`) or the VAPID Secret (`vapid.store: k8s-secret`). */
-  | 'kubeApi';
+  | 'kubeApi'
+  /** The reconciler CronJob (`reconciler.enabled`). */
+  | 'reconciler';
 
 export interface NetworkPolicyDef {
   name: string;
@@ -122,7 +125,7 @@ export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /**
  * The chart's workloads by their `app.kubernetes.io/name` (gateway.ts, dev-issuer.ts, stand-ins.ts,
- * vapid.ts, s3-source.ts). A rename there shows as a policy selecting no pod (k8s-tests invariants).
+ * vapid.ts, s3-source.ts, reconciler.ts). A rename there shows as a policy selecting no pod (k8s-tests invariants).
  */
 export const WORKLOADS = {
   gateway: 'gateway',
@@ -133,6 +136,7 @@ export const WORKLOADS = {
   vapidInit: 'vapid-init',
   s3Source: 's3-source',
   push: 'push',
+  reconciler: 'reconciler',
 } as const satisfies Record<string, string>;
 
 export const GATEWAY_PORT = 8080;
@@ -161,9 +165,9 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
 
 /** Who reaches what, once: each set selects the clients' egress and names the server's ingress. */
 export const CLIENTS = {
-  /** The gateway's /s3 and /media routes, the services' S3 clients and the setup Job. */
-  minio: sorted([WORKLOADS.gateway, ...S3_CLIENTS, WORKLOADS.standInsSetup]),
-  dynamodb: sorted([...TABLE_CLIENTS, WORKLOADS.standInsSetup]),
+  /** The gateway's /s3 and /media routes, the services' S3 clients, the reconciler and the setup Job. */
+  minio: sorted([WORKLOADS.gateway, ...S3_CLIENTS, WORKLOADS.reconciler, WORKLOADS.standInsSetup]),
+  dynamodb: sorted([...TABLE_CLIENTS, WORKLOADS.reconciler, WORKLOADS.standInsSetup]),
   /** The gateway's /dev and /.well-known routes and the services that verify player JWTs (the public APIs). */
   devIssuer: sorted([WORKLOADS.gateway, ...publicServices]),
   /** Everything that talks to AWS, Cognito, the EKS OIDC keys or push services over HTTPS (s3-source only as the SQS poller). */
@@ -251,6 +255,16 @@ export function networkPolicies(s: NetworkPolicySettings): NetworkPolicyDef[] {
         podSelector: byNames(CLIENTS.broker),
         policyTypes: ['Egress'],
         egress: [{ to: [{ namespaceSelector: namespace(ns.knativeEventing) }], ports: tcp(...BROKER_INGRESS_PORTS) }],
+      },
+    },
+    // The reconciler CronJob's pods: nothing calls them; they use AWS over HTTPS (MinIO and DynamoDB Local on kind: minio-clients, dynamodb-clients) and post outcomes to the broker ingress (K_SINK).
+    {
+      name: WORKLOADS.reconciler,
+      when: 'reconciler',
+      spec: {
+        podSelector: byName(WORKLOADS.reconciler),
+        policyTypes: ['Ingress', 'Egress'],
+        egress: [https(), { to: [{ namespaceSelector: namespace(ns.knativeEventing) }], ports: tcp(...BROKER_INGRESS_PORTS) }],
       },
     },
     // A run-once Job: nothing calls it; it writes the VAPID keys to SSM over HTTPS (to a Secret through the Kubernetes API on kind: kube-api).

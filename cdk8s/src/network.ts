@@ -16,6 +16,7 @@ const when: Readonly<Record<NonNullable<NetworkPolicyDef['when']>, Condition>> =
   s3SourceWebhook: settings.s3Source.polls.not(),
   s3SourcePoller: settings.s3Source.polls,
   kubeApi: new Condition(`(or ${settings.eventsOidc.fromKubernetesApi.expression} ${settings.vapid.inSecret.expression})`),
+  reconciler: settings.reconciler.enabled,
 };
 
 export function createNetworkPolicyObjects(scope: Construct): void {

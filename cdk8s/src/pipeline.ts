@@ -2,9 +2,9 @@
  * The whole deployment as one cdk8s Chart written as a Helm template: shared configuration, a
  * Knative Service and ServiceAccount per service, the Broker and one Trigger per topology entry
  * (kit topology: the single source of truth, shared with the local broker), the dead-letter
- * Broker, SinkBindings, the VAPID init Job, the gateway, NetworkPolicies, the optional stand-ins
- * and dev issuer, and the observability objects. Everything that differs between clusters is a
- * value (values.ts); the release namespace holds every object.
+ * Broker, SinkBindings, the VAPID init Job, the reconciler CronJob, the gateway, NetworkPolicies,
+ * the optional stand-ins and dev issuer, and the observability objects. Everything that differs
+ * between clusters is a value (values.ts); the release namespace holds every object.
  */
 import { ApiObject, Chart, type ChartProps } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
@@ -25,7 +25,7 @@ import { BROKER_NAME, DEAD_LETTER_BROKER, labels, restrictedSecurityContext, SHA
 import { DASHBOARD_UID, dashboard } from './dashboard.js';
 import { createDevIssuer } from './dev-issuer.js';
 import { createGateway, MINIO_SERVICE } from './gateway.js';
-import { asText, choose, Conditional, helmExpr, operand, setField } from './helm.js';
+import { asText, choose, Condition, Conditional, helmExpr, operand, setField } from './helm.js';
 import {
   BROKER,
   Broker,
@@ -44,6 +44,7 @@ import { createS3SourcePoller } from './s3-source.js';
 import { asBoolean, eventEndpointEnv, needsApiToken, serviceProfiles, sinkTokenEnv, WEBHOOK_SECRET } from './services.js';
 import { createStandIns, DYNAMODB_SERVICE } from './stand-ins.js';
 import { serviceUrl, settings, builtImage, type Workload } from './values.js';
+import { createReconciler, RECONCILER } from './reconciler.js';
 import { createVapidInit, VAPID_INIT } from './vapid.js';
 
 /** The label that keeps a Knative Service off the public ingress. */
@@ -110,6 +111,7 @@ export class PipelineChart extends Chart {
 
     this.eventing(webhook);
     createVapidInit(this);
+    createReconciler(new Conditional(this, 'reconciler', settings.reconciler.enabled));
     createStandIns(new Conditional(this, 'stand-ins', settings.standIns.enabled));
     createDevIssuer(new Conditional(this, 'dev-issuer', settings.devIssuer));
     createGateway(this);
@@ -119,7 +121,7 @@ export class PipelineChart extends Chart {
 
   /** One ServiceAccount per workload: its IAM role (IRSA) when set, no API token unless it needs one. */
   private serviceAccounts(): void {
-    const workloads: Workload[] = [...serviceNames, VAPID_INIT];
+    const workloads: Workload[] = [...serviceNames, VAPID_INIT, RECONCILER];
     for (const workload of workloads) {
       const account = new ApiObject(this, `sa-${workload}`, {
         apiVersion: 'v1',
@@ -128,7 +130,7 @@ export class PipelineChart extends Chart {
       });
       const role = settings.roleArn(workload);
       setField(account, '/metadata/annotations', helmExpr(`ternary (dict "eks.amazonaws.com/role-arn" ${operand(role)}) (dict) (not (empty ${operand(role)}))`));
-      const token = workload === VAPID_INIT ? settings.vapid.inSecret : needsApiToken(workload);
+      const token = workload === VAPID_INIT ? settings.vapid.inSecret : workload === RECONCILER ? new Condition('false') : needsApiToken(workload);
       setField(account, '/automountServiceAccountToken', asBoolean(token));
     }
   }

@@ -8,12 +8,13 @@
  * - The setup Job (AWS CLI against both endpoints, idempotent, retried until the servers answer):
  *   creates the bucket, subscribes the webhook target to object-created events under uploads/
  *   (the S3 API call `mc event add` makes), lets anyone read the derived avatars (the CDN
- *   stand-in), and creates the table with its TTL attribute.
+ *   stand-in), and creates the table with its TTL attribute and the reconciler's `open-uploads` index
+ *   (added to a table from before it).
  */
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX } from '@avatar-pipeline/kit';
+import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
 import { MINIO_SERVICE } from './gateway.js';
 import { nameFromSpec } from './helm.js';
@@ -164,6 +165,8 @@ export function setupScript(): string {
     Version: '2012-10-17',
     Statement: [{ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/${AVATAR_PREFIX}*`] }],
   });
+  const index = openUploadsIndex();
+  const attributes = tableAttributeDefinitions().map((a) => `AttributeName=${a.AttributeName},AttributeType=${a.AttributeType}`).join(' ');
   const s3 = `aws --endpoint-url "$S3" s3api`;
   const ddb = `aws --endpoint-url "$DYNAMODB" dynamodb`;
   return [
@@ -174,8 +177,12 @@ export function setupScript(): string {
     `${s3} put-bucket-policy --bucket ${bucket} --policy '${policy}'`,
     `until ${ddb} list-tables >/dev/null 2>&1; do echo "waiting for DynamoDB Local"; sleep 2; done`,
     `${ddb} describe-table --table-name ${table} >/dev/null 2>&1 || ${ddb} create-table --table-name ${table}` +
-      ' --billing-mode PAY_PER_REQUEST --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S' +
-      ' --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE',
+      ` --billing-mode PAY_PER_REQUEST --attribute-definitions ${attributes}` +
+      ` --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE --global-secondary-indexes '${JSON.stringify([index])}'`,
+    // A table created before the reconciler's index gets it (DynamoDB Local builds it from the items).
+    `indexes="$(${ddb} describe-table --table-name ${table} --query 'Table.GlobalSecondaryIndexes[].IndexName' --output text)"`,
+    `case "$indexes" in *${index.IndexName}*) ;; *) ${ddb} update-table --table-name ${table} --attribute-definitions ${attributes}` +
+      ` --global-secondary-index-updates '${JSON.stringify([{ Create: index }])}' >/dev/null ;; esac`,
     `${ddb} update-time-to-live --table-name ${table} --time-to-live-specification Enabled=true,AttributeName=${TTL_ATTRIBUTE} >/dev/null 2>&1 || true`,
     'echo "stand-ins ready"',
   ].join('\n');

@@ -8,7 +8,7 @@ import type { ServiceName } from '@avatar-pipeline/kit';
 import type { Resources } from './knative.js';
 
 /** Workloads that get their own ServiceAccount (and, on EKS, their own IAM role). */
-export type Workload = ServiceName | 'vapid-init';
+export type Workload = ServiceName | 'vapid-init' | 'reconciler';
 
 /** The documented environments: cdk8s/chart/values-<name>.yaml. */
 export const environmentNames = ['kind', 'eks'] as const;
@@ -114,6 +114,12 @@ export const settings = {
     dynamodbStorage: text('standIns', 'storage', 'dynamodb'),
   },
   devIssuer: Condition.isTrue('devIssuer', 'enabled'),
+  reconciler: {
+    enabled: Condition.isTrue('reconciler', 'enabled'),
+    schedule: text('reconciler', 'schedule'),
+    pendingTimeoutSeconds: num('reconciler', 'pendingTimeoutSeconds'),
+    processingTimeoutSeconds: num('reconciler', 'processingTimeoutSeconds'),
+  },
   networkPolicy: Condition.isTrue('networkPolicy', 'enabled'),
   monitoringLabels: value<Record<string, string>>('monitoring', 'selectorLabels'),
 } as const;

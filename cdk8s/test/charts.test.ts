@@ -43,6 +43,12 @@ describe('the chart writer', () => {
     expect(renderTemplate(chart)).not.toBe(chartFiles()[TEMPLATE_FILE]);
   });
 
+  // Placeholders are numbered in creation order: a Job's name must hash what they stand for, not
+  // their numbers, or adding any object before it would rename the Job.
+  it('writes the same template however many placeholders were made before', () => {
+    expect(renderTemplate(buildApp().chart)).toBe(renderTemplate(buildApp().chart));
+  });
+
   it('writes template delimiters as Helm strings that render back to them', () => {
     expect(helmLiteral('a {{ $value | humanize }} b {{x}}')).toBe('a {{ "{{" }} $value | humanize {{ "}}" }} b {{ "{{" }}x{{ "}}" }}');
     expect(helmLiteral('no templates')).toBe('no templates');

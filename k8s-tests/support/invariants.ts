@@ -132,14 +132,39 @@ export function destinationProblems(objects: readonly K8sObject[]): string[] {
   for (const broker of brokersOf(objects)) {
     problems.push(...sinkProblems(`Broker ${broker.metadata.name}`, broker.spec.delivery?.deadLetterSink, !terminal.has(broker.metadata.name), broker.metadata.name));
   }
-  for (const binding of ofKind(objects, 'sources.knative.dev/v1', 'SinkBinding') as (K8sObject & { spec: { subject: Destination['ref']; sink: Destination } })[]) {
+  for (const binding of ofKind(objects, 'sources.knative.dev/v1', 'SinkBinding') as (K8sObject & { spec: { subject: SinkBindingSubject; sink: Destination } })[]) {
     const subject = binding.spec.subject;
-    if (!objects.some((o) => o.apiVersion === subject?.apiVersion && o.kind === subject?.kind && o.metadata.name === subject?.name)) {
-      problems.push(`SinkBinding ${binding.metadata.name}: subject ${subject?.name ?? '(none)'} does not exist`);
+    if (!subjectExists(subject, objects)) {
+      problems.push(`SinkBinding ${binding.metadata.name}: subject ${subject.name ?? JSON.stringify(subject.selector ?? null)} does not exist`);
     }
     if (!resolves(binding.spec.sink, objects)) problems.push(`SinkBinding ${binding.metadata.name}: sink does not exist`);
   }
   return problems;
+}
+
+/** A SinkBinding's subject: one object by name, or every object of its kind matching a selector. */
+export interface SinkBindingSubject {
+  apiVersion: string;
+  kind: string;
+  name?: string;
+  selector?: { matchLabels?: Record<string, string> };
+}
+
+const labelsMatch = (selector: Record<string, string>, labels: Record<string, string> | undefined) =>
+  Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+/**
+ * Whether a SinkBinding's subject is there: the named object, or for a selector, an object of the
+ * kind whose labels match, or (Jobs) a CronJob whose jobTemplate gives its Jobs matching labels.
+ */
+export function subjectExists(subject: SinkBindingSubject, objects: readonly K8sObject[]): boolean {
+  if (subject.name !== undefined) return objects.some((o) => o.apiVersion === subject.apiVersion && o.kind === subject.kind && o.metadata.name === subject.name);
+  const selector = subject.selector?.matchLabels ?? {};
+  return objects.some((o) => {
+    if (o.apiVersion === subject.apiVersion && o.kind === subject.kind) return labelsMatch(selector, o.metadata.labels);
+    const jobLabels = (o as { spec?: { jobTemplate?: { metadata?: { labels?: Record<string, string> } } } }).spec?.jobTemplate?.metadata?.labels;
+    return subject.apiVersion === 'batch/v1' && subject.kind === 'Job' && o.apiVersion === 'batch/v1' && o.kind === 'CronJob' && labelsMatch(selector, jobLabels);
+  });
 }
 
 /** Knative filter semantics over the Trigger objects (the kit's, which the local broker uses too). */
@@ -231,10 +256,11 @@ export function restrictedProblems(where: string, spec: PodSpec): string[] {
   return problems;
 }
 
-/** Pod templates of every workload in the chart, by a readable name. */
+/** Pod templates of every workload in the chart (a CronJob's: its jobTemplate's), by a readable name. */
 export function podTemplates(objects: readonly K8sObject[]): { where: string; spec: PodSpec }[] {
   return objects.flatMap((o) => {
-    const template = (o as { spec?: { template?: { spec?: PodSpec } } }).spec?.template?.spec;
+    const spec = (o as { spec?: { template?: { spec?: PodSpec }; jobTemplate?: { spec?: { template?: { spec?: PodSpec } } } } }).spec;
+    const template = spec?.template?.spec ?? spec?.jobTemplate?.spec?.template?.spec;
     return template?.containers ? [{ where: `${o.kind} ${o.metadata.name}`, spec: template }] : [];
   });
 }

@@ -37,6 +37,12 @@ export interface ServiceEnvOptions {
   vapidFile: string;
 }
 
+/**
+ * The reconciler runs on a timer inside profile locally (the cluster runs it as a CronJob): every
+ * minute unless RECONCILE_PERIOD_SECONDS says otherwise (its timeouts pass through as they are).
+ */
+export const LOCAL_RECONCILE_PERIOD_SECONDS = 60;
+
 /** VAPID `sub` for local runs: push services want a contact that is not localhost. */
 const LOCAL_VAPID_SUBJECT = 'mailto:avatar-pipeline@example.com';
 
@@ -72,5 +78,6 @@ export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Recor
     VAPID_STORE: 'file',
     VAPID_FILE: options.vapidFile,
     VAPID_SUBJECT: options.inherited['VAPID_SUBJECT'] ?? LOCAL_VAPID_SUBJECT,
+    RECONCILE_PERIOD_SECONDS: name === 'profile' ? (options.inherited['RECONCILE_PERIOD_SECONDS'] ?? String(LOCAL_RECONCILE_PERIOD_SECONDS)) : undefined,
   };
 }

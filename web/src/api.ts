@@ -5,9 +5,10 @@
  */
 import * as z from 'zod/mini';
 
-export const uploadStatuses = ['pending', 'processing', 'ready', 'rejected', 'failed'] as const;
+export const uploadStatuses = ['pending', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const;
 export type UploadStatus = (typeof uploadStatuses)[number];
-export const terminalStatuses: readonly UploadStatus[] = ['ready', 'rejected', 'failed'];
+/** `expired`: the upload never arrived before its ticket ran out (the server ends it some time later). */
+export const terminalStatuses: readonly UploadStatus[] = ['ready', 'rejected', 'failed', 'expired'];
 
 export const avatarSchema = z.object({
   /** Square renditions by edge length in pixels ("64", "128", "256"). */

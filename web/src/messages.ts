@@ -5,7 +5,7 @@
  */
 import type { ApiError, Reason, UploadStatus } from './api.js';
 
-/** Why an upload was rejected or failed (`reason.code` of the upload status and of pushes). */
+/** Why an upload was rejected, failed or expired (`reason.code` of the upload status and of pushes). */
 const reasonSentences: Readonly<Record<string, string>> = {
   too_large: 'The file is too large.',
   empty: 'The file is empty.',
@@ -20,6 +20,8 @@ const reasonSentences: Readonly<Record<string, string>> = {
   rejected: 'The image was not accepted.',
   processing_failed: 'We could not process the image. Please try again later.',
   object_replaced: 'The file was changed after it was checked. Please upload it again.',
+  timeout: 'Processing the image took too long. Please try again.',
+  expired: 'The upload was not finished in time. Please choose your picture again.',
 };
 
 /** Errors of the API calls the page makes (`error.code`). */
@@ -45,6 +47,7 @@ const statusSentences: Readonly<Record<UploadStatus, string>> = {
   ready: 'Your new avatar is ready.',
   rejected: 'Your image was not accepted.',
   failed: 'Something went wrong with your image.',
+  expired: 'Your upload did not arrive.',
 };
 
 /** "The server said: x." with the first letter capitalised and a full stop. */
@@ -64,10 +67,10 @@ export function errorText(error: Pick<ApiError, 'code' | 'message'>): string {
   return errorSentences[error.code] ?? sentence(error.message);
 }
 
-/** The status line for an upload: its state, and why when it was refused or failed. */
+/** The status line for an upload: its state, and why when it was refused, failed or expired. */
 export function statusText(status: UploadStatus, reason?: Reason): string {
   const why = reasonText(reason);
-  return why && (status === 'rejected' || status === 'failed') ? `${statusSentences[status]} ${why}` : statusSentences[status];
+  return why && (status === 'rejected' || status === 'failed' || status === 'expired') ? `${statusSentences[status]} ${why}` : statusSentences[status];
 }
 
 /** Notification text when a push carries none of its own. */
@@ -79,6 +82,8 @@ export function notificationText(status: UploadStatus, reason?: Reason): { title
       return { title: 'Your avatar was not accepted', body: reasonText(reason) || 'Please choose another image.' };
     case 'failed':
       return { title: 'Your avatar could not be processed', body: reasonText(reason) || 'Please try again later.' };
+    case 'expired':
+      return { title: 'Your avatar upload did not arrive', body: reasonText(reason) || 'Please choose your picture again.' };
     default:
       return { title: 'Avatar update', body: statusSentences[status] };
   }

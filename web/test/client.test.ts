@@ -105,7 +105,7 @@ describe('watchUpload', () => {
 
 describe('wording', () => {
   it('turns every reason code the pipeline sends into a sentence', () => {
-    for (const code of ['too_large', 'unsupported_format', 'corrupt', 'too_many_pixels', 'format_mismatch', 'moderation', 'processing_failed', 'object_replaced', 'empty', 'too_wide', 'too_small', 'aspect_ratio']) {
+    for (const code of ['too_large', 'unsupported_format', 'corrupt', 'too_many_pixels', 'format_mismatch', 'moderation', 'processing_failed', 'object_replaced', 'empty', 'too_wide', 'too_small', 'aspect_ratio', 'timeout', 'expired']) {
       const text = reasonText({ code, message: 'technical detail' });
       expect(text, code).toMatch(/^[A-Z].*\.$/);
       expect(text.toLowerCase(), code).not.toContain('technical detail');
@@ -120,6 +120,11 @@ describe('wording', () => {
   it('says why an upload was refused', () => {
     expect(statusText('rejected', { code: 'corrupt', message: '' })).toBe('Your image was not accepted. The image file is damaged or incomplete.');
     expect(statusText('processing')).toBe('Checking your image and making your avatar…');
+  });
+
+  it('says that an upload that never arrived expired, and why', () => {
+    expect(statusText('expired', { code: 'expired', message: '' })).toBe('Your upload did not arrive. The upload was not finished in time. Please choose your picture again.');
+    expect(statusText('failed', { code: 'timeout', message: '' })).toBe('Something went wrong with your image. Processing the image took too long. Please try again.');
   });
 });
 

@@ -6,7 +6,7 @@ export type { UploadTicket };
 
 export interface UploadStatus {
   uploadId: string;
-  status: 'pending' | 'processing' | 'ready' | 'rejected' | 'failed';
+  status: 'pending' | 'processing' | 'ready' | 'rejected' | 'failed' | 'expired';
   reason?: { code: string; message: string };
   avatar?: { thumbnails: Record<string, string>; full: string };
   updatedAt: string;
@@ -55,7 +55,7 @@ export class ApiClient {
     let last: UploadStatus | undefined;
     while (Date.now() < deadline) {
       last = await this.status(token, uploadId);
-      if (last.status === 'ready' || last.status === 'rejected' || last.status === 'failed') return last;
+      if (last.status === 'ready' || last.status === 'rejected' || last.status === 'failed' || last.status === 'expired') return last;
       await sleep(100);
     }
     throw new Error(`upload ${uploadId} still ${last?.status} after ${timeoutMs} ms`);

@@ -91,9 +91,24 @@ export const readySchema = z.object({ ...uploadRef, avatar: avatarSchema });
 export const failedSchema = z.object({
   ...uploadRef,
   reason: reasonSchema,
-  /** Type of the event that exhausted its retries. */
-  failedEventType: z.string(),
+  /** Type of the event that exhausted its retries; absent when the upload timed out (the reconciler: `processingTimedOut`). */
+  failedEventType: z.string().optional(),
 });
+
+/** An upload whose ticket was never used in time: no object arrived, so no `uploadedAt`. */
+export const expiredSchema = z.object({
+  playerId: playerIdSchema,
+  uploadId: uploadIdSchema,
+  /** When the ticket was issued (the upload record's creation). */
+  createdAt: z.iso.datetime({ offset: true }),
+  reason: reasonSchema,
+});
+
+/** Why the reconciler ends an upload still `pending` long after its ticket expired. */
+export const uploadExpired: Reason = { code: 'expired', message: 'the upload did not arrive before its ticket expired; ask for a new one' };
+
+/** Why the reconciler fails an upload still `processing` after UPLOAD_PROCESSING_TIMEOUT_SECONDS. */
+export const processingTimedOut: Reason = { code: 'timeout', message: 'processing did not finish in time; upload it again' };
 
 export const eventDataSchemas = {
   [EventType.approved]: approvedSchema,
@@ -101,6 +116,7 @@ export const eventDataSchemas = {
   [EventType.thumbnailed]: thumbnailedSchema,
   [EventType.ready]: readySchema,
   [EventType.failed]: failedSchema,
+  [EventType.expired]: expiredSchema,
 } as const;
 
 export type ApprovedData = z.infer<typeof approvedSchema>;
@@ -108,6 +124,7 @@ export type RejectedData = z.infer<typeof rejectedSchema>;
 export type ThumbnailedData = z.infer<typeof thumbnailedSchema>;
 export type ReadyData = z.infer<typeof readySchema>;
 export type FailedData = z.infer<typeof failedSchema>;
+export type ExpiredData = z.infer<typeof expiredSchema>;
 
 /** `uploads/<playerId>/<uploadId>`: the only keys presign ever hands out. */
 export function uploadKey(playerId: string, uploadId: string): string {

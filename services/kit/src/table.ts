@@ -7,10 +7,21 @@
  *   PUSHEP#<hash>      OWNER              the player holding a push endpoint (subscriptions.ts)
  *   EVENT#<consumer>#<hash>  EVENT        an event a consumer has processed (TTL)
  *   RATE#<scope>#<playerId>  <window>     a rate-limit window counter (TTL)
+ *
+ * Upload items also carry `openStatus` and `openSince` while the reconciler watches them: the keys
+ * of the sparse global secondary index `open-uploads` (see `openUploadsIndex`).
  */
-import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  UpdateTableCommand,
+  UpdateTimeToLiveCommand,
+  type AttributeDefinition,
+  type DynamoDBClient,
+  type GlobalSecondaryIndex,
+} from '@aws-sdk/client-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { Avatar, ModerationLabel, Reason } from './events.js';
 
 export const TTL_ATTRIBUTE = 'expiresAt';
@@ -27,9 +38,45 @@ export type Clock = () => Date;
 export const systemClock: Clock = () => new Date();
 export const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-export const terminalStatuses = ['ready', 'rejected', 'failed'] as const;
+/** `expired`: the ticket was never used in time (only the reconciler ends an upload so). */
+export const terminalStatuses = ['ready', 'rejected', 'failed', 'expired'] as const;
 export type TerminalStatus = (typeof terminalStatuses)[number];
-export type UploadStatus = 'pending' | 'processing' | TerminalStatus;
+/** The statuses an upload waits in; the reconciler ends one that waits too long. */
+export const openStatuses = ['pending', 'processing'] as const;
+export type OpenStatus = (typeof openStatuses)[number];
+export type UploadStatus = OpenStatus | TerminalStatus;
+
+/**
+ * The sparse index of the uploads the reconciler watches (`reconcile` in the profile package):
+ * partition `openStatus` (the status it waits in), sort `openSince` (ISO 8601, UTC: when that
+ * wait's clock started: for `pending` the ticket's expiry, as no upload can begin after it; for
+ * `processing` the moment processing began). Only upload items in a non-terminal state carry the
+ * two attributes, so the index holds nothing else and "pending for too long" is one Query
+ * (`openStatus = pending AND openSince < now - timeout`), never a table scan. Every terminal
+ * transition removes them, except the reconciler's own, which keeps them until the outcome has
+ * been announced (its index entry then stands for "end reached, player not told yet").
+ */
+export const OPEN_UPLOADS_INDEX = 'open-uploads';
+export const OPEN_STATUS_ATTRIBUTE = 'openStatus';
+export const OPEN_SINCE_ATTRIBUTE = 'openSince';
+
+/** The index as CreateTable and UpdateTable (and the AWS CLI's JSON) take it. */
+export function openUploadsIndex(): GlobalSecondaryIndex {
+  return {
+    IndexName: OPEN_UPLOADS_INDEX,
+    KeySchema: [
+      { AttributeName: OPEN_STATUS_ATTRIBUTE, KeyType: 'HASH' },
+      { AttributeName: OPEN_SINCE_ATTRIBUTE, KeyType: 'RANGE' },
+    ],
+    // What the reconciler reads from the index; it reads the rest from the item itself.
+    Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['status', 'playerId', 'uploadId', 'createdAt'] },
+  };
+}
+
+/** Every key attribute of the table and its index (all strings). */
+export function tableAttributeDefinitions(): AttributeDefinition[] {
+  return ['pk', 'sk', OPEN_STATUS_ATTRIBUTE, OPEN_SINCE_ATTRIBUTE].map((AttributeName) => ({ AttributeName, AttributeType: 'S' }));
+}
 
 export const isTerminal = (status: UploadStatus): status is TerminalStatus => (terminalStatuses as readonly string[]).includes(status);
 
@@ -56,10 +103,32 @@ export function isConditionFailure(err: unknown): boolean {
   return err instanceof ConditionalCheckFailedException || (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
-/** An upload item as its record: the table's keys and TTL left out. */
+/** An upload item as its record: the table's keys, TTL and index attributes left out. */
 function withoutKeys(item: Record<string, NativeAttributeValue> | undefined): UploadRecord {
-  const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, ...record } = item ?? {};
+  const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, [OPEN_STATUS_ATTRIBUTE]: _open, [OPEN_SINCE_ATTRIBUTE]: _since, ...record } = item ?? {};
   return record as UploadRecord;
+}
+
+/** One entry of the `open-uploads` index. */
+export interface OpenUpload {
+  playerId: string;
+  uploadId: string;
+  /** The status the index files it under. */
+  openStatus: OpenStatus;
+  openSince: string;
+  /** The item's status when the index was read (eventually consistent): terminal while its end awaits announcement. */
+  status: UploadStatus;
+  createdAt: string;
+}
+
+/** The outcome of `endOverdue`. */
+export interface OverdueEnd {
+  /** This call ended the upload. */
+  changed: boolean;
+  /** The record as it stands afterwards (undefined: no such upload). */
+  record: UploadRecord | undefined;
+  /** The upload is still in the index in a terminal state: its end has not been announced yet. */
+  unannounced: boolean;
 }
 
 export class UploadStore {
@@ -69,13 +138,26 @@ export class UploadStore {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  async createPending(upload: { playerId: string; uploadId: string; contentType: string; maxBytes: number }): Promise<UploadRecord> {
+  /**
+   * Records an issued upload as pending. `ticketExpiresAt` (the POST policy's expiration) starts
+   * the reconciler's clock for it (default: now).
+   */
+  async createPending(upload: { playerId: string; uploadId: string; contentType: string; maxBytes: number; ticketExpiresAt?: string | undefined }): Promise<UploadRecord> {
     const now = this.clock();
-    const record: UploadRecord = { ...upload, status: 'pending', createdAt: now.toISOString(), updatedAt: now.toISOString() };
+    const { ticketExpiresAt, ...fields } = upload;
+    const record: UploadRecord = { ...fields, status: 'pending', createdAt: now.toISOString(), updatedAt: now.toISOString() };
+    const openSince = ticketExpiresAt === undefined ? now.toISOString() : new Date(ticketExpiresAt).toISOString();
     await this.doc.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: keys.player(upload.playerId), sk: keys.upload(upload.uploadId), ...record, [TTL_ATTRIBUTE]: epochSeconds(now) + PENDING_TTL_SECONDS },
+        Item: {
+          pk: keys.player(upload.playerId),
+          sk: keys.upload(upload.uploadId),
+          ...record,
+          [OPEN_STATUS_ATTRIBUTE]: 'pending',
+          [OPEN_SINCE_ATTRIBUTE]: openSince,
+          [TTL_ATTRIBUTE]: epochSeconds(now) + PENDING_TTL_SECONDS,
+        },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
@@ -94,16 +176,16 @@ export class UploadStore {
     return (await this.get(playerId, uploadId))?.sha256;
   }
 
-  /** pending -> processing; a no-op in any other state. */
+  /** pending -> processing (the reconciler's processing clock starts); a no-op in any other state. */
   async markProcessing(playerId: string, uploadId: string): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
-          UpdateExpression: 'SET #status = :processing, updatedAt = :now',
+          UpdateExpression: 'SET #status = :processing, updatedAt = :now, #openStatus = :processing, #openSince = :now',
           ConditionExpression: '#status = :pending',
-          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeNames: { '#status': 'status', '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
           ExpressionAttributeValues: { ':processing': 'processing', ':pending': 'pending', ':now': this.clock().toISOString() },
         }),
       );
@@ -154,7 +236,7 @@ export class UploadStore {
     moderated?: { sha256: string | undefined },
   ): Promise<{ changed: boolean; record: UploadRecord | undefined }> {
     const now = this.clock();
-    const names: Record<string, string> = { '#status': 'status', '#ttl': TTL_ATTRIBUTE };
+    const names: Record<string, string> = { '#status': 'status', '#ttl': TTL_ATTRIBUTE, '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE };
     const values: Record<string, unknown> = {
       ':status': status,
       ':now': now.toISOString(),
@@ -181,7 +263,8 @@ export class UploadStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          // Out of the reconciler's index: whoever ends an upload here announces it (a reply, K_SINK).
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE #openStatus, #openSince`,
           ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
@@ -194,38 +277,173 @@ export class UploadStore {
       return { changed: false, record: await this.get(playerId, uploadId) };
     }
   }
+  /**
+   * The uploads waiting in `status` whose clock started before `before`, oldest first, a page at a
+   * time (the index is eventually consistent: every change made from it is a conditional write).
+   */
+  async *openUploads(status: OpenStatus, before?: Date, pageSize = 100): AsyncGenerator<OpenUpload> {
+    let start: Record<string, NativeAttributeValue> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: OPEN_UPLOADS_INDEX,
+          ...(before
+            ? {
+                KeyConditionExpression: '#openStatus = :status AND #openSince < :before',
+                ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
+                ExpressionAttributeValues: { ':status': status, ':before': before.toISOString() },
+              }
+            : {
+                KeyConditionExpression: '#openStatus = :status',
+                ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE },
+                ExpressionAttributeValues: { ':status': status },
+              }),
+          ScanIndexForward: true,
+          Limit: pageSize,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) yield item as OpenUpload;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /** The upload that has waited longest in `status` and still does (undefined: none). */
+  async oldestOpen(status: OpenStatus): Promise<OpenUpload | undefined> {
+    // Entries whose end awaits announcement sort among them; they are rare, so a few pages suffice.
+    for await (const upload of this.openUploads(status, undefined, 25)) if (upload.status === status) return upload;
+    return undefined;
+  }
+
+  /**
+   * Ends an upload that waited in `from` since before `cutoff` (`pending` -> `expired`,
+   * `processing` -> `failed`), exactly once and only if it still waits: a concurrent step of the
+   * pipeline that moved it on or ended it wins, and this changes nothing. The upload stays in the
+   * index (now terminal) until `announced`, so a run that dies before telling the player is
+   * followed by one that does. Not changed, `unannounced` says whether an earlier run ended it
+   * without announcing it yet.
+   */
+  async endOverdue(playerId: string, uploadId: string, from: OpenStatus, to: 'expired' | 'failed', cutoff: Date, reason: Reason): Promise<OverdueEnd> {
+    const now = this.clock();
+    const key = { pk: keys.player(playerId), sk: keys.upload(uploadId) };
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET #status = :to, reason = :reason, updatedAt = :now, #ttl = :ttl',
+          ConditionExpression: 'attribute_exists(pk) AND #status = :from AND #openStatus = :from AND #openSince < :cutoff',
+          ExpressionAttributeNames: { '#status': 'status', '#ttl': TTL_ATTRIBUTE, '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
+          ExpressionAttributeValues: {
+            ':to': to,
+            ':from': from,
+            ':reason': reason,
+            ':now': now.toISOString(),
+            ':ttl': epochSeconds(now) + FINISHED_TTL_SECONDS,
+            ':cutoff': cutoff.toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { changed: true, record: withoutKeys(Attributes), unannounced: true };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+    const record = Item ? withoutKeys(Item) : undefined;
+    const unannounced = record !== undefined && isTerminal(record.status) && Item?.[OPEN_STATUS_ATTRIBUTE] !== undefined;
+    return { changed: false, record, unannounced };
+  }
+
+  /** The end of an upload ended by `endOverdue` has been announced: it leaves the index. */
+  async announced(playerId: string, uploadId: string, status: TerminalStatus): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          UpdateExpression: 'REMOVE #openStatus, #openSince',
+          ConditionExpression: '#status = :status AND attribute_exists(#openStatus)',
+          ExpressionAttributeNames: { '#status': 'status', '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
+          ExpressionAttributeValues: { ':status': status },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
 }
 
-/** Creates the table (and its TTL) if it does not exist: used by the local stack and tests. */
-export async function ensureTable(client: DynamoDBClient, table: string): Promise<void> {
+/** The table's description, or undefined when it does not exist. */
+async function describe(client: DynamoDBClient, table: string) {
   try {
-    await client.send(new DescribeTableCommand({ TableName: table }));
-    return;
+    return (await client.send(new DescribeTableCommand({ TableName: table }))).Table;
   } catch (err) {
-    if ((err as { name?: string }).name !== 'ResourceNotFoundException') throw err;
+    if ((err as { name?: string }).name === 'ResourceNotFoundException') return undefined;
+    throw err;
+  }
+}
+
+/** Waits until the table and every index of it are ACTIVE (local servers: at once). */
+async function untilActive(client: DynamoDBClient, table: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const description = await describe(client, table);
+    const indexes = description?.GlobalSecondaryIndexes ?? [];
+    if (description?.TableStatus === 'ACTIVE' && indexes.every((index) => index.IndexStatus === undefined || index.IndexStatus === 'ACTIVE')) return;
+    await new Promise((r) => setTimeout(r, i < 100 ? 50 : 1000));
+  }
+  throw new Error(`table ${table} did not become ACTIVE`);
+}
+
+/** Whether the table has the reconciler's index. */
+export async function hasOpenUploadsIndex(client: DynamoDBClient, table: string): Promise<boolean> {
+  return ((await describe(client, table))?.GlobalSecondaryIndexes ?? []).some((index) => index.IndexName === OPEN_UPLOADS_INDEX);
+}
+
+/**
+ * Creates the table (its TTL and the `open-uploads` index) if it does not exist, and adds the
+ * index to a table created before it (UpdateTable): used by the local stack and tests. Returns
+ * whether the table has the index afterwards (a server that ignores index updates, such as
+ * dynalite, leaves an old table without it).
+ */
+export async function ensureTable(client: DynamoDBClient, table: string): Promise<boolean> {
+  const existing = await describe(client, table);
+  if (existing) {
+    if (existing.GlobalSecondaryIndexes?.some((index) => index.IndexName === OPEN_UPLOADS_INDEX)) return true;
+    try {
+      await client.send(
+        new UpdateTableCommand({
+          TableName: table,
+          AttributeDefinitions: tableAttributeDefinitions(),
+          GlobalSecondaryIndexUpdates: [{ Create: openUploadsIndex() }],
+        }),
+      );
+    } catch (err) {
+      // dynalite refuses an on-demand index (it wants throughput it would then ignore anyway).
+      if ((err as { name?: string }).name === 'ValidationException') return false;
+      throw err;
+    }
+    await untilActive(client, table);
+    return hasOpenUploadsIndex(client, table);
   }
   await client.send(
     new CreateTableCommand({
       TableName: table,
       BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
+      AttributeDefinitions: tableAttributeDefinitions(),
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
+      GlobalSecondaryIndexes: [openUploadsIndex()],
     }),
   );
-  for (let i = 0; i < 100; i++) {
-    const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
-    if (Table?.TableStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilActive(client, table);
   try {
     await client.send(new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true } }));
   } catch {
     // Some local servers do not implement TTL; expiry is then simply not enforced.
   }
+  return true;
 }

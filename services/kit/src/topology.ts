@@ -13,6 +13,7 @@ export const EventType = {
   thumbnailed: 'avatarpipeline.avatar.thumbnailed',
   ready: 'avatarpipeline.avatar.ready',
   failed: 'avatarpipeline.avatar.failed',
+  expired: 'avatarpipeline.avatar.expired',
 } as const;
 export type DomainEventType = (typeof EventType)[keyof typeof EventType];
 
@@ -59,7 +60,7 @@ export interface TriggerSpec {
 /**
  * Events that exhaust their retries end here: profile turns a processing-stage
  * event into `avatarpipeline.avatar.failed` for its upload, and only counts a
- * notification event (ready/rejected/failed) that push could not take.
+ * notification event (ready/rejected/failed/expired) that push could not take.
  */
 export const deadLetterSink: Destination = { service: 'profile', path: '/dead-letter' };
 
@@ -81,7 +82,7 @@ const processing: DeliveryPolicy = {
 /**
  * Processing stages, whose failure fails the upload: the image stages (S3, approved) and
  * publishing (thumbnailed, to profile: table writes only, 45 s under its 60 s `timeoutSeconds`).
- * Notifications (ready, rejected, failed, to push: its own budget per event is PUSH_TIMEOUT_MS,
+ * Notifications (ready, rejected, failed, expired, to push: its own budget per event is PUSH_TIMEOUT_MS,
  * 20 s) retry longer. `deadLetters` is how dead letters reach profile's `/dead-letter` when it does
  * not take them at once (in the cluster: the dead-letter broker's trigger; locally: the broker's
  * dead-letter retries), longest of all, since a lost dead letter leaves its upload unsettled.
@@ -123,7 +124,7 @@ export const triggers: readonly TriggerSpec[] = defineTriggers([
     subscriber: { service: 'profile', path: '/events' },
     delivery: deliveryPolicies.publishing,
   },
-  ...([EventType.ready, EventType.rejected, EventType.failed] as const).map(
+  ...([EventType.ready, EventType.rejected, EventType.failed, EventType.expired] as const).map(
     (type): TriggerSpec => ({
       name: `push-${type.slice(type.lastIndexOf('.') + 1)}`,
       filters: [{ exact: { type } }],
@@ -142,15 +143,17 @@ export const emits: Readonly<Record<ServiceName, readonly string[]>> = {
   's3-source': [`${S3_OBJECT_CREATED_PREFIX}*`],
   moderate: [EventType.approved, EventType.rejected],
   thumbnail: [EventType.thumbnailed],
-  profile: [EventType.ready, EventType.failed],
+  // expired and some failed come from the reconciler, a job of the profile package (posting to K_SINK).
+  profile: [EventType.ready, EventType.failed, EventType.expired],
   subscribe: [],
   push: [],
 };
 
 /**
  * Services that originate events rather than reply to the one they handle (s3-source from S3
- * notifications, profile the `failed` of a dead letter, whose reply Knative drops): they post
- * to K_SINK, so they are bound to the broker (a SinkBinding in the cluster).
+ * notifications, profile the `failed` of a dead letter, whose reply Knative drops, and its
+ * reconciler's `expired` and `failed`): they post to K_SINK, so they are bound to the broker (a
+ * SinkBinding in the cluster; the reconciler's CronJob has one of its own).
  */
 export const sinkBound: ReadonlySet<ServiceName> = new Set(['s3-source', 'profile']);
 
@@ -223,4 +226,28 @@ const pipelineTypes: ReadonlySet<string> = new Set(Object.values(EventType));
 export function eventTypeLabel(type: string): string {
   if (type.startsWith(S3_OBJECT_CREATED_PREFIX)) return `${S3_OBJECT_CREATED_PREFIX}*`;
   return pipelineTypes.has(type) ? type : 'other';
+}
+
+/** The pipeline's own stages: every trigger but the notifications to push. */
+const processingTriggers = () => triggers.filter((t) => t.delivery !== deliveryPolicies.notification);
+
+/**
+ * The longest the pipeline itself can take to end an upload once processing began: every stage
+ * (moderation, thumbnails, publishing) in its worst case one after the other, and then the dead
+ * letter of the last one reaching profile in its own worst case (which ends the upload `failed`).
+ * The reconciler's processing timeout must exceed it, or it would fail uploads the pipeline may
+ * still finish (or fail with a better reason).
+ */
+export function processingWorstCaseMs(): number {
+  const stages = processingTriggers().reduce((sum, t) => sum + deliveryBudget(t.delivery).worstCaseMs, 0);
+  return stages + deliveryBudget(deliveryPolicies.deadLetters).worstCaseMs;
+}
+
+/**
+ * The longest an upload's S3 event can be retried before moderate takes it (and marks the upload
+ * `processing`): the reconciler's grace after a ticket's expiry should exceed it.
+ */
+export function uploadDeliveryWorstCaseMs(): number {
+  const moderation = triggers.find((t) => t.subscriber.service === 'moderate');
+  return moderation ? deliveryBudget(moderation.delivery).worstCaseMs : 0;
 }

@@ -1,3 +1,4 @@
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,8 +8,12 @@ import {
   isConditionFailure,
   isTerminal,
   keys,
+  ensureTable,
+  hasOpenUploadsIndex,
+  OPEN_UPLOADS_INDEX,
   ProcessedEvents,
   UploadStore,
+  type OpenUpload,
   type OutgoingEvent,
 } from '../src/index.js';
 
@@ -83,7 +88,7 @@ describe('UploadStore', () => {
   });
 
   it('knows which statuses are terminal', () => {
-    expect((['pending', 'processing', 'ready', 'rejected', 'failed'] as const).filter(isTerminal)).toEqual(['ready', 'rejected', 'failed']);
+    expect((['pending', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const).filter(isTerminal)).toEqual(['ready', 'rejected', 'failed', 'expired']);
   });
 
   it('finishes an upload once; a second finish changes nothing and returns the first outcome', async () => {
@@ -220,5 +225,118 @@ describe('ProcessedEvents', () => {
     );
     expect(Items).toHaveLength(1);
     expect(Items?.[0]).toMatchObject({ sk: 'EVENT', processedAt: NOW.toISOString(), expiresAt: epochSeconds(NOW) + 3600 });
+  });
+});
+
+describe('the open-uploads index', () => {
+  // Its own player per test: the index is shared by the whole table.
+  let player = 0;
+  const nextPlayer = () => `p-open-${++player}`;
+  const upload = (playerId: string, uploadId: string, ticketExpiresAt?: string) => ({ playerId, uploadId, contentType: 'image/png', maxBytes: 1024, ticketExpiresAt });
+  const listed = async (store: UploadStore, status: 'pending' | 'processing', before?: Date, playerId?: string) => {
+    const found: OpenUpload[] = [];
+    for await (const u of store.openUploads(status, before, 2)) if (!playerId || u.playerId === playerId) found.push(u);
+    return found;
+  };
+  const reason = { code: 'expired', message: 'too late' };
+
+  it('is created with the table, and added to a table created before it', async () => {
+    const client = new DynamoDBClient({ region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    try {
+      const described = await client.send(new DescribeTableCommand({ TableName: TABLE }));
+      expect(described.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName)).toEqual([OPEN_UPLOADS_INDEX]);
+      expect(await ensureTable(client, TABLE)).toBe(true);
+      // dynalite ignores UpdateTable's index updates: ensureTable says so (the local stack then rebuilds the table).
+      await client.send(
+        new CreateTableCommand({
+          TableName: 'kit-test-old',
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [
+            { AttributeName: 'pk', AttributeType: 'S' },
+            { AttributeName: 'sk', AttributeType: 'S' },
+          ],
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'sk', KeyType: 'RANGE' },
+          ],
+        }),
+      );
+      expect(await hasOpenUploadsIndex(client, 'kit-test-old')).toBe(false);
+      expect(await ensureTable(client, 'kit-test-old')).toBe(false);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('files a pending upload under its ticket expiry and a processing one under its start, oldest first, and drops ended ones', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const [a, b, c] = [nextUploadId(), nextUploadId(), nextUploadId()];
+    await store.createPending(upload(playerId, a, '2030-01-01T00:05:00Z'));
+    await store.createPending(upload(playerId, b, '2030-01-01T00:03:00.000Z'));
+    await store.createPending(upload(playerId, c));
+    expect((await listed(store, 'pending', undefined, playerId)).map((u) => [u.uploadId, u.openSince, u.status])).toEqual([
+      [c, NOW.toISOString(), 'pending'],
+      [b, '2030-01-01T00:03:00.000Z', 'pending'],
+      [a, '2030-01-01T00:05:00.000Z', 'pending'],
+    ]);
+    expect((await listed(store, 'pending', new Date('2030-01-01T00:04:00Z'), playerId)).map((u) => u.uploadId)).toEqual([c, b]);
+    // The index holds only what is open: the item's other attributes stay out of the record.
+    expect(await store.get(playerId, a)).not.toHaveProperty('openStatus');
+
+    await new UploadStore(doc, TABLE, clockAt(LATER)).markProcessing(playerId, a);
+    expect((await listed(store, 'pending', undefined, playerId)).map((u) => u.uploadId)).toEqual([c, b]);
+    expect((await listed(store, 'processing', undefined, playerId)).map((u) => [u.uploadId, u.openSince])).toEqual([[a, LATER.toISOString()]]);
+    await store.finish(playerId, a, 'ready');
+    await store.finish(playerId, b, 'rejected');
+    expect(await listed(store, 'processing', undefined, playerId)).toEqual([]);
+    expect((await listed(store, 'pending', undefined, playerId)).map((u) => u.uploadId)).toEqual([c]);
+    const raw = await rawUpload(playerId, a);
+    expect(raw).not.toHaveProperty('openStatus');
+    expect(raw).not.toHaveProperty('openSince');
+  });
+
+  it('ends an overdue upload once, only while it still waits since before the cutoff, and keeps it listed until announced', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(LATER));
+    const id = nextUploadId();
+    await store.createPending(upload(playerId, id, '2030-01-01T00:01:00Z'));
+    // Not overdue yet for this cutoff.
+    const early = await store.endOverdue(playerId, id, 'pending', 'expired', new Date('2030-01-01T00:00:30Z'), reason);
+    expect(early).toMatchObject({ changed: false, unannounced: false, record: { status: 'pending' } });
+    // Another open state than the one it waits in.
+    expect((await store.endOverdue(playerId, id, 'processing', 'failed', LATER, reason)).changed).toBe(false);
+
+    const ended = await store.endOverdue(playerId, id, 'pending', 'expired', LATER, reason);
+    expect(ended).toMatchObject({ changed: true, unannounced: true, record: { status: 'expired', reason, updatedAt: LATER.toISOString() } });
+    expect((await rawUpload(playerId, id))?.['expiresAt']).toBe(epochSeconds(LATER) + 30 * 24 * 3600);
+    // A second pass: nothing changes, but the end is still to be announced.
+    expect(await store.endOverdue(playerId, id, 'pending', 'expired', LATER, reason)).toMatchObject({ changed: false, unannounced: true, record: { status: 'expired' } });
+    expect((await listed(store, 'pending', LATER, playerId)).map((u) => [u.uploadId, u.status])).toEqual([[id, 'expired']]);
+    expect(await store.oldestOpen('pending').then((u) => u?.playerId === playerId)).toBe(false);
+
+    await store.announced(playerId, id, 'expired');
+    expect(await listed(store, 'pending', LATER, playerId)).toEqual([]);
+    expect(await store.endOverdue(playerId, id, 'pending', 'expired', LATER, reason)).toMatchObject({ changed: false, unannounced: false });
+    // Nothing else may end it now.
+    expect((await store.finish(playerId, id, 'ready')).changed).toBe(false);
+  });
+
+  it('loses cleanly to the pipeline: an upload that moved on or ended is left alone', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const [moved, done] = [nextUploadId(), nextUploadId()];
+    for (const id of [moved, done]) await store.createPending(upload(playerId, id));
+    await store.markProcessing(playerId, moved);
+    await store.finish(playerId, done, 'rejected', { reason: { code: 'corrupt', message: 'x' } });
+    expect(await store.endOverdue(playerId, moved, 'pending', 'expired', LATER, reason)).toMatchObject({ changed: false, unannounced: false, record: { status: 'processing' } });
+    expect(await store.endOverdue(playerId, done, 'pending', 'expired', LATER, reason)).toMatchObject({ changed: false, unannounced: false, record: { status: 'rejected' } });
+    expect(await store.endOverdue(playerId, nextUploadId(), 'pending', 'expired', LATER, reason)).toEqual({ changed: false, unannounced: false, record: undefined });
+
+    // processing -> failed, the same way.
+    const timedOut = await store.endOverdue(playerId, moved, 'processing', 'failed', LATER, { code: 'timeout', message: 'slow' });
+    expect(timedOut).toMatchObject({ changed: true, record: { status: 'failed', reason: { code: 'timeout' } } });
+    // The pipeline's own late end loses.
+    expect((await store.finish(playerId, moved, 'ready')).record?.status).toBe('failed');
   });
 });

@@ -214,6 +214,21 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect((await uploads.get(playerId, uploadId))?.status).toBe('ready');
   });
 
+  it('deletes and ignores a late upload for a ticket the reconciler expired: no moderation, no reply, still expired', async () => {
+    const playerId = 'player-late';
+    const uploadId = uuidv7();
+    const key = uploadKey(playerId, uploadId);
+    await uploads.createPending({ playerId, uploadId, contentType: 'image/jpeg', maxBytes: 5 * 1024 * 1024, ticketExpiresAt: '2026-01-02T03:00:00Z' });
+    const reason = { code: 'expired', message: 'too late' };
+    expect((await uploads.endOverdue(playerId, uploadId, 'pending', 'expired', new Date('2026-01-02T04:00:00Z'), reason)).changed).toBe(true);
+    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await photo('leaf.jpg'), ContentType: 'image/jpeg' }));
+    const res = await deliver(service, objectCreated(key, put.ETag?.replace(/"/g, '')));
+    expect(res.status).toBe(202);
+    expect(provider.calls).toHaveLength(0);
+    expect(await exists(key)).toBe(false);
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'expired', reason });
+  });
+
   it('never moderates a later write over approved bytes: no reply, no decision, the approval stands', async () => {
     const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
     const approved = await deliver(service, event);

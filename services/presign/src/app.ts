@@ -150,8 +150,10 @@ export function createPresignService(deps: PresignDependencies): Service {
     } catch (err) {
       throw unavailable(log, err, 'signing the upload failed');
     }
+    const expiresAt = policyExpiration(post.fields);
     try {
-      await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength });
+      // The ticket's expiry starts the reconciler's clock: a pending upload ends `expired` some time after it.
+      await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength, ticketExpiresAt: expiresAt });
     } catch (err) {
       throw unavailable(log.child({ uploadId }), err, 'recording the pending upload failed; nothing issued');
     }
@@ -163,7 +165,7 @@ export function createPresignService(deps: PresignDependencies): Service {
       method: 'POST',
       url: publicUrl ? `${publicUrl}/${settings.bucket}` : post.url,
       fields: post.fields,
-      expiresAt: policyExpiration(post.fields),
+      expiresAt,
       maxBytes: contentLength,
     };
     // The fields are a bearer capability: keep them out of every cache.

@@ -64,6 +64,10 @@ describe('POST /v1/uploads', () => {
 
     const pending = await new UploadStore(backends.doc, TABLE).get('player-1', ticket.uploadId);
     expect(pending).toMatchObject({ playerId: 'player-1', uploadId: ticket.uploadId, status: 'pending', contentType: 'image/jpeg', maxBytes: leaf.length });
+    // The reconciler's clock for it starts at the ticket's expiry.
+    const open = [];
+    for await (const u of new UploadStore(backends.doc, TABLE).openUploads('pending')) if (u.uploadId === ticket.uploadId) open.push(u);
+    expect(open).toEqual([expect.objectContaining({ openStatus: 'pending', openSince: new Date(ticket.expiresAt).toISOString() })]);
 
     const upload = await fetch(ticket.url, { method: ticket.method, body: uploadForm(ticket.fields, leaf, 'image/jpeg') });
     expect(upload.status, await upload.text()).toBe(204);

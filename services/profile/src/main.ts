@@ -1,5 +1,6 @@
 /** Entry point: configuration, real clients, run. */
 import {
+  UploadStore,
   awsOptions,
   createLogger,
   dynamoDocumentClient,
@@ -14,6 +15,8 @@ import {
 import { createProfileService } from './app.js';
 import { cognitoClient } from './cognito.js';
 import { profileEnv } from './config.js';
+import { logSummary, reconcile, reconcilerMetrics, startReconcileTimer } from './reconcile.js';
+import { reconcileTimerEnv, timeoutWarnings } from './reconcile-config.js';
 
 main(async () => {
   const config = loadConfig(profileEnv);
@@ -26,9 +29,29 @@ main(async () => {
     ? cognitoClient(config.AWS_REGION, config.AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER)
     : undefined;
   const service = createProfileService({ config, doc, s3, cognito, jwks: remoteJwks(config.JWT_JWKS_URL), logger, eventAuth });
+  // The local stack's stand-in for the reconciler CronJob (RECONCILE_PERIOD_SECONDS; unset in a cluster).
+  const reconciling = loadConfig(reconcileTimerEnv);
+  let reconciler: { stop(): Promise<void> } | undefined;
+  if (reconciling.RECONCILE_PERIOD_SECONDS !== undefined) {
+    const reconcileLog = logger.child({ job: 'reconciler' });
+    for (const warning of timeoutWarnings(reconciling)) reconcileLog.warn(warning);
+    const deps = {
+      uploads: new UploadStore(doc, config.TABLE_NAME),
+      s3,
+      bucket: config.BUCKET,
+      sink: config.K_SINK,
+      sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
+      pendingTimeoutSeconds: reconciling.UPLOAD_PENDING_TIMEOUT_SECONDS,
+      processingTimeoutSeconds: reconciling.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
+      metrics: reconcilerMetrics(service.metrics.registry),
+      logger: reconcileLog,
+    };
+    reconciler = startReconcileTimer(async () => logSummary(reconcileLog, await reconcile(deps), true), reconciling.RECONCILE_PERIOD_SECONDS * 1000, reconcileLog);
+  }
   await runService(service, {
     ...listenOptions(config),
-    onClose: () => {
+    onClose: async () => {
+      await reconciler?.stop();
       doc.destroy();
       s3.destroy();
       cognito?.destroy();

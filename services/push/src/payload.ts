@@ -3,11 +3,11 @@
  * in plain words for a service worker to show as they are. The encrypted record holds 4096 bytes
  * (103 of them overhead) and some mobile bridges take less, so the JSON stays within 3 KB.
  */
-import { EventType, type Avatar, type FailedData, type ReadyData, type Reason, type RejectedData } from '@avatar-pipeline/kit';
+import { EventType, type Avatar, type ExpiredData, type FailedData, type ReadyData, type Reason, type RejectedData } from '@avatar-pipeline/kit';
 
 export const MAX_PAYLOAD_BYTES = 3072;
 
-export type NotificationStatus = 'ready' | 'rejected' | 'failed';
+export type NotificationStatus = 'ready' | 'rejected' | 'failed' | 'expired';
 
 export interface Notification {
   type: `avatar.${NotificationStatus}`;
@@ -24,7 +24,8 @@ export interface Notification {
 export type OutcomeEvent =
   | { type: typeof EventType.ready; data: ReadyData }
   | { type: typeof EventType.rejected; data: RejectedData }
-  | { type: typeof EventType.failed; data: FailedData };
+  | { type: typeof EventType.failed; data: FailedData }
+  | { type: typeof EventType.expired; data: ExpiredData };
 
 /** "the image was refused: X" -> "The image was refused: X." */
 function sentence(text: string): string {
@@ -67,6 +68,15 @@ export function notificationFor(event: OutcomeEvent): Notification {
         reason: event.data.reason,
         title: 'Your avatar could not be processed',
         body: 'Something went wrong on our side. Please try uploading it again.',
+      };
+    case EventType.expired:
+      return {
+        type: 'avatar.expired',
+        uploadId,
+        status: 'expired',
+        reason: event.data.reason,
+        title: 'Your avatar upload did not arrive',
+        body: 'The upload was not finished in time. Please choose your picture again.',
       };
   }
 }

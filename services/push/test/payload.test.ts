@@ -49,6 +49,18 @@ describe('notification payloads', () => {
     });
   });
 
+  it('expired: the reason, and plain words asking for the picture again', () => {
+    const data = { playerId: 'p', uploadId, createdAt: '2026-03-01T10:00:00.000Z', reason: { code: 'expired', message: 'the upload did not arrive before its ticket expired' } };
+    expect(notificationFor({ type: EventType.expired, data })).toEqual({
+      type: 'avatar.expired',
+      uploadId,
+      status: 'expired',
+      reason: data.reason,
+      title: 'Your avatar upload did not arrive',
+      body: 'The upload was not finished in time. Please choose your picture again.',
+    });
+  });
+
   it('cuts display text, never the structured fields, to fit 3 KB of UTF-8', () => {
     // Multi-byte characters: the limit is in bytes, not characters; no half surrogate pairs.
     const long = `the image was refused: ${'überlange Begründung 😀 '.repeat(200)}`;

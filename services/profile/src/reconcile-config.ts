@@ -1,0 +1,80 @@
+/**
+ * The reconciler's settings. It runs once per invocation as the `reconciler` CronJob
+ * (reconcile-main.ts, `reconcileEnv`), or on a timer inside profile in the local stack
+ * (main.ts, `reconcileTimerEnv`: RECONCILE_PERIOD_SECONDS set).
+ */
+import { z } from 'zod';
+import { awsEnv, bucketEnv, env, processingWorstCaseMs, sinkTokenEnv, tableEnv, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit';
+
+/**
+ * How long after its ticket expired an upload may stay `pending` (default 1 h). An upload begun
+ * just before the expiry may still be arriving, and its S3 event may be retried for a while before
+ * moderate takes it (`uploadDeliveryWorstCaseMs`, 22 min): this grace outlasts both.
+ */
+export const DEFAULT_PENDING_TIMEOUT_SECONDS = 3600;
+
+/**
+ * How long an upload may stay `processing` (default 2 h): longer than the pipeline itself can take
+ * to end it, every stage and the dead letter in their worst case (`processingWorstCaseMs`,
+ * about 1 h 42 min), so the reconciler only ends what the pipeline has lost (a dropped event, a
+ * stopped stage), never what it would still finish or fail with a better reason.
+ */
+export const DEFAULT_PROCESSING_TIMEOUT_SECONDS = 7200;
+
+/**
+ * The longest either timeout may be: an upload record that has not finished expires (DynamoDB TTL)
+ * a day after its ticket was issued, and the reconciler must end it before it vanishes unannounced
+ * (a ticket lives at most an hour, PRESIGN_EXPIRES_SECONDS).
+ */
+export const MAX_TIMEOUT_SECONDS = 20 * 3600;
+
+const timeout = (fallback: number, min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} (20 h): unfinished upload records expire a day after their ticket`)
+    .default(fallback);
+
+/** The timeouts, shared by both ways of running. */
+export const reconcileTimeoutsEnv = {
+  UPLOAD_PENDING_TIMEOUT_SECONDS: timeout(DEFAULT_PENDING_TIMEOUT_SECONDS, 0),
+  UPLOAD_PROCESSING_TIMEOUT_SECONDS: timeout(DEFAULT_PROCESSING_TIMEOUT_SECONDS, 1),
+};
+
+/** The CronJob's environment (the same table, bucket and broker binding as profile's). */
+export const reconcileEnv = {
+  LOG_LEVEL: env.logLevel(),
+  ...awsEnv,
+  ...tableEnv,
+  ...bucketEnv,
+  /** Where `expired` and `failed` are posted: the broker (the CronJob's SinkBinding sets it). */
+  K_SINK: env.url(),
+  ...sinkTokenEnv,
+  ...reconcileTimeoutsEnv,
+};
+
+export type ReconcileConfig = z.output<z.ZodObject<typeof reconcileEnv>>;
+
+/**
+ * The local stack's timer inside profile: unset (the default, and in every cluster, where the
+ * CronJob runs it) means no timer. Profile's own configuration supplies the rest.
+ */
+export const reconcileTimerEnv = {
+  RECONCILE_PERIOD_SECONDS: z.coerce.number().positive().optional(),
+  ...reconcileTimeoutsEnv,
+};
+
+/** Timeouts shorter than the pipeline's own budgets end uploads it may still finish: said at start, not refused (tests use seconds). */
+export function timeoutWarnings(config: { UPLOAD_PENDING_TIMEOUT_SECONDS: number; UPLOAD_PROCESSING_TIMEOUT_SECONDS: number }): string[] {
+  const warnings: string[] = [];
+  const delivery = Math.ceil(uploadDeliveryWorstCaseMs() / 1000);
+  const processing = Math.ceil(processingWorstCaseMs() / 1000);
+  if (config.UPLOAD_PENDING_TIMEOUT_SECONDS < delivery) {
+    warnings.push(`UPLOAD_PENDING_TIMEOUT_SECONDS (${config.UPLOAD_PENDING_TIMEOUT_SECONDS}) is shorter than an upload event's retries to moderate (${delivery} s): late but real uploads may end expired`);
+  }
+  if (config.UPLOAD_PROCESSING_TIMEOUT_SECONDS < processing) {
+    warnings.push(`UPLOAD_PROCESSING_TIMEOUT_SECONDS (${config.UPLOAD_PROCESSING_TIMEOUT_SECONDS}) is shorter than the pipeline's own worst case (${processing} s): uploads it would still finish may end failed`);
+  }
+  return warnings;
+}

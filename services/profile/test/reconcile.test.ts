@@ -1,0 +1,245 @@
+/**
+ * The reconciler against real stand-ins (dynalite with the open-uploads index, s3rver, an HTTP
+ * sink for K_SINK), with a clock the tests move: abandoned tickets end expired, stuck processing
+ * ends failed (timeout), each announced once with a deterministic id, orphans under uploads/ go,
+ * and a second pass changes nothing.
+ */
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EventType, UploadStore, createLogger, loadConfig, processingWorstCaseMs, uploadDeliveryWorstCaseMs, uploadKey, type OpenUpload } from '@avatar-pipeline/kit';
+import { metricValue } from '@avatar-pipeline/kit/testing';
+import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
+import { reconcile, reconcilerMetrics, startReconcileTimer, type ReconcileDeps } from '../src/reconcile.js';
+import { BUCKET, TABLE, existing, newPlayerId, newUploadId, objectExists, putOriginal, putRenditions, readEvent, startStack, testClock, type Stack } from './harness.js';
+
+const PENDING_TIMEOUT = 600;
+const PROCESSING_TIMEOUT = 1800;
+const logger = createLogger('reconciler-test', 'silent');
+
+describe('reconcile', () => {
+  let stack: Stack;
+  let clock: ReturnType<typeof testClock>;
+  let uploads: UploadStore;
+  let registry: Registry;
+  let deps: ReconcileDeps;
+
+  beforeEach(async () => {
+    // A stack per test: a pass looks at the whole index and the whole uploads/ prefix.
+    stack = await startStack();
+    clock = testClock();
+    uploads = new UploadStore(stack.doc, TABLE, clock.fn);
+    registry = new Registry();
+    deps = {
+      uploads,
+      s3: stack.s3,
+      bucket: BUCKET,
+      sink: stack.sink.url,
+      pendingTimeoutSeconds: PENDING_TIMEOUT,
+      processingTimeoutSeconds: PROCESSING_TIMEOUT,
+      metrics: reconcilerMetrics(registry),
+      logger,
+      clock: clock.fn,
+    };
+  });
+  afterEach(async () => {
+    await stack?.close();
+  });
+
+  const sent = () => stack.sink.received.map((r) => readEvent(r.headers, r.body));
+  const metric = (name: string, labels: Record<string, string> = {}) => metricValue(registry, name, labels);
+  /** A ticket issued now, valid for five minutes. */
+  async function ticket(playerId: string, uploadId: string) {
+    await uploads.createPending({ playerId, uploadId, contentType: 'image/png', maxBytes: 1024, ticketExpiresAt: new Date(clock.now + 300_000).toISOString() });
+  }
+
+  it('ends a pending upload expired once its ticket expired more than the grace ago, deletes a late object, and tells the player once', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await ticket(playerId, uploadId);
+    const issuedAt = new Date(clock.now).toISOString();
+
+    // The ticket expired, but the grace has not passed: an upload begun in time may still arrive.
+    clock.advance(300_000 + PENDING_TIMEOUT * 1000 - 1000);
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, errors: 0, oldestOpenSeconds: { pending: 300 + PENDING_TIMEOUT - 1 } });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('pending');
+
+    clock.advance(2000);
+    // A late upload landed (S3 took it; its event may come later, or never).
+    await putOriginal(stack, playerId, uploadId);
+    const summary = await reconcile(deps);
+    expect(summary).toMatchObject({ expired: 1, timedOut: 0, reannounced: 0, skipped: 0, errors: 0, orphansDeleted: { no_record: 0, ended: 0, invalid_key: 0 } });
+    expect(summary.oldestOpenSeconds).toEqual({});
+    const record = await uploads.get(playerId, uploadId);
+    expect(record).toMatchObject({ status: 'expired', reason: { code: 'expired' }, updatedAt: new Date(clock.now).toISOString() });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(sent()).toEqual([
+      {
+        id: `${uploadId}.expired`,
+        type: EventType.expired,
+        source: '/avatar-pipeline/profile',
+        subject: uploadKey(playerId, uploadId),
+        data: { playerId, uploadId, createdAt: issuedAt, reason: record?.reason },
+      },
+    ]);
+    expect(await metric('reconciler_uploads_ended_total', { reason: 'expired' })).toBe(1);
+    expect(await metric('reconciler_oldest_open_upload_seconds', { status: 'pending' })).toBe(0);
+
+    // Idempotent: a re-run (or a second reconciler) changes and announces nothing.
+    clock.advance(60_000);
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, timedOut: 0, reannounced: 0, skipped: 0, errors: 0 });
+    expect(sent()).toHaveLength(1);
+    expect(await uploads.get(playerId, uploadId)).toEqual(record);
+    expect(await metric('reconciler_uploads_ended_total')).toBe(1);
+    expect(await metric('reconciler_runs_total', { outcome: 'ok' })).toBe(3);
+  });
+
+  it('fails an upload stuck processing with reason timeout, deletes its original and renditions, and announces failed', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await ticket(playerId, uploadId);
+    const issuedAt = new Date(clock.now).toISOString();
+    clock.advance(10_000);
+    await uploads.markProcessing(playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    // Thumbnail rendered, then the thumbnailed event was lost.
+    const renditions = await putRenditions(stack, playerId, uploadId);
+
+    clock.advance(PROCESSING_TIMEOUT * 1000 - 1000);
+    expect(await reconcile(deps)).toMatchObject({ timedOut: 0, oldestOpenSeconds: { processing: 10 + PROCESSING_TIMEOUT - 1 } });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
+    expect(sent()).toEqual([]);
+
+    clock.advance(2000);
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, timedOut: 1, errors: 0 });
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'failed', reason: { code: 'timeout' } });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    const [event, ...more] = sent();
+    expect(more).toEqual([]);
+    expect(event).toMatchObject({ id: `${uploadId}.failed`, type: EventType.failed, data: { playerId, uploadId, uploadedAt: issuedAt, reason: { code: 'timeout' } } });
+    expect(event?.data).not.toHaveProperty('failedEventType');
+    expect(await metric('reconciler_uploads_ended_total', { reason: 'timeout' })).toBe(1);
+
+    expect(await reconcile(deps)).toMatchObject({ timedOut: 0, reannounced: 0, skipped: 0 });
+    expect(sent()).toHaveLength(1);
+  });
+
+  it('leaves alone an overdue upload the pipeline moved on or ended meanwhile (the index lags)', async () => {
+    const playerId = newPlayerId();
+    const [moved, ended] = [newUploadId(), newUploadId()];
+    await ticket(playerId, moved);
+    await ticket(playerId, ended);
+    // What a stale index page still shows: both pending, long overdue.
+    const stale: OpenUpload[] = [];
+    for await (const open of uploads.openUploads('pending')) stale.push(open);
+    clock.advance(3600_000);
+    await uploads.markProcessing(playerId, moved);
+    await uploads.finish(playerId, ended, 'ready');
+    const lagging = Object.create(uploads) as UploadStore;
+    lagging.openUploads = async function* (status) {
+      if (status === 'pending') yield* stale;
+    };
+    expect(await reconcile({ ...deps, uploads: lagging })).toMatchObject({ expired: 0, skipped: 2, errors: 0 });
+    expect((await uploads.get(playerId, moved))?.status).toBe('processing');
+    expect((await uploads.get(playerId, ended))?.status).toBe('ready');
+    expect(sent()).toEqual([]);
+  });
+
+  it('ends every overdue upload in one pass across index pages, as entries leave the index behind it', async () => {
+    const playerId = newPlayerId();
+    const ids = Array.from({ length: 7 }, () => newUploadId());
+    for (const id of ids) await ticket(playerId, id);
+    clock.advance(3600_000);
+    const paged = Object.create(uploads) as UploadStore;
+    paged.openUploads = (status, before) => uploads.openUploads(status, before, 2);
+    expect(await reconcile({ ...deps, uploads: paged })).toMatchObject({ expired: 7, errors: 0 });
+    expect(sent().map((e) => e.id).sort()).toEqual(ids.map((id) => `${id}.expired`).sort());
+    expect(await reconcile({ ...deps, uploads: paged })).toMatchObject({ expired: 0, reannounced: 0, skipped: 0 });
+  });
+
+  it('announces on the next pass an end whose announcement failed, then lets it go', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await ticket(playerId, uploadId);
+    clock.advance(3600_000);
+    stack.sink.state.failNext = 1;
+    expect(await reconcile(deps)).toMatchObject({ expired: 1, errors: 1 });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('expired');
+    expect(sent()).toEqual([]);
+    expect(await metric('reconciler_runs_total', { outcome: 'error' })).toBe(1);
+    expect(await metric('reconciler_last_success_timestamp_seconds')).toBe(0);
+
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, reannounced: 1, errors: 0 });
+    expect(sent().map((e) => e.id)).toEqual([`${uploadId}.expired`]);
+    expect(await metric('reconciler_uploads_ended_total')).toBe(1);
+    expect(await metric('reconciler_last_success_timestamp_seconds')).toBe(clock.now / 1000);
+
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, reannounced: 0, errors: 0 });
+    expect(sent()).toHaveLength(1);
+  });
+
+  it('deletes objects under uploads/ that nothing will handle, and only those', async () => {
+    const playerId = newPlayerId();
+    const [open, done] = [newUploadId(), newUploadId()];
+    await ticket(playerId, open);
+    await ticket(playerId, done);
+    await uploads.finish(playerId, done, 'rejected', { reason: { code: 'corrupt', message: 'x' } });
+    const keys = {
+      open: uploadKey(playerId, open),
+      done: uploadKey(playerId, done),
+      noRecord: uploadKey(playerId, newUploadId()),
+      invalid: 'uploads/junk.txt',
+      avatar: `avatars/${playerId}/${done}/64.webp`,
+    };
+    for (const key of Object.values(keys)) await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'x' }));
+
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, errors: 0, orphansDeleted: { no_record: 1, ended: 1, invalid_key: 1 } });
+    expect(await existing(stack, [keys.open, keys.done, keys.noRecord, keys.invalid, keys.avatar])).toEqual([true, false, false, false, true]);
+    expect(await metric('reconciler_orphans_deleted_total')).toBe(3);
+    expect(await reconcile(deps)).toMatchObject({ orphansDeleted: { no_record: 0, ended: 0, invalid_key: 0 } });
+    expect(sent()).toEqual([]);
+  });
+
+  it('runs on a timer until stopped, never two passes at once', async () => {
+    let running = 0;
+    let most = 0;
+    let passes = 0;
+    const timer = startReconcileTimer(
+      async () => {
+        running += 1;
+        most = Math.max(most, running);
+        await new Promise((r) => setTimeout(r, 15));
+        passes += 1;
+        running -= 1;
+      },
+      5,
+      logger,
+    );
+    await new Promise((r) => setTimeout(r, 120));
+    await timer.stop();
+    const stoppedAt = passes;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(stoppedAt).toBeGreaterThanOrEqual(2);
+    expect(passes).toBe(stoppedAt);
+    expect(most).toBe(1);
+  });
+});
+
+describe('reconciler settings', () => {
+  it('refuse timeouts the records would not outlive', () => {
+    expect(loadConfig(reconcileTimerEnv, {})).toEqual({ UPLOAD_PENDING_TIMEOUT_SECONDS: 3600, UPLOAD_PROCESSING_TIMEOUT_SECONDS: 7200 });
+    expect(loadConfig(reconcileTimerEnv, { RECONCILE_PERIOD_SECONDS: '0.5', UPLOAD_PENDING_TIMEOUT_SECONDS: '2' })).toMatchObject({ RECONCILE_PERIOD_SECONDS: 0.5, UPLOAD_PENDING_TIMEOUT_SECONDS: 2 });
+    expect(() => loadConfig(reconcileTimerEnv, { UPLOAD_PROCESSING_TIMEOUT_SECONDS: String(MAX_TIMEOUT_SECONDS + 1) })).toThrow(/UPLOAD_PROCESSING_TIMEOUT_SECONDS: must be at most 72000/);
+    expect(() => loadConfig(reconcileEnv, {})).toThrow('invalid configuration: K_SINK is required');
+  });
+
+  it('default to timeouts longer than the pipeline itself can take, and warn about shorter ones', () => {
+    expect(DEFAULT_PENDING_TIMEOUT_SECONDS * 1000).toBeGreaterThan(uploadDeliveryWorstCaseMs());
+    expect(DEFAULT_PROCESSING_TIMEOUT_SECONDS * 1000).toBeGreaterThan(processingWorstCaseMs());
+    expect(timeoutWarnings({ UPLOAD_PENDING_TIMEOUT_SECONDS: DEFAULT_PENDING_TIMEOUT_SECONDS, UPLOAD_PROCESSING_TIMEOUT_SECONDS: DEFAULT_PROCESSING_TIMEOUT_SECONDS })).toEqual([]);
+    const warnings = timeoutWarnings({ UPLOAD_PENDING_TIMEOUT_SECONDS: 2, UPLOAD_PROCESSING_TIMEOUT_SECONDS: 3 });
+    expect(warnings).toHaveLength(2);
+    expect(warnings.join('\n')).toMatch(/UPLOAD_PENDING_TIMEOUT_SECONDS \(2\)[\s\S]*UPLOAD_PROCESSING_TIMEOUT_SECONDS \(3\)/);
+  });
+});
