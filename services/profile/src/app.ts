@@ -21,12 +21,12 @@ import {
   type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { apiRoutes } from './api.js';
-import { cognitoPictureSync } from './cognito.js';
+import { cognitoPictureSync, type PictureRetryPolicy } from './cognito.js';
 import type { ProfileConfig } from './config.js';
 import { deadLetterRoute } from './dead-letter.js';
 import { profileMetrics } from './metrics.js';
 import { ProfileStore } from './profiles.js';
-import { thumbnailedRoute } from './ready.js';
+import { readyCompletion, thumbnailedRoute } from './ready.js';
 
 export interface ProfileDeps {
   config: Pick<
@@ -46,6 +46,8 @@ export interface ProfileDeps {
   s3: S3Client;
   /** Used only when COGNITO_USER_POOL_ID is set. */
   cognito?: CognitoIdentityProviderClient | undefined;
+  /** The Cognito picture sync's own retries (default `defaultPictureRetry`). */
+  pictureRetry?: PictureRetryPolicy | undefined;
   jwks: JWTVerifyGetKey;
   logger: Logger;
   clock?: Clock;
@@ -70,14 +72,16 @@ export function createProfileService(deps: ProfileDeps): Service {
   const profiles = new ProfileStore(doc, table, clock);
   const pictures = config.COGNITO_USER_POOL_ID && deps.cognito ? cognitoPictureSync(deps.cognito, config.COGNITO_USER_POOL_ID) : undefined;
 
+  // Shared by the thumbnailed route and the dead-letter sink: either may finish a ready upload.
+  const complete = readyCompletion({ bucket: config.BUCKET, s3: deps.s3, profiles, pictures, pictureRetry: deps.pictureRetry, metrics });
+
   const thumbnailed = thumbnailedRoute({
     mediaBaseUrl: config.MEDIA_BASE_URL,
     bucket: config.BUCKET,
     s3: deps.s3,
     uploads,
-    profiles,
     processed: new ProcessedEvents(doc, table, 'profile', clock),
-    pictures,
+    complete,
     metrics,
     clock,
   });
@@ -88,6 +92,7 @@ export function createProfileService(deps: ProfileDeps): Service {
     uploads,
     s3: deps.s3,
     settled: new ProcessedEvents(doc, table, 'profile-dead-letter', clock),
+    complete,
     metrics,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
   });

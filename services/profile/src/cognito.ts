@@ -3,13 +3,20 @@
  * clients read identity attributes. The player id is used as the Cognito username, so the token
  * claim named by JWT_PLAYER_CLAIM must carry the username (Cognito's `sub` is the username only
  * for pools without username aliases; otherwise point JWT_PLAYER_CLAIM at `cognito:username`).
+ *
+ * The mirror is best effort: it never holds back `ready` nor fails a delivery. `syncPicture`
+ * retries it a few times within a small budget and reports the outcome; the caller counts it and
+ * marks the profile when it failed (see `ProfileStore.markPictureSyncPending`).
  */
 import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { clientOptions } from '@avatar-pipeline/kit';
 
 export interface PictureSync {
-  /** Resolves `user_not_found` when the pool has no such user; rejects on anything retryable. */
-  setPicture(playerId: string, url: string): Promise<'updated' | 'user_not_found'>;
+  /**
+   * Resolves `user_not_found` when the pool has no such user; rejects on anything retryable.
+   * `signal` aborts the call (and the SDK's own retries) when the caller's budget runs out.
+   */
+  setPicture(playerId: string, url: string, signal?: AbortSignal): Promise<'updated' | 'user_not_found'>;
 }
 
 export function cognitoClient(region: string, endpoint?: string): CognitoIdentityProviderClient {
@@ -18,10 +25,11 @@ export function cognitoClient(region: string, endpoint?: string): CognitoIdentit
 
 export function cognitoPictureSync(client: CognitoIdentityProviderClient, userPoolId: string): PictureSync {
   return {
-    async setPicture(playerId, url) {
+    async setPicture(playerId, url, signal) {
       try {
         await client.send(
           new AdminUpdateUserAttributesCommand({ UserPoolId: userPoolId, Username: playerId, UserAttributes: [{ Name: 'picture', Value: url }] }),
+          signal ? { abortSignal: signal } : {},
         );
         return 'updated';
       } catch (err) {
@@ -31,4 +39,62 @@ export function cognitoPictureSync(client: CognitoIdentityProviderClient, userPo
       }
     },
   };
+}
+
+/** How hard `syncPicture` tries before it gives up (each call is itself retried by the SDK, maxAttempts 3). */
+export interface PictureRetryPolicy {
+  /** Calls in all, the first included. */
+  attempts: number;
+  /** Full jitter: the wait before retry n (0 for the first) is random · min(maxDelayMs, baseDelayMs · 2ⁿ). */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /**
+   * Every call and wait together end within this: it stays well inside the `publishing` delivery
+   * timeout (45 s per attempt, `deliveryPolicies` in the kit's topology), which also covers the
+   * table writes and the S3 delete of the same attempt, and inside the dead-letter sink's 45 s.
+   */
+  budgetMs: number;
+}
+
+export const defaultPictureRetry: PictureRetryPolicy = { attempts: 3, baseDelayMs: 250, maxDelayMs: 2_000, budgetMs: 10_000 };
+
+/** `ok`: the attribute is set; `user_not_found`: no such user (nothing to retry); `failed`: still failing when the attempts or the budget ran out. */
+export type PictureSyncOutcome = 'ok' | 'user_not_found' | 'failed';
+
+export interface PictureSyncResult {
+  outcome: PictureSyncOutcome;
+  /** Calls made. */
+  attempts: number;
+  /** The last error, when `failed`. */
+  error?: unknown;
+}
+
+/** Sets the picture with bounded, jittered retries; never rejects. */
+export async function syncPicture(
+  sync: PictureSync,
+  playerId: string,
+  url: string,
+  policy: PictureRetryPolicy = defaultPictureRetry,
+  random: () => number = Math.random,
+): Promise<PictureSyncResult> {
+  const deadline = Date.now() + policy.budgetMs;
+  let error: unknown;
+  let attempts = 0;
+  for (let n = 0; n < policy.attempts; n++) {
+    if (n > 0) {
+      const wait = Math.floor(random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1)));
+      if (Date.now() + wait >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
+    attempts += 1;
+    try {
+      const result = await sync.setPicture(playerId, url, AbortSignal.timeout(remaining));
+      return { outcome: result === 'updated' ? 'ok' : 'user_not_found', attempts };
+    } catch (err) {
+      error = err;
+    }
+  }
+  return { outcome: 'failed', attempts, error };
 }

@@ -2,8 +2,11 @@
  * The dead-letter sink of the whole topology. An event that exhausted its retries is either a
  * processing-stage event (the upload can never finish: it ends failed, its unmoderated original
  * and any renditions are deleted and `avatarpipeline.avatar.failed` is announced) or a
- * notification push could not take (counted and logged only). Answers 2xx unless a transient
- * error makes a retry worthwhile.
+ * notification push could not take (counted and logged only). A `thumbnailed` event whose upload
+ * already ended ready (profile's later writes kept failing) is finished instead: the profile
+ * write and the Cognito mirror are completed and `avatarpipeline.avatar.ready` is announced, the
+ * same event the reply would have been. Answers 2xx unless a transient error makes a retry
+ * worthwhile.
  */
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
@@ -20,6 +23,8 @@ import {
   uploadIdSchema,
   uploadKey,
   type FailedData,
+  type Logger,
+  type OutgoingEvent,
   type ProcessedEvents,
   type ReceivedEvent,
   type Reason,
@@ -28,7 +33,7 @@ import {
 } from '@avatar-pipeline/kit';
 import { deleteRenditions } from './avatar.js';
 import type { ProfileMetrics } from './metrics.js';
-import { SOURCE } from './ready.js';
+import { SOURCE, readyEvent, type CompleteReady } from './ready.js';
 
 /** The step each processing-stage event was on its way to. */
 function processingStep(type: string): string | undefined {
@@ -38,7 +43,7 @@ function processingStep(type: string): string | undefined {
   return undefined;
 }
 
-const notificationTypes: ReadonlySet<string> = new Set([EventType.ready, EventType.rejected, EventType.failed]);
+const notificationTypes: ReadonlySet<string> = new Set([EventType.ready, EventType.rejected, EventType.failed, EventType.expired]);
 
 const uploadRefSchema = z.object({ playerId: playerIdSchema, uploadId: uploadIdSchema, uploadedAt: z.iso.datetime({ offset: true }).optional() });
 
@@ -89,13 +94,19 @@ export interface DeadLetterDeps {
   sinkTokenFile?: string | undefined;
   uploads: UploadStore;
   s3: S3Client;
-  /** Keyed per upload: the first dead letter of an upload settles it, later ones find it done. */
+  /**
+   * Keyed per upload: the first dead letter of an upload settles it, later ones find it done. A
+   * `thumbnailed` dead letter has a key of its own per upload, so an earlier dead letter of another
+   * stage (recorded as `already_ended` for a ready upload) never keeps it from announcing ready.
+   */
   settled: ProcessedEvents;
+  /** Profile's own completion of a ready upload (`readyCompletion`). */
+  complete: CompleteReady;
   metrics: ProfileMetrics;
   fetch?: typeof fetch;
 }
 
-type Outcome = 'failed' | 'already_ended' | 'unknown_upload' | 'duplicate' | 'unidentified' | 'logged';
+type Outcome = 'failed' | 'ready' | 'already_ended' | 'unknown_upload' | 'duplicate' | 'unidentified' | 'logged';
 
 export function deadLetterRoute(deps: DeadLetterDeps) {
   const { uploads, settled, metrics } = deps;
@@ -104,12 +115,38 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
   const failedHere = (record: UploadRecord) =>
     record.status === 'failed' && (record.reason?.code === 'processing_failed' || record.reason?.code === objectReplaced.code);
 
-  async function settle(event: ReceivedEvent<unknown>, upload: UploadRef, reason: Reason): Promise<Outcome> {
+  const send = (event: ReceivedEvent<unknown>, outgoing: OutgoingEvent) =>
+    sendEvent(deps.sink, { ...outgoing, ...(event.traceparent ? { traceparent: event.traceparent } : {}) }, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
+
+  /**
+   * A ready upload whose `thumbnailed` event exhausted its retries: profile made it ready, then
+   * failed on a later step every time. Those steps are completed if they can be, and ready is
+   * announced in any case (the player's upload did succeed); when the profile write still fails,
+   * the answer is 5xx after the announcement, so the dead letter is retried to finish it (and the
+   * same ready event, the same id, goes out again: push takes it once).
+   */
+  async function announceReady(event: ReceivedEvent<unknown>, upload: UploadRef, record: UploadRecord, log: Logger): Promise<Outcome> {
+    // The thumbnailed handler writes the avatar with the status, in the same conditional write.
+    if (!record.avatar) return 'already_ended';
+    let incomplete: unknown;
+    try {
+      await deps.complete(record, record.avatar, log);
+    } catch (err) {
+      incomplete = err;
+      log.warn({ playerId: upload.playerId, uploadId: upload.uploadId, err }, 'could not complete the profile of a ready upload; announcing ready anyway');
+    }
+    await send(event, readyEvent(record, record.avatar, upload.uploadedAt ?? event.time ?? record.createdAt));
+    if (incomplete !== undefined) throw incomplete;
+    return 'ready';
+  }
+
+  async function settle(event: ReceivedEvent<unknown>, upload: UploadRef, reason: Reason, log: Logger): Promise<Outcome> {
     const { playerId, uploadId } = upload;
     const key = uploadKey(playerId, uploadId);
     const { changed, record } = await uploads.finish(playerId, uploadId, 'failed', { reason });
     if (record && !changed && !failedHere(record)) {
-      if (record.status !== 'ready') await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+      if (record.status === 'ready') return event.type === EventType.thumbnailed ? announceReady(event, upload, record, log) : 'already_ended';
+      await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
       return 'already_ended';
     }
     // No record (expired or never issued): nothing to announce, but the object must not linger.
@@ -125,18 +162,7 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
       reason: record.reason ?? reason,
       failedEventType: event.type,
     };
-    await sendEvent(
-      deps.sink,
-      {
-        id: `${uploadId}.failed`,
-        source: SOURCE,
-        type: EventType.failed,
-        subject: key,
-        data,
-        ...(event.traceparent ? { traceparent: event.traceparent } : {}),
-      },
-      { fetch: deps.fetch, tokenFile: deps.sinkTokenFile },
-    );
+    await send(event, { id: `${uploadId}.failed`, source: SOURCE, type: EventType.failed, subject: key, data });
     return 'failed';
   }
 
@@ -150,8 +176,9 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
     let outcome: Outcome = 'logged';
     if (step && upload) {
       outcome = 'duplicate';
-      await settled.once({ source: SOURCE, id: uploadKey(upload.playerId, upload.uploadId) }, async () => {
-        outcome = await settle(event, upload, failureReason(step, attempt));
+      const id = uploadKey(upload.playerId, upload.uploadId) + (event.type === EventType.thumbnailed ? '#thumbnailed' : '');
+      await settled.once({ source: SOURCE, id }, async () => {
+        outcome = await settle(event, upload, failureReason(step, attempt), log);
         return undefined;
       });
     } else if (step) {

@@ -15,15 +15,15 @@ export function profileMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
-    pictureSyncs: new Counter({
-      name: 'cognito_picture_updates_total',
-      help: 'Cognito picture attribute updates by outcome (updated, user_not_found)',
+    cognitoSyncs: new Counter({
+      name: 'profile_cognito_sync_total',
+      help: 'Best-effort Cognito picture syncs by outcome (ok, user_not_found, failed: still failing after its retries; ready was not held back)',
       labelNames: ['outcome'],
       registers: [registry],
     }),
     deadLetters: new Counter({
       name: 'deadletter_events_total',
-      help: 'Events that exhausted their retries, by type, stage (processing, notification, other) and outcome',
+      help: 'Events that exhausted their retries, by type, stage (processing, notification, other) and outcome (failed, ready, already_ended, unknown_upload, duplicate, unidentified, logged)',
       labelNames: ['type', 'stage', 'outcome'],
       registers: [registry],
     }),

@@ -1,10 +1,16 @@
+import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uploadKey, type OutgoingEvent } from '@avatar-pipeline/kit';
 import { failureReason, identifyUpload, lastAttempt } from '../src/dead-letter.js';
+import { ProfileStore } from '../src/index.js';
 import {
   BUCKET,
+  MEDIA,
+  TABLE,
   deliver,
   existing,
+  faultyDoc,
   metricValue,
   newPlayerId,
   newUploadId,
@@ -62,17 +68,144 @@ function approvedEvent(playerId: string, uploadId: string): OutgoingEvent {
   };
 }
 
+const urls = (playerId: string, uploadId: string) => ({
+  thumbnails: Object.fromEntries(['64', '128', '256'].map((s) => [s, `${MEDIA}/avatars/${playerId}/${uploadId}/${s}.webp`])),
+  full: `${MEDIA}/avatars/${playerId}/${uploadId}/full.webp`,
+});
+
 describe('POST /dead-letter', () => {
   let stack: Stack;
+  const cognito = mockClient(CognitoIdentityProviderClient);
   beforeAll(async () => {
     stack = await startStack();
   });
   afterAll(async () => {
+    cognito.restore();
     await stack?.close();
   });
   beforeEach(() => {
     stack.sink.received.length = 0;
     stack.sink.state.failNext = 0;
+    cognito.reset();
+    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
+  });
+
+  /**
+   * Delivers a thumbnailed event while every profile write fails: profile ends the upload ready,
+   * then answers 500 (as on every attempt until the broker gives up on it).
+   */
+  async function readyWithoutProfile(event: OutgoingEvent): Promise<void> {
+    const faulty = faultyDoc(stack);
+    faulty.faults.profileWrites = Infinity;
+    try {
+      expect((await deliver(profileService(stack, { doc: faulty.doc }), '/events', event)).status).toBe(500);
+    } finally {
+      faulty.doc.destroy();
+    }
+  }
+
+  it('announces ready for a dead thumbnailed event whose upload ended ready, the same event as the reply, and completes the profile', async () => {
+    // Cognito failing throughout changes nothing: the sync is best effort.
+    cognito.on(AdminUpdateUserAttributesCommand).rejects(Object.assign(new Error('down'), { name: 'InternalErrorException' }));
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const renditions = await putRenditions(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+    await readyWithoutProfile(event);
+    const upload = await stack.uploads.get(playerId, uploadId);
+    expect(upload?.status).toBe('ready');
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+    const ext = knativeError('http://profile/events', 500, '{"error":{"code":"event_failed","message":"event handling failed"}}');
+
+    const first = await deliver(service, '/dead-letter', event, ext);
+    const second = await deliver(service, '/dead-letter', event, ext);
+
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(stack.sink.received).toHaveLength(1);
+    const sent = stack.sink.received[0]!;
+    expect(readEvent(sent.headers, sent.body)).toEqual({
+      id: `${uploadId}.ready`,
+      type: 'avatarpipeline.avatar.ready',
+      source: '/avatar-pipeline/profile',
+      subject: uploadKey(playerId, uploadId),
+      data: { playerId, uploadId, uploadedAt: '2026-03-01T12:00:00.000Z', avatar: urls(playerId, uploadId) },
+    });
+    expect(sent.headers['ce-time']).toBe(upload?.updatedAt);
+    // Completed: the avatar is current, the upload unchanged, the renditions kept, a later write deleted.
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toMatchObject({ avatarUploadId: uploadId, avatar: urls(playerId, uploadId), pictureSyncPending: uploadId });
+    expect(await stack.uploads.get(playerId, uploadId)).toEqual(upload);
+    expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', stage: 'processing', outcome: 'ready' })).toBe(1);
+    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'failed' })).toBe(1);
+
+    // The reply the thumbnailed event gets now, on the normal path: the very same event.
+    const reply = await deliver(service, '/events', event);
+    expect(reply.status).toBe(200);
+    expect(readEvent(reply.headers, await reply.text())).toEqual(readEvent(sent.headers, sent.body));
+    expect(reply.headers.get('ce-time')).toBe(sent.headers['ce-time']);
+  });
+
+  it('announces ready even while the profile write still fails, and finishes the profile on the retry', async () => {
+    const faulty = faultyDoc(stack);
+    try {
+      const service = profileService(stack, { doc: faulty.doc });
+      const playerId = newPlayerId();
+      const uploadId = newUploadId();
+      await processingUpload(stack, playerId, uploadId);
+      const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+      await readyWithoutProfile(event);
+      faulty.faults.profileWrites = 1;
+
+      expect((await deliver(service, '/dead-letter', event)).status).toBe(500);
+      expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`]);
+      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+
+      expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+      expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+      // Sent again with the same id (push takes it once); the profile is now complete.
+      expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`, `${uploadId}.ready`]);
+      expect(stack.sink.received[1]!.body).toBe(stack.sink.received[0]!.body);
+      expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.avatarUploadId).toBe(uploadId);
+      expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
+    } finally {
+      faulty.doc.destroy();
+    }
+  });
+
+  it('answers 500 when ready cannot be announced, and announces it on the retry', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+    await readyWithoutProfile(event);
+    stack.sink.state.failNext = 1;
+
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(500);
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`]);
+  });
+
+  it('still announces ready after a dead letter of another stage found the upload ready', async () => {
+    const service = profileService(stack);
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+    await readyWithoutProfile(event);
+
+    expect((await deliver(service, '/dead-letter', approvedEvent(playerId, uploadId), knativeError('http://thumbnail/events', 500, ''))).status).toBe(202);
+    expect(stack.sink.received).toHaveLength(0);
+    expect((await deliver(service, '/dead-letter', event, knativeError('http://profile/events', 500, ''))).status).toBe(202);
+
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body))).toMatchObject([{ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' }]);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.approved', outcome: 'already_ended' })).toBe(1);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'ready' })).toBe(1);
   });
 
   it('fails the upload of a dead S3 event, deletes the original and announces it once', async () => {
@@ -187,8 +320,14 @@ describe('POST /dead-letter', () => {
     expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
 
     expect(stack.sink.received.map((r) => readEvent(r.headers, r.body))).toMatchObject([
-      { id: `${uploadId}.failed`, data: { reason: { message: 'Profile update failed after retries' }, failedEventType: 'avatarpipeline.avatar.thumbnailed' } },
+      {
+        id: `${uploadId}.failed`,
+        type: 'avatarpipeline.avatar.failed',
+        data: { reason: { message: 'Profile update failed after retries' }, failedEventType: 'avatarpipeline.avatar.thumbnailed' },
+      },
     ]);
+    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'ready' })).toBe(0);
   });
 
   it('only counts a notification push could not take', async () => {

@@ -24,6 +24,7 @@ import {
 } from '@avatar-pipeline/kit';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { createDevIssuer, startDynamoServer, startS3Server, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
+import type { PictureRetryPolicy } from '../src/cognito.js';
 import { createProfileService } from '../src/index.js';
 
 export const TABLE = 'avatar-pipeline';
@@ -109,7 +110,17 @@ export async function startStack(): Promise<Stack> {
 
 export function profileService(
   stack: Stack,
-  options: { clock?: () => Date; cognito?: CognitoIdentityProviderClient; userPoolId?: string; eventAuth?: TokenPolicy; sinkTokenFile?: string } = {},
+  options: {
+    clock?: () => Date;
+    cognito?: CognitoIdentityProviderClient;
+    userPoolId?: string;
+    /** Default: the service's own policy with waits of a few ms, so a failing Cognito costs the test nothing. */
+    pictureRetry?: PictureRetryPolicy;
+    eventAuth?: TokenPolicy;
+    sinkTokenFile?: string;
+    /** Another client on the stack's dynalite (e.g. `faultyDoc`). */
+    doc?: DynamoDBDocumentClient;
+  } = {},
 ): Service {
   return createProfileService({
     config: {
@@ -124,14 +135,42 @@ export function profileService(
       JWT_ALGORITHMS: ['ES256'],
       JWT_PLAYER_CLAIM: 'sub',
     },
-    doc: stack.doc,
+    doc: options.doc ?? stack.doc,
     s3: stack.s3,
     cognito: options.cognito,
+    pictureRetry: options.pictureRetry ?? FAST_PICTURE_RETRY,
     jwks: createLocalJWKSet({ keys: [stack.issuer.publicJwk] }),
     logger: createLogger('profile', 'silent'),
     eventAuth: options.eventAuth,
     ...(options.clock ? { clock: options.clock } : {}),
   });
+}
+
+export const FAST_PICTURE_RETRY: PictureRetryPolicy = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, budgetMs: 2_000 };
+
+/**
+ * A document client on the stack's dynalite whose writes to the PROFILE item fail with a
+ * retryable DynamoDB error while `faults.profileWrites` is above 0 (each failure counts it down;
+ * `Infinity`: always). Everything else goes through to dynalite.
+ */
+export function faultyDoc(stack: Stack) {
+  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: stack.ddb.endpoint });
+  const faults = { profileWrites: 0, injected: 0 };
+  const isProfile = (sk: unknown) => sk === 'PROFILE' || (sk as { S?: unknown } | undefined)?.S === 'PROFILE';
+  doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { Key?: { sk?: unknown }; Item?: { sk?: unknown } };
+      const write = ['UpdateItemCommand', 'PutItemCommand'].includes(context.commandName ?? '');
+      if (write && faults.profileWrites > 0 && isProfile(input.Key?.sk ?? input.Item?.sk)) {
+        faults.profileWrites -= 1;
+        faults.injected += 1;
+        throw Object.assign(new Error('injected: the table is throttling'), { name: 'ProvisionedThroughputExceededException' });
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'injectProfileWriteFaults' },
+  );
+  return { doc, faults };
 }
 
 /** A new upload id taken `agoMs` before now (UUIDv7 ordering follows). */

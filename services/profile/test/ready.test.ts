@@ -8,6 +8,7 @@ import {
   TABLE,
   deliver,
   existing,
+  faultyDoc,
   metricValue,
   newPlayerId,
   newUploadId,
@@ -134,20 +135,131 @@ describe('thumbnailed -> ready', () => {
     expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(0);
   });
 
-  it('answers 500 when Cognito fails, so the broker retries, and completes on the retry', async () => {
+  it('retries a failing Cognito call within the delivery, without failing it', async () => {
     cognito.on(AdminUpdateUserAttributesCommand).rejectsOnce(Object.assign(new Error('slow down'), { name: 'TooManyRequestsException' })).resolves({});
+    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('ce-id')).toBe(`${uploadId}.ready`);
+    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(2);
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'ok' })).toBe(1);
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'failed' })).toBe(0);
+    expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.pictureSyncPending).toBeUndefined();
+  });
+
+  it('reaches ready and notifies with Cognito always failing; the sync is counted failed and left pending on the profile', async () => {
+    cognito.on(AdminUpdateUserAttributesCommand).rejects(Object.assign(new Error('service unavailable'), { name: 'InternalErrorException' }));
+    const clock = testClock();
+    const service = profileService(stack, { clock: clock.fn, cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const uploadedAt = new Date(clock.now - 2_000).toISOString();
+
+    const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, uploadedAt));
+
+    expect(res.status).toBe(200);
+    const reply = readEvent(res.headers, await res.text());
+    expect(reply).toMatchObject({ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' });
+    expect(reply.data).toEqual({ playerId, uploadId, uploadedAt, avatar: urls(playerId, uploadId) });
+    expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'ready', avatar: urls(playerId, uploadId) });
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toEqual({
+      playerId,
+      avatar: urls(playerId, uploadId),
+      avatarUploadId: uploadId,
+      updatedAt: new Date(clock.now).toISOString(),
+      pictureSyncPending: uploadId,
+    });
+    // Its own bounded retries (3 calls), then given up: counted, never a 5xx.
+    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(3);
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'cloudevents_handled_total', { outcome: 'error' })).toBe(0);
+    expect(await metricValue(service, 'profile_updates_total', { outcome: 'current' })).toBe(1);
+
+    // The next avatar supersedes the pending sync, and its own succeeds.
+    cognito.reset();
+    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
+    const next = newUploadId();
+    await processingUpload(stack, playerId, next);
+    expect((await deliver(service, '/events', thumbnailedEvent(playerId, next, uploadedAt))).status).toBe(200);
+    const profile = await new ProfileStore(stack.doc, TABLE).get(playerId);
+    expect(profile?.avatarUploadId).toBe(next);
+    expect(profile?.pictureSyncPending).toBeUndefined();
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'ok' })).toBe(1);
+  });
+
+  it('answers 500 when the profile write fails, and converges on the retry: ready once the writes are done', async () => {
+    const faulty = faultyDoc(stack);
+    try {
+      const clock = testClock();
+      const service = profileService(stack, { clock: clock.fn, doc: faulty.doc });
+      const playerId = newPlayerId();
+      const uploadId = newUploadId();
+      await processingUpload(stack, playerId, uploadId);
+      await putOriginal(stack, playerId, uploadId);
+      const event = thumbnailedEvent(playerId, uploadId, new Date(clock.now - 1_000).toISOString());
+      faulty.faults.profileWrites = 1;
+
+      const first = await deliver(service, '/events', event);
+      expect(first.status).toBe(500);
+      expect(first.headers.get('ce-id')).toBeNull();
+      expect(faulty.faults.injected).toBe(1);
+      // The upload record decided first; the profile is what is missing.
+      const readyAt = (await stack.uploads.get(playerId, uploadId))?.updatedAt;
+      expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
+      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+
+      clock.advance(4_000);
+      const retry = await deliver(service, '/events', event);
+      expect(retry.status).toBe(200);
+      const reply = readEvent(retry.headers, await retry.text());
+      expect(reply).toMatchObject({ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' });
+      expect(retry.headers.get('ce-time')).toBe(readyAt);
+      expect(reply.data['avatar']).toEqual(urls(playerId, uploadId));
+      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toMatchObject({ avatarUploadId: uploadId, avatar: urls(playerId, uploadId) });
+      expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'ready', updatedAt: readyAt, avatar: urls(playerId, uploadId) });
+      expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+      // Once per upload, whatever the attempts.
+      expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_count')).toBe(1);
+      expect(await metricValue(service, 'profile_updates_total', { outcome: 'current' })).toBe(1);
+
+      // A later redelivery gets the same reply from the processed-event record.
+      const again = await deliver(service, '/events', event);
+      expect(again.headers.get('ce-id')).toBe(`${uploadId}.ready`);
+      expect(again.headers.get('ce-time')).toBe(readyAt);
+      expect(faulty.faults.injected).toBe(1);
+    } finally {
+      faulty.doc.destroy();
+    }
+  });
+
+  it('takes concurrent duplicates without conflicting writes: one transition, one profile update, the same ready event', async () => {
     const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
     const event = thumbnailedEvent(playerId, uploadId, new Date().toISOString());
 
-    expect((await deliver(service, '/events', event)).status).toBe(500);
-    const retry = await deliver(service, '/events', event);
-    expect(retry.status).toBe(200);
-    expect(retry.headers.get('ce-id')).toBe(`${uploadId}.ready`);
-    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(2);
+    const answers = await Promise.all([1, 2, 3].map(() => deliver(service, '/events', event)));
+
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    const replies = await Promise.all(answers.map(async (r) => ({ id: r.headers.get('ce-id'), time: r.headers.get('ce-time'), body: await r.text() })));
+    expect(new Set(replies.map((r) => JSON.stringify(r))).size).toBe(1);
+    expect(replies[0]?.id).toBe(`${uploadId}.ready`);
+    const upload = await stack.uploads.get(playerId, uploadId);
+    expect(upload).toMatchObject({ status: 'ready', avatar: urls(playerId, uploadId) });
+    expect(replies[0]?.time).toBe(upload?.updatedAt);
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toMatchObject({ avatarUploadId: uploadId, avatar: urls(playerId, uploadId) });
     expect(await metricValue(service, 'pipeline_end_to_end_seconds', {}, 'pipeline_end_to_end_seconds_count')).toBe(1);
+    expect(await metricValue(service, 'profile_updates_total')).toBe(1);
+    // The Cognito mirror is idempotent: every attempt that found the avatar current may set it.
+    for (const call of cognito.commandCalls(AdminUpdateUserAttributesCommand)) {
+      expect(call.args[0].input.UserAttributes).toEqual([{ Name: 'picture', Value: `${MEDIA}/avatars/${playerId}/${uploadId}/128.webp` }]);
+    }
   });
 
   it('does not hold back the ready event for a player unknown to Cognito', async () => {
@@ -158,7 +270,9 @@ describe('thumbnailed -> ready', () => {
     await processingUpload(stack, playerId, uploadId);
     const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
     expect(res.status).toBe(200);
-    expect(await metricValue(service, 'cognito_picture_updates_total', { outcome: 'user_not_found' })).toBe(1);
+    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'user_not_found' })).toBe(1);
+    // Nothing to retry: not marked pending.
+    expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.pictureSyncPending).toBeUndefined();
   });
 
   it('leaves an upload that already failed alone: no reply, no avatar, and its late renditions deleted', async () => {
