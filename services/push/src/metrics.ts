@@ -41,6 +41,11 @@ export function pushMetrics(registry: Registry) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    unrecorded: new Counter({
+      name: 'push_claims_unrecorded_total',
+      help: 'Devices settled by the push service whose claim could not be marked done within the event budget (kept in the pod memory)',
+      registers: [registry],
+    }),
     signatures: new Counter({
       name: 'push_vapid_jwt_signatures_total',
       help: 'VAPID JWTs signed (one per push service origin per hour when the cache works)',

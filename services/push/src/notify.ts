@@ -1,15 +1,21 @@
 /**
- * ready / rejected / failed -> one Web Push message to every device of the player.
+ * ready / rejected / failed / expired -> one Web Push message to every device of the player.
  *
  * Each device ends in one outcome (see metrics.ts). The event is answered 202 once every device is
  * settled (sent, pruned, refused, rejected, or notified before), and 500 when any device failed
  * transiently or is still claimed by another delivery: the broker then redelivers and only those
  * devices are tried again.
+ *
+ * Once a push service has answered, the device is settled whatever happens to the record of it:
+ * the claim's `done` is retried within the event's time budget, and if the table still refuses it
+ * the outcome is kept in this pod's memory (a redelivery here skips the device) instead of failing
+ * the event, which would make a redelivery send the message again once the claim's lease ran out.
  */
 import {
   EventType,
   PermanentEventError,
   checkPushEndpoint,
+  expiredSchema,
   failedSchema,
   on,
   readySchema,
@@ -49,6 +55,8 @@ const urgencyFor: Readonly<Record<OutcomeEvent['type'], Urgency>> = {
   [EventType.ready]: 'high',
   [EventType.rejected]: 'high',
   [EventType.failed]: 'normal',
+  // An abandoned upload, ended an hour or more later: nothing is urgent about it.
+  [EventType.expired]: 'normal',
 };
 
 /** Devices whose notification a redelivery has to retry. */
@@ -59,13 +67,55 @@ class DevicesPending extends Error {
   }
 }
 
+/** Settled devices whose claim could not be marked done, newest last: bounded, oldest dropped first. */
+class UnrecordedOutcomes {
+  private readonly keys = new Set<string>();
+  constructor(private readonly max = 10_000) {}
+  has(notificationId: string, hash: string): boolean {
+    return this.keys.has(`${notificationId}|${hash}`);
+  }
+  add(notificationId: string, hash: string): void {
+    this.keys.add(`${notificationId}|${hash}`);
+    if (this.keys.size > this.max) this.keys.delete(this.keys.values().next().value!);
+  }
+  delete(notificationId: string, hash: string): void {
+    this.keys.delete(`${notificationId}|${hash}`);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Retries of a claim's `done` (50 ms doubling: 1.55 s in all), within the event's deadline too. */
+const RECORD_RETRIES = 5;
+
 export function notificationRoutes(deps: NotifyDeps): EventRoute<any>[] {
   const { subscriptions, claims, sender, policy, metrics } = deps;
   const now = deps.now ?? Date.now;
+  const unrecorded = new UnrecordedOutcomes();
+
+  /** Marks the device's claim done, retrying until the event's deadline; never throws. */
+  async function record(notificationId: string, hash: string, token: string, outcome: Outcome, deadline: number, log: Logger): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await claims.complete(notificationId, hash, token, outcome);
+        unrecorded.delete(notificationId, hash);
+        return;
+      } catch (err) {
+        const wait = 50 * 2 ** attempt;
+        if (attempt >= RECORD_RETRIES || now() + wait >= deadline) {
+          unrecorded.add(notificationId, hash);
+          metrics.unrecorded.inc();
+          log.error({ subscription: hash, outcome, err }, 'device settled but its claim could not be marked done; kept in memory');
+          return;
+        }
+        await sleep(wait);
+      }
+    }
+  }
 
   const count = (outcome: Outcome, status?: number) => metrics.notifications.inc({ outcome, status_class: statusClass(status) });
 
   async function deliver(subscription: StoredSubscription, notificationId: string, message: PushMessage, log: Logger): Promise<Outcome> {
+    const settle = (token: string, outcome: Outcome) => record(notificationId, subscription.hash, token, outcome, message.deadline, log);
     const { playerId, hash } = subscription;
     // The policy may have tightened since the subscription was stored.
     const check = checkPushEndpoint(subscription.endpoint, policy);
@@ -77,6 +127,10 @@ export function notificationRoutes(deps: NotifyDeps): EventRoute<any>[] {
       return 'refused_endpoint';
     }
 
+    if (unrecorded.has(notificationId, hash)) {
+      count('skipped_duplicate');
+      return 'skipped_duplicate';
+    }
     const claim = await claims.claim(notificationId, hash);
     if (claim.kind === 'done') {
       count('skipped_duplicate');
@@ -99,23 +153,23 @@ export function notificationRoutes(deps: NotifyDeps): EventRoute<any>[] {
     const fields = { subscription: hash, status, attempts: result.attempts, ...('detail' in result ? { detail: result.detail } : {}) };
     switch (result.outcome) {
       case 'sent':
-        await claims.complete(notificationId, hash, claim.token, 'sent');
+        await settle(claim.token, 'sent');
         count('sent', status);
         return 'sent';
       case 'gone':
         await subscriptions.removeByHash(playerId, hash);
         metrics.pruned.inc({ reason: 'gone' });
-        await claims.complete(notificationId, hash, claim.token, 'pruned');
+        await settle(claim.token, 'pruned');
         log.info(fields, 'subscription gone; deleted');
         count('pruned', status);
         return 'pruned';
       case 'rejected':
-        await claims.complete(notificationId, hash, claim.token, 'rejected');
+        await settle(claim.token, 'rejected');
         log.warn(fields, 'push service refused the message');
         count('rejected', status);
         return 'rejected';
       case 'refused':
-        await claims.complete(notificationId, hash, claim.token, 'refused_endpoint');
+        await settle(claim.token, 'refused_endpoint');
         log.warn(fields, 'push service address refused');
         count('refused_endpoint');
         return 'refused_endpoint';
@@ -163,5 +217,6 @@ export function notificationRoutes(deps: NotifyDeps): EventRoute<any>[] {
     on(EventType.ready, readySchema, (e, { log }) => handle({ type: EventType.ready, data: e.data }, e, log)),
     on(EventType.rejected, rejectedSchema, (e, { log }) => handle({ type: EventType.rejected, data: e.data }, e, log)),
     on(EventType.failed, failedSchema, (e, { log }) => handle({ type: EventType.failed, data: e.data }, e, log)),
+    on(EventType.expired, expiredSchema, (e, { log }) => handle({ type: EventType.expired, data: e.data }, e, log)),
   ];
 }

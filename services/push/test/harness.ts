@@ -75,6 +75,8 @@ export interface PushOptions {
   resolve?: AddressResolver;
   vapidStore?: FileVapidStore;
   eventAuth?: TokenPolicy;
+  /** The table client push uses (default: the stack's), to inject faults. */
+  doc?: Stack['doc'];
 }
 
 export interface PushUnderTest {
@@ -105,7 +107,7 @@ export async function pushService(stack: Stack, options: PushOptions): Promise<P
   const sleeps: number[] = [];
   const service = await createPushService({
     config,
-    doc: stack.doc,
+    doc: options.doc ?? stack.doc,
     vapidStore: options.vapidStore ?? stack.vapidStore,
     dispatcher,
     logger: createLogger('push', 'silent'),

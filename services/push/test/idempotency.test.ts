@@ -93,4 +93,51 @@ describe('idempotent notifications', () => {
     expect((await deliver(push.service, readyEvent(playerId, uploadId))).status).toBe(202);
     expect(fake.to(`${playerId}-a`)).toHaveLength(1);
   });
+
+  // The fault suite found it: a failed `done` write used to fail the event, and its redelivery sent
+  // the message again once the claim's lease ran out.
+  describe('when the claim cannot be marked done after the push service took the message', () => {
+    let failures = 0;
+    let faulty: PushUnderTest;
+    beforeAll(async () => {
+      const doc = new Proxy(stack.doc, {
+        get(target, property, receiver) {
+          if (property !== 'send') return Reflect.get(target, property, receiver) as unknown;
+          return (command: { input?: { UpdateExpression?: string } }) => {
+            if (failures > 0 && command.input?.UpdateExpression?.includes(':done')) {
+              failures -= 1;
+              return Promise.reject(new Error('injected: the table is unreachable'));
+            }
+            return target.send(command as never);
+          };
+        },
+      });
+      faulty = await pushService(stack, { allowedHosts: fake.host, clock: clock.fn, doc });
+    });
+    afterAll(() => faulty?.close());
+
+    it('retries the record and answers 202 when it succeeds', async () => {
+      const playerId = newPlayerId();
+      await device(playerId, `${playerId}-a`);
+      failures = 2;
+      expect((await deliver(faulty.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
+      expect(failures).toBe(0);
+      expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+      expect(await metricValue(faulty.service, 'push_claims_unrecorded_total', {})).toBe(0);
+    });
+
+    it('settles the device anyway and never sends it again from this pod', async () => {
+      const playerId = newPlayerId();
+      await device(playerId, `${playerId}-a`);
+      const event = readyEvent(playerId, newUploadId());
+      failures = Number.POSITIVE_INFINITY;
+      expect((await deliver(faulty.service, event)).status).toBe(202);
+      expect(await metricValue(faulty.service, 'push_claims_unrecorded_total', {})).toBe(1);
+      // A redelivery after the claim's lease ran out finds the device settled in memory.
+      clock.advance(60_000);
+      expect((await deliver(faulty.service, event)).status).toBe(202);
+      failures = 0;
+      expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+    });
+  });
 });
