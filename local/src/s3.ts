@@ -18,7 +18,8 @@ export interface S3ServerOptions {
 export interface S3Server {
   endpoint: string;
   port: number;
-  close(): Promise<void>;
+  /** Stops listening; `dropConnections` also cuts every open connection at once, as a crash would. */
+  close(options?: { dropConnections?: boolean }): Promise<void>;
 }
 
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
@@ -37,6 +38,10 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
     port: address.port,
-    close: () => server.close(),
+    close: (closing) => {
+      const done = server.close();
+      if (closing?.dropConnections) server.httpServer?.closeAllConnections();
+      return done;
+    },
   };
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, eventAudience, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
 import { createBroker } from './broker.js';
@@ -62,7 +63,20 @@ export interface StackOptions {
   webhookToken?: string;
   /** Sees every bucket notification s3rver emits. */
   onS3Event?: (notification: S3Notification) => void;
+  /**
+   * Where the services reach S3 and DynamoDB, asked once both stand-ins listen (default: the
+   * stand-ins themselves). Fault injection puts a proxy in between this way; the gateway's upload
+   * guard and media routes keep talking to s3rver directly.
+   */
+  serviceEndpoints?: (standIns: StandInEndpoints) => Promise<Partial<StandInEndpoints>> | Partial<StandInEndpoints>;
 }
+
+export interface StandInEndpoints {
+  s3Endpoint: string;
+  dynamoEndpoint: string;
+}
+
+export type StandIn = 's3' | 'dynamodb';
 
 export interface Stack {
   gatewayUrl: string;
@@ -78,6 +92,16 @@ export interface Stack {
   services: Readonly<Partial<Record<ServiceName, string>>>;
   /** Resolves once no S3 notification and no broker delivery is pending. */
   idle(): Promise<void>;
+  /**
+   * Fault injection: sends `signal` to a service's process, which the stack restarts (with
+   * backoff) as after any crash. Returns the pid, or undefined when the service is not running.
+   */
+  signal(name: ServiceName, signal: NodeJS.Signals): number | undefined;
+  /**
+   * Fault injection: stops a stand-in at once (open connections cut, as in a crash), waits
+   * `downMs`, and starts it again on the same port with the same data.
+   */
+  restartStandIn(which: StandIn, downMs?: number): Promise<void>;
   /** Stops the services, then every server. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -143,24 +167,26 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       token: webhookToken,
       logger,
     });
-    const s3 = await startS3Server({
-      directory: join(options.dataDir, 's3'),
-      buckets: [LOCAL_BUCKET],
-      ...(options.s3Port ? { port: options.s3Port } : {}),
-      onEvent: (notification) => {
-        options.onS3Event?.(notification);
-        forwarder.push(notification);
-      },
-    });
+    const startS3 = (port: number | undefined) =>
+      startS3Server({
+        directory: join(options.dataDir, 's3'),
+        buckets: [LOCAL_BUCKET],
+        ...(port ? { port } : {}),
+        onEvent: (notification) => {
+          options.onS3Event?.(notification);
+          forwarder.push(notification);
+        },
+      });
+    // Reassigned by restartStandIn (same port, same data).
+    let s3 = await startS3(options.s3Port);
     cleanup.push(() => s3.close());
 
-    const dynamo = await startDynamoServer({
-      directory: join(options.dataDir, 'dynamodb'),
-      table: LOCAL_TABLE,
-      region,
-      ...(options.dynamoPort ? { port: options.dynamoPort } : {}),
-    });
+    const startDynamo = (port: number | undefined) =>
+      startDynamoServer({ directory: join(options.dataDir, 'dynamodb'), table: LOCAL_TABLE, region, ...(port ? { port } : {}) });
+    let dynamo = await startDynamo(options.dynamoPort);
     cleanup.push(() => dynamo.close());
+    const standIns: StandInEndpoints = { s3Endpoint: s3.endpoint, dynamoEndpoint: dynamo.endpoint };
+    const serviceEndpoints = { ...standIns, ...(await options.serviceEndpoints?.(standIns)) };
 
     const issuer = await createDevIssuer({ issuer: gatewayUrl, audience: LOCAL_AUDIENCE, logger: loggerFor('dev-issuer'), directory: options.dataDir });
 
@@ -206,7 +232,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const envOptions = {
       inherited: options.env ?? process.env,
-      addresses: { gatewayUrl, internalGatewayUrl, brokerUrl, s3Endpoint: s3.endpoint, dynamoEndpoint: dynamo.endpoint },
+      addresses: { gatewayUrl, internalGatewayUrl, brokerUrl, ...serviceEndpoints },
       logLevel: level,
       region,
       maxUploadBytes,
@@ -261,6 +287,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       idle: async () => {
         await forwarder.idle();
         await broker.idle();
+      },
+      signal: (name, signal) => children.get(name)?.signal(signal),
+      restartStandIn: async (which, downMs = 0) => {
+        if (which === 's3') {
+          await s3.close({ dropConnections: true });
+          await sleep(downMs);
+          s3 = await startS3(s3.port);
+        } else {
+          await dynamo.close({ dropConnections: true });
+          await sleep(downMs);
+          dynamo = await startDynamo(dynamo.port);
+        }
+        logger.warn({ standIn: which, downMs }, `${which} stand-in restarted`);
       },
       stop: () =>
         (stopping ??= (async () => {

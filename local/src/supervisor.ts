@@ -100,6 +100,18 @@ export class SupervisedChild {
     }
   }
 
+  /**
+   * Sends `signal` to the running child (fault injection: SIGKILL as a crash, SIGTERM as a
+   * rollout's drain). Its exit is handled as any crash is: it is restarted with backoff unless the
+   * child is being stopped. Returns the pid signalled, or undefined when no process runs.
+   */
+  signal(signal: NodeJS.Signals): number | undefined {
+    const child = this.process;
+    if (this.stopping || !child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return undefined;
+    child.kill(signal);
+    return child.pid;
+  }
+
   private spawnChild(): void {
     const { spec } = this;
     const args = [...(spec.preload ?? []).flatMap((m) => ['--import', m]), spec.script];

@@ -26,6 +26,8 @@ declare module '@20minutes/s3rver' {
   }
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);
+    /** Set once run() resolves. */
+    httpServer?: import('node:http').Server;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
     reset(): void;
