@@ -5,6 +5,7 @@
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { contentTypes, formatOfContentType, sniffFormat, type ImageFormat } from './formats.js';
+import { strictScale } from './decode.js';
 import { defaultLimits, type ImageLimits } from './limits.js';
 
 export type ImageProblemCode =
@@ -101,12 +102,16 @@ export async function inspectImage(buf: Buffer, limits: ImageLimits = defaultLim
     );
   }
 
-  // Full decode in one sequential pass through a small reduce: every byte of pixel data is read
-  // (JPEG and WebP decode scaled, still parsing all of it) while only a few rows are held. Not
-  // stats(): its several passes make libvips spill a large image to a temporary file.
+  // A strict decode in one sequential pass (see STRICT_MIN_SCALE). Not stats(): its several
+  // passes make libvips spill a large image to a temporary file.
   if (options.fullDecode ?? true) {
     try {
-      await openImage(buf, limits).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
+      // Small (a few rows held at a time) where the format allows: 64 px, or a JPEG's strict scale.
+      const scale = strictScale(sniffed, 64 / Math.max(width, height));
+      await openImage(buf, limits)
+        .resize(Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)), { fit: 'fill' })
+        .raw()
+        .toBuffer();
     } catch (err) {
       return { ok: false, problem: decodeProblem(err) };
     }

@@ -61,6 +61,12 @@ export const approvedSchema = z.object({
   contentType: z.enum(['image/jpeg', 'image/png', 'image/webp']),
   width: z.number().int().positive(),
   height: z.number().int().positive(),
+  /**
+   * The avatar square moderate classified, in displayed coordinates: thumbnail renders exactly it.
+   * Absent from events of earlier versions (in flight during an upgrade): thumbnail then applies
+   * the rule those versions classified by (`squareRegion`).
+   */
+  square: z.object({ left: z.number().int().nonnegative(), top: z.number().int().nonnegative(), size: z.number().int().positive() }).optional(),
   provider: z.string(),
   labels: z.array(labelSchema),
 });

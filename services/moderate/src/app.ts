@@ -58,7 +58,7 @@ import { moderationPolicy, type ModerateConfig } from './config.js';
 import { moderationMetrics, type DecisionOutcome } from './metrics.js';
 import { decide } from './policy.js';
 import type { ModerationProvider } from './providers/provider.js';
-import { moderationViews, type ModerationView } from './views.js';
+import { decodeForModeration, type ModerationDecode } from './views.js';
 
 export const SOURCE = '/avatar-pipeline/moderate';
 
@@ -210,13 +210,14 @@ export function createModerateApp(deps: ModerateDeps): Service {
     const { image } = checked;
 
     const endTimer = metrics.duration.startTimer({ provider: provider.name });
-    let views: ModerationView[];
+    let decoded: ModerationDecode;
     try {
       // The one decode of the pixels (checkImage read the headers): a damaged image fails here.
-      views = await moderationViews(fetched.body, image, { crop: config.THUMBNAIL_CROP, shape: provider.viewShape, limits });
+      decoded = await decodeForModeration(fetched.body, image, { crop: config.THUMBNAIL_CROP, shape: provider.viewShape, limits });
     } catch (err) {
       return invalid(upload, decodeProblem(err), sha256, log);
     }
+    const { views, square } = decoded;
     for (const view of views) metrics.views.inc({ region: view.region, background: view.background });
     const labels = await provider.moderate({
       bucket: upload.bucket,
@@ -247,6 +248,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
       contentType: image.contentType,
       width: image.width,
       height: image.height,
+      square,
       provider: provider.name,
       labels,
     });

@@ -3,7 +3,7 @@
  * announced, its size is within bounds (from HeadObject, before downloading, then during the
  * capped download), and the bytes are a JPEG, PNG or WebP of acceptable dimensions and aspect
  * (from the headers) whose format is the content type declared when the upload was presigned. The
- * pixels are decoded once, after this, into the views a provider judges (`moderationViews`).
+ * pixels are decoded once, after this, into the views a provider judges (`decodeForModeration`).
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { declaredTypeProblem, inspectImage, type ImageLimits, type ImageProblem, type InspectedImage } from '@avatar-pipeline/imaging';
@@ -51,7 +51,7 @@ export async function fetchUpload(
 
 /** The downloaded bytes' headers against the limits and the declared content type. */
 export async function checkImage(body: Buffer, declaredContentType: string, limits: ImageLimits): Promise<{ ok: true; image: InspectedImage } | { ok: false; problem: ImageProblem }> {
-  // moderationViews decodes every pixel right after, with the same limits: a damaged image fails there.
+  // decodeForModeration decodes every pixel right after, with the same limits: a damaged image fails there.
   const inspected = await inspectImage(body, limits, { fullDecode: false });
   if (!inspected.ok) return inspected;
   const mismatch = declaredTypeProblem(inspected.format, declaredContentType);

@@ -2,4 +2,4 @@ export { createModerateApp, SOURCE, type ModerateAppConfig, type ModerateDeps } 
 export { moderateEnv, moderationPolicy, type ModerateConfig } from './config.js';
 export { decide, defaultPolicy, policySchema, type Decision, type Policy } from './policy.js';
 export * from './providers/index.js';
-export { moderationViews, type ModerationView, type ViewOptions, type ViewShape } from './views.js';
+export { decodeForModeration, type ModerationDecode, type ModerationView, type ViewOptions, type ViewShape } from './views.js';

@@ -1,6 +1,9 @@
 /**
  * What a provider is shown of an upload, all cut from one decode: the whole image, and the square
- * the avatars show (`squareRegion`, the rule thumbnail renders by) unless that is the whole image.
+ * the avatars show unless that is the whole image. The same decode decides that square
+ * (`squareRegionIn`), which goes to thumbnail in the approved event, and is moderate's integrity
+ * check: any decoder warning fails it, and at a `strictScale` a damaged image fails here as it
+ * would in a full-size decode (test/hostile.test.ts).
  * A transparent image is shown twice, composited on black and on white: a picture can hide in the
  * alpha channel behind colour channels that are all white (or all black), while the renditions keep
  * the alpha and a client may put them on any background.
@@ -9,11 +12,14 @@ import {
   decodeScaled,
   fromRaw,
   regionIn,
-  squareRegion,
+  squareRegionIn,
+  strictScale,
   type Dimensions,
+  type ImageFormat,
   type ImageLimits,
   type RawImage,
   type SquareCrop,
+  type SquareRegion,
 } from '@avatar-pipeline/imaging';
 
 /** How a provider takes its views: squashed to a model's square input, or scaled to fit a side. */
@@ -35,14 +41,20 @@ export interface ViewOptions {
 
 const backgrounds = { black: '#000000', white: '#ffffff' } as const;
 
-/** `image` is the displayed size `inspectImage` reports. A damaged image throws (every pixel is read). */
-export async function moderationViews(input: Buffer, image: Dimensions, options: ViewOptions): Promise<ModerationView[]> {
+export interface ModerationDecode {
+  views: ModerationView[];
+  /** The avatar square, in `image`'s coordinates. */
+  square: SquareRegion;
+}
+
+/** `image` is what `inspectImage` reports (the displayed size). A damaged image throws. */
+export async function decodeForModeration(input: Buffer, image: Dimensions & { format: ImageFormat }, options: ViewOptions): Promise<ModerationDecode> {
   const { shape, limits } = options;
-  const region = await squareRegion(input, image, options.crop, limits);
-  // Large enough that the square, the short side, keeps every pixel the provider can use.
+  // Large enough that the square, the short side, keeps every pixel the provider can use, and strict.
   const largest = shape.fit === 'fill' ? shape.size : shape.maxSide;
-  const decoded = await decodeScaled(input, image, limits, Math.min(1, largest / Math.min(image.width, image.height)));
-  const square = regionIn(region, image, decoded);
+  const decoded = await decodeScaled(input, image, limits, strictScale(image.format, largest / Math.min(image.width, image.height)));
+  const region = await squareRegionIn(decoded, image, options.crop);
+  const cut = regionIn(region, image, decoded);
 
   const regions = image.width === image.height ? (['whole'] as const) : (['whole', 'square'] as const);
   const composites = isOpaque(decoded) ? (['none'] as const) : (['black', 'white'] as const);
@@ -50,14 +62,14 @@ export async function moderationViews(input: Buffer, image: Dimensions, options:
   for (const part of regions) {
     for (const background of composites) {
       let view = fromRaw(decoded);
-      if (part === 'square') view = view.extract({ left: square.left, top: square.top, width: square.size, height: square.size });
+      if (part === 'square') view = view.extract({ left: cut.left, top: cut.top, width: cut.size, height: cut.size });
       view = background === 'none' ? view.removeAlpha() : view.flatten({ background: backgrounds[background] });
       view = shape.fit === 'fill' ? view.resize(shape.size, shape.size, { fit: 'fill' }) : view.resize(shape.maxSide, shape.maxSide, { fit: 'inside', withoutEnlargement: true });
       const { data, info } = await view.raw().toBuffer({ resolveWithObject: true });
       views.push({ region: part, background, pixels: { data, width: info.width, height: info.height, channels: 3 } });
     }
   }
-  return views;
+  return { views, square: region };
 }
 
 /** No alpha channel, or one that is fully opaque everywhere (then both composites would be the same). */

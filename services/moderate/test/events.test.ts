@@ -8,7 +8,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
-import { imageLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { hiddenInAlpha, meanDifference, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
 import {
   createLogger,
@@ -102,10 +101,13 @@ describe('moderate event handling against s3rver and dynalite', () => {
         contentType,
         width,
         height,
+        square: { top: 0, size: height, left: expect.any(Number) },
         provider: 'nsfwjs',
         labels: [],
       },
     });
+    const { square } = res.reply!.data as { square: { left: number; size: number } };
+    expect(square.left + square.size).toBeLessThanOrEqual(width);
     expect(provider.calls).toHaveLength(1);
     expect(provider.calls[0]).toMatchObject({ bucket: BUCKET, key, format: contentType.slice(6), width, height });
     expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'processing', sha256 });
@@ -394,9 +396,18 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(views.map((view) => `${view.region} on ${view.background}`)).toEqual(['whole on none', 'square on none']);
     expect(detailShare(views[0]!)).toBeLessThan(0.3);
     expect(detailShare(views[1]!)).toBeGreaterThan(0.95);
-    // The square the model saw is the one thumbnail renders: both take it from squareRegion.
-    const region = await squareRegion(input, { width: strip.width, height: strip.height }, config.THUMBNAIL_CROP, imageLimits(config));
-    const square = await sharp(input).extract({ left: region.left, top: region.top, width: region.size, height: region.size }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
+    const square = await sharp(input).extract({ left: strip.tileLeft, top: 0, width: strip.height, height: strip.height }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
+    expect(meanDifference(views[1]!.pixels.data, square)).toBeLessThan(3);
+  });
+
+  it('names in the approved event the square the model saw, for thumbnail to render: the strip\'s one detailed tile', async () => {
+    const input = await tileInStrip();
+    const { uploadId, event } = await upload(input, 'image/png');
+    const res = await deliver(service, event);
+    expect(res.reply).toMatchObject({ id: `${uploadId}.approved`, data: { square: { left: strip.tileLeft, top: 0, size: strip.height } } });
+    const views = provider.calls[0]!.views;
+    expect(views[1]!.region).toBe('square');
+    const square = await sharp(input).extract({ left: strip.tileLeft, top: 0, width: strip.height, height: strip.height }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
     expect(meanDifference(views[1]!.pixels.data, square)).toBeLessThan(3);
   });
 });

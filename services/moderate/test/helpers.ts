@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { defaultLimits, type ImageFormat } from '@avatar-pipeline/imaging';
 import type { ModerationLabel, OutgoingEvent, Service } from '@avatar-pipeline/kit';
 import { deliverEvent } from '@avatar-pipeline/kit/testing';
-import { moderationViews, type ModerationInput, type ModerationProvider, type ModerationView, type ViewShape } from '../src/index.js';
+import { decodeForModeration, type ModerationInput, type ModerationProvider, type ModerationView, type ViewShape } from '../src/index.js';
 
 export const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
 
@@ -28,7 +28,7 @@ export function fakeProvider(answer: (input: ModerationInput) => Promise<Moderat
 export async function moderationInput(image: Buffer, shape: ViewShape, key = 'uploads/p-1/u'): Promise<ModerationInput> {
   const meta = await sharp(image).metadata();
   const displayed = { width: meta.autoOrient.width, height: meta.autoOrient.height };
-  const views = await moderationViews(image, displayed, { crop: 'attention', shape, limits: defaultLimits });
+  const { views } = await decodeForModeration(image, { ...displayed, format: meta.format as ImageFormat }, { crop: 'attention', shape, limits: defaultLimits });
   return { bucket: 'avatars', key, image, format: meta.format as ImageFormat, ...displayed, views };
 }
 

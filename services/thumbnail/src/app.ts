@@ -51,7 +51,7 @@ import {
 import pLimit from 'p-limit';
 import type { ThumbnailConfig } from './config.js';
 import { thumbnailMetrics } from './metrics.js';
-import { renderAvatar, type RenderOptions, type Rendition } from './render.js';
+import { renderAvatar, SquareMismatchError, type RenderOptions, type Rendition } from './render.js';
 
 export const SOURCE = '/avatar-pipeline/thumbnail';
 
@@ -109,14 +109,15 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     }
   }
 
-  async function render(upload: Buffer): Promise<Rendition[]> {
+  async function render(upload: Buffer, square: ApprovedData['square']): Promise<Rendition[]> {
     const end = metrics.duration.startTimer();
     try {
       // Header checks only: renderAvatar decodes every pixel with the same safe options, and a
       // damaged image fails there (moderate has already fully decoded these exact bytes).
       const image = await inspectImage(upload, renderOptions.limits, { fullDecode: false });
       if (!image.ok) throw new PermanentEventError(image.problem.code, image.problem.message);
-      return await renderAvatar(upload, image, renderOptions).catch((err: Error) => {
+      return await renderAvatar(upload, image, renderOptions, square).catch((err: Error) => {
+        if (err instanceof SquareMismatchError) throw new PermanentEventError('square_mismatch', err.message);
         // The same bytes fail the same way every time: retrying cannot help.
         throw new PermanentEventError('undecodable', `the image could not be rendered: ${err.message.split('\n')[0]}`);
       });
@@ -162,7 +163,7 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     }
 
     const started = performance.now();
-    const renditions = await renderQueue(() => render(upload.body));
+    const renditions = await renderQueue(() => render(upload.body, data.square));
     const rendered = performance.now();
     await Promise.all(
       renditions.map((r) =>

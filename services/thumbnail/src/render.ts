@@ -7,10 +7,10 @@
  * (`decodeScaled`: JPEG and WebP shrink on load, memory follows the output); each rendition is
  * derived from that buffer. On the 2-core dev machine that took up to 30% less CPU than one cloned
  * pipeline per output (which decodes the upload once per output) on the photo fixtures, 25% less
- * on a 12 MP JPEG, 55% on a 3000 px PNG. Every square is cut from `squareRegion`, the square
- * moderate classified (a small decode of its own, the same in both services).
+ * on a 12 MP JPEG, 55% on a 3000 px PNG. Every square is cut from the square moderate classified,
+ * which the approved event carries.
  */
-import { decodeScaled, fromRaw, regionIn, squareRegion, type ImageLimits, type SquareCrop } from '@avatar-pipeline/imaging';
+import { decodeScaled, fromRaw, isSquareOf, regionIn, squareRegion, type ImageLimits, type SquareCrop, type SquareRegion } from '@avatar-pipeline/imaging';
 import type { Sharp } from 'sharp';
 
 export interface RenderOptions {
@@ -46,14 +46,26 @@ function decodeScale(width: number, height: number, options: Pick<RenderOptions,
   return Math.min(1, Math.max(options.fullMax / Math.max(width, height), largestSquare / Math.min(width, height)));
 }
 
+/** The square the approved event names is not one of this image (a bug or a forged event). */
+export class SquareMismatchError extends Error {}
+
 /**
  * Renders the squares and the full rendition. `width` and `height` are the displayed
- * dimensions (after EXIF orientation), as `inspectImage` reports them.
+ * dimensions (after EXIF orientation), as `inspectImage` reports them; `square` is the one
+ * moderate classified (without it, from an earlier version's event, the rule it classified by).
  */
-export async function renderAvatar(input: Buffer, image: { width: number; height: number }, options: RenderOptions): Promise<Rendition[]> {
-  const region = await squareRegion(input, image, options.crop, options.limits);
+export async function renderAvatar(
+  input: Buffer,
+  image: { width: number; height: number },
+  options: RenderOptions,
+  square?: SquareRegion,
+): Promise<Rendition[]> {
+  if (square && !isSquareOf(square, image)) {
+    throw new SquareMismatchError(`the square ${JSON.stringify(square)} is not one of this ${image.width}x${image.height} image`);
+  }
+  const region = square ?? (await squareRegion(input, image, options.crop, options.limits));
   const decoded = await decodeScaled(input, image, options.limits, decodeScale(image.width, image.height, options));
-  const square = regionIn(region, image, decoded);
+  const cut = regionIn(region, image, decoded);
   const webp = { quality: options.quality, effort: WEBP_EFFORT };
 
   const encode = async (name: string, pipeline: Sharp): Promise<Rendition> => {
@@ -62,7 +74,7 @@ export async function renderAvatar(input: Buffer, image: { width: number; height
   };
   return Promise.all([
     ...options.sizes.map((size) =>
-      encode(String(size), fromRaw(decoded).extract({ left: square.left, top: square.top, width: square.size, height: square.size }).resize(size, size)),
+      encode(String(size), fromRaw(decoded).extract({ left: cut.left, top: cut.top, width: cut.size, height: cut.size }).resize(size, size)),
     ),
     encode('full', fromRaw(decoded).resize(options.fullMax, options.fullMax, { fit: 'inside', withoutEnlargement: true })),
   ]);

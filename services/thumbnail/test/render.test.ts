@@ -48,7 +48,7 @@ describe('renderAvatar', () => {
     }
   });
 
-  it('cuts every square from exactly the region squareRegion gives moderate', async () => {
+  it('without a square from the approved event, cuts every square from the region squareRegion gives', async () => {
     const cases = [
       ['tileInStrip', await tileInStrip(), 'attention'],
       ['cups-exif-rotated.jpg', await photo('cups-exif-rotated.jpg'), 'attention'],

@@ -10,6 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { garbageAfter, meanDifference, solidImage } from '@avatar-pipeline/imaging/hostile';
 import { createLogger, EventType, objectExists, s3Client, type Service } from '@avatar-pipeline/kit';
 import { startS3Server, type S3Server } from '@avatar-pipeline/local';
@@ -280,6 +281,40 @@ describe('thumbnail service with s3rver', () => {
     }
     // The 1024x640 photo's salient region is off-centre, so the two strategies cut differently.
     expect(squares[0]!.equals(squares[1]!)).toBe(false);
+  });
+
+  it('renders the square the approved event names, and without one the square moderate used to classify', async () => {
+    const original = await photo('cups-exif-rotated.jpg');
+    const dims = { width: 1200, height: 750 };
+    const at = async (playerId: string, square?: { left: number; top: number; size: number }) => {
+      const data = await upload(playerId, original);
+      expect((await deliver(service, square ? { ...data, square } : data)).status).toBe(200);
+      return sharp((await getObject(avatarKeys(playerId, data.uploadId)['256'])).body).resize(32, 32).raw().toBuffer();
+    };
+    const cut = (left: number) => sharp(original).autoOrient().extract({ left, top: 0, width: 750, height: 750 }).resize(32, 32).raw().toBuffer();
+    const legacy = await squareRegion(original, dims, 'attention', defaultLimits);
+    expect(legacy.left).toBeGreaterThan(300);
+    const [left, middle] = [await cut(0), await cut(legacy.left)];
+    // The two cuts differ far more than WebP's loss: the comparison tells them apart.
+    const apart = meanDifference(left, middle);
+    expect(apart).toBeGreaterThan(20);
+    const named = await at('player-square-named', { left: 0, top: 0, size: 750 });
+    expect(meanDifference(named, left)).toBeLessThan(apart / 3);
+    const unnamed = await at('player-square-unnamed');
+    expect(meanDifference(unnamed, middle)).toBeLessThan(apart / 3);
+  });
+
+  it('refuses a square that is not one of the image, rendering nothing', async () => {
+    for (const [n, square] of [
+      [1, { left: 500, top: 0, size: 750 }],
+      [2, { left: 0, top: 0, size: 320 }],
+    ] as const) {
+      const data = await upload(`player-bad-square-${n}`, await photo('cups-exif-rotated.jpg'));
+      const { status, error } = await deliver(service, { ...data, square });
+      expect(status).toBe(422);
+      expect(error?.code).toBe('square_mismatch');
+      expect(await exists(avatarKeys(`player-bad-square-${n}`, data.uploadId)['64'])).toBe(false);
+    }
   });
 
   it('is ready when the bucket answers', async () => {
