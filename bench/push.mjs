@@ -1,19 +1,24 @@
 // Web Push throughput against web-push-testing (a push service emulator that verifies the VAPID
 // signature and decrypts every message), in one run:
-//   sender    push's PushSender: web-push encryption, a cached VAPID header, undici keep-alive pool
+//   sender    push's PushSender: its own aes128gcm encryption (node:crypto), a cached VAPID header,
+//             undici keep-alive pool
 //   web-push  a plain webpush.sendNotification loop (a new VAPID JWT signed per message)
 // Both send the same ready notification round-robin to the same subscriptions, `--concurrency`
 // requests at a time, after a warm-up of each, alternating for `--rounds` rounds; the summary is
 // the median round.
 //
 // Usage (after `npx tsc -b`):
-//   node bench/push.mjs [--subscriptions 200] [--messages 2000] [--concurrency 16] [--rounds 3] [--warmup 1000]
+//   node bench/push.mjs [--subscriptions 200] [--messages 2000] [--concurrency 16] [--rounds 3] [--warmup 1000] [--json]
 //
 // msg/s per core = messages / CPU seconds of this process (process.cpuUsage: user + system), which
 // does not depend on what else uses the cores. The emulator runs in a child process; its CPU time
 // (from /proc) is printed beside it, as is the wall-clock rate, which the emulator bounds here.
 // Requests go to localhost only. web-push speaks https only, so its loop gets an https.Agent whose
 // sockets are plain TCP (the emulator serves http), keep-alive like Node's global agent.
+//
+// Prints a Markdown table (a row per round and sender, then the medians); with --json, only one
+// JSON object instead: { ..., senders: { sender: {...}, "web-push": {...} }, ratio }, where each
+// sender has msgPerCoreSecond and cpuMsPerMessage of the median round, and its rounds.
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { connect } from 'node:net';
@@ -31,6 +36,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1000' },
+    json: { type: 'boolean', default: false },
   },
 });
 const subscriptionCount = Number(values.subscriptions);
@@ -38,6 +44,7 @@ const messages = Number(values.messages);
 const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const warmup = Number(values.warmup);
+const json = values.json;
 
 const subject = 'mailto:bench@example.com';
 const keys = webpush.generateVAPIDKeys();
@@ -128,6 +135,8 @@ async function run(send, count) {
   return {
     perCore: count / cpuSeconds,
     cpuMsPerMessage: (cpuSeconds * 1000) / count,
+    userMsPerMessage: cpu.user / 1000 / count,
+    systemMsPerMessage: cpu.system / 1000 / count,
     wallRate: count / wall,
     emulatorCpu: emulatorBefore === undefined || emulatorAfter === undefined ? undefined : emulatorAfter - emulatorBefore,
   };
@@ -137,30 +146,70 @@ const variants = [
   ['sender', viaSender],
   ['web-push', viaWebPush],
 ];
+const fixed = (value, digits) => (value === undefined ? '' : value.toFixed(digits));
+/** The median round by msg/s per core (the upper middle one for an even count). */
+const medianRound = (list) => [...list].sort((a, b) => a.perCore - b.perCore)[Math.floor(list.length / 2)];
+
 try {
   for (const [, send] of variants) await run(send, warmup);
-  console.log(
-    `${messages} messages x ${rounds} rounds to ${subscriptionCount} subscriptions, concurrency ${concurrency}, payload ${Buffer.byteLength(payload)} B; ` +
-      `${cpus().length} x ${cpus()[0]?.model.trim()}, Node ${process.version}`,
-  );
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model.trim(), node: process.version };
+  if (!json) {
+    console.log(
+      `Web Push: ${messages} messages x ${rounds} rounds to ${subscriptionCount} subscriptions, concurrency ${concurrency}, ` +
+        `payload ${Buffer.byteLength(payload)} B; ${machine.cores} x ${machine.cpu}, Node ${machine.node}\n`,
+    );
+    console.log('| round | sender | msg/s per core | CPU ms/msg | user | system | wall msg/s | emulator CPU s |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  }
   const results = new Map(variants.map(([name]) => [name, []]));
   for (let round = 1; round <= rounds; round++) {
     for (const [name, send] of variants) {
       const r = await run(send, messages);
       results.get(name).push(r);
-      const emu = r.emulatorCpu === undefined ? 'n/a' : `${r.emulatorCpu.toFixed(2)} s`;
-      console.log(
-        `round ${round}  ${name.padEnd(8)}  ${r.perCore.toFixed(0).padStart(6)} msg/s per core  ` +
-          `(${r.cpuMsPerMessage.toFixed(3)} ms CPU/msg)  wall ${r.wallRate.toFixed(0).padStart(5)} msg/s  emulator CPU ${emu}`,
-      );
+      if (!json) {
+        console.log(
+          `| ${round} | ${name} | ${r.perCore.toFixed(0)} | ${r.cpuMsPerMessage.toFixed(3)} | ${r.userMsPerMessage.toFixed(3)} | ` +
+            `${r.systemMsPerMessage.toFixed(3)} | ${r.wallRate.toFixed(0)} | ${fixed(r.emulatorCpu, 2)} |`,
+        );
+      }
     }
   }
-  const median = (name) => {
-    const sorted = results.get(name).map((r) => r.perCore).sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)];
-  };
-  const [sender, plain] = [median('sender'), median('web-push')];
-  console.log(`median: sender ${sender.toFixed(0)} msg/s per core, web-push ${plain.toFixed(0)} msg/s per core (x${(sender / plain).toFixed(2)})`);
+  const medians = Object.fromEntries(variants.map(([name]) => [name, medianRound(results.get(name))]));
+  const ratio = medians.sender.perCore / medians['web-push'].perCore;
+  if (json) {
+    const round3 = (value) => (value === undefined ? null : Math.round(value * 1000) / 1000);
+    const summary = (name) => ({
+      msgPerCoreSecond: Math.round(medians[name].perCore),
+      cpuMsPerMessage: round3(medians[name].cpuMsPerMessage),
+      rounds: results.get(name).map((r) => ({
+        msgPerCoreSecond: Math.round(r.perCore),
+        cpuMsPerMessage: round3(r.cpuMsPerMessage),
+        userMsPerMessage: round3(r.userMsPerMessage),
+        systemMsPerMessage: round3(r.systemMsPerMessage),
+        wallMsgPerSecond: Math.round(r.wallRate),
+        emulatorCpuSeconds: round3(r.emulatorCpu),
+      })),
+    });
+    const report = {
+      bench: 'push',
+      messages,
+      rounds,
+      warmup,
+      subscriptions: subscriptionCount,
+      concurrency,
+      payloadBytes: Buffer.byteLength(payload),
+      ...machine,
+      senders: Object.fromEntries(variants.map(([name]) => [name, summary(name)])),
+      ratio: Math.round(ratio * 100) / 100,
+    };
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    for (const [name] of variants) {
+      const m = medians[name];
+      console.log(`| **median** | ${name} | **${m.perCore.toFixed(0)}** | **${m.cpuMsPerMessage.toFixed(3)}** | | | | |`);
+    }
+    console.log(`\nsender / web-push in msg/s per core (median rounds): x${ratio.toFixed(2)}`);
+  }
 } finally {
   await dispatcher.close();
   plainAgent.destroy();

@@ -190,6 +190,19 @@ describe('push service responses', () => {
     expect(await count('pruned', '4xx')).toBeGreaterThanOrEqual(1);
   });
 
+  it('goes by the status even when the answer has a body longer than it reads', async () => {
+    const playerId = newPlayerId();
+    await device(playerId, `${playerId}-gone`);
+    await device(playerId, `${playerId}-sent`);
+    fake.script(`${playerId}-gone`, { status: 410, body: 'gone '.repeat(20_000) });
+    fake.script(`${playerId}-sent`, { status: 201, body: 'created '.repeat(20_000) });
+
+    expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
+    expect(fake.to(`${playerId}-sent`)).toHaveLength(1);
+    const left = await stack.subscriptions.list(playerId);
+    expect(left.map((s) => s.endpoint)).toEqual([fake.endpoint(`${playerId}-sent`)]);
+  });
+
   it('answers 202 for a player without devices', async () => {
     expect((await deliver(push.service, readyEvent(newPlayerId(), newUploadId()))).status).toBe(202);
   });
