@@ -43,38 +43,42 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 USER 10001:10001
 EXPOSE 8080
+# Each service target below sets NODE_OPTIONS and MALLOC_ARENA_MAX as the kit's serviceRuntime says
+# (services/kit/src/runtime.ts: why these values; the local stack starts its processes the same way).
 
 FROM build AS closure-presign
 RUN production-closure services/presign
 FROM runtime AS presign
 COPY --from=closure-presign /out/ ./
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/presign/dist/main.js"]
 
 FROM build AS closure-s3-source
 RUN production-closure services/s3-source
 FROM runtime AS s3-source
 COPY --from=closure-s3-source /out/ ./
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/s3-source/dist/main.js"]
 
 FROM build AS closure-moderate
 RUN production-closure services/moderate
 FROM runtime AS moderate
 COPY --from=closure-moderate /out/ ./
-# glibc malloc arenas fragment badly under libvips' threads.
-ENV MALLOC_ARENA_MAX=2
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/moderate/dist/main.js"]
 
 FROM build AS closure-thumbnail
 RUN production-closure services/thumbnail
 FROM runtime AS thumbnail
 COPY --from=closure-thumbnail /out/ ./
-ENV MALLOC_ARENA_MAX=2
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/thumbnail/dist/main.js"]
 
 FROM build AS closure-profile
 RUN production-closure services/profile
 FROM runtime AS profile
 COPY --from=closure-profile /out/ ./
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 # profile also runs the reconciler CronJob: `node services/profile/dist/reconcile-main.js`.
 CMD ["node", "services/profile/dist/main.js"]
 
@@ -82,6 +86,7 @@ FROM build AS closure-subscribe
 RUN production-closure services/subscribe
 FROM runtime AS subscribe
 COPY --from=closure-subscribe /out/ ./
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/subscribe/dist/main.js"]
 
 # push also runs the VAPID init Job: `node services/vapid/dist/init.js` (vapid is in its closure).
@@ -89,6 +94,7 @@ FROM build AS closure-push
 RUN production-closure services/push
 FROM runtime AS push
 COPY --from=closure-push /out/ ./
+ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 CMD ["node", "services/push/dist/main.js"]
 
 # kind only: the dev token issuer from the local package, behind the kit's HTTP shell.

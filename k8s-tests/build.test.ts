@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { serviceNames } from '@avatar-pipeline/kit';
+import { runtimeEnv, serviceNames } from '@avatar-pipeline/kit';
 import { environmentNames, type EnvironmentName } from '@avatar-pipeline/cdk8s';
 import { lineage, parseDockerfile } from './support/dockerfile.js';
 import { helmTemplate, NAMESPACE, RELEASE, rendered } from './support/helm.js';
@@ -61,10 +61,13 @@ describe('Dockerfile', () => {
     expect(heredocs).toEqual([]);
   });
 
-  it('limits glibc arenas for the sharp services only', () => {
+  it("starts each service's process as the kit's serviceRuntime says, as the local stack does", () => {
     for (const target of serviceNames) {
-      const env = stage(target)?.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args) ?? [];
-      expect(env.includes('MALLOC_ARENA_MAX=2'), target).toBe(target === 'moderate' || target === 'thumbnail');
+      const pairs = lineage(dockerfile, target)
+        .flatMap((s) => s.instructions.filter((i) => i.keyword === 'ENV'))
+        .flatMap((i) => i.args.split(/\s+/));
+      const env = Object.fromEntries(pairs.map((pair) => pair.split(/=(.*)/s).slice(0, 2)));
+      expect({ NODE_OPTIONS: env['NODE_OPTIONS'], MALLOC_ARENA_MAX: env['MALLOC_ARENA_MAX'] }, target).toEqual(runtimeEnv(target));
     }
   });
 

@@ -1,9 +1,10 @@
 /**
  * Each service's environment in the local stack: the same variables the cluster sets, pointing
- * at the local stand-ins. Whatever else is in the stack's own environment (MODERATION_PROVIDER,
+ * at the local stand-ins, and those its image sets (NODE_OPTIONS, MALLOC_ARENA_MAX: the kit's
+ * serviceRuntime). Whatever else is in the stack's own environment (MODERATION_PROVIDER,
  * THUMBNAIL_SIZES, ...) passes through underneath.
  */
-import { eventAudience, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
+import { eventAudience, runtimeEnv, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
 import { DEV_ALGORITHM } from './issuer.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 
@@ -48,8 +49,14 @@ const LOCAL_VAPID_SUBJECT = 'mailto:avatar-pipeline@example.com';
 
 export function serviceEnv(name: ServiceName, options: ServiceEnvOptions): Record<string, string | undefined> {
   const { addresses } = options;
+  // The process starts as in its image (the kit's serviceRuntime): the stack's own environment
+  // may override, as a pod's may; node options it has come after the service's own.
+  const runtime = runtimeEnv(name);
+  const inheritedNodeOptions = options.inherited['NODE_OPTIONS']?.trim();
   return {
+    ...runtime,
     ...options.inherited,
+    NODE_OPTIONS: inheritedNodeOptions ? `${runtime.NODE_OPTIONS} ${inheritedNodeOptions}` : runtime.NODE_OPTIONS,
     // Internal endpoints (events, dead letters, metrics) stay off the network; the gateway is the way in.
     HOST: '127.0.0.1',
     LOG_LEVEL: options.logLevel,

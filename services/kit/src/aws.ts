@@ -1,7 +1,7 @@
 /** AWS SDK v3 client factories that honour endpoint overrides for local and in-cluster stand-ins. */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { documentSdk, dynamoSdk, s3Sdk } from './sdk.js';
 
 export interface AwsOptions {
   region: string;
@@ -18,6 +18,7 @@ export function clientOptions(region: string, endpoint?: string, credentials?: A
 }
 
 export function s3Client(options: AwsOptions): S3Client {
+  const { S3Client } = s3Sdk();
   const client = new S3Client({
     ...clientOptions(options.region, options.s3Endpoint, options.credentials),
     forcePathStyle: Boolean(options.s3Endpoint),
@@ -41,6 +42,8 @@ export function s3Client(options: AwsOptions): S3Client {
 }
 
 export function dynamoDocumentClient(options: AwsOptions): DynamoDBDocumentClient {
+  const { DynamoDBClient } = dynamoSdk();
+  const { DynamoDBDocumentClient } = documentSdk();
   return DynamoDBDocumentClient.from(new DynamoDBClient(clientOptions(options.region, options.dynamodbEndpoint, options.credentials)), {
     marshallOptions: { removeUndefinedValues: true },
   });

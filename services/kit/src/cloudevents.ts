@@ -6,12 +6,13 @@
  * Status codes follow Knative's retry rules: 2xx is success, 5xx is retried, and other 4xx
  * (a malformed or unexpected event) goes straight to the dead-letter sink.
  */
-import { CloudEvent, HTTP, ValidationError } from 'cloudevents';
+import type { CloudEvent } from 'cloudevents';
 import type { Context, Handler } from 'hono';
 import type { z } from 'zod';
 import { readTokenFile, verifyBearer } from './auth.js';
 import { HttpError, describeZodError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
+import { cloudEventsSdk } from './sdk.js';
 import type { AppEnv, Service } from './service.js';
 import { eventTypeLabel } from './topology.js';
 
@@ -70,6 +71,7 @@ export function on<T>(
 
 /** Parses a request body (binary or structured mode) into one valid CloudEvent. */
 export function toCloudEvent(headers: Record<string, string>, body: string): CloudEvent<unknown> {
+  const { HTTP, ValidationError } = cloudEventsSdk();
   const parsed = HTTP.toEvent({ headers, body });
   if (Array.isArray(parsed)) throw new ValidationError('batched events are not accepted');
   const ce = parsed as CloudEvent<unknown>;
@@ -91,6 +93,7 @@ function hasOwnId(body: string): boolean {
 }
 
 export function buildCloudEvent(event: OutgoingEvent): CloudEvent<unknown> {
+  const { CloudEvent } = cloudEventsSdk();
   return new CloudEvent<unknown>({
     specversion: '1.0',
     id: event.id,
@@ -106,7 +109,7 @@ export function buildCloudEvent(event: OutgoingEvent): CloudEvent<unknown> {
 
 /** Serializes an event in binary mode: ce-* headers plus the JSON data as body. */
 export function toBinary(event: OutgoingEvent): { headers: Record<string, string>; body: string } {
-  const message = HTTP.binary(buildCloudEvent(event));
+  const message = cloudEventsSdk().HTTP.binary(buildCloudEvent(event));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.headers)) if (value !== undefined) headers[name] = String(value);
   return { headers, body: typeof message.body === 'string' ? message.body : JSON.stringify(message.body) };
@@ -143,6 +146,8 @@ const known = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time',
 export function eventEndpoint(service: Service, routes: readonly EventRoute<any>[]): Handler<AppEnv> {
   const { eventsHandled, eventDuration } = service.metrics;
   const auth = service.eventAuth;
+  // A service with an event endpoint loads the CloudEvents package at start, not on its first event.
+  cloudEventsSdk();
   return async (c) => {
     if (auth) {
       try {

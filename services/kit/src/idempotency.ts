@@ -4,9 +4,13 @@
  * a redelivery with that same reply instead of doing the work again.
  */
 import { createHash } from 'node:crypto';
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { OutgoingEvent } from './cloudevents.js';
+import { documentCommand } from './sdk.js';
 import { TTL_ATTRIBUTE, epochSeconds, systemClock, type Clock } from './table.js';
+
+const GetCommand = documentCommand('GetCommand');
+const PutCommand = documentCommand('PutCommand');
 
 const DEFAULT_TTL_SECONDS = 7 * 24 * 3600;
 

@@ -19,3 +19,4 @@ export * from './objects.js';
 export * from './readiness.js';
 export * from './push-endpoint.js';
 export * from './subscriptions.js';
+export * from './runtime.js';

@@ -4,15 +4,14 @@
  * told apart from a transient failure by its HTTP status, and content is named by its SHA-256.
  */
 import { createHash } from 'node:crypto';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type GetObjectCommandInput,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { GetObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import { s3Command } from './sdk.js';
+
+const DeleteObjectCommand = s3Command('DeleteObjectCommand');
+const GetObjectCommand = s3Command('GetObjectCommand');
+const HeadBucketCommand = s3Command('HeadBucketCommand');
+const HeadObjectCommand = s3Command('HeadObjectCommand');
+const ListObjectsV2Command = s3Command('ListObjectsV2Command');
 
 export class ObjectTooLargeError extends Error {
   constructor(

@@ -8,10 +8,12 @@
  * the increment once the window is full, so refused requests do not count.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Counter, type Registry } from 'prom-client';
 import { HttpError } from './errors.js';
+import { documentCommand } from './sdk.js';
 import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from './table.js';
+
+const UpdateCommand = documentCommand('UpdateCommand');
 
 export interface RateLimitOptions {
   /** Names the limited action (`uploads`, `subscriptions`): part of the key and the metric label. */

@@ -1,5 +1,8 @@
 /** Readiness checks shared by services (see `bucketReadiness` in objects.ts for S3). */
-import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { documentCommand } from './sdk.js';
+
+const GetCommand = documentCommand('GetCommand');
 
 /** A consistent read of a key that never exists: proves the table, endpoint and credentials work, at no cost. */
 export function tableReadiness(doc: DynamoDBDocumentClient, table: string): () => Promise<unknown> {

@@ -18,8 +18,14 @@
  * holder's item goes first, then the claim, then the new item.
  */
 import { createHash } from 'node:crypto';
-import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { documentCommand } from './sdk.js';
 import { TTL_ATTRIBUTE, isConditionFailure, keys, systemClock, type Clock } from './table.js';
+
+const DeleteCommand = documentCommand('DeleteCommand');
+const GetCommand = documentCommand('GetCommand');
+const QueryCommand = documentCommand('QueryCommand');
+const UpdateCommand = documentCommand('UpdateCommand');
 
 /** A browser's PushSubscriptionJSON, validated. `expirationTime` is epoch milliseconds. */
 export interface PushSubscriptionData {

@@ -11,18 +11,19 @@
  * Upload items also carry `openStatus` and `openSince` while the reconciler watches them: the keys
  * of the sparse global secondary index `open-uploads` (see `openUploadsIndex`).
  */
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  UpdateTableCommand,
-  UpdateTimeToLiveCommand,
-  type AttributeDefinition,
-  type DynamoDBClient,
-  type GlobalSecondaryIndex,
-} from '@aws-sdk/client-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
+import type { AttributeDefinition, DynamoDBClient, GlobalSecondaryIndex } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient, NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { Avatar, ModerationLabel, Reason } from './events.js';
+import { documentCommand, dynamoCommand } from './sdk.js';
+
+const CreateTableCommand = dynamoCommand('CreateTableCommand');
+const DescribeTableCommand = dynamoCommand('DescribeTableCommand');
+const UpdateTableCommand = dynamoCommand('UpdateTableCommand');
+const UpdateTimeToLiveCommand = dynamoCommand('UpdateTimeToLiveCommand');
+const GetCommand = documentCommand('GetCommand');
+const PutCommand = documentCommand('PutCommand');
+const QueryCommand = documentCommand('QueryCommand');
+const UpdateCommand = documentCommand('UpdateCommand');
 
 export const TTL_ATTRIBUTE = 'expiresAt';
 
@@ -99,8 +100,9 @@ export interface UploadRecord {
 const PENDING_TTL_SECONDS = 24 * 3600;
 const FINISHED_TTL_SECONDS = 30 * 24 * 3600;
 
+/** The SDK's ConditionalCheckFailedException (or a stand-in's error of that name), known by its name. */
 export function isConditionFailure(err: unknown): boolean {
-  return err instanceof ConditionalCheckFailedException || (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+  return (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
 /** An upload item as its record: the table's keys, TTL and index attributes left out. */

@@ -8,8 +8,16 @@
  * retries it a few times within a small budget and reports the outcome; the caller counts it and
  * marks the profile when it failed (see `ProfileStore.markPictureSyncPending`).
  */
-import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { createRequire } from 'node:module';
+import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { clientOptions } from '@avatar-pipeline/kit';
+
+/**
+ * The Cognito SDK, loaded only where a user pool is configured (it is a large module graph). A
+ * CommonJS package without an `exports` map: `require` gets the module an `import` would.
+ */
+const cognitoSdk = (): typeof import('@aws-sdk/client-cognito-identity-provider') =>
+  createRequire(import.meta.url)('@aws-sdk/client-cognito-identity-provider') as typeof import('@aws-sdk/client-cognito-identity-provider');
 
 export interface PictureSync {
   /**
@@ -20,10 +28,12 @@ export interface PictureSync {
 }
 
 export function cognitoClient(region: string, endpoint?: string): CognitoIdentityProviderClient {
+  const { CognitoIdentityProviderClient } = cognitoSdk();
   return new CognitoIdentityProviderClient(clientOptions(region, endpoint));
 }
 
 export function cognitoPictureSync(client: CognitoIdentityProviderClient, userPoolId: string): PictureSync {
+  const { AdminUpdateUserAttributesCommand } = cognitoSdk();
   return {
     async setPicture(playerId, url, signal) {
       try {

@@ -1,5 +1,4 @@
 /** Entry point: configuration, real clients, and the HTTP server plus, in SQS mode, the poller. */
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions, createLogger, listenOptions, main, runService } from '@avatar-pipeline/kit';
 import { createS3Source } from './app.js';
 import { loadS3SourceConfig } from './config.js';
@@ -8,7 +7,8 @@ main(async () => {
   // Every configuration problem, the choice of input included, stops here with one line.
   const { config, mode } = loadS3SourceConfig();
   const logger = createLogger('s3-source', config.LOG_LEVEL);
-  const sqs = mode.input === 'sqs' ? new SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
+  // The SQS client is loaded only in SQS mode: the webhook mode never needs it.
+  const sqs = mode.input === 'sqs' ? new (await import('@aws-sdk/client-sqs')).SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
   const source = createS3Source({ config, logger, sqs });
   const { poller } = source;
 

@@ -9,10 +9,17 @@
  * visible again is given up (left for redelivery), and a delete has a few seconds. `close` stops
  * receiving at once and gives the batch in hand until the grace period is nearly over.
  */
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { Counter, Registry } from 'prom-client';
 import type { Logger } from '@avatar-pipeline/kit';
+
+/**
+ * The SQS SDK, loaded with the first poller: the webhook mode (the default) never needs it. A
+ * CommonJS package without an `exports` map: `require` gets the module an `import` would.
+ */
+const sqsSdk = (): typeof import('@aws-sdk/client-sqs') => createRequire(import.meta.url)('@aws-sdk/client-sqs') as typeof import('@aws-sdk/client-sqs');
 
 export interface SqsPollerOptions {
   client: Pick<SQSClient, 'send'>;
@@ -87,6 +94,7 @@ export class SqsPoller {
   private readonly handleWithinMs: number;
   private readonly messages: Counter<'outcome'>;
   private readonly receiveFailures: Counter;
+  private readonly sdk = sqsSdk();
 
   constructor(private readonly options: SqsPollerOptions) {
     this.log = options.logger.child({ queueUrl: options.queueUrl });
@@ -171,7 +179,7 @@ export class SqsPoller {
       try {
         const received = await until(
           this.options.client.send(
-            new ReceiveMessageCommand({
+            new this.sdk.ReceiveMessageCommand({
               QueueUrl: this.options.queueUrl,
               WaitTimeSeconds: this.problem ? 0 : WAIT_TIME_SECONDS,
               MaxNumberOfMessages: MAX_MESSAGES,
@@ -214,7 +222,7 @@ export class SqsPoller {
       try {
         const call = deadline(this.deleteTimeoutMs);
         const { Failed = [] } = await until(
-          this.options.client.send(new DeleteMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries }), { abortSignal: call.signal }),
+          this.options.client.send(new this.sdk.DeleteMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries }), { abortSignal: call.signal }),
           call.signal,
         ).finally(call.dispose);
         for (const failure of Failed) this.log.warn({ code: failure.Code, problem: failure.Message }, 'could not delete a delivered message; it will be redelivered');

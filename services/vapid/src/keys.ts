@@ -3,8 +3,11 @@
  * as `applicationServerKey`, both base64url as web-push expects them.
  */
 import { createECDH } from 'node:crypto';
-import webpush from 'web-push';
+import { createRequire } from 'node:module';
 import { ConfigError } from '@avatar-pipeline/kit';
+
+/** web-push, loaded only to make a pair (the init Job, the local stack): services only read theirs. */
+const webpush = (): typeof import('web-push') => createRequire(import.meta.url)('web-push') as typeof import('web-push');
 
 export interface VapidKeys {
   /** base64url, the uncompressed P-256 point: 65 bytes starting 0x04. */
@@ -27,7 +30,7 @@ function decode(value: string, what: string, bytes: number): Buffer {
 }
 
 export function generateVapidKeys(): VapidKeys {
-  const { publicKey, privateKey } = webpush.generateVAPIDKeys();
+  const { publicKey, privateKey } = webpush().generateVAPIDKeys();
   return { publicKey, privateKey };
 }
 
