@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { createService, HttpError, jsonBody, parseParam, type ReadinessCheck } from '../src/index.js';
+import { createService, HttpError, jsonBody, parseParam, runService, type ReadinessCheck } from '../src/index.js';
 import { captureLogs } from './helpers.js';
 
 function service(readiness?: Record<string, ReadinessCheck>, bodyLimitBytes?: number) {
@@ -236,6 +236,41 @@ describe('request validation', () => {
     expect(streamed.status).toBe(413);
     expect((await errorOf(streamed)).code).toBe('payload_too_large');
     expect((await svc.app.request('/things', json({ name: 'ok', size: 1 }))).status).toBe(201);
+  });
+
+  it('applies the body limit over HTTP too: declared lengths from the header, chunked bodies as read', async () => {
+    const svc = validated(100);
+    svc.app.get('/plain', (c) => c.json({ ok: true }));
+    const running = await runService(svc, { port: 0, hostname: '127.0.0.1', graceMs: 1000 });
+    try {
+      const url = `http://127.0.0.1:${running.port}`;
+      const big = JSON.stringify({ name: 'x'.repeat(200), size: 1 });
+      const declared = await fetch(`${url}/things`, json(big));
+      expect(declared.status).toBe(413);
+      expect((await errorOf(declared)).code).toBe('payload_too_large');
+      const chunked = (body: string) =>
+        fetch(`${url}/things`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: new ReadableStream({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode(body));
+              controller.close();
+            },
+          }),
+          duplex: 'half',
+        } as RequestInit);
+      const streamed = await chunked(big);
+      expect(streamed.status).toBe(413);
+      expect((await errorOf(streamed)).code).toBe('payload_too_large');
+      expect((await chunked(JSON.stringify({ name: 'ok', size: 1 }))).status).toBe(201);
+      const small = await fetch(`${url}/things`, json({ name: 'ok', size: 1 }));
+      expect(small.status).toBe(201);
+      expect(await small.json()).toEqual({ got: { name: 'ok', size: 1 } });
+      expect((await fetch(`${url}/plain`)).status).toBe(200);
+    } finally {
+      await running.close();
+    }
   });
 
   it('validates parameters with 400 or 404', async () => {

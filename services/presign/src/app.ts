@@ -5,7 +5,6 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { Counter } from 'prom-client';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
@@ -27,6 +26,7 @@ import {
   type Service,
 } from '@avatar-pipeline/kit';
 import { allowedContentTypes, type AllowedContentType } from './config.js';
+import { PostSigner, type SignedPost } from './post-signer.js';
 
 export interface PresignSettings {
   bucket: string;
@@ -77,14 +77,6 @@ function isAllowedType(type: string): type is AllowedContentType {
   return (allowedContentTypes as readonly string[]).includes(type);
 }
 
-/** The policy document is the source of truth for when the POST stops working. */
-function policyExpiration(fields: Record<string, string>): string {
-  const policy = fields['Policy'];
-  if (!policy) throw new Error('presigned POST carries no policy');
-  const { expiration } = JSON.parse(Buffer.from(policy, 'base64').toString('utf8')) as { expiration: string };
-  return expiration;
-}
-
 export function createPresignService(deps: PresignDependencies): Service {
   const { s3, doc, settings } = deps;
   const clock = deps.clock ?? systemClock;
@@ -102,6 +94,7 @@ export function createPresignService(deps: PresignDependencies): Service {
     registers: [registry],
   });
   const uploads = new UploadStore(doc, settings.table, clock);
+  const signer = new PostSigner(s3);
   const limiter = new RateLimiter(doc, settings.table, {
     scope: 'uploads',
     limit: settings.rateLimit.uploads,
@@ -138,9 +131,9 @@ export function createPresignService(deps: PresignDependencies): Service {
     const key = uploadKey(playerId, uploadId);
     // Signing is local computation (plus fetching credentials): nothing is issued until the
     // pending record exists, so a failed write leaves no ticket behind.
-    let post: Awaited<ReturnType<typeof createPresignedPost>>;
+    let post: SignedPost;
     try {
-      post = await createPresignedPost(s3, {
+      post = await signer.sign({
         Bucket: settings.bucket,
         Key: key,
         Expires: settings.expiresSeconds,
@@ -150,7 +143,8 @@ export function createPresignService(deps: PresignDependencies): Service {
     } catch (err) {
       throw unavailable(log, err, 'signing the upload failed');
     }
-    const expiresAt = policyExpiration(post.fields);
+    // The policy document's expiration: the source of truth for when the POST stops working.
+    const { expiresAt } = post;
     try {
       // The ticket's expiry starts the reconciler's clock: a pending upload ends `expired` some time after it.
       await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength, ticketExpiresAt: expiresAt });
