@@ -32,6 +32,7 @@ import { Backoff, Limiter } from './broker/scheduling.js';
 
 export type { UndeliverableEvent } from './broker/dispatcher.js';
 export { backoffMs, isRetryable } from './broker/delivery.js';
+export { cachedTokens, TOKEN_REUSE_MS, type TokenCacheOptions } from './broker/tokens.js';
 
 export interface BrokerOptions {
   triggers: readonly TriggerSpec[];
@@ -116,6 +117,7 @@ export function createBroker(options: BrokerOptions): Broker {
       counters.ingested.inc({ origin, outcome: 'invalid' });
       throw new HttpError(400, 'invalid_event', `not a valid CloudEvent: ${describeError(err)}`);
     }
+    const acceptedAt = performance.now();
     const log = logger.child({ ceId: event.id, ceType: event.type, origin });
     const ttl = ingressTtl(event);
     if (ttl <= 0) {
@@ -134,7 +136,7 @@ export function createBroker(options: BrokerOptions): Broker {
     log.debug({ triggers: matched.map((t) => t.name) }, 'event accepted');
     for (const trigger of matched) {
       pending.enter();
-      void deliver(stored, trigger).finally(() => pending.leave());
+      void deliver(stored, trigger, acceptedAt).finally(() => pending.leave());
     }
     return matched.map((t) => t.name);
   }

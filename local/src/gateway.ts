@@ -6,7 +6,7 @@
 import type { Context, Handler, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { proxy } from 'hono/proxy';
-import { apiRoutes, createService, errorBody, type ApiRoute, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes, createMetrics, createService, errorBody, type ApiRoute, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
 
 /** Anything that answers fetch requests in process (a Hono app). */
 export interface FetchTarget {
@@ -60,6 +60,9 @@ export function createGateway(options: GatewayOptions): Service {
   const service = createService({
     name: 'gateway',
     logger: options.logger,
+    // Its own request metrics only: the process's runtime metrics (and their event-loop monitor,
+    // which wakes the process every few ms) are the broker's, in the same process.
+    metrics: createMetrics('gateway', { defaults: false }),
     bodyLimitBytes: options.maxBodyBytes,
     ...(options.readiness ? { readiness: options.readiness } : {}),
   });

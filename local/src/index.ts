@@ -1,8 +1,14 @@
 export * from './dynamo.js';
 export * from './issuer.js';
+// The gateway, the services' environment and port picking, for tools that assemble part of the stack (bench/presign.mjs).
+export * from './gateway.js';
+export * from './ports.js';
+export * from './service-env.js';
 export * from './s3.js';
 export * from './post-policy.js';
 export * from './broker.js';
 export * from './stack.js';
 export * from './web-push-testing.js';
 export * from './web-client.js';
+// The public API's client (tickets, the form POST, status), for the fault runs and bench/pipeline.mjs.
+export * from './client.js';

@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { z } from 'zod';
-import { createService, jsonBody, playerIdSchema, type Logger, type Service } from '@avatar-pipeline/kit';
+import { createMetrics, createService, jsonBody, playerIdSchema, type Logger, type Service } from '@avatar-pipeline/kit';
 
 export const DEV_ALGORITHM = 'ES256';
 
@@ -63,7 +63,8 @@ export async function createDevIssuer(options: IssuerOptions): Promise<DevIssuer
       .sign(key);
   const mint = (playerId: string, claims: Record<string, unknown> = {}) => sign(playerId, options.audience, claims);
 
-  const service = createService({ name: 'dev-issuer', logger: options.logger });
+  // No runtime metrics of its own: it runs inside the stack's process, whose broker exports them.
+  const service = createService({ name: 'dev-issuer', logger: options.logger, metrics: createMetrics('dev-issuer', { defaults: false }) });
   const { app } = service;
   app.get('/.well-known/jwks.json', (c) => c.json({ keys: [publicJwk] }));
   app.get('/.well-known/openid-configuration', (c) =>

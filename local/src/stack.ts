@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, eventAudience, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
 import { createBroker } from './broker.js';
+import { cachedTokens, TOKEN_REUSE_MS } from './broker/tokens.js';
 import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
 import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/vapid';
@@ -97,6 +98,8 @@ export interface Stack {
    * backoff) as after any crash. Returns the pid, or undefined when the service is not running.
    */
   signal(name: ServiceName, signal: NodeJS.Signals): number | undefined;
+  /** The process id of a running service (benchmarks read its CPU time from /proc). */
+  pid(name: ServiceName): number | undefined;
   /**
    * Fault injection: stops a stand-in at once (open connections cut, as in a crash), waits
    * `downMs`, and starts it again on the same port with the same data.
@@ -202,7 +205,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       resolve: ({ service }) => running(service) ?? `http://${service}.not-running.invalid`,
       logger: loggerFor('broker'),
       address: brokerUrl,
-      token: ({ service }) => issuer.mintFor(eventAudience(LOCAL_NAMESPACE, service), 'local-broker'),
+      token: cachedTokens(({ service }) => issuer.mintFor(eventAudience(LOCAL_NAMESPACE, service), 'local-broker'), { maxAgeMs: TOKEN_REUSE_MS }),
       ...(options.backoffScale !== undefined ? { backoffScale: options.backoffScale } : {}),
     });
     brokerFetch = broker.service.app.fetch;
@@ -289,6 +292,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         await broker.idle();
       },
       signal: (name, signal) => children.get(name)?.signal(signal),
+      pid: (name) => children.get(name)?.pid,
       restartStandIn: async (which, downMs = 0) => {
         if (which === 's3') {
           await s3.close({ dropConnections: true });

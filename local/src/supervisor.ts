@@ -70,6 +70,12 @@ export class SupervisedChild {
     return this.ready;
   }
 
+  /** The running process's id (it changes when the child is restarted), for reading its CPU and memory from /proc. */
+  get pid(): number | undefined {
+    const child = this.process;
+    return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+  }
+
   /** The child's most recent log lines (for error messages). */
   get lastLines(): readonly string[] {
     return this.lines;

@@ -20,6 +20,8 @@ export interface WebPushTesting {
   /** http://localhost:<port> */
   url: string;
   port: number;
+  /** The emulator's process id (benchmarks read its CPU time from /proc). */
+  pid: number | undefined;
   /** `localhost:<port>`: the PUSH_ALLOWED_HOSTS entry for this emulator. */
   host: string;
   /** A new subscription for the application server key (a VAPID public key, base64url). */
@@ -103,6 +105,7 @@ export async function startWebPushTesting(): Promise<WebPushTesting> {
     return {
       url,
       port,
+      pid: child.pid,
       host: `localhost:${port}`,
       async subscribe(applicationServerKey) {
         // The emulator insists on the string "true", as a browser's form would send it.

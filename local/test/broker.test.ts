@@ -478,6 +478,8 @@ describe('local broker: operations', () => {
     expect(await h.metric('broker_deliveries_total', { trigger: 'moderate-uploads', outcome: 'delivered' })).toBe(1);
     expect(await h.metric('broker_deliveries_total', { trigger: 'push-failed', outcome: 'dead_lettered' })).toBe(0);
     expect(await h.metric('broker_delivery_duration_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
+    // Arrival to the first attempt's dispatch (Knative's event_processing_latencies), once per event and trigger.
+    expect(await h.metric('broker_event_processing_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
     expect(await h.metric('broker_pending_deliveries')).toBe(0);
     expect(await h.metric('broker_events_ingested_total', { origin: 'http', outcome: 'routed' })).toBe(1);
   });

@@ -68,14 +68,17 @@ interface Sent {
   target: string;
 }
 
-export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: TriggerSpec) => Promise<void> {
+/** `acceptedAt`: when the broker took the event (performance.now()), for broker_event_processing_seconds. */
+export type Deliver = (event: Event, trigger: TriggerSpec, acceptedAt?: number) => Promise<void>;
+
+export function createDispatcher(o: DispatcherOptions): Deliver {
   /** Resolved at every attempt, so a service that comes up late is found on a retry. */
   const urlOf = (d: Destination) => {
     const base = o.resolve(d);
     return base === undefined ? undefined : `${base.replace(/\/+$/, '')}${d.path}`;
   };
 
-  async function send(d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger): Promise<Sent> {
+  async function send(d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger, acceptedAt?: number): Promise<Sent> {
     const policy = role === 'subscriber' ? trigger.delivery : o.deadLetterPolicy;
     const timeoutMs = durationMs(policy.timeout);
     let last: AttemptResult | undefined;
@@ -89,6 +92,7 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
           return { ok: false, status: undefined, retryable: true, problem: `no address for service ${d.service}`, error: undefined };
         }
         const signed = o.token ? { ...message, headers: { ...message.headers, authorization: `Bearer ${await o.token(d)}` } } : message;
+        if (retry === 0 && acceptedAt !== undefined) o.metrics.processing.observe({ trigger: trigger.name }, (performance.now() - acceptedAt) / 1000);
         const end = role === 'subscriber' ? o.metrics.duration.startTimer({ trigger: trigger.name }) : undefined;
         try {
           return await attempt(url, signed, { fetch: o.fetch, timeoutMs, expectReply: role === 'subscriber' });
@@ -146,11 +150,11 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
     park(failed, trigger, sent.interrupted ? 'broker_closed' : 'dead_letter_failed', sent, log);
   }
 
-  async function deliver(event: Event, trigger: TriggerSpec, log: Logger): Promise<void> {
+  async function deliver(event: Event, trigger: TriggerSpec, log: Logger, acceptedAt: number | undefined): Promise<void> {
     const message = toBinaryMessage(forSubscriber(event));
     // Brokers announce that they take reply events (Knative sends this to every subscriber).
     message.headers['prefer'] = 'reply';
-    const sent = await send(trigger.subscriber, message, trigger, 'subscriber', log);
+    const sent = await send(trigger.subscriber, message, trigger, 'subscriber', log, acceptedAt);
     const last = sent.last;
     if (sent.interrupted || !last) return park(event, trigger, 'broker_closed', sent, log);
     if (!last.ok) return deadLetter(event, trigger, last.error, log);
@@ -173,10 +177,10 @@ export function createDispatcher(o: DispatcherOptions): (event: Event, trigger: 
     log.info({ attempts: sent.attempts, status: last.status, ...(last.reply ? { replyId: last.reply.id, replyType: last.reply.type } : {}) }, 'event delivered');
   }
 
-  return async (event, trigger) => {
+  return async (event, trigger, acceptedAt) => {
     const log = o.logger.child({ ceId: event.id, ceType: event.type, trigger: trigger.name });
     try {
-      await deliver(event, trigger, log);
+      await deliver(event, trigger, log, acceptedAt);
     } catch (err) {
       // A bug, or a resolver that throws: keep the event rather than lose it.
       log.error({ err }, 'delivery failed unexpectedly');

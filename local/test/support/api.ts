@@ -1,74 +1,13 @@
-/** A small client for the stack's public API, as a game client would use it. */
+/** The stack's API client (local/src/client.ts) and the tests' polling helper. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { UploadTicket } from '@avatar-pipeline/presign';
+import type { UploadTicket as PresignTicket } from '@avatar-pipeline/presign';
+import type { UploadTicket } from '../../src/client.js';
 
-export type { UploadTicket };
+export { ApiClient, postUpload, type UploadStatus, type UploadTicket } from '../../src/client.js';
 
-export interface UploadStatus {
-  uploadId: string;
-  status: 'pending' | 'processing' | 'ready' | 'rejected' | 'failed' | 'expired';
-  reason?: { code: string; message: string };
-  avatar?: { thumbnails: Record<string, string>; full: string };
-  updatedAt: string;
-}
-
-export class ApiClient {
-  constructor(readonly baseUrl: string) {}
-
-  async json<T>(path: string, init: RequestInit & { token?: string; body?: string } = {}): Promise<{ status: number; body: T; headers: Headers }> {
-    const { token, ...rest } = init;
-    const headers = new Headers(rest.headers);
-    if (token) headers.set('authorization', `Bearer ${token}`);
-    if (rest.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
-    const res = await fetch(`${this.baseUrl}${path}`, { ...rest, headers });
-    const text = await res.text();
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      throw new Error(`${init.method ?? 'GET'} ${path} answered ${res.status} with non-JSON: ${text.slice(0, 200)}`);
-    }
-    return { status: res.status, body: body as T, headers: res.headers };
-  }
-
-  async token(playerId: string): Promise<string> {
-    const res = await this.json<{ token: string }>('/dev/token', { method: 'POST', body: JSON.stringify({ playerId }) });
-    if (res.status !== 200) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body.token;
-  }
-
-  async requestUpload(token: string, contentType: string, contentLength: number): Promise<UploadTicket> {
-    const res = await this.json<UploadTicket>('/v1/uploads', { method: 'POST', token, body: JSON.stringify({ contentType, contentLength }) });
-    if (res.status !== 201) throw new Error(`upload request: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body;
-  }
-
-  async status(token: string, uploadId: string): Promise<UploadStatus> {
-    const res = await this.json<UploadStatus>(`/v1/uploads/${uploadId}`, { token });
-    if (res.status !== 200) throw new Error(`status: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body;
-  }
-
-  /** Polls the upload until it reaches a terminal status. */
-  async settled(token: string, uploadId: string, timeoutMs = 20_000): Promise<UploadStatus> {
-    const deadline = Date.now() + timeoutMs;
-    let last: UploadStatus | undefined;
-    while (Date.now() < deadline) {
-      last = await this.status(token, uploadId);
-      if (last.status === 'ready' || last.status === 'rejected' || last.status === 'failed' || last.status === 'expired') return last;
-      await sleep(100);
-    }
-    throw new Error(`upload ${uploadId} still ${last?.status} after ${timeoutMs} ms`);
-  }
-}
-
-/** Posts a file to a presigned POST the way a browser form does: the policy's fields, then the file. */
-export async function postUpload(ticket: UploadTicket, file: Uint8Array, contentType: string): Promise<Response> {
-  const form = new FormData();
-  for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
-  form.append('file', new Blob([file], { type: contentType }), 'avatar');
-  return fetch(ticket.url, { method: 'POST', body: form });
-}
+// The client's ticket type mirrors presign's (the stack does not depend on the service's package):
+// both directions must stay assignable.
+export const ticketTypesAgree: [PresignTicket, UploadTicket] extends [UploadTicket, PresignTicket] ? true : never = true;
 
 /** Polls `check` until it returns a value other than undefined. */
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 10_000): Promise<T> {

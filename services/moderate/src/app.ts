@@ -172,8 +172,9 @@ export function createModerateApp(deps: ModerateDeps): Service {
     target: Omit<Upload, 'uploadedAt'>,
     event: ReceivedEvent<S3Entity>,
     log: Logger,
+    recordRead: Promise<UploadRecord | undefined>,
   ): Promise<OutgoingEvent | undefined> {
-    const record = await uploads.get(target.playerId, target.uploadId);
+    const record = await recordRead;
     if (!record) {
       // Only presign creates upload records: an object without one was never handed out.
       await deleteObject(target.bucket, target.key);
@@ -183,10 +184,19 @@ export function createModerateApp(deps: ModerateDeps): Service {
     // The S3 event time; sources always set it, the record's creation is a deterministic fallback.
     const upload: Upload = { ...target, uploadedAt: event.time ?? record.createdAt };
     if (isTerminal(record.status)) return settled(upload, record, log);
-    await uploads.markProcessing(upload.playerId, upload.uploadId);
 
     const limits = { ...imageLimits(config), maxBytes: Math.min(config.AVATAR_MAX_BYTES, record.maxBytes) };
-    const fetched = await fetchUpload(s3, { bucket: upload.bucket, key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes });
+    // Both before anything is decided: the mark (a conditional pending -> processing that the
+    // terminal writes below do not depend on) and the download are independent, so they overlap
+    // instead of costing a round trip each.
+    // Both are waited for, whichever fails: nothing is left running once the delivery is answered.
+    const [marked, download] = await Promise.allSettled([
+      uploads.markProcessing(upload.playerId, upload.uploadId),
+      fetchUpload(s3, { bucket: upload.bucket, key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes }),
+    ]);
+    if (marked.status === 'rejected') throw marked.reason;
+    if (download.status === 'rejected') throw download.reason;
+    const fetched = download.value;
     if (fetched.kind === 'stale') {
       log.info('the object was replaced after this event; the newer write is handled under its own event');
       return undefined;
@@ -275,7 +285,12 @@ export function createModerateApp(deps: ModerateDeps): Service {
       return undefined;
     }
     const uploadLog = log.child(ids);
-    const { reply, duplicate } = await processed.once(event, () => moderate({ ...ids, bucket, key }, event, uploadLog));
+    // The record is read while the idempotency lookup runs (one round trip instead of two). A
+    // duplicate never uses it; a concurrent delivery is covered as before, every decision being a
+    // conditional write on the record.
+    const recordRead = uploads.get(ids.playerId, ids.uploadId);
+    recordRead.catch(() => undefined);
+    const { reply, duplicate } = await processed.once(event, () => moderate({ ...ids, bucket, key }, event, uploadLog, recordRead));
     if (duplicate) uploadLog.info('event already handled; same reply');
     return reply;
   }

@@ -321,6 +321,33 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(retried.reply?.id).toBe(`${uploadId}.approved`);
   });
 
+  it('answers 500 when marking the upload processing fails, whatever the overlapping download did; the retry succeeds', async () => {
+    const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
+    // The table refuses the pending -> processing write once, while S3 answers the download.
+    let refused = 0;
+    const flaky = new Proxy(doc, {
+      get(target, name, receiver) {
+        if (name !== 'send') return Reflect.get(target, name, receiver);
+        return (command: { input?: { ConditionExpression?: string } }) => {
+          if (refused === 0 && command.input?.ConditionExpression === '#status = :pending') {
+            refused += 1;
+            return Promise.reject(Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' }));
+          }
+          return target.send(command as never);
+        };
+      },
+    });
+    const failed = await deliver(createModerateApp({ config, s3, doc: flaky, provider, logger, clock: () => now }), event);
+    expect(failed.status).toBe(500);
+    expect(refused).toBe(1);
+    expect(provider.calls).toHaveLength(0);
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('pending');
+    expect(await exists(key)).toBe(true);
+
+    const retried = await deliver(service, event);
+    expect(retried.reply?.id).toBe(`${uploadId}.approved`);
+  });
+
   it('sends an upload whose object vanished to the dead-letter path (422)', async () => {
     const playerId = 'player-3';
     const uploadId = uuidv7();

@@ -60,6 +60,22 @@ describe('nsfwjs provider (the real bundled MobileNetV2 model)', () => {
     expect(tf.memory().numTensors).toBe(tensors);
   });
 
+  it('scores a batch of views as it scores each alone, in one queued run, and leaks no tensors', async () => {
+    const views = (await Promise.all(photos.map(async (name) => (await input(await photo(name))).views.map((view) => view.pixels)))).flat();
+    const alone: ClassScores[] = [];
+    for (const view of views) alone.push(await provider.classify(view));
+    const tensors = tf.memory().numTensors;
+    const batched = await provider.classifyAll(views);
+    expect(batched).toHaveLength(views.length);
+    for (const [i, scores] of batched.entries()) {
+      for (const c of nsfwClasses) expect(scores[c], `view ${i} ${c}`).toBeCloseTo(alone[i]![c], 4);
+    }
+    expect(await provider.classifyAll([])).toEqual([]);
+    expect(tf.memory().numTensors).toBe(tensors);
+    const wrong = { data: Buffer.alloc(100 * 100 * 3), width: 100, height: 100, channels: 3 as const };
+    await expect(provider.classifyAll([views[0]!, wrong])).rejects.toThrow('224x224');
+  });
+
   it('handles transparency and greyscale input', async () => {
     const rgba = await sharp({ create: { width: 300, height: 200, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer();
     const grey = await sharp(await photo('leaf.jpg')).greyscale().png().toBuffer();

@@ -131,11 +131,18 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
       // Never read, let alone delete, an object the event names but the upload does not own.
       throw new PermanentEventError('foreign_object', `the event names ${data.bucket}/${data.key}, not this upload's object`);
     }
-    if ((await deps.approvals.approvedSha256(data.playerId, data.uploadId)) !== data.sha256) {
+    // The approval check and the download overlap (one round trip instead of two). Nothing is
+    // rendered, written or deleted before the approval is confirmed: for bytes moderate did not
+    // approve, whatever the download brought (or however it failed) is dropped.
+    const [approval, downloaded] = await Promise.allSettled([deps.approvals.approvedSha256(data.playerId, data.uploadId), download(data)]);
+    if (approval.status === 'rejected') throw approval.reason;
+    if (approval.value !== data.sha256) {
       metrics.rendered.inc({ outcome: 'unapproved' });
       log.warn('approved event for bytes moderate did not approve; ignored');
       return undefined;
     }
+    if (downloaded.status === 'rejected') throw downloaded.reason;
+    const upload = downloaded.value;
     const objects = Object.fromEntries(names.map((name) => [name, avatarKey(data.playerId, data.uploadId, name)]));
     const reply: OutgoingEvent = {
       id: `${data.uploadId}.thumbnailed`,
@@ -147,7 +154,6 @@ export function createThumbnailService(deps: ThumbnailDeps): Service {
     };
 
     const deleteOriginal = () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: data.key }));
-    const upload = await download(data);
     if (upload === 'gone' || upload === 'replaced') {
       const present = await Promise.all(Object.values(objects).map((key) => objectExists(s3, bucket, key)));
       if (!present.every(Boolean)) {

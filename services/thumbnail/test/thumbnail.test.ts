@@ -202,6 +202,16 @@ describe('thumbnail service with s3rver', () => {
     expect(unapproved(await (await service.app.request('/metrics')).text()) - unapproved(before)).toBe(2);
   });
 
+  it('decides an unapproved event on the approval alone, whatever the overlapping download found', async () => {
+    const data = await upload('player-13', await photo('leaf.jpg'));
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: data.key }));
+    // Approved, this would be a permanent failure (upload_missing); not approved, it is ignored.
+    const { status, reply } = await deliver(service, data, { approved: false });
+    expect(status).toBe(202);
+    expect(reply).toBeUndefined();
+    for (const key of Object.values(avatarKeys('player-13', data.uploadId))) expect(await exists(key)).toBe(false);
+  });
+
   it('never renders bytes other than the moderated ones, even under the moderated ETag (an MD5 collision)', async () => {
     const data = await upload('player-11', await photo('leaf.jpg'));
     const swapped = await photo('cups-exif-rotated.jpg');

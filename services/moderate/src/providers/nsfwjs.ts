@@ -2,10 +2,10 @@
  * The embedded provider: the NSFWJS image classifier bundled in the `nsfwjs` package, run with
  * TensorFlow.js on the WASM backend (the plain CPU backend is about 18x slower). Everything is
  * read from disk (the model bundles in node_modules/nsfwjs/dist/models and the backend's .wasm
- * files): no network at start-up or run time. The model loads once; inference runs one image at
+ * files): no network at start-up or run time. The model loads once; inference runs one upload at
  * a time. It is shown each view moderate decoded (the whole image and the avatar square, each on
- * black and on white when transparent) squashed to its square input, as it was trained; the worst
- * view decides.
+ * black and on white when transparent) squashed to its square input, as it was trained, all of an
+ * upload's views in one batch; the worst view decides.
  *
  * NSFWJS classes map onto Rekognition taxonomy v7 top-level labels, so one policy serves both
  * providers:
@@ -54,6 +54,12 @@ export interface NsfwjsOptions {
 export interface NsfwjsProvider extends ModerationProvider {
   /** The model's probability for each class (they sum to 1) for one view: RGB, `inputSize` square. */
   classify(view: RawImage): Promise<ClassScores>;
+  /**
+   * The same for several views in one run of the model (a batch): the scores `classify` gives each,
+   * for about 12% less CPU than a run per view (MobileNetV2, two views, WASM backend). `moderate`
+   * shows the model an upload's views this way.
+   */
+  classifyAll(views: readonly RawImage[]): Promise<ClassScores[]>;
   /** Square input size of the loaded model in pixels. */
   readonly inputSize: number;
 }
@@ -79,10 +85,14 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
   const inputSize = shape[1];
   const queue = new SerialQueue();
 
-  async function classify(view: RawImage): Promise<ClassScores> {
+  function checkInput(view: RawImage): void {
     if (view.width !== inputSize || view.height !== inputSize || view.channels !== 3) {
       throw new Error(`the model takes ${inputSize}x${inputSize} RGB pixels, not ${view.width}x${view.height}x${view.channels}`);
     }
+  }
+
+  async function classify(view: RawImage): Promise<ClassScores> {
+    checkInput(view);
     return queue.run(async () => {
       const input = tf.tensor3d(view.data, [inputSize, inputSize, 3], 'int32');
       try {
@@ -96,14 +106,40 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
     });
   }
 
+  /**
+   * One batch through the model, prepared as nsfwjs's `classify` prepares a single image (pixels
+   * / 255; the views are already the input size, so nothing is resized): its output rows are the
+   * class probabilities in nsfwjs's class order, which `nsfwClasses` follows.
+   */
+  async function classifyAll(views: readonly RawImage[]): Promise<ClassScores[]> {
+    views.forEach(checkInput);
+    if (views.length === 0) return [];
+    return queue.run(async () => {
+      const pixels = tf.tensor4d(Buffer.concat(views.map((view) => view.data)), [views.length, inputSize, inputSize, 3], 'int32');
+      try {
+        const output = tf.tidy(() => model.model.predict(pixels.toFloat().div(255)) as tf.Tensor);
+        try {
+          const values = await output.data();
+          if (values.length !== views.length * nsfwClasses.length) throw new Error(`the model gave ${values.length} values for ${views.length} views`);
+          return views.map((_, i) => Object.fromEntries(nsfwClasses.map((c, k) => [c, values[i * nsfwClasses.length + k]!])) as ClassScores);
+        } finally {
+          output.dispose();
+        }
+      } finally {
+        pixels.dispose();
+      }
+    });
+  }
+
   return {
     name: 'nsfwjs',
     inputSize,
     viewShape: { fit: 'fill', size: inputSize },
     classify,
+    classifyAll,
     async moderate(input: ModerationInput): Promise<ModerationLabel[]> {
-      const perView = await Promise.all(input.views.map(async (view) => labelsFromScores(await classify(view.pixels), options.minConfidence)));
-      return worstLabels(perView);
+      const scores = await classifyAll(input.views.map((view) => view.pixels));
+      return worstLabels(scores.map((s) => labelsFromScores(s, options.minConfidence)));
     },
     close() {
       model.dispose();
