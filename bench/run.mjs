@@ -25,10 +25,10 @@ const quick = values.quick;
 const benches = {
   images: quick ? ['--runs', '1'] : ['--runs', '3'],
   stages: quick ? ['--rounds', '1'] : ['--rounds', '3'],
-  pipeline: [...(quick ? ['--rates', '1,4', '--uploads', '12'] : []), '--svg', join(root, 'bench/latency.svg')],
+  pipeline: [...(quick ? ['--rates', '1,4', '--uploads', '12'] : ['--rates', '0.5,1,2,4,6']), '--svg', join(root, 'bench/latency.svg')],
   presign: quick ? ['--duration', '3', '--warmup', '1'] : ['--rounds', '3'],
   push: quick ? ['--messages', '500', '--rounds', '1', '--warmup', '200'] : ['--rounds', '5'],
-  footprint: quick ? ['--runs', '1', '--idle', '2'] : ['--runs', '5'],
+  footprint: quick ? ['--runs', '1', '--idle', '2'] : ['--runs', '3'],
 };
 const selected = values.only ? values.only.split(',') : Object.keys(benches);
 for (const name of selected) if (!(name in benches)) throw new Error(`no benchmark "${name}"; there are ${Object.keys(benches).join(', ')}`);
