@@ -4,19 +4,9 @@
  * (bench/pipeline.mjs) drive the stack through it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { UploadTicket } from '@avatar-pipeline/kit';
 
-/**
- * An upload ticket as presign answers `POST /v1/uploads` (presign's `UploadTicket`; local/test
- * checks the two stay assignable, the stack does not depend on the service's package).
- */
-export interface UploadTicket {
-  uploadId: string;
-  method: 'POST';
-  url: string;
-  fields: Record<string, string>;
-  expiresAt: string;
-  maxBytes: number;
-}
+export type { UploadTicket };
 
 export interface UploadStatus {
   uploadId: string;

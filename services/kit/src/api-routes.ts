@@ -5,6 +5,16 @@
  */
 import type { PublicService } from './topology.js';
 
+/** What presign answers to `POST /v1/uploads`: one upload ticket (a presigned browser-form POST). */
+export interface UploadTicket {
+  uploadId: string;
+  method: 'POST';
+  url: string;
+  fields: Record<string, string>;
+  expiresAt: string;
+  maxBytes: number;
+}
+
 export interface ApiRoute {
   /** `exact`: this path only. `prefix`: every path starting with it (it ends in `/`). */
   match: 'exact' | 'prefix';

@@ -24,6 +24,7 @@ import {
   type Logger,
   type Metrics,
   type Service,
+  type UploadTicket,
 } from '@avatar-pipeline/kit';
 import { allowedContentTypes, type AllowedContentType } from './config.js';
 import { PostSigner, type SignedPost } from './post-signer.js';
@@ -48,15 +49,6 @@ export interface PresignDependencies {
   settings: PresignSettings;
   clock?: Clock;
   metrics?: Metrics;
-}
-
-export interface UploadTicket {
-  uploadId: string;
-  method: 'POST';
-  url: string;
-  fields: Record<string, string>;
-  expiresAt: string;
-  maxBytes: number;
 }
 
 const uploadRequestSchema = z.strictObject({

@@ -1,2 +1,3 @@
-export { createPresignService, type PresignDependencies, type PresignSettings, type UploadTicket } from './app.js';
+export type { UploadTicket } from '@avatar-pipeline/kit';
+export { createPresignService, type PresignDependencies, type PresignSettings } from './app.js';
 export { allowedContentTypes, presignEnv, type AllowedContentType } from './config.js';
