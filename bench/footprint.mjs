@@ -77,9 +77,12 @@ for (const name of wanted) {
   if (!builtServices(root).includes(name)) throw new Error(`${name} is not built: run npx tsc -b first`);
 }
 
-// A preload that collects garbage on SIGUSR2 (the service's own code is untouched).
-const GC_ON_SIGNAL = `data:text/javascript,process.on('SIGUSR2',()=>globalThis.gc())`;
-const gcFlags = ['--expose-gc', '--import', GC_ON_SIGNAL];
+// A preload that collects garbage on SIGUSR2 (the service's own code is untouched). It exposes
+// gc() itself rather than by --expose-gc, which would change V8's flags and so miss the images'
+// compile cache (keyed by them; docker/warm-compile-cache.mjs).
+const GC_ON_SIGNAL =
+  "data:text/javascript,import v8 from 'node:v8';import vm from 'node:vm';v8.setFlagsFromString('--expose-gc');const gc=vm.runInNewContext('gc');process.on('SIGUSR2',()=>gc())";
+const gcFlags = ['--import', GC_ON_SIGNAL];
 
 /** VmRSS and its parts (anonymous, file-backed) in bytes, from /proc; undefined once the process is gone. */
 function memoryOf(pid) {

@@ -71,6 +71,16 @@ describe('Dockerfile', () => {
     }
   });
 
+  it("warms Node's compile cache in each service target, with the flags the service runs with", () => {
+    expect(stage('runtime')?.instructions.find((i) => i.keyword === 'ENV')?.args).toMatch(/\bNODE_COMPILE_CACHE=\/app\/\.compile-cache\b/);
+    for (const target of serviceNames) {
+      const own = (stage(target)?.instructions ?? []).map((i) => `${i.keyword} ${i.args}`);
+      const warm = own.indexOf(`RUN ["node", "/usr/local/lib/warm-compile-cache.mjs", "services/${target}"]`);
+      expect(warm, target).toBeGreaterThan(own.findIndex((i) => i.startsWith('ENV NODE_OPTIONS=')));
+      expect(own.findIndex((i) => i.startsWith('ENV NODE_OPTIONS=')), target).toBeGreaterThan(-1);
+    }
+  });
+
   it('keeps every workspace manifest in the build context and leaves out installs and builds', () => {
     const ignore = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#'));
     for (const pattern of ['**/node_modules', '**/dist', '.git']) expect(ignore).toContain(pattern);
