@@ -1,5 +1,8 @@
-// Presign's CPU per request and requests/s, in one run, against three targets:
+// Presign's CPU per request and requests/s, in one run, against four targets:
 //   bare     a bare Hono JSON route (parses the same JSON body, answers 201 JSON): the anchor
+//   writes   the bare route plus the two DynamoDB writes presign makes per ticket (the kit's rate
+//            limiter and upload store through the AWS SDK, in presign's environment): what the
+//            SDK alone costs, the floor under presign's figure as long as it makes those writes
 //   direct   the built presign service (services/presign/dist/main.js) on its own port
 //   gateway  the same presign through the local gateway (createGateway, as the stack builds it)
 // Each target is a child process started as the local stack starts its services: presign gets
@@ -14,7 +17,7 @@
 //
 // Usage (after `npx tsc -b`; Linux, for /proc):
 //   node bench/presign.mjs [--duration 10] [--warmup 20] [--connections 50] [--players 1000]
-//                          [--rounds 3] [--targets bare,direct,gateway] [--log-level info]
+//                          [--rounds 3] [--targets bare,writes,direct,gateway] [--log-level info]
 //                          [--cpu-prof DIR] [--node-flags=--perf-basic-prof] [--baseline DIR] [--json]
 //
 // Load: autocannon in this process, `--connections` keep-alive connections, POST /v1/uploads
@@ -40,6 +43,7 @@
 // after comparison that the machine's other load affects alike.
 // --json prints the figures as one JSON object (progress lines go to stderr).
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +52,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, runService } from '@avatar-pipeline/kit';
+import { Registry } from 'prom-client';
+import { DEFAULT_MAX_UPLOAD_BYTES, RateLimiter, UploadStore, createLogger, dynamoDocumentClient, runService } from '@avatar-pipeline/kit';
 import {
   LOCAL_AUDIENCE,
   LOCAL_BUCKET,
@@ -104,8 +109,32 @@ function bare() {
   serve({ fetch: app.fetch, port: Number(process.env['PORT']), hostname: '127.0.0.1' });
 }
 
+/**
+ * The second anchor: the bare route plus exactly the two DynamoDB writes presign makes per ticket
+ * (the kit's rate limiter and upload store, through the AWS SDK as presign builds it, in presign's
+ * environment), without auth, validation, signing, logs or metrics: what the SDK costs on its own.
+ */
+function writes() {
+  const doc = dynamoDocumentClient({ region: process.env['AWS_REGION'], dynamodbEndpoint: process.env['AWS_ENDPOINT_URL_DYNAMODB'] });
+  const table = process.env['TABLE_NAME'];
+  const limiter = new RateLimiter(doc, table, { scope: 'uploads', limit: 1_000_000_000, windowSeconds: 60, registry: new Registry() });
+  const uploads = new UploadStore(doc, table);
+  let next = 0;
+  const app = new Hono();
+  app.post('/v1/uploads', async (c) => {
+    const body = await c.req.json();
+    const playerId = `bench-player-${next++ % 1000}`;
+    await limiter.enforce(playerId);
+    const uploadId = randomUUID();
+    await uploads.createPending({ playerId, uploadId, contentType: body.contentType, maxBytes: body.contentLength });
+    return c.json({ uploadId }, 201);
+  });
+  app.get('/readyz', (c) => c.json({ status: 'ok' }));
+  serve({ fetch: app.fetch, port: Number(process.env['PORT']), hostname: '127.0.0.1' });
+}
+
 if (role) {
-  await { 'stand-ins': standIns, gateway, bare }[role]();
+  await { 'stand-ins': standIns, gateway, bare, writes }[role]();
 } else {
   await bench();
 }
@@ -182,7 +211,7 @@ async function bench() {
       connections: { type: 'string', default: '50' },
       players: { type: 'string', default: '1000' },
       rounds: { type: 'string', default: '3' },
-      targets: { type: 'string', default: 'bare,direct,gateway' },
+      targets: { type: 'string', default: 'bare,writes,direct,gateway' },
       'log-level': { type: 'string', default: 'info' },
       'cpu-prof': { type: 'string' },
       'node-flags': { type: 'string', default: '' },
@@ -205,7 +234,7 @@ async function bench() {
   const children = [];
   process.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   try {
-    const [gatewayPort, presignPort, barePort, standInsPort, s3Port, dynamoPort, baselinePort] = await Promise.all(Array.from({ length: 7 }, () => freePort()));
+    const [gatewayPort, presignPort, barePort, standInsPort, s3Port, dynamoPort, baselinePort, writesPort] = await Promise.all(Array.from({ length: 8 }, () => freePort()));
     // As in the stack: the gateway's public origin is the token issuer, its loopback address serves the JWKS.
     const gatewayUrl = `http://localhost:${gatewayPort}`;
     const internalGatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -251,6 +280,10 @@ async function bench() {
     if (baselineChild) children.push(baselineChild);
     const bareChild = await startChild('bare', { script: self, port: barePort, env: roleEnv('bare', {}) });
     children.push(bareChild);
+    const writesChild = targetNames.includes('writes')
+      ? await startChild('writes', { script: self, port: writesPort, env: { ...presignEnv, BENCH_PRESIGN_ROLE: 'writes' } })
+      : undefined;
+    if (writesChild) children.push(writesChild);
     say(children.map((child) => `${child.name} pid ${child.pid}`).join(', '));
 
     // The process that answers each target, and the presign behind it.
@@ -258,9 +291,10 @@ async function bench() {
       bare: { url: `${bareChild.url}/v1/uploads`, serving: bareChild },
       direct: { url: `${presignUrl}/v1/uploads`, serving: presignChild, presign: presignChild },
       gateway: { url: `${internalGatewayUrl}/v1/uploads`, serving: gatewayChild, presign: presignChild },
+      ...(writesChild ? { writes: { url: `${writesChild.url}/v1/uploads`, serving: writesChild } } : {}),
       ...(baselineChild ? { baseline: { url: `${baselineChild.url}/v1/uploads`, serving: baselineChild, presign: baselineChild } } : {}),
     };
-    for (const name of targetNames) if (!targets[name]) throw new Error(`unknown target ${name}: use bare, direct, gateway (baseline with --baseline)`);
+    for (const name of targetNames) if (!targets[name]) throw new Error(`unknown target ${name}: use bare, writes, direct, gateway (baseline with --baseline)`);
 
     const body = JSON.stringify({ contentType: 'image/jpeg', contentLength: 200_000 });
     const load = async (url, seconds) => {
