@@ -1,3 +1,10 @@
+/**
+ * The Rekognition provider with a mocked client: no AWS-compatible server here implements
+ * DetectModerationLabels (moto 5.2.6, which the SQS, SSM and Cognito paths run against, answers it
+ * with a 500: its Rekognition has DetectLabels, DetectText, DetectCustomLabels, CompareFaces and the
+ * face search and text detection jobs only). The answers are Rekognition's documented shapes
+ * (moderation model 7.0).
+ */
 import { DetectModerationLabelsCommand, RekognitionClient, type DetectModerationLabelsCommandOutput } from '@aws-sdk/client-rekognition';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';

@@ -1,29 +1,29 @@
 /**
  * The built entry point as a container runs it: start-up refusals, and SQS mode as a plain
  * Deployment runs it (probes and metrics on its port, SIGTERM with a batch in flight), against
- * an SQS stand-in over HTTP and a real sink.
+ * a real SQS (moto's server, local/src/moto.ts) and a real sink.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startFakeSqs, type FakeSqs } from './fake-sqs.js';
+import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { clientOptions } from '@avatar-pipeline/kit';
+import { motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
 import { awsNotification } from './fixtures.js';
 import { startSink, type Sink } from './helpers.js';
 
 /** The built entry point (npm test builds before testing; or `npx tsc -b services/s3-source`). */
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const skipped = motoSkipReason();
 
 let sink: Sink;
-let sqs: FakeSqs;
 beforeAll(async () => {
   sink = await startSink();
-  sqs = await startFakeSqs();
 });
 afterAll(async () => {
   await sink?.close();
-  await sqs?.close();
 });
 afterEach(() => {
   sink.requests.length = 0;
@@ -76,14 +76,37 @@ describe('s3-source main', () => {
     const { outcome } = start({ ...baseEnv(), ...env });
     expect(await outcome).toEqual({ code: 1, stderr: `${line}\n` });
   });
+});
+
+describe.skipIf(skipped)(`s3-source main polling SQS on moto${skipped ? ` (skipped: ${skipped})` : ''}`, () => {
+  let moto: MotoServer;
+  let sqs: SQSClient;
+  let queueUrl: string;
+  beforeAll(async () => {
+    moto = await startMoto();
+    sqs = new SQSClient(clientOptions('us-east-1', moto.endpoint));
+  });
+  afterAll(async () => {
+    sqs?.destroy();
+    await moto?.close();
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'avatar-uploads' }))).QueueUrl!;
+  });
+
+  const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+  /** Messages waiting, and received but not deleted (they come back after the visibility timeout). */
+  async function inQueue(): Promise<{ visible: number; inFlight: number }> {
+    const { Attributes = {} } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    return { visible: Number(Attributes['ApproximateNumberOfMessages']), inFlight: Number(Attributes['ApproximateNumberOfMessagesNotVisible']) };
+  }
+  const sqsEnv = (graceSeconds: number) => ({ ...baseEnv(), SQS_QUEUE_URL: queueUrl, AWS_ENDPOINT_URL_SQS: moto.endpoint, SHUTDOWN_GRACE_SECONDS: String(graceSeconds) });
 
   it('polls SQS as a Deployment runs it: probes and metrics on its port; on SIGTERM stops receiving, delivers the batch in hand, deletes it, exits 0', async () => {
-    const { child, exited, outcome, logs } = start({
-      ...baseEnv(),
-      SQS_QUEUE_URL: sqs.queueUrl,
-      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-      SHUTDOWN_GRACE_SECONDS: '5',
-    });
+    const { child, exited, outcome, logs } = start(sqsEnv(5));
     try {
       const started = await outcome;
       expect(started, JSON.stringify(started)).toHaveProperty('port');
@@ -93,28 +116,29 @@ describe('s3-source main', () => {
       expect((await fetch(`${base}/webhook`, { method: 'POST', body: '{}' })).status).toBe(404);
 
       // One message relayed and deleted.
-      const first = sqs.send(JSON.stringify(awsNotification()));
-      await vi.waitFor(() => expect(sqs.deleted.map((d) => d.handle)).toContain(first), { timeout: 5000 });
+      await send(JSON.stringify(awsNotification()));
+      await vi.waitFor(async () => expect(await inQueue()).toEqual({ visible: 0, inFlight: 0 }), { timeout: 5000 });
       expect(sink.requests).toHaveLength(1);
       const metrics = await (await fetch(`${base}/metrics`)).text();
-      expect(metrics).toMatch(/^s3source_events_emitted_total\{input="sqs"[^}]*\} 1$/m);
-      expect(metrics).toMatch(/^s3source_sqs_messages_total\{outcome="deleted"[^}]*\} 1$/m);
+      expect(metrics).toMatch(/^avatarpipeline_s3source_events_emitted_total\{input="sqs"[^}]*\} 1$/m);
+      expect(metrics).toMatch(/^avatarpipeline_s3source_sqs_messages_total\{outcome="deleted"[^}]*\} 1$/m);
 
       // A slow broker holds the next one when SIGTERM comes.
       sink.delayMs = 1500;
-      const second = sqs.send(JSON.stringify(awsNotification()));
+      await send(JSON.stringify(awsNotification()));
       await vi.waitFor(() => expect(sink.pending).toBe(1), { timeout: 5000 });
       const signalled = Date.now();
       child.kill('SIGTERM');
+      // Sent after the signal: no receive may take it.
+      await send(JSON.stringify(awsNotification()));
+      // The broker still holds the batch in hand: not deleted yet.
+      expect(await inQueue()).toEqual({ visible: 1, inFlight: 1 });
       expect(await exited).toBe(0);
-      const stoppedAfter = Date.now() - signalled;
+      expect(Date.now() - signalled).toBeLessThan(5000);
 
-      const deletion = sqs.deleted.find((d) => d.handle === second);
-      expect(deletion, 'the in-flight message is deleted once the broker accepted it').toBeDefined();
-      expect(deletion!.at - signalled).toBeGreaterThanOrEqual(1000);
-      expect(stoppedAfter).toBeLessThan(5000);
-      // Nothing received after the signal: the long poll under way was aborted, no new one began.
-      expect(sqs.calls.filter((c) => c.action === 'ReceiveMessage' && c.at > signalled)).toEqual([]);
+      // The batch in hand deleted once the broker took it; the later message untouched.
+      expect(sink.requests).toHaveLength(2);
+      expect(await inQueue()).toEqual({ visible: 1, inFlight: 0 });
       expect(logs.map((l) => l['msg'])).toEqual(expect.arrayContaining(['draining', 'stopped polling SQS', 'stopped']));
     } finally {
       child.kill('SIGKILL');
@@ -122,23 +146,19 @@ describe('s3-source main', () => {
   });
 
   it('on SIGTERM gives up a message the broker does not take within SHUTDOWN_GRACE_SECONDS, leaving it for redelivery', async () => {
-    const { child, exited, outcome } = start({
-      ...baseEnv(),
-      SQS_QUEUE_URL: sqs.queueUrl,
-      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-      SHUTDOWN_GRACE_SECONDS: '2',
-    });
+    const { child, exited, outcome } = start(sqsEnv(2));
     try {
       expect(await outcome).toHaveProperty('port');
       sink.delayMs = 60_000;
-      const stuck = sqs.send(JSON.stringify(awsNotification()));
+      await send(JSON.stringify(awsNotification()));
       await vi.waitFor(() => expect(sink.pending).toBe(1), { timeout: 5000 });
       const signalled = Date.now();
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       // The sink's own 10 s timeout is cut short: out within the grace period.
       expect(Date.now() - signalled).toBeLessThan(2500);
-      expect(sqs.deleted.map((d) => d.handle)).not.toContain(stuck);
+      // Not deleted: it comes back after the visibility timeout.
+      expect(await inQueue()).toEqual({ visible: 0, inFlight: 1 });
     } finally {
       child.kill('SIGKILL');
     }

@@ -1,7 +1,13 @@
+/**
+ * The SQS poller where only a mocked client can go: receives that fail or never answer, a receive
+ * held open to watch readiness, a shutdown timed to the millisecond, and the metrics. Everything
+ * else (S3 notifying the queue, long polls, deletes after the broker took the events, redelivery
+ * after the visibility timeout, the redrive policy, close) runs against moto in sqs-moto.test.ts.
+ */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { awsNotification, minioBody, s3TestEvent, snsEnvelope } from './fixtures.js';
+import { awsNotification, minioBody } from './fixtures.js';
 import { counterValue, startSink, testSource, type Sink } from './helpers.js';
 
 const QUEUE_URL = 'https://sqs.us-west-2.amazonaws.com/123456789012/avatar-uploads';
@@ -62,83 +68,6 @@ describe('SQS poller', () => {
     running = undefined;
   });
 
-  it('long-polls with the configured limits, maps, posts, then deletes', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({
-        Messages: [message('direct', awsNotification()), message('sns', snsEnvelope(minioBody())), message('test', s3TestEvent)],
-      })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({ Successful: [], Failed: [] });
-    running = source();
-    running.poller!.start();
-    await receivedTimes(2);
-
-    // The first receive is a short poll (readiness right away), then long polls.
-    const [first, second] = sqs.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input);
-    expect(first).toMatchObject({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 0, MaxNumberOfMessages: 10, VisibilityTimeout: 45 });
-    expect(second).toMatchObject({ QueueUrl: QUEUE_URL, WaitTimeSeconds: 20, MaxNumberOfMessages: 10, VisibilityTimeout: 45 });
-    expect(sink.requests.map((r) => r.headers['ce-source']).sort()).toEqual(['aws:s3.us-west-2.avatars-prod', 'minio:s3.us-east-1.avatars']);
-    expect(sqs.commandCalls(DeleteMessageBatchCommand)[0]?.args[0].input.QueueUrl).toBe(QUEUE_URL);
-    expect(deletedHandles().sort()).toEqual(['handle-direct', 'handle-sns', 'handle-test']);
-    expect(await counterValue(running, 's3source_events_emitted_total', { input: 'sqs' })).toBe(2);
-    expect(await counterValue(running, 's3source_records_skipped_total', { reason: 'test_event' })).toBe(1);
-  });
-
-  it('leaves a message whose events the sink refused, deleting the rest of the batch', async () => {
-    let calls = 0;
-    const flaky = testSource(
-      { K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL },
-      {
-        sqs: client,
-        delivery: { retries: 1, retryDelayMs: 1 },
-        // The MinIO-shaped message's event is refused every time; the other goes through.
-        fetch: (input, init) => {
-          calls += 1;
-          const headers = new Headers(init?.headers);
-          return headers.get('ce-source')?.startsWith('minio:') ? Promise.resolve(new Response(null, { status: 503 })) : fetch(input, init);
-        },
-      },
-    );
-    running = flaky;
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('refused', minioBody()), message('ok', awsNotification())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    flaky.poller!.start();
-    await receivedTimes(2);
-
-    expect(calls).toBe(3);
-    expect(deletedHandles()).toEqual(['handle-ok']);
-    expect(await counterValue(flaky, 's3source_sink_failures_total')).toBe(1);
-  });
-
-  it('deletes nothing when the sink is down', async () => {
-    sink.status = 500;
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('a', awsNotification()), message('b', minioBody())] })
-      .callsFake(pendingUntilAborted);
-    running = source();
-    running.poller!.start();
-    await receivedTimes(2);
-    expect(sink.requests.length).toBeGreaterThanOrEqual(2);
-    expect(sqs.commandCalls(DeleteMessageBatchCommand)).toHaveLength(0);
-  });
-
-  it('keeps messages that are not S3 notifications for the redrive policy', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('junk', 'not json'), message('other', { hello: 'world' }), message('ok', awsNotification())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    running = source();
-    running.poller!.start();
-    await receivedTimes(2);
-    expect(deletedHandles()).toEqual(['handle-ok']);
-  });
-
   it('is ready only once a receive succeeded, and stops on close by aborting the long poll', async () => {
     let answer: ((value: object) => void) | undefined;
     sqs
@@ -188,7 +117,7 @@ describe('SQS poller', () => {
     expect((await running.app.request('/readyz')).status).toBe(200);
     // Short polls until a receive succeeds, then long polls again.
     expect(sqs.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input.WaitTimeSeconds)).toEqual([0, 0, 0, 20]);
-    expect(await counterValue(running, 's3source_sqs_receive_failures_total')).toBe(2);
+    expect(await counterValue(running, 'avatarpipeline_s3source_sqs_receive_failures_total')).toBe(2);
   });
 
   it('serves /healthz, /readyz and /metrics while it polls (Deployment probes, Prometheus)', async () => {
@@ -205,32 +134,10 @@ describe('SQS poller', () => {
     expect(readyz.status).toBe(200);
     expect(await readyz.json()).toEqual({ status: 'ok', checks: { sqs: 'ok' } });
     const metrics = await (await running.app.request('/metrics')).text();
-    expect(metrics).toMatch(/^s3source_events_emitted_total\{input="sqs"[^}]*\} 1$/m);
-    expect(metrics).toMatch(/^s3source_sqs_messages_total\{outcome="deleted"[^}]*\} 1$/m);
-    expect(metrics).toMatch(/^s3source_sqs_messages_total\{outcome="left"[^}]*\} 0$/m);
-    expect(metrics).toMatch(/^s3source_sqs_receive_failures_total\{[^}]*\} 0$/m);
-  });
-
-  it('on close stops receiving, lets the batch in hand reach the sink, then deletes it', async () => {
-    sink.delayMs = 300;
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('a', awsNotification()), message('b', minioBody())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    running = source();
-    running.poller!.start();
-    await vi.waitFor(() => expect(sink.pending).toBe(2));
-
-    const closing = running.poller!.close(10_000);
-    // Still waiting for the broker: nothing deleted yet, and not ready any more.
-    expect(sqs.commandCalls(DeleteMessageBatchCommand)).toHaveLength(0);
-    expect((await running.app.request('/readyz')).status).toBe(503);
-    await closing;
-    expect(sink.pending).toBe(0);
-    expect(deletedHandles().sort()).toEqual(['handle-a', 'handle-b']);
-    // No receive after the stop: the one call is the batch it finished.
-    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
+    expect(metrics).toMatch(/^avatarpipeline_s3source_events_emitted_total\{input="sqs"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^avatarpipeline_s3source_sqs_messages_total\{outcome="deleted"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^avatarpipeline_s3source_sqs_messages_total\{outcome="left"[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^avatarpipeline_s3source_sqs_receive_failures_total\{[^}]*\} 0$/m);
   });
 
   it('gives up what the sink has not taken when the grace period ends: delivered messages deleted, the rest left for redelivery', async () => {
@@ -252,27 +159,9 @@ describe('SQS poller', () => {
     expect(deletedHandles()).toEqual(['handle-ok']);
     expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
     // Abandoned at shutdown is not a sink failure (no alert), but is counted as left.
-    expect(await counterValue(running, 's3source_sink_failures_total')).toBe(0);
-    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
-    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'deleted' })).toBe(1);
-  });
-
-  it('stops handling a message before it becomes visible again, leaves it, and keeps polling', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('hangs', minioBody())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    // Visible again after 1 s: handling stops 200 ms before (the delete time), after 800 ms.
-    running = source({ SQS_VISIBILITY_TIMEOUT_SECONDS: 1 }, { fetch: minioHangs });
-    running.poller!.start();
-    const started = performance.now();
-    await receivedTimes(2);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(750);
-    expect(sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input.VisibilityTimeout).toBe(1);
-    expect(sqs.commandCalls(DeleteMessageBatchCommand)).toHaveLength(0);
-    expect(await counterValue(running, 's3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
-    expect((await running.app.request('/readyz')).status).toBe(200);
+    expect(await counterValue(running, 'avatarpipeline_s3source_sink_failures_total')).toBe(0);
+    expect(await counterValue(running, 'avatarpipeline_s3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
+    expect(await counterValue(running, 'avatarpipeline_s3source_sqs_messages_total', { outcome: 'deleted' })).toBe(1);
   });
 
   it('treats a receive that never answers as failed: not ready, then polls again', async () => {
@@ -285,7 +174,7 @@ describe('SQS poller', () => {
     sqs.on(DeleteMessageBatchCommand).resolves({});
     running = source({}, { sqsTimeouts: { receiveMs: 100, deleteMs: 200 }, sqsBackoff: { minMs: 300, maxMs: 300 } });
     running.poller!.start();
-    await vi.waitFor(async () => expect(await counterValue(running!, 's3source_sqs_receive_failures_total')).toBe(1));
+    await vi.waitFor(async () => expect(await counterValue(running!, 'avatarpipeline_s3source_sqs_receive_failures_total')).toBe(1));
     const failing = await running.app.request('/readyz');
     expect(failing.status).toBe(503);
     expect(await failing.json()).toMatchObject({ checks: { sqs: 'failing' } });
