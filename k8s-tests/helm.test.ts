@@ -5,7 +5,8 @@
  * objects it should, and Jobs are named after their spec (a new image is a new Job).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { environmentNames, valuesFile, type EnvironmentName } from '@avatar-pipeline/cdk8s';
+import { SHARED_CONFIG, environmentNames, valuesFile, type EnvironmentName } from '@avatar-pipeline/cdk8s';
+import { authEnv, loadConfig, playerAuthSettings } from '@avatar-pipeline/kit';
 import { goTool } from './support/go-tools.js';
 import { helm, helmTemplate, valuesArgs } from './support/helm.js';
 import { chartDir, type K8sObject } from './support/manifests.js';
@@ -55,6 +56,7 @@ describe('charts/avatar-pipeline with the real helm', () => {
     ['an unknown mode', 's3Source.mode=poll', /value must be one of 'webhook', 'sqs'/],
     ['a string for a number', 'gateway.replicas=two', /got string, want integer/],
     ['a CORS origin with a path', 'corsOrigins={https://game.test/}', /does not match pattern/],
+    ['a JWKS URL that is not one', 'auth.jwksUrls={keys.example/jwks.json}', /does not match pattern/],
   ])('refuses %s', async (_what, value, message) => {
     const result = await helm(['template', 'avatar-pipeline', chartDir, '--set', value]);
     expect(result.code).not.toBe(0);
@@ -128,6 +130,23 @@ describe('charts/avatar-pipeline with the real helm', () => {
     const before = env === 'kind' ? await kind() : await helmTemplate(env);
     const after = await helmTemplate(env, { extra: args });
     expect(changedObjects(before, after)).toEqual(expected.sort());
+  });
+
+  it('takes auth.issuers in place of auth.issuer and its JWKS URL, in a configuration the services accept', async () => {
+    const pools = ['https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_One', 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Two'];
+    const shared = async (...args: string[]) => {
+      const config = (await helmTemplate('eks', { extra: set(...args) })).find((o) => key(o) === `ConfigMap/${SHARED_CONFIG}`) as (K8sObject & { data?: Record<string, string> }) | undefined;
+      return playerAuthSettings(loadConfig(authEnv, config?.data ?? {}));
+    };
+    expect(await shared(`auth.issuers={${pools.join(',')}}`, 'auth.clientIds={game,web}', 'auth.accessPlayerClaim=username')).toMatchObject({
+      issuers: pools.map((issuer) => ({ issuer, jwksUrl: `${issuer}/.well-known/jwks.json` })),
+      clientIds: ['game', 'web'],
+      accessPlayerClaim: 'username',
+    });
+    const keys = ['https://keys.example/one', 'https://keys.example/two'];
+    expect((await shared(`auth.issuers={${pools.join(',')}}`, `auth.jwksUrls={${keys.join(',')}}`)).issuers).toEqual(pools.map((issuer, i) => ({ issuer, jwksUrl: keys[i] })));
+    // Without the dev issuer, an issuer's keys default to its well-known URL.
+    expect((await shared(`auth.issuer=${pools[0]}`, 'auth.jwksUrl=')).issuers).toEqual([{ issuer: pools[0], jwksUrl: `${pools[0]}/.well-known/jwks.json` }]);
   });
 
   it('renders the optional parts only when enabled', async () => {

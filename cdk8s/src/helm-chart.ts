@@ -66,6 +66,9 @@ const OPEN_MAPS: Readonly<Record<string, object>> = {
 /** Values whose defaults are empty lists: the type of their items. */
 const LIST_ITEMS: Readonly<Record<string, object>> = {
   corsOrigins: { type: 'string', pattern: '^https?://[^/]+$' },
+  'auth.issuers': { type: 'string', minLength: 1 },
+  'auth.jwksUrls': { type: 'string', pattern: '^https?://' },
+  'auth.clientIds': { type: 'string', minLength: 1 },
   'networkPolicy.gatewayFrom': { type: 'object' },
 };
 /** Closed sets of choices. */

@@ -1,14 +1,13 @@
 /**
- * Bearer JWT auth: signature against a JWKS, issuer, audience, expiry and an algorithm
- * allow-list (so `alg: none` and HMAC confusion never pass). Players' tokens set `playerId` from
- * a claim; event deliveries carry Knative's OIDC token (see `eventAuthFromConfig`).
+ * Bearer JWT verification: signature against a JWKS, issuer, audience, expiry and an algorithm
+ * allow-list (so `alg: none` and HMAC confusion never pass). Players' tokens go through
+ * `bearerAuth` (player-auth.ts); event deliveries carry Knative's OIDC token (see
+ * `eventAuthFromConfig`).
  */
 import { readFile } from 'node:fs/promises';
 import type { Context } from 'hono';
-import { createMiddleware } from 'hono/factory';
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ConfigError, type EventAuthConfig } from './config.js';
-import { playerIdSchema } from './events.js';
 import { HttpError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { AppEnv } from './service.js';
@@ -20,13 +19,11 @@ export interface TokenPolicy {
   audience: string | readonly string[];
   algorithms: readonly string[];
   /** Seconds of clock skew tolerated on exp/nbf (default 5). */
-  clockToleranceSeconds?: number;
+  clockToleranceSeconds?: number | undefined;
 }
 
-export interface AuthOptions extends TokenPolicy {
-  /** Claim holding the player id (default `sub`). */
-  playerClaim?: string;
-}
+/** A `TokenPolicy` whose audience may be left unchecked (Cognito's access tokens carry none). */
+export type TokenCheck = Omit<TokenPolicy, 'audience'> & { audience?: TokenPolicy['audience'] | undefined };
 
 /** A token file's content, read at each use: the kubelet and Knative rewrite them as tokens rotate. */
 export async function readTokenFile(file: string): Promise<string> {
@@ -56,46 +53,36 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): JWTVer
   });
 }
 
-/** Auth options from the shared JWT_* variables (see `authEnv`), with the JWKS fetched remotely. */
-export function authFromConfig(config: {
-  JWT_JWKS_URL: string;
-  JWT_ISSUER: string;
-  JWT_AUDIENCE: string;
-  JWT_ALGORITHMS: readonly string[];
-  JWT_PLAYER_CLAIM: string;
-}): AuthOptions {
-  return {
-    keys: remoteJwks(config.JWT_JWKS_URL),
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-    algorithms: config.JWT_ALGORITHMS,
-    playerClaim: config.JWT_PLAYER_CLAIM,
-  };
-}
-
-function unauthorized(description: string): HttpError {
+/** A 401 for a token that is there but not accepted, saying why (never echoing the token). */
+export function invalidToken(description: string): HttpError {
   return new HttpError(401, 'unauthorized', description, {
     'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description.replace(/"/g, "'")}"`,
   });
 }
 
-/**
- * Verifies the request's bearer token against `policy` (`exp` is always required) and returns its
- * claims; throws the 401, or a 503 when the signing keys cannot be fetched.
- */
-export async function verifyBearer(c: Context<AppEnv>, policy: TokenPolicy, requiredClaims: readonly string[] = []): Promise<JWTPayload> {
+/** The request's bearer token; a 401 asking for one when there is none. */
+export function bearerToken(c: Context<AppEnv>): string {
   const header = c.req.header('authorization');
   const match = header ? /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(header) : null;
   if (!match?.[1]) {
     throw new HttpError(401, 'unauthorized', 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' });
   }
+  return match[1];
+}
+
+/**
+ * Verifies `token` against `check` (`exp` is always required) and returns its claims; throws the
+ * 401, or a 503 when the signing keys cannot be fetched.
+ */
+export async function verifyToken(c: Context<AppEnv>, token: string, check: TokenCheck, requiredClaims: readonly string[] = []): Promise<JWTPayload> {
+  const { audience } = check;
   try {
-    const { payload } = await jwtVerify(match[1], policy.keys, {
-      issuer: policy.issuer,
-      audience: typeof policy.audience === 'string' ? policy.audience : [...policy.audience],
-      algorithms: [...policy.algorithms],
+    const { payload } = await jwtVerify(token, check.keys, {
+      issuer: check.issuer,
+      ...(audience === undefined ? {} : { audience: typeof audience === 'string' ? audience : [...audience] }),
+      algorithms: [...check.algorithms],
       requiredClaims: ['exp', ...requiredClaims],
-      clockTolerance: policy.clockToleranceSeconds ?? 5,
+      clockTolerance: check.clockToleranceSeconds ?? 5,
     });
     return payload;
   } catch (err) {
@@ -104,19 +91,13 @@ export async function verifyBearer(c: Context<AppEnv>, policy: TokenPolicy, requ
       c.get('log')?.warn({ err }, 'signing keys unavailable');
       throw new HttpError(503, 'auth_unavailable', 'tokens cannot be verified right now', { 'Retry-After': '5' });
     }
-    throw unauthorized(describeJoseError(err));
+    throw invalidToken(describeJoseError(err));
   }
 }
 
-export function bearerAuth(options: AuthOptions) {
-  const claim = options.playerClaim ?? 'sub';
-  return createMiddleware<AppEnv>(async (c, next) => {
-    const payload = await verifyBearer(c, options, [claim]);
-    const player = playerIdSchema.safeParse(payload[claim]);
-    if (!player.success) throw unauthorized(`claim ${claim} is not a usable player id`);
-    c.set('playerId', player.data);
-    await next();
-  });
+/** Verifies the request's bearer token against `policy` (see `verifyToken`). */
+export async function verifyBearer(c: Context<AppEnv>, policy: TokenPolicy, requiredClaims: readonly string[] = []): Promise<JWTPayload> {
+  return verifyToken(c, bearerToken(c), policy, requiredClaims);
 }
 
 function describeJoseError(err: unknown): string {

@@ -96,11 +96,3 @@ export type EventAuthConfig = z.output<z.ZodObject<typeof eventAuthEnv>>;
 export const sinkTokenEnv = {
   K_SINK_OIDC_TOKEN_FILE: z.string().min(1).optional(),
 };
-
-export const authEnv = {
-  JWT_JWKS_URL: env.url(),
-  JWT_ISSUER: z.string().min(1),
-  JWT_AUDIENCE: z.string().min(1),
-  JWT_ALGORITHMS: env.list(['RS256', 'ES256']),
-  JWT_PLAYER_CLAIM: z.string().default('sub'),
-};

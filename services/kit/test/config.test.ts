@@ -37,6 +37,10 @@ describe('loadConfig', () => {
       TABLE_NAME: 'avatar-pipeline',
       BUCKET: 'avatars',
       ...auth,
+      JWT_AUDIENCE: ['avatar-pipeline'],
+      JWT_ISSUERS: [],
+      JWT_JWKS_URLS: [],
+      JWT_CLIENT_IDS: [],
       JWT_ALGORITHMS: ['RS256', 'ES256'],
       JWT_PLAYER_CLAIM: 'sub',
     });
@@ -50,17 +54,17 @@ describe('loadConfig', () => {
   });
 
   it('names a missing required variable in one line', () => {
-    const err = configError(() => loadConfig(shape, { JWT_ISSUER: 'x', JWT_AUDIENCE: 'y' }));
-    expect(err.message).toBe('invalid configuration: JWT_JWKS_URL is required');
+    const err = configError(() => loadConfig({ ...shape, K_SINK: env.url() }, auth));
+    expect(err.message).toBe('invalid configuration: K_SINK is required');
   });
 
   it('names every bad or missing variable in one line', () => {
-    const err = configError(() => loadConfig(shape, { PORT: 'abc', JWT_JWKS_URL: 'notaurl', JWT_ISSUER: 'x' }));
+    const err = configError(() => loadConfig({ ...shape, K_SINK: env.url() }, { PORT: 'abc', JWT_JWKS_URL: 'notaurl', JWT_ISSUER: 'x' }));
     expect(err.message).not.toContain('\n');
     expect(err.message).toMatch(/^invalid configuration: /);
     expect(err.message).toContain('PORT: ');
     expect(err.message).toContain('JWT_JWKS_URL: expected an http(s) URL');
-    expect(err.message).toContain('JWT_AUDIENCE is required');
+    expect(err.message).toContain('K_SINK is required');
     expect(err.message).not.toContain('JWT_ISSUER');
   });
 
@@ -76,8 +80,9 @@ describe('loadConfig', () => {
 
   it('counts empty strings as unset', () => {
     expect(loadConfig(commonEnv, { PORT: '', LOG_LEVEL: '' })).toMatchObject({ PORT: 8080, LOG_LEVEL: 'info' });
-    const err = configError(() => loadConfig(authEnv, { ...auth, JWT_ISSUER: '' }));
-    expect(err.message).toBe('invalid configuration: JWT_ISSUER is required');
+    expect(loadConfig(authEnv, { ...auth, JWT_ISSUER: '' }).JWT_ISSUER).toBeUndefined();
+    const err = configError(() => loadConfig({ ...commonEnv, K_SINK: env.url() }, { K_SINK: '' }));
+    expect(err.message).toBe('invalid configuration: K_SINK is required');
   });
 
   it('does not leak values of bad variables into the message', () => {

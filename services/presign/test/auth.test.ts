@@ -1,6 +1,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Service } from '@avatar-pipeline/kit';
+import { authEnv, authFromConfig, loadConfig, type Service } from '@avatar-pipeline/kit';
+import { startTestIssuer, type TestIssuer } from '@avatar-pipeline/kit/testing';
 import { AUDIENCE, ISSUER, createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
 
 const body = { contentType: 'image/jpeg', contentLength: 1000 };
@@ -66,5 +67,38 @@ describe('POST /v1/uploads authentication', () => {
 
   it('refuses a player id that is not safe in an object key', async () => {
     await expectUnauthorized(await keys.token('../player-2'), 'claim sub is not a usable player id');
+  });
+});
+
+describe('POST /v1/uploads with Cognito tokens (JWT_* as in a deployment)', () => {
+  let backends: Backends;
+  let pool: TestIssuer;
+  let service: Service;
+
+  beforeAll(async () => {
+    [backends, pool] = await Promise.all([startBackends(), startTestIssuer('eu-west-1_Players')]);
+    const config = loadConfig(authEnv, { JWT_ISSUERS: pool.issuer, JWT_CLIENT_IDS: 'game-client', JWT_ALGORITHMS: 'RS256' });
+    service = presign(backends, await createKeys(), { auth: authFromConfig(config) });
+  });
+  afterAll(async () => {
+    await Promise.all([backends?.close(), pool?.close()]);
+  });
+
+  it("issues a ticket for an access token from the game's app client, to the player the token names", async () => {
+    const res = await requestUpload(service.app, await pool.accessToken('game-client', { sub: 'cognito-player-1' }), body);
+    expect(res.status).toBe(201);
+    const ticket = (await res.json()) as { fields: Record<string, string> };
+    expect(ticket.fields['key']).toMatch(/^uploads\/cognito-player-1\//);
+  });
+
+  it('refuses an access token from another app client, and ID tokens (no JWT_AUDIENCE)', async () => {
+    for (const [token, message] of [
+      [await pool.accessToken('other-client'), 'token claim client_id is not accepted'],
+      [await pool.idToken('game-client'), 'token claim aud is not accepted'],
+    ] as const) {
+      const res = await requestUpload(service.app, token, body);
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: { code: 'unauthorized', message } });
+    }
   });
 });

@@ -61,7 +61,7 @@ export async function createKeys(): Promise<Keys> {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'test', alg: 'ES256' };
   return {
-    auth: { keys: createLocalJWKSet({ keys: [jwk] }), issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'] },
+    auth: { issuers: [{ issuer: ISSUER, keys: createLocalJWKSet({ keys: [jwk] }) }], audiences: [AUDIENCE], algorithms: ['ES256'] },
     token: (playerId, claims = {}) =>
       new SignJWT({ iss: ISSUER, aud: AUDIENCE, sub: playerId, exp: Math.floor(Date.now() / 1000) + 600, ...claims })
         .setProtectedHeader({ alg: 'ES256', kid: 'test' })

@@ -2,7 +2,8 @@
  * Optional mirror of the current avatar into a Cognito user pool (`picture`), for games whose
  * clients read identity attributes. The player id is used as the Cognito username, so the token
  * claim named by JWT_PLAYER_CLAIM must carry the username (Cognito's `sub` is the username only
- * for pools without username aliases; otherwise point JWT_PLAYER_CLAIM at `cognito:username`).
+ * for pools without username aliases; otherwise point JWT_PLAYER_CLAIM at `cognito:username` and,
+ * for access tokens, JWT_ACCESS_PLAYER_CLAIM at `username`).
  *
  * The mirror is best effort: it never holds back `ready` nor fails a delivery. `syncPicture`
  * retries it a few times within a small budget and reports the outcome; the caller counts it and
@@ -69,7 +70,8 @@ export interface PictureRetryPolicy {
 export const defaultPictureRetry: PictureRetryPolicy = { attempts: 3, baseDelayMs: 250, maxDelayMs: 2_000, budgetMs: 10_000 };
 
 /** `ok`: the attribute is set; `user_not_found`: no such user (nothing to retry); `failed`: still failing when the attempts or the budget ran out. */
-export type PictureSyncOutcome = 'ok' | 'user_not_found' | 'failed';
+export const pictureSyncOutcomes = ['ok', 'user_not_found', 'failed'] as const;
+export type PictureSyncOutcome = (typeof pictureSyncOutcomes)[number];
 
 export interface PictureSyncResult {
   outcome: PictureSyncOutcome;

@@ -1,6 +1,5 @@
-import { createLocalJWKSet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, createLogger, dynamoDocumentClient, loadConfig, s3Client } from '@avatar-pipeline/kit';
+import { ConfigError, authFromConfig, createLogger, dynamoDocumentClient, loadConfig, s3Client } from '@avatar-pipeline/kit';
 import { createProfileService, profileEnv } from '../src/index.js';
 
 const base = {
@@ -32,7 +31,7 @@ describe('profile configuration', () => {
       config,
       doc,
       s3: s3Client({ region: 'us-east-1', s3Endpoint: 'http://127.0.0.1:9' }),
-      jwks: createLocalJWKSet({ keys: [] }),
+      auth: authFromConfig(config),
       logger: createLogger('profile', 'silent'),
     });
     const res = await service.app.request('/readyz');

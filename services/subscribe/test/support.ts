@@ -27,7 +27,7 @@ export async function startBackends(): Promise<Backends> {
   return {
     dynamo,
     doc,
-    auth: { keys: createLocalJWKSet({ keys: [jwk] }), issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'] },
+    auth: { issuers: [{ issuer: ISSUER, keys: createLocalJWKSet({ keys: [jwk] }) }], audiences: [AUDIENCE], algorithms: ['ES256'] },
     vapid: generateVapidKeys(),
     token: (playerId) =>
       new SignJWT({ iss: ISSUER, aud: AUDIENCE, sub: playerId, exp: Math.floor(Date.now() / 1000) + 600 })
