@@ -4,7 +4,8 @@
  * per-attempt timeout and retries, replies fed back into the broker, dead-letter sink with the
  * `knativeerror*` extensions, retried on its own policy (as the cluster's durable dead-letter broker
  * redelivers to profile). Where even that fails, this keeps the event in memory, logs and counts it
- * and lists it at `GET /_broker/undeliverable`.
+ * and lists it at `GET /_broker/undeliverable`. `GET /_broker/events` streams what happens to
+ * each event as it happens (`npm run events`).
  */
 import type { CloudEvent } from 'cloudevents';
 import type { Handler } from 'hono';
@@ -27,10 +28,12 @@ import {
 } from '@avatar-pipeline/kit';
 import { createDispatcher, type UndeliverableEvent } from './broker/dispatcher.js';
 import { accepted, describeError, ingressTtl, type Event } from './broker/events.js';
+import { EventFeed, FEED_PATH } from './broker/feed.js';
 import { brokerMetrics, type IngestOrigin } from './broker/metrics.js';
 import { Backoff, Limiter } from './broker/scheduling.js';
 
 export type { UndeliverableEvent } from './broker/dispatcher.js';
+export { FEED_PATH, feedEntrySchema, type FeedEntry } from './broker/feed.js';
 export { backoffMs, isRetryable } from './broker/delivery.js';
 export { cachedTokens, TOKEN_REUSE_MS, type TokenCacheOptions } from './broker/tokens.js';
 
@@ -69,7 +72,7 @@ export interface BrokerOptions {
 }
 
 export interface Broker {
-  /** The HTTP face: ingress, /_broker/undeliverable, /healthz, /readyz, /metrics. */
+  /** The HTTP face: ingress, /_broker/undeliverable, /_broker/events, /healthz, /readyz, /metrics. */
   service: Service;
   /** Accepts an event as the ingress would; returns the names of the triggers it matched. */
   ingest(event: CloudEvent<unknown>): string[];
@@ -91,6 +94,7 @@ export function createBroker(options: BrokerOptions): Broker {
     undeliverable: () => parked.length,
   });
   const backoff = new Backoff();
+  const feed = new EventFeed();
   let closing = false;
 
   const deliver = createDispatcher({
@@ -98,6 +102,7 @@ export function createBroker(options: BrokerOptions): Broker {
     fetch: options.fetch ?? fetch,
     logger,
     metrics: counters,
+    feed,
     deadLetterPolicy: options.deadLetterDelivery ?? deliveryPolicies.deadLetters,
     backoffScale: options.backoffScale ?? 1,
     limiter: new Limiter(options.concurrency ?? 32),
@@ -123,6 +128,7 @@ export function createBroker(options: BrokerOptions): Broker {
     if (ttl <= 0) {
       counters.ingested.inc({ origin, outcome: 'ttl_exceeded' });
       log.warn('event refused: its TTL (knativebrokerttl) is spent, it has looped through the broker too often');
+      feed.report(event, { outcome: 'dropped', origin, reason: 'ttl_exceeded' });
       throw new HttpError(400, 'ttl_exceeded', 'the event has made too many hops through the broker');
     }
     const stored = accepted(event, ttl, new Date());
@@ -130,10 +136,12 @@ export function createBroker(options: BrokerOptions): Broker {
     if (matched.length === 0) {
       counters.ingested.inc({ origin, outcome: 'dropped_no_trigger' });
       log.info('no trigger matches the event; dropped');
+      feed.report(stored, { outcome: 'dropped', origin, reason: 'no_trigger' });
       return [];
     }
     counters.ingested.inc({ origin, outcome: 'routed' });
     log.debug({ triggers: matched.map((t) => t.name) }, 'event accepted');
+    feed.report(stored, { outcome: 'accepted', origin, triggers: matched.map((t) => t.name) });
     for (const trigger of matched) {
       pending.enter();
       void deliver(stored, trigger, acceptedAt).finally(() => pending.leave());
@@ -158,6 +166,7 @@ export function createBroker(options: BrokerOptions): Broker {
   service.app.post('/', ingress);
   service.app.post('/:namespace/:broker', ingress);
   service.app.get('/_broker/undeliverable', (c) => c.json({ count: parked.length, events: parked }));
+  service.app.get(FEED_PATH, feed.handler);
 
   let closed: Promise<void> | undefined;
   return {
@@ -170,6 +179,7 @@ export function createBroker(options: BrokerOptions): Broker {
         service.lifecycle.draining = true;
         backoff.cancelAll();
         await pending.idle();
+        feed.close();
         logger.info({ undeliverable: parked.length }, 'broker closed');
       })()),
   };

@@ -18,6 +18,7 @@ import {
   type Event,
   type HttpMessage,
 } from './events.js';
+import type { EventFeed } from './feed.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { Backoff, Limiter } from './scheduling.js';
 
@@ -42,6 +43,8 @@ export interface DispatcherOptions {
   fetch: typeof fetch;
   logger: Logger;
   metrics: BrokerMetrics;
+  /** Hears every retry, delivery, dead letter and parked event (`npm run events`). */
+  feed: EventFeed;
   /** Retries of the dead-letter sink, for every trigger. */
   deadLetterPolicy: RetryPolicy;
   backoffScale: number;
@@ -68,7 +71,7 @@ interface Sent {
   target: string;
 }
 
-/** `acceptedAt`: when the broker took the event (performance.now()), for broker_event_processing_seconds. */
+/** `acceptedAt`: when the broker took the event (performance.now()), for avatarpipeline_broker_event_processing_seconds. */
 export type Deliver = (event: Event, trigger: TriggerSpec, acceptedAt?: number) => Promise<void>;
 
 export function createDispatcher(o: DispatcherOptions): Deliver {
@@ -78,7 +81,7 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
     return base === undefined ? undefined : `${base.replace(/\/+$/, '')}${d.path}`;
   };
 
-  async function send(d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger, acceptedAt?: number): Promise<Sent> {
+  async function send(event: Event, d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger, acceptedAt?: number): Promise<Sent> {
     const policy = role === 'subscriber' ? trigger.delivery : o.deadLetterPolicy;
     const timeoutMs = durationMs(policy.timeout);
     let last: AttemptResult | undefined;
@@ -116,6 +119,8 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
       );
       if (waitMs === undefined) return { last, attempts: attemptNo, interrupted: false, target };
       o.metrics.deliveries.inc({ trigger: trigger.name, outcome: role === 'subscriber' ? 'retried' : 'dead_letter_retried' });
+      const status = result.status === undefined ? {} : { status: result.status };
+      o.feed.report(event, { outcome: 'retrying', trigger: trigger.name, destination: role, attempt: attemptNo, ...status, problem: result.problem, retryInMs: waitMs });
       if (!(await o.backoff.wait(waitMs))) return { last, attempts: attemptNo, interrupted: true, target };
     }
   }
@@ -124,6 +129,7 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
     const last = sent?.last;
     const destination = sent?.target;
     const failure = last && !last.ok ? last : undefined;
+    const why = problem ?? failure?.problem;
     o.park({
       trigger: trigger.name,
       reason,
@@ -131,20 +137,23 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
       destination,
       attempts: sent?.attempts ?? 0,
       status: failure?.status,
-      problem: problem ?? failure?.problem,
+      problem: why,
       event: event.toJSON(),
     });
     o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'undeliverable' });
+    o.feed.report(event, { outcome: 'undeliverable', trigger: trigger.name, reason, ...(why === undefined ? {} : { problem: why }) });
     log.error({ reason, destination, attempts: sent?.attempts ?? 0 }, 'event undeliverable: kept in memory, see GET /_broker/undeliverable');
   }
 
-  async function deadLetter(event: Event, trigger: TriggerSpec, error: DeliveryError | undefined, log: Logger): Promise<void> {
+  /** `problem`: why the subscriber did not take the event. */
+  async function deadLetter(event: Event, trigger: TriggerSpec, error: DeliveryError | undefined, problem: string, log: Logger): Promise<void> {
     const failed = withErrorExtensions(event, error);
-    const sent = await send(trigger.delivery.deadLetter, toBinaryMessage(failed), trigger, 'dead-letter', log);
+    const sent = await send(failed, trigger.delivery.deadLetter, toBinaryMessage(failed), trigger, 'dead-letter', log);
     // The sink's answer is never a reply: Knative discards it.
     if (sent.last?.ok) {
       o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'dead_lettered' });
       log.warn({ errorCode: error?.code, deadLetter: sent.target }, 'event dead-lettered');
+      o.feed.report(event, { outcome: 'dead_lettered', trigger: trigger.name, problem, ...(error ? { errorCode: error.code } : {}) });
       return;
     }
     park(failed, trigger, sent.interrupted ? 'broker_closed' : 'dead_letter_failed', sent, log);
@@ -154,10 +163,10 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
     const message = toBinaryMessage(forSubscriber(event));
     // Brokers announce that they take reply events (Knative sends this to every subscriber).
     message.headers['prefer'] = 'reply';
-    const sent = await send(trigger.subscriber, message, trigger, 'subscriber', log, acceptedAt);
+    const sent = await send(event, trigger.subscriber, message, trigger, 'subscriber', log, acceptedAt);
     const last = sent.last;
     if (sent.interrupted || !last) return park(event, trigger, 'broker_closed', sent, log);
-    if (!last.ok) return deadLetter(event, trigger, last.error, log);
+    if (!last.ok) return deadLetter(event, trigger, last.error, last.problem, log);
     if (last.reply) {
       // The reply keeps the hop count of the event it answers; the broker takes one more off.
       const reply = last.reply.cloneWith({ [TTL_EXTENSION]: ttlOf(event) });
@@ -168,13 +177,16 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
           park(reply, trigger, 'broker_closed', undefined, log, 'reply arrived while the broker was closing');
         } else {
           // Knative: the broker ingress answers 400, so the original goes to the dead-letter sink.
-          log.warn({ replyId: reply.id, replyType: reply.type, problem: describeError(err) }, 'broker refused the reply');
-          return deadLetter(event, trigger, { dest: o.address, code: 400, data: new Uint8Array() }, log);
+          const problem = describeError(err);
+          log.warn({ replyId: reply.id, replyType: reply.type, problem }, 'broker refused the reply');
+          return deadLetter(event, trigger, { dest: o.address, code: 400, data: new Uint8Array() }, `the broker refused its reply: ${problem}`, log);
         }
       }
     }
     o.metrics.deliveries.inc({ trigger: trigger.name, outcome: 'delivered' });
     log.info({ attempts: sent.attempts, status: last.status, ...(last.reply ? { replyId: last.reply.id, replyType: last.reply.type } : {}) }, 'event delivered');
+    const replied = last.reply ? { reply: { id: last.reply.id, type: last.reply.type } } : {};
+    o.feed.report(event, { outcome: 'delivered', trigger: trigger.name, status: last.status, attempts: sent.attempts, ...replied });
   }
 
   return async (event, trigger, acceptedAt) => {
