@@ -447,7 +447,7 @@ export async function runFaults(options: RunOptions): Promise<RunResult> {
 
     // The count.
     const result = await tally({ name: options.name, faults: options.faults, uploads, players, push });
-    const broker = await scrape(running.brokerUrl, ['broker_deliveries_total']);
+    const broker = await scrape(running.brokerUrl, ['avatarpipeline_broker_deliveries_total']);
     for (const k of Object.keys(broker)) if (!/outcome="(dead_lettered|undeliverable)"/.test(k)) delete broker[k];
     const undeliverable = (await (await fetch(`${running.brokerUrl}/_broker/undeliverable`)).json()) as { count: number };
     if (undeliverable.count > 0) broker['undeliverable (parked)'] = undeliverable.count;

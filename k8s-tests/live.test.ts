@@ -166,7 +166,7 @@ describe.skipIf(skipReason !== undefined)(`live cluster (${skipReason ? `skipped
     try {
       const handled = await eventually('push handling the ready event', 60_000, async () => {
         const metrics = await (await fetch(`${push.url}/metrics`)).text();
-        const line = metrics.split('\n').find((l) => l.startsWith('cloudevents_handled_total{') && l.includes(`type="${EventType.ready}"`) && !l.includes('outcome="error"'));
+        const line = metrics.split('\n').find((l) => l.startsWith('avatarpipeline_cloudevents_handled_total{') && l.includes(`type="${EventType.ready}"`) && !l.includes('outcome="error"'));
         return line && Number(line.split(' ').pop()) > 0 ? line : undefined;
       });
       expect(handled).toContain(EventType.ready);

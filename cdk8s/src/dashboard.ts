@@ -18,33 +18,33 @@ const rows: Panel[][] = [
       title: 'Upload to ready (p50, p90, p99)',
       unit: 's',
       targets: [0.5, 0.9, 0.99].map((q) => ({
-        expr: `histogram_quantile(${q}, sum by (le) (rate(pipeline_end_to_end_seconds_bucket[$__rate_interval])))`,
+        expr: `histogram_quantile(${q}, sum by (le) (rate(avatarpipeline_pipeline_end_to_end_seconds_bucket[$__rate_interval])))`,
         legend: `p${Math.round(q * 100)}`,
       })),
     },
     {
       title: 'Moderation decisions',
       unit: 'ops',
-      targets: [{ expr: 'sum by (outcome) (rate(moderation_decisions_total[$__rate_interval]))', legend: '{{outcome}}' }],
+      targets: [{ expr: 'sum by (outcome) (rate(avatarpipeline_moderation_decisions_total[$__rate_interval]))', legend: '{{outcome}}' }],
     },
     {
       title: 'Dead-lettered events',
       unit: 'short',
-      targets: [{ expr: 'sum by (type, stage) (increase(deadletter_events_total[$__rate_interval]))', legend: '{{type}} ({{stage}})' }],
+      targets: [{ expr: 'sum by (type, stage) (increase(avatarpipeline_deadletter_events_total[$__rate_interval]))', legend: '{{type}} ({{stage}})' }],
     },
   ]),
   row([
     {
       title: 'Events handled by service and outcome',
       unit: 'ops',
-      targets: [{ expr: 'sum by (service, outcome) (rate(cloudevents_handled_total[$__rate_interval]))', legend: '{{service}} {{outcome}}' }],
+      targets: [{ expr: 'sum by (service, outcome) (rate(avatarpipeline_cloudevents_handled_total[$__rate_interval]))', legend: '{{service}} {{outcome}}' }],
     },
     {
       title: 'Event handling time p95',
       unit: 's',
       targets: [
         {
-          expr: 'histogram_quantile(0.95, sum by (service, le) (rate(cloudevent_handling_duration_seconds_bucket[$__rate_interval])))',
+          expr: 'histogram_quantile(0.95, sum by (service, le) (rate(avatarpipeline_cloudevent_handling_duration_seconds_bucket[$__rate_interval])))',
           legend: '{{service}}',
         },
       ],
@@ -53,8 +53,8 @@ const rows: Panel[][] = [
       title: 'Upload notifications relayed',
       unit: 'ops',
       targets: [
-        { expr: 'sum by (input) (rate(s3source_events_emitted_total[$__rate_interval]))', legend: 'emitted ({{input}})' },
-        { expr: 'sum(rate(s3source_sink_failures_total[$__rate_interval]))', legend: 'sink failures' },
+        { expr: 'sum by (input) (rate(avatarpipeline_s3source_events_emitted_total[$__rate_interval]))', legend: 'emitted ({{input}})' },
+        { expr: 'sum(rate(avatarpipeline_s3source_sink_failures_total[$__rate_interval]))', legend: 'sink failures' },
       ],
     },
   ]),
@@ -63,21 +63,21 @@ const rows: Panel[][] = [
       title: 'Moderation and thumbnail time p95',
       unit: 's',
       targets: [
-        { expr: 'histogram_quantile(0.95, sum by (le) (rate(moderation_duration_seconds_bucket[$__rate_interval])))', legend: 'moderation' },
-        { expr: 'histogram_quantile(0.95, sum by (le) (rate(thumbnail_duration_seconds_bucket[$__rate_interval])))', legend: 'thumbnails' },
+        { expr: 'histogram_quantile(0.95, sum by (le) (rate(avatarpipeline_moderation_duration_seconds_bucket[$__rate_interval])))', legend: 'moderation' },
+        { expr: 'histogram_quantile(0.95, sum by (le) (rate(avatarpipeline_thumbnail_duration_seconds_bucket[$__rate_interval])))', legend: 'thumbnails' },
       ],
     },
     {
       title: 'Web Push deliveries',
       unit: 'ops',
-      targets: [{ expr: 'sum by (outcome) (rate(push_notifications_total[$__rate_interval]))', legend: '{{outcome}}' }],
+      targets: [{ expr: 'sum by (outcome) (rate(avatarpipeline_push_notifications_total[$__rate_interval]))', legend: '{{outcome}}' }],
     },
     {
       title: 'HTTP latency p95 by service',
       unit: 's',
       targets: [
         {
-          expr: 'histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket{route!~"/healthz|/readyz|/metrics"}[$__rate_interval])))',
+          expr: 'histogram_quantile(0.95, sum by (service, le) (rate(avatarpipeline_http_request_duration_seconds_bucket{route!~"/healthz|/readyz|/metrics"}[$__rate_interval])))',
           legend: '{{service}}',
         },
       ],
@@ -87,17 +87,24 @@ const rows: Panel[][] = [
     {
       title: 'Presigned uploads issued',
       unit: 'ops',
-      targets: [{ expr: 'sum by (content_type) (rate(presign_uploads_issued_total[$__rate_interval]))', legend: '{{content_type}}' }],
+      targets: [{ expr: 'sum by (content_type) (rate(avatarpipeline_presign_uploads_issued_total[$__rate_interval]))', legend: '{{content_type}}' }],
     },
     {
       title: 'Rate-limited requests',
       unit: 'ops',
-      targets: [{ expr: 'sum by (service, scope) (rate(rate_limited_total[$__rate_interval]))', legend: '{{service}} {{scope}}' }],
+      targets: [{ expr: 'sum by (service, scope) (rate(avatarpipeline_rate_limited_total[$__rate_interval]))', legend: '{{service}} {{scope}}' }],
     },
     {
       title: 'Resident memory by pod',
       unit: 'bytes',
       targets: [{ expr: 'sum by (service, pod) (process_resident_memory_bytes)', legend: '{{service}} {{pod}}' }],
+    },
+  ]),
+  row([
+    {
+      title: 'Uploads past their deadline (longest wait beyond it)',
+      unit: 's',
+      targets: [{ expr: 'max by (status) (avatarpipeline_uploads_overdue_seconds)', legend: '{{status}}' }],
     },
   ]),
 ];

@@ -17,9 +17,9 @@
  */
 import { ApiObject } from 'cdk8s';
 import { BROKER_NAME, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
-import { asText, type Conditional } from './helm.js';
+import type { Conditional } from './helm.js';
 import { BROKER, SinkBinding } from './knative.js';
-import { sinkTokenEnv } from './services.js';
+import { reconcilerDeadlinesEnv, sinkTokenEnv } from './services.js';
 import { builtImage, settings } from './values.js';
 
 export const RECONCILER = 'reconciler';
@@ -64,8 +64,7 @@ export function createReconciler(scope: Conditional): void {
                   // Optional: only the stand-ins have credentials (EKS uses IRSA).
                   envFrom: [{ configMapRef: { name: SHARED_CONFIG } }, { secretRef: { name: STAND_IN_CREDENTIALS, optional: true } }],
                   env: [
-                    { name: 'UPLOAD_PENDING_TIMEOUT_SECONDS', value: asText(settings.reconciler.pendingTimeoutSeconds) },
-                    { name: 'UPLOAD_PROCESSING_TIMEOUT_SECONDS', value: asText(settings.reconciler.processingTimeoutSeconds) },
+                    ...reconcilerDeadlinesEnv(),
                     // The token the SinkBinding mounts, where profile (whose job this is) reads it.
                     ...sinkTokenEnv('profile'),
                   ],

@@ -62,6 +62,14 @@ export function needsApiToken(name: ServiceName): Condition {
 /** A Condition as a boolean field. */
 export const asBoolean = (condition: Condition): boolean => helmExpr<boolean>(condition.expression);
 
+/** The reconciler's deadlines: the CronJob ends uploads past them, profile reports those it has not (avatarpipeline_uploads_overdue_seconds). */
+export function reconcilerDeadlinesEnv(): EnvVar[] {
+  return [
+    value('UPLOAD_PENDING_TIMEOUT_SECONDS', asText(settings.reconciler.pendingTimeoutSeconds)),
+    value('UPLOAD_PROCESSING_TIMEOUT_SECONDS', asText(settings.reconciler.processingTimeoutSeconds)),
+  ];
+}
+
 /** glibc malloc arenas fragment badly under libvips' threads. */
 const sharpEnv = [value('MALLOC_ARENA_MAX', '2')];
 
@@ -90,7 +98,7 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
   profile: {
     ...httpApi,
     timeoutSeconds: 60,
-    env: () => [value('MEDIA_BASE_URL', settings.mediaBaseUrl), value('COGNITO_USER_POOL_ID', settings.cognitoUserPoolId)],
+    env: () => [value('MEDIA_BASE_URL', settings.mediaBaseUrl), value('COGNITO_USER_POOL_ID', settings.cognitoUserPoolId), ...reconcilerDeadlinesEnv()],
   },
   subscribe: { ...httpApi, timeoutSeconds: 30, readsVapidSecret: true, env: vapidEnv },
   push: {

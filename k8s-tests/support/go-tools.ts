@@ -44,6 +44,8 @@ const tools = {
   },
   'knative-validate': { module: 'knative', pkg: '.' },
   skaffold: { module: 'skaffold', pkg: 'github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold' },
+  // Prometheus 3.16.0 (its Go module is tagged v0.316.0); the version as its release builds set it (.promu.yml).
+  promtool: { module: 'promtool', pkg: 'github.com/prometheus/prometheus/cmd/promtool', ldflags: ['-X github.com/prometheus/common/version.Version=3.16.0'] },
 } satisfies Record<string, Tool>;
 export type GoTool = keyof typeof tools;
 

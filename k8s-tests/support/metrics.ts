@@ -1,6 +1,7 @@
 /**
  * The metrics the services really export, read from their source: every prom-client metric
- * constructor (`new Counter|Gauge|Histogram|Summary({ name, labelNames })`) in services/*\/src,
+ * constructor (`new Counter|Gauge|Histogram|Summary({ name, labelNames })`) in services/*\/src
+ * (and local/src, the local stack's own servers),
  * parsed with the TypeScript compiler. A name given by a constant is resolved within its file;
  * a name that cannot be resolved fails loudly, so no metric escapes the check. The default
  * process and Node.js metrics come from prom-client itself.
@@ -66,6 +67,7 @@ function metricsInFile(path: string, root: string): ExportedMetric[] {
   return found;
 }
 
+/** The metrics of services/*\/src (what the cluster scrapes). */
 export function declaredMetrics(root: string): ExportedMetric[] {
   const services = join(root, 'services');
   return readdirSync(services)
@@ -73,6 +75,9 @@ export function declaredMetrics(root: string): ExportedMetric[] {
     .filter((dir) => statSync(dir, { throwIfNoEntry: false })?.isDirectory())
     .flatMap((dir) => sourceFiles(dir).flatMap((file) => metricsInFile(file, root)));
 }
+
+/** The metrics of the local stack's own servers (local/src: the broker), which only it runs. */
+export const localMetrics = (root: string): ExportedMetric[] => sourceFiles(join(root, 'local', 'src')).flatMap((file) => metricsInFile(file, root));
 
 export function defaultMetrics(): ExportedMetric[] {
   const registry = new Registry();

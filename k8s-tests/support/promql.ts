@@ -8,6 +8,8 @@ export interface QueryParts {
   labels: string[];
   /** Syntax errors, as character offsets. */
   errors: number[];
+  /** Each aggregation's `by` labels; undefined for `without` or no grouping. */
+  groupings: (string[] | undefined)[];
 }
 
 /** Grafana's interval variables are not PromQL; they stand for a range. */
@@ -15,12 +17,18 @@ export const withoutGrafanaVariables = (expr: string) => expr.replace(/\$__(rate
 
 export function queryParts(expr: string): QueryParts {
   const tree = parser.parse(expr);
-  const parts: QueryParts = { metrics: [], labels: [], errors: [] };
+  const parts: QueryParts = { metrics: [], labels: [], errors: [], groupings: [] };
   tree.iterate({
     enter(node) {
       if (node.type.isError) parts.errors.push(node.from);
       if (node.name === 'Identifier' && node.node.parent?.name === 'VectorSelector') parts.metrics.push(expr.slice(node.from, node.to));
       if (node.name === 'LabelName') parts.labels.push(expr.slice(node.from, node.to));
+      if (node.name === 'AggregateExpr') {
+        const modifier = node.node.getChild('AggregateModifier');
+        parts.groupings.push(
+          modifier?.getChild('By') ? modifier.getChild('GroupingLabels')!.getChildren('LabelName').map((l) => expr.slice(l.from, l.to)) : undefined,
+        );
+      }
     },
   });
   return parts;

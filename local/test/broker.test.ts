@@ -125,7 +125,7 @@ describe('local broker: routing', () => {
     await h.broker.idle();
     expect(h.at('moderate')).toHaveLength(1);
     expect(h.at('moderate')[0]?.event?.subject).toBe('uploads/player-1/0190a0b0-0000-7000-8000-000000000001');
-    expect(await h.metric('broker_events_ingested_total', { origin: 'http', outcome: 'dropped_no_trigger' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'http', outcome: 'dropped_no_trigger' })).toBe(1);
 
     expect(h.broker.ingest(simpleEvent(EventType.approved))).toEqual(['thumbnail-approved']);
     await h.broker.idle();
@@ -189,9 +189,9 @@ describe('local broker: routing', () => {
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_event');
     }
-    expect(await h.metric('broker_events_ingested_total', { origin: 'http', outcome: 'invalid' })).toBe(cases.length);
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'http', outcome: 'invalid' })).toBe(cases.length);
     expect(() => h.broker.ingest(new CloudEvent({ specversion: '1.0', id: 'x', source: '', type: 't' }, false))).toThrow(HttpError);
-    expect(await h.metric('broker_events_ingested_total', { origin: 'http', outcome: 'invalid' })).toBe(cases.length + 1);
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'http', outcome: 'invalid' })).toBe(cases.length + 1);
   });
 });
 
@@ -218,7 +218,7 @@ describe('local broker: replies', () => {
     expect(h.at('thumbnail').map((r) => [r.event?.id, r.event?.data])).toEqual([['u1.b', { step: 'b' }]]);
     expect(h.at('push').map((r) => [r.event?.id, r.event?.data])).toEqual([['u1.b.c', { step: 'c' }]]);
     expect(h.at('thumbnail')[0]?.headers['ce-knativebrokerttl']).toBeUndefined();
-    expect(await h.metric('broker_events_ingested_total', { origin: 'reply', outcome: 'routed' })).toBe(2);
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'reply', outcome: 'routed' })).toBe(2);
     expect(h.at('profile', '/dead-letter')).toHaveLength(0);
   });
 
@@ -251,8 +251,8 @@ describe('local broker: retries and dead letters', () => {
     await h.broker.idle();
     expect(h.at('moderate').map((r) => r.event?.id)).toEqual(['evt-1', 'evt-1', 'evt-1']);
     expect(h.at('profile', '/dead-letter')).toHaveLength(0);
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'delivered' })).toBe(1);
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'retried' })).toBe(2);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'delivered' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'retried' })).toBe(2);
   });
 
   it.each([404, 408, 409, 429, 500, 503])('retries %i', async (status) => {
@@ -278,7 +278,7 @@ describe('local broker: retries and dead letters', () => {
     expect(decode(got?.headers['ce-knativeerrordata'])).toBe(failure);
     // The sink is not asked for a reply.
     expect(got?.headers.prefer).toBeUndefined();
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_lettered' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'dead_lettered' })).toBe(1);
   });
 
   it('ignores what the dead-letter sink answers: Knative forwards no reply from it', async () => {
@@ -293,7 +293,7 @@ describe('local broker: retries and dead letters', () => {
     await h.broker.idle();
     expect(h.at('profile', '/dead-letter')).toHaveLength(1);
     expect(h.subs.push.received).toHaveLength(0);
-    expect(await h.metric('broker_events_ingested_total', { origin: 'reply', outcome: 'routed' })).toBeUndefined();
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'reply', outcome: 'routed' })).toBe(0);
   });
 
   it.each([400, 422])('sends a non-retryable %i to the dead-letter sink after one attempt', async (status) => {
@@ -391,10 +391,10 @@ describe('local broker: retries and dead letters', () => {
     expect(dead.map((r) => r.event?.id)).toEqual(Array(5).fill('late-sink'));
     // Every redelivery carries the same error extensions.
     for (const r of dead) expect(r.headers['ce-knativeerrorcode']).toBe('503');
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(4);
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_lettered' })).toBe(1);
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(0);
-    expect(await h.metric('broker_undeliverable_events')).toBe(0);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(4);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'dead_lettered' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(0);
+    expect(await h.metric('avatarpipeline_broker_undeliverable_events')).toBe(0);
   });
 
   it("uses the topology's dead-letter policy by default: minutes, not the seconds of a trigger's first retries", () => {
@@ -422,9 +422,9 @@ describe('local broker: retries and dead letters', () => {
     expect(list.count).toBe(1);
     expect(list.events[0]).toMatchObject({ trigger: 't', reason: 'dead_letter_failed', status: 503, attempts: 1 + deliveryPolicies.deadLetters.retry });
     expect(list.events[0]?.event).toMatchObject({ id: 'keep-me', type: 'test.t', data: { n: 1 }, knativeerrorcode: 400 });
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(1);
-    expect(await h.metric('broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(deliveryPolicies.deadLetters.retry);
-    expect(await h.metric('broker_undeliverable_events')).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'undeliverable' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 't', outcome: 'dead_letter_retried' })).toBe(deliveryPolicies.deadLetters.retry);
+    expect(await h.metric('avatarpipeline_broker_undeliverable_events')).toBe(1);
     const given = lines.filter((l) => l['level'] === 'error' && l['ceId'] === 'keep-me');
     expect(given.map((l) => l['msg'])).toEqual(['event undeliverable: kept in memory, see GET /_broker/undeliverable']);
     expect(given[0]).toMatchObject({ reason: 'dead_letter_failed', attempts: 1 + deliveryPolicies.deadLetters.retry, trigger: 't' });
@@ -442,8 +442,8 @@ describe('local broker: retries and dead letters', () => {
     await vi.waitFor(() => expect(h.at('profile', '/dead-letter')).toHaveLength(1));
     for (let i = 0; i < 3; i++) h.broker.ingest(simpleEvent('test.u', `u${i}`));
     await vi.waitFor(() => expect(h.at('thumbnail')).toHaveLength(3));
-    expect(await h.metric('broker_deliveries_total', { trigger: 'u', outcome: 'delivered' })).toBe(3);
-    expect(await h.metric('broker_pending_deliveries')).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 'u', outcome: 'delivered' })).toBe(3);
+    expect(await h.metric('avatarpipeline_broker_pending_deliveries')).toBe(1);
     await h.broker.close();
     const list = (await (await h.broker.service.app.request('/_broker/undeliverable')).json()) as { events: { reason: string; event: { id: string } }[] };
     expect(list.events.map((e) => [e.reason, e.event.id])).toEqual([['broker_closed', 'waiting']]);
@@ -475,13 +475,13 @@ describe('local broker: operations', () => {
     const h = await harness();
     h.broker.ingest(uploadEvent('uploads/p/u'));
     await h.broker.idle();
-    expect(await h.metric('broker_deliveries_total', { trigger: 'moderate-uploads', outcome: 'delivered' })).toBe(1);
-    expect(await h.metric('broker_deliveries_total', { trigger: 'push-failed', outcome: 'dead_lettered' })).toBe(0);
-    expect(await h.metric('broker_delivery_duration_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 'moderate-uploads', outcome: 'delivered' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 'push-failed', outcome: 'dead_lettered' })).toBe(0);
+    expect(await h.metric('avatarpipeline_broker_delivery_duration_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
     // Arrival to the first attempt's dispatch (Knative's event_processing_latencies), once per event and trigger.
-    expect(await h.metric('broker_event_processing_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
-    expect(await h.metric('broker_pending_deliveries')).toBe(0);
-    expect(await h.metric('broker_events_ingested_total', { origin: 'http', outcome: 'routed' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_event_processing_seconds_count', { trigger: 'moderate-uploads' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_pending_deliveries')).toBe(0);
+    expect(await h.metric('avatarpipeline_broker_events_ingested_total', { origin: 'http', outcome: 'routed' })).toBe(1);
   });
 
   it('bounds the attempts in flight', async () => {
@@ -490,7 +490,7 @@ describe('local broker: operations', () => {
       concurrency: 2,
     });
     for (let i = 0; i < 6; i++) h.broker.ingest(simpleEvent('test.t', `c${i}`));
-    expect(await h.metric('broker_pending_deliveries')).toBe(6);
+    expect(await h.metric('avatarpipeline_broker_pending_deliveries')).toBe(6);
     await h.broker.idle();
     expect(h.at('moderate')).toHaveLength(6);
     expect(h.subs.moderate.maxConcurrent).toBe(2);
@@ -513,7 +513,7 @@ describe('local broker: operations', () => {
     const started = Date.now();
     await h.broker.close();
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(await h.metric('broker_deliveries_total', { trigger: 'slow', outcome: 'delivered' })).toBe(1);
+    expect(await h.metric('avatarpipeline_broker_deliveries_total', { trigger: 'slow', outcome: 'delivered' })).toBe(1);
     const list = (await (await h.broker.service.app.request('/_broker/undeliverable')).json()) as { events: { trigger: string; reason: string; event: { id: string } }[] };
     expect(list.events.map((e) => [e.trigger, e.reason, e.event.id])).toEqual([['failing', 'broker_closed', 'f']]);
     expect(() => h.broker.ingest(simpleEvent('test.slow'))).toThrow(HttpError);

@@ -181,7 +181,7 @@ describe.runIf(runnable)('the reconciler in the local stack', () => {
     expect(note).toMatchObject({ type: 'avatar.failed', status: 'failed', reason: { code: 'timeout' } });
     // Nothing of the unfinished upload is left under its key.
     expect(await objectStatus(key)).toBe(404);
-    expect(await metric('reconciler_uploads_ended_total', 'reason="timeout"')).toBeGreaterThanOrEqual(1);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total', 'reason="timeout"')).toBeGreaterThanOrEqual(1);
   });
 
   it('deletes an object under uploads/ that has no upload record', async () => {
@@ -189,23 +189,23 @@ describe.runIf(runnable)('the reconciler in the local stack', () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'not an upload anyone issued' }));
     await eventually(async () => ((await objectStatus(key)) === 404 ? true : undefined), 'the stray object to be deleted');
     // Counted just after the delete returns.
-    await eventually(async () => ((await metric('reconciler_orphans_deleted_total', 'reason="no_record"')) >= 1 ? true : undefined), 'the deletion to be counted');
+    await eventually(async () => ((await metric('avatarpipeline_reconciler_orphans_deleted_total', 'reason="no_record"')) >= 1 ? true : undefined), 'the deletion to be counted');
   });
 
   it('changes nothing on the passes that follow', async () => {
     expect(settled).toHaveLength(2);
-    const ended = await metric('reconciler_uploads_ended_total');
-    const expired = await metric('reconciler_uploads_ended_total', 'reason="expired"');
+    const ended = await metric('avatarpipeline_reconciler_uploads_ended_total');
+    const expired = await metric('avatarpipeline_reconciler_uploads_ended_total', 'reason="expired"');
     const notified = await Promise.all(devices.map(async (d) => (await received(d)).length));
-    const runs = await metric('reconciler_runs_total', 'outcome="ok"');
-    await eventually(async () => ((await metric('reconciler_runs_total', 'outcome="ok"')) >= runs + 3 ? true : undefined), 'three more passes');
+    const runs = await metric('avatarpipeline_reconciler_runs_total', 'outcome="ok"');
+    await eventually(async () => ((await metric('avatarpipeline_reconciler_runs_total', 'outcome="ok"')) >= runs + 3 ? true : undefined), 'three more passes');
     for (const { token, status } of settled) expect(await api.status(token, status.uploadId)).toEqual(status);
-    expect(await metric('reconciler_uploads_ended_total')).toBe(ended);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total')).toBe(ended);
     expect(expired).toBeGreaterThanOrEqual(1);
     await stack.idle();
     expect(await Promise.all(devices.map(async (d) => (await received(d)).length))).toEqual(notified);
-    expect(await metric('reconciler_runs_total', 'outcome="error"')).toBe(0);
-    expect(await metric('reconciler_oldest_open_upload_seconds', 'status="processing"')).toBe(0);
+    expect(await metric('avatarpipeline_reconciler_runs_total', 'outcome="error"')).toBe(0);
+    expect(await metric('avatarpipeline_reconciler_oldest_open_upload_seconds', 'status="processing"')).toBe(0);
   });
 });
 

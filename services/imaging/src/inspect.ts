@@ -8,16 +8,18 @@ import { contentTypes, formatOfContentType, sniffFormat, type ImageFormat } from
 import { strictScale } from './decode.js';
 import { defaultLimits, type ImageLimits } from './limits.js';
 
-export type ImageProblemCode =
-  | 'too_large'
-  | 'empty'
-  | 'unsupported_format'
-  | 'too_many_pixels'
-  | 'too_wide'
-  | 'too_small'
-  | 'aspect_ratio'
-  | 'corrupt'
-  | 'format_mismatch';
+export const imageProblemCodes = [
+  'too_large',
+  'empty',
+  'unsupported_format',
+  'too_many_pixels',
+  'too_wide',
+  'too_small',
+  'aspect_ratio',
+  'corrupt',
+  'format_mismatch',
+] as const;
+export type ImageProblemCode = (typeof imageProblemCodes)[number];
 
 export interface ImageProblem {
   code: ImageProblemCode;

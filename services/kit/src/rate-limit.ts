@@ -10,6 +10,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, type Registry } from 'prom-client';
 import { HttpError } from './errors.js';
+import { zeroed } from './metrics.js';
 import { documentCommand } from './sdk.js';
 import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from './table.js';
 
@@ -22,7 +23,7 @@ export interface RateLimitOptions {
   limit: number;
   windowSeconds: number;
   clock?: Clock;
-  /** Where `rate_limited_total{scope}` is counted (a service's registry). */
+  /** Where `avatarpipeline_rate_limited_total{scope}` is counted (a service's registry). */
   registry?: Registry;
 }
 
@@ -36,13 +37,14 @@ export interface RateLimitDecision {
   retryAfterSeconds: number;
 }
 
-const LIMITED_METRIC = 'rate_limited_total';
+const LIMITED_METRIC = 'avatarpipeline_rate_limited_total';
 
-function limitedCounter(registry: Registry): Counter<'scope'> {
-  return (
+/** The registry's counter (one per registry, whatever the number of limiters), with this scope's series at 0. */
+function limitedCounter(registry: Registry, scope: string): Counter<'scope'> {
+  const counter =
     (registry.getSingleMetric(LIMITED_METRIC) as Counter<'scope'> | undefined) ??
-    new Counter({ name: LIMITED_METRIC, help: 'Requests refused by a rate limit, by scope', labelNames: ['scope'], registers: [registry] })
-  );
+    new Counter({ name: LIMITED_METRIC, help: 'Requests refused by a rate limit, by scope', labelNames: ['scope'], registers: [registry] });
+  return zeroed(counter, [{ scope }]);
 }
 
 export function rateLimitKey(scope: string, subject: string, windowStart: Date): { pk: string; sk: string } {
@@ -61,7 +63,7 @@ export class RateLimiter {
     if (!Number.isInteger(options.limit) || options.limit < 1) throw new RangeError('rate limit must be a positive integer');
     if (!Number.isInteger(options.windowSeconds) || options.windowSeconds < 1) throw new RangeError('rate limit window must be a positive integer');
     this.clock = options.clock ?? systemClock;
-    this.limited = options.registry ? limitedCounter(options.registry) : undefined;
+    this.limited = options.registry ? limitedCounter(options.registry, options.scope) : undefined;
   }
 
   /** Counts one request by `subject` in the current window, unless the window is already full. */

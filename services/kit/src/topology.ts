@@ -228,6 +228,16 @@ export function eventTypeLabel(type: string): string {
   return pipelineTypes.has(type) ? type : 'other';
 }
 
+/** Every value `eventTypeLabel` gives. */
+export const eventTypeLabels: readonly string[] = [`${S3_OBJECT_CREATED_PREFIX}*`, ...pipelineTypes, 'other'];
+
+/** The labels of the types a route pattern matches (an exact type, or a prefix ending in `*`, as `on` takes them). */
+export function eventTypeLabelsOf(pattern: string): string[] {
+  if (!pattern.endsWith('*')) return [eventTypeLabel(pattern)];
+  const prefix = pattern.slice(0, -1);
+  return eventTypeLabels.filter((label) => (label === 'other' ? prefix === '' : label.startsWith(prefix)));
+}
+
 /** The pipeline's own stages: every trigger but the notifications to push. */
 const processingTriggers = () => triggers.filter((t) => t.delivery !== deliveryPolicies.notification);
 

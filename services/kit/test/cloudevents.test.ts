@@ -62,11 +62,11 @@ function endpoint() {
     );
   const structured = (event: Record<string, unknown>, extra: Record<string, string> = {}) =>
     post({ 'content-type': 'application/cloudevents+json', ...extra }, JSON.stringify({ specversion: '1.0', ...event }));
-  /** `cloudevents_handled_total` series as `type outcome` -> count. */
+  /** `avatarpipeline_cloudevents_handled_total` series as `type outcome` -> count. */
   const handled = async () => {
     const text = await service.metrics.registry.metrics();
     const counts = new Map<string, number>();
-    for (const m of text.matchAll(/^cloudevents_handled_total\{([^}]*)\} (\d+)$/gm)) {
+    for (const m of text.matchAll(/^avatarpipeline_cloudevents_handled_total\{([^}]*)\} (\d+)$/gm)) {
       const labels = Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, k, v]) => [k, v]));
       counts.set(`${labels['type']} ${labels['outcome']}`, Number(m[2]));
     }
@@ -80,6 +80,20 @@ async function errorCode(res: Response): Promise<string> {
 }
 
 describe('eventEndpoint', () => {
+  it('exports every series it can count at 0 before the first event, so a fresh pod’s first error is an increase', async () => {
+    const { service } = endpoint();
+    const text = await (await service.app.request('/metrics')).text();
+    const zero = (metric: string, labels: string) => expect(text, `${metric}{${labels}}`).toMatch(new RegExp(`^${metric}\\{${labels.replace(/[.*]/g, '\\$&')}\\} 0$`, 'm'));
+    for (const type of [PING, 'com.amazonaws.s3.ObjectCreated:*']) {
+      for (const outcome of ['reply', 'accepted', 'rejected', 'error']) zero('avatarpipeline_cloudevents_handled_total', `type="${type}",outcome="${outcome}",service="ce-test"`);
+      zero('avatarpipeline_cloudevent_handling_duration_seconds_count', `service="ce-test",type="${type}"`);
+    }
+    zero('avatarpipeline_cloudevents_handled_total', 'type="unparsable",outcome="rejected",service="ce-test"');
+    zero('avatarpipeline_cloudevents_handled_total', 'type="other",outcome="rejected",service="ce-test"');
+    // Only the types it routes (and the two rejections): no series for types it never takes.
+    expect(text).not.toContain(`type="${PONG}"`);
+  });
+
   it('takes a binary-mode event and replies in binary mode with the reply attributes and data', async () => {
     const { binary, seen } = endpoint();
     const res = await binary({ subject: 'uploads/p/u', time: '2030-01-01T00:00:00Z', partitionkey: 'p' }, { n: 1 });
@@ -197,7 +211,8 @@ describe('eventEndpoint', () => {
     await binary({}, { n: 13 });
     await binary({}, { n: 500 });
     await binary({}, { n: 'x' });
-    expect(Object.fromEntries(await handled())).toEqual({
+    // Every other series is there too, at 0 (see above).
+    expect(Object.fromEntries([...(await handled())].filter(([, count]) => count > 0))).toEqual({
       [`${PING} reply`]: 2,
       [`${PING} accepted`]: 1,
       [`${PING} rejected`]: 2,
@@ -205,7 +220,7 @@ describe('eventEndpoint', () => {
     });
     // Handler time is observed for events that reached a handler (5 of the 6).
     const durations = (await service.metrics.eventDuration.get()).values;
-    expect(durations.find((v) => v.metricName === 'cloudevent_handling_duration_seconds_count' && v.labels['type'] === PING)?.value).toBe(5);
+    expect(durations.find((v) => v.metricName === 'avatarpipeline_cloudevent_handling_duration_seconds_count' && v.labels['type'] === PING)?.value).toBe(5);
   });
 
   it('propagates traceparent from the event extension to the reply', async () => {

@@ -25,11 +25,11 @@ async function errorOf(res: Response) {
   return ((await res.json()) as { error: { code: string; message: string } }).error;
 }
 
-/** Parses `http_request_duration_seconds_count` series into `method route status` -> count. */
+/** Parses `avatarpipeline_http_request_duration_seconds_count` series into `method route status` -> count. */
 async function requestCounts(svc: ReturnType<typeof service>['svc']): Promise<Map<string, number>> {
   const text = await (await svc.app.request('/metrics')).text();
   const counts = new Map<string, number>();
-  for (const m of text.matchAll(/^http_request_duration_seconds_count\{([^}]*)\} (\d+)$/gm)) {
+  for (const m of text.matchAll(/^avatarpipeline_http_request_duration_seconds_count\{([^}]*)\} (\d+)$/gm)) {
     const labels = Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, k, v]) => [k, v]));
     counts.set(`${labels['method']} ${labels['route']} ${labels['status']}`, Number(m[2]));
   }

@@ -1,35 +1,52 @@
-/** Moderation metrics; every label value comes from a fixed set. */
+/** Moderation metrics; every label value comes from a fixed set, each series exported from the start. */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { imageProblemCodes } from '@avatar-pipeline/imaging';
+import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
+import { viewBackgrounds, viewRegions } from './views.js';
 
-export type DecisionOutcome = 'approved' | 'rejected' | 'invalid';
+export const decisionOutcomes = ['approved', 'rejected', 'invalid'] as const;
+export type DecisionOutcome = (typeof decisionOutcomes)[number];
 
-export function moderationMetrics(registry: Registry) {
+/** `provider`: the configured provider's name (one per process). */
+export function moderationMetrics(registry: Registry, provider: string) {
   return {
-    decisions: new Counter({
-      name: 'moderation_decisions_total',
-      help: 'Uploads decided, by outcome (approved, rejected by the policy, invalid image) and provider',
-      labelNames: ['outcome', 'provider'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'moderation_duration_seconds',
-      help: 'Time the moderation provider took for one image (including the wait for the model)',
-      labelNames: ['provider'] as const,
-      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
-    views: new Counter({
-      name: 'moderation_views_total',
-      help: 'Views shown to the provider: the whole image or the avatar square, opaque or composited on black or white',
-      labelNames: ['region', 'background'] as const,
-      registers: [registry],
-    }),
-    checkFailures: new Counter({
-      name: 'moderation_check_failures_total',
-      help: 'Uploads refused by the checks before any model, by problem code',
-      labelNames: ['code'] as const,
-      registers: [registry],
-    }),
+    decisions: zeroed(
+      new Counter({
+        name: 'avatarpipeline_moderation_decisions_total',
+        help: 'Uploads decided, by outcome (approved, rejected by the policy, invalid image) and provider',
+        labelNames: ['outcome', 'provider'] as const,
+        registers: [registry],
+      }),
+      labelCombinations({ outcome: decisionOutcomes, provider: [provider] }),
+    ),
+    duration: zeroed(
+      new Histogram({
+        name: 'avatarpipeline_moderation_duration_seconds',
+        help: 'Time the moderation provider took for one image (including the wait for the model)',
+        labelNames: ['provider'] as const,
+        buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+      [{ provider }],
+    ),
+    views: zeroed(
+      new Counter({
+        name: 'avatarpipeline_moderation_views_total',
+        help: 'Views shown to the provider: the whole image or the avatar square, opaque or composited on black or white',
+        labelNames: ['region', 'background'] as const,
+        registers: [registry],
+      }),
+      labelCombinations({ region: viewRegions, background: viewBackgrounds }),
+    ),
+    checkFailures: zeroed(
+      new Counter({
+        name: 'avatarpipeline_moderation_check_failures_total',
+        help: 'Uploads refused by the checks before any model, by problem code',
+        labelNames: ['code'] as const,
+        registers: [registry],
+      }),
+      imageProblemCodes.map((code) => ({ code })),
+    ),
   };
 }
 

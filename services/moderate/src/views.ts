@@ -25,10 +25,13 @@ import {
 /** How a provider takes its views: squashed to a model's square input, or scaled to fit a side. */
 export type ViewShape = { fit: 'fill'; size: number } | { fit: 'inside'; maxSide: number };
 
+export const viewRegions = ['whole', 'square'] as const;
+/** What a transparent image was composited on; `none` for an opaque one. */
+export const viewBackgrounds = ['black', 'white', 'none'] as const;
+
 export interface ModerationView {
-  region: 'whole' | 'square';
-  /** What a transparent image was composited on; `none` for an opaque one. */
-  background: 'black' | 'white' | 'none';
+  region: (typeof viewRegions)[number];
+  background: (typeof viewBackgrounds)[number];
   /** 8-bit sRGB, 3 channels, in the provider's shape. */
   pixels: RawImage;
 }

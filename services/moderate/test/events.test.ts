@@ -137,8 +137,8 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(record).toMatchObject({ status: 'rejected', reason: { code } });
     expect(record?.reason?.message).toBeTruthy();
     const metrics = await (await service.app.request('/metrics')).text();
-    expect(metrics).toContain(`moderation_check_failures_total{code="${code}",service="moderate"} 1`);
-    expect(metrics).toContain('moderation_decisions_total{outcome="invalid",provider="nsfwjs",service="moderate"} 1');
+    expect(metrics).toContain(`avatarpipeline_moderation_check_failures_total{code="${code}",service="moderate"} 1`);
+    expect(metrics).toContain('avatarpipeline_moderation_decisions_total{outcome="invalid",provider="nsfwjs",service="moderate"} 1');
   });
 
   it('refuses an object over the declared size from HeadObject, without downloading it', async () => {
@@ -166,8 +166,8 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(record).toMatchObject({ status: 'rejected', reason: { code: 'moderation' }, labels: [{ name: 'Explicit', confidence: 97.5 }] });
     expect(await exists(key)).toBe(false);
     const metrics = await (await service.app.request('/metrics')).text();
-    expect(metrics).toContain('moderation_decisions_total{outcome="rejected",provider="nsfwjs",service="moderate"} 1');
-    expect(metrics).toContain('moderation_duration_seconds_count{service="moderate",provider="nsfwjs"} 1');
+    expect(metrics).toContain('avatarpipeline_moderation_decisions_total{outcome="rejected",provider="nsfwjs",service="moderate"} 1');
+    expect(metrics).toContain('avatarpipeline_moderation_duration_seconds_count{service="moderate",provider="nsfwjs"} 1');
 
     // The broker redelivers the same event (its first reply was lost): same reply, no new work or write.
     const later = createModerateApp({ config, s3, doc, provider, logger, clock: () => new Date('2026-01-02T04:00:00Z') });

@@ -21,7 +21,7 @@ function captureLines() {
 }
 
 async function issued(service: Service): Promise<number> {
-  const metric = await service.metrics.registry.getSingleMetric('presign_uploads_issued_total')?.get();
+  const metric = await service.metrics.registry.getSingleMetric('avatarpipeline_presign_uploads_issued_total')?.get();
   return metric?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
 }
 

@@ -42,7 +42,7 @@ describe('per-player upload rate limit', () => {
     now = new Date('2030-01-01T00:01:00Z');
     expect((await attempt('player-rate')).status).toBe(201);
 
-    const metric = await service.metrics.registry.getSingleMetric('rate_limited_total')?.get();
+    const metric = await service.metrics.registry.getSingleMetric('avatarpipeline_rate_limited_total')?.get();
     expect(metric?.values).toEqual([expect.objectContaining({ labels: { scope: 'uploads' }, value: 2 })]);
   });
 

@@ -38,7 +38,7 @@ describe('POST /v1/uploads', () => {
   const stored = (key: string) => objectExists(backends.s3, BUCKET, key);
 
   async function issuedCount(contentType: string): Promise<number> {
-    const metric = await service.metrics.registry.getSingleMetric('presign_uploads_issued_total')?.get();
+    const metric = await service.metrics.registry.getSingleMetric('avatarpipeline_presign_uploads_issued_total')?.get();
     return metric?.values.find((v) => v.labels['content_type'] === contentType)?.value ?? 0;
   }
 

@@ -1,6 +1,7 @@
 /** The profile service's environment. */
 import { z } from 'zod';
 import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
+import { reconcileTimeoutsEnv } from './reconcile-config.js';
 
 export const profileEnv = {
   ...commonEnv,
@@ -23,6 +24,8 @@ export const profileEnv = {
     .regex(/^[\w-]+_[0-9a-zA-Z]+$/, 'expected a user pool id such as us-east-1_AbC123')
     .optional(),
   AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: env.url().optional(),
+  /** The reconciler's deadlines: profile reports uploads waiting past them (`overdue.ts`), and its local timer ends them. */
+  ...reconcileTimeoutsEnv,
 };
 
 export type ProfileConfig = z.output<z.ZodObject<typeof profileEnv>>;

@@ -58,11 +58,10 @@ export type ReconcileConfig = z.output<z.ZodObject<typeof reconcileEnv>>;
 
 /**
  * The local stack's timer inside profile: unset (the default, and in every cluster, where the
- * CronJob runs it) means no timer. Profile's own configuration supplies the rest.
+ * CronJob runs it) means no timer. Profile's own configuration supplies the rest, the timeouts included.
  */
 export const reconcileTimerEnv = {
   RECONCILE_PERIOD_SECONDS: z.coerce.number().positive().optional(),
-  ...reconcileTimeoutsEnv,
 };
 
 /** Timeouts shorter than the pipeline's own budgets end uploads it may still finish: said at start, not refused (tests use seconds). */

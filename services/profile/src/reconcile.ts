@@ -38,6 +38,7 @@ import {
   systemClock,
   uploadExpired,
   uploadKey,
+  zeroed,
   type Clock,
   type Logger,
   type OpenStatus,
@@ -49,38 +50,49 @@ import {
 } from '@avatar-pipeline/kit';
 import { SOURCE } from './ready.js';
 
-export type EndReason = 'expired' | 'timeout';
-export type OrphanReason = 'no_record' | 'ended' | 'invalid_key';
+export const endReasons = ['expired', 'timeout'] as const;
+export type EndReason = (typeof endReasons)[number];
+export const orphanReasons = ['no_record', 'ended', 'invalid_key'] as const;
+export type OrphanReason = (typeof orphanReasons)[number];
 
-/** The reconciler's metrics (every label value from a fixed set). */
+/** The reconciler's metrics (every label value from a fixed set, each counter's series exported from the start). */
 export function reconcilerMetrics(registry: Registry) {
   return {
-    ended: new Counter<'reason'>({
-      name: 'reconciler_uploads_ended_total',
-      help: 'Uploads the reconciler ended, by reason (expired: pending past its ticket; timeout: processing too long, failed)',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
-    orphans: new Counter<'reason'>({
-      name: 'reconciler_orphans_deleted_total',
-      help: 'Objects under uploads/ the reconciler deleted, by reason (no_record, ended: the upload is over, invalid_key)',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
+    ended: zeroed(
+      new Counter<'reason'>({
+        name: 'avatarpipeline_reconciler_uploads_ended_total',
+        help: 'Uploads the reconciler ended, by reason (expired: pending past its ticket; timeout: processing too long, failed)',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
+      endReasons.map((reason) => ({ reason })),
+    ),
+    orphans: zeroed(
+      new Counter<'reason'>({
+        name: 'avatarpipeline_reconciler_orphans_deleted_total',
+        help: 'Objects under uploads/ the reconciler deleted, by reason (no_record, ended: the upload is over, invalid_key)',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
+      orphanReasons.map((reason) => ({ reason })),
+    ),
     oldest: new Gauge<'status'>({
-      name: 'reconciler_oldest_open_upload_seconds',
+      name: 'avatarpipeline_reconciler_oldest_open_upload_seconds',
       help: 'Age (since its ticket was issued) of the oldest upload still pending or processing after the last pass, by status; 0 when none',
       labelNames: ['status'],
       registers: [registry],
     }),
-    runs: new Counter<'outcome'>({
-      name: 'reconciler_runs_total',
-      help: 'Reconciler passes, by outcome (ok, error: at least one upload or object could not be handled)',
-      labelNames: ['outcome'],
-      registers: [registry],
-    }),
+    runs: zeroed(
+      new Counter<'outcome'>({
+        name: 'avatarpipeline_reconciler_runs_total',
+        help: 'Reconciler passes, by outcome (ok, error: at least one upload or object could not be handled)',
+        labelNames: ['outcome'],
+        registers: [registry],
+      }),
+      ['ok', 'error'].map((outcome) => ({ outcome })),
+    ),
     lastSuccess: new Gauge({
-      name: 'reconciler_last_success_timestamp_seconds',
+      name: 'avatarpipeline_reconciler_last_success_timestamp_seconds',
       help: 'When the last pass without errors finished (Unix time)',
       registers: [registry],
     }),

@@ -139,9 +139,9 @@ describe('POST /dead-letter', () => {
     expect(await stack.uploads.get(playerId, uploadId)).toEqual(upload);
     expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
     expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', stage: 'processing', outcome: 'ready' })).toBe(1);
-    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
-    expect(await metricValue(service, 'profile_cognito_sync_total', { outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', stage: 'processing', outcome: 'ready' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_profile_cognito_sync_total', { outcome: 'failed' })).toBe(1);
 
     // The reply the thumbnailed event gets now, on the normal path: the very same event.
     const reply = await deliver(service, '/events', event);
@@ -204,8 +204,8 @@ describe('POST /dead-letter', () => {
     expect((await deliver(service, '/dead-letter', event, knativeError('http://profile/events', 500, ''))).status).toBe(202);
 
     expect(stack.sink.received.map((r) => readEvent(r.headers, r.body))).toMatchObject([{ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' }]);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.approved', outcome: 'already_ended' })).toBe(1);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'ready' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'avatarpipeline.avatar.approved', outcome: 'already_ended' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'ready' })).toBe(1);
   });
 
   it('fails the upload of a dead S3 event, deletes the original and announces it once', async () => {
@@ -233,8 +233,8 @@ describe('POST /dead-letter', () => {
       subject: uploadKey(playerId, uploadId),
       data: { playerId, uploadId, uploadedAt: '2026-03-01T12:00:00.000Z', reason, failedEventType: 'com.amazonaws.s3.ObjectCreated:Post' },
     });
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'com.amazonaws.s3.ObjectCreated:*', stage: 'processing', outcome: 'failed' })).toBe(1);
-    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'com.amazonaws.s3.ObjectCreated:*', stage: 'processing', outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'duplicate' })).toBe(1);
   });
 
   it('fails the upload of a dead approved event (Thumbnail generation), identified from its data', async () => {
@@ -326,8 +326,8 @@ describe('POST /dead-letter', () => {
         data: { reason: { message: 'Profile update failed after retries' }, failedEventType: 'avatarpipeline.avatar.thumbnailed' },
       },
     ]);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'failed' })).toBe(1);
-    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'ready' })).toBe(0);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'avatarpipeline.avatar.thumbnailed', outcome: 'failed' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'ready' })).toBe(0);
   });
 
   it('only counts a notification push could not take', async () => {
@@ -350,7 +350,7 @@ describe('POST /dead-letter', () => {
     expect(res.status).toBe(202);
     expect(await stack.uploads.get(playerId, uploadId)).toEqual(before);
     expect(stack.sink.received).toHaveLength(0);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'avatarpipeline.avatar.ready', stage: 'notification', outcome: 'logged' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'avatarpipeline.avatar.ready', stage: 'notification', outcome: 'logged' })).toBe(1);
   });
 
   it('changes nothing for an upload that already ended ready', async () => {
@@ -370,7 +370,7 @@ describe('POST /dead-letter', () => {
     expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(true);
     expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
     expect(stack.sink.received).toHaveLength(0);
-    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'already_ended' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'already_ended' })).toBe(1);
   });
 
   it('deletes the original of an upload it has no record of, without announcing anything', async () => {
@@ -385,7 +385,7 @@ describe('POST /dead-letter', () => {
     expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
     expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
     expect(stack.sink.received).toHaveLength(0);
-    expect(await metricValue(service, 'deadletter_events_total', { outcome: 'unknown_upload' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'unknown_upload' })).toBe(1);
   });
 
   it('counts events it cannot tie to an upload, or of unknown types, with bounded labels', async () => {
@@ -396,9 +396,9 @@ describe('POST /dead-letter', () => {
     expect((await deliver(service, '/dead-letter', stray)).status).toBe(202);
     expect((await deliver(service, '/dead-letter', unknown)).status).toBe(202);
 
-    expect(await metricValue(service, 'deadletter_events_total', { stage: 'processing', outcome: 'unidentified' })).toBe(1);
-    expect(await metricValue(service, 'deadletter_events_total', { type: 'other', stage: 'other' })).toBe(1);
-    expect(await metricValue(service, 'cloudevents_handled_total', { type: 'other', outcome: 'accepted' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { stage: 'processing', outcome: 'unidentified' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { type: 'other', stage: 'other' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_cloudevents_handled_total', { type: 'other', outcome: 'accepted' })).toBe(1);
     expect(stack.sink.received).toHaveLength(0);
   });
 

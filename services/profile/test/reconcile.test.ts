@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventType, UploadStore, createLogger, loadConfig, processingWorstCaseMs, uploadDeliveryWorstCaseMs, uploadKey, type OpenUpload } from '@avatar-pipeline/kit';
 import { metricValue } from '@avatar-pipeline/kit/testing';
-import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
+import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimeoutsEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
 import { reconcile, reconcilerMetrics, startReconcileTimer, type ReconcileDeps } from '../src/reconcile.js';
 import { BUCKET, TABLE, existing, newPlayerId, newUploadId, objectExists, putOriginal, putRenditions, readEvent, startStack, testClock, type Stack } from './harness.js';
 
@@ -82,16 +82,16 @@ describe('reconcile', () => {
         data: { playerId, uploadId, createdAt: issuedAt, reason: record?.reason },
       },
     ]);
-    expect(await metric('reconciler_uploads_ended_total', { reason: 'expired' })).toBe(1);
-    expect(await metric('reconciler_oldest_open_upload_seconds', { status: 'pending' })).toBe(0);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total', { reason: 'expired' })).toBe(1);
+    expect(await metric('avatarpipeline_reconciler_oldest_open_upload_seconds', { status: 'pending' })).toBe(0);
 
     // Idempotent: a re-run (or a second reconciler) changes and announces nothing.
     clock.advance(60_000);
     expect(await reconcile(deps)).toMatchObject({ expired: 0, timedOut: 0, reannounced: 0, skipped: 0, errors: 0 });
     expect(sent()).toHaveLength(1);
     expect(await uploads.get(playerId, uploadId)).toEqual(record);
-    expect(await metric('reconciler_uploads_ended_total')).toBe(1);
-    expect(await metric('reconciler_runs_total', { outcome: 'ok' })).toBe(3);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total')).toBe(1);
+    expect(await metric('avatarpipeline_reconciler_runs_total', { outcome: 'ok' })).toBe(3);
   });
 
   it('fails an upload stuck processing with reason timeout, deletes its original and renditions, and announces failed', async () => {
@@ -119,7 +119,7 @@ describe('reconcile', () => {
     expect(more).toEqual([]);
     expect(event).toMatchObject({ id: `${uploadId}.failed`, type: EventType.failed, data: { playerId, uploadId, uploadedAt: issuedAt, reason: { code: 'timeout' } } });
     expect(event?.data).not.toHaveProperty('failedEventType');
-    expect(await metric('reconciler_uploads_ended_total', { reason: 'timeout' })).toBe(1);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total', { reason: 'timeout' })).toBe(1);
 
     expect(await reconcile(deps)).toMatchObject({ timedOut: 0, reannounced: 0, skipped: 0 });
     expect(sent()).toHaveLength(1);
@@ -167,13 +167,13 @@ describe('reconcile', () => {
     expect(await reconcile(deps)).toMatchObject({ expired: 1, errors: 1 });
     expect((await uploads.get(playerId, uploadId))?.status).toBe('expired');
     expect(sent()).toEqual([]);
-    expect(await metric('reconciler_runs_total', { outcome: 'error' })).toBe(1);
-    expect(await metric('reconciler_last_success_timestamp_seconds')).toBe(0);
+    expect(await metric('avatarpipeline_reconciler_runs_total', { outcome: 'error' })).toBe(1);
+    expect(await metric('avatarpipeline_reconciler_last_success_timestamp_seconds')).toBe(0);
 
     expect(await reconcile(deps)).toMatchObject({ expired: 0, reannounced: 1, errors: 0 });
     expect(sent().map((e) => e.id)).toEqual([`${uploadId}.expired`]);
-    expect(await metric('reconciler_uploads_ended_total')).toBe(1);
-    expect(await metric('reconciler_last_success_timestamp_seconds')).toBe(clock.now / 1000);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total')).toBe(1);
+    expect(await metric('avatarpipeline_reconciler_last_success_timestamp_seconds')).toBe(clock.now / 1000);
 
     expect(await reconcile(deps)).toMatchObject({ expired: 0, reannounced: 0, errors: 0 });
     expect(sent()).toHaveLength(1);
@@ -196,7 +196,7 @@ describe('reconcile', () => {
 
     expect(await reconcile(deps)).toMatchObject({ expired: 0, errors: 0, orphansDeleted: { no_record: 1, ended: 1, invalid_key: 1 } });
     expect(await existing(stack, [keys.open, keys.done, keys.noRecord, keys.invalid, keys.avatar])).toEqual([true, false, false, false, true]);
-    expect(await metric('reconciler_orphans_deleted_total')).toBe(3);
+    expect(await metric('avatarpipeline_reconciler_orphans_deleted_total')).toBe(3);
     expect(await reconcile(deps)).toMatchObject({ orphansDeleted: { no_record: 0, ended: 0, invalid_key: 0 } });
     expect(sent()).toEqual([]);
   });
@@ -228,9 +228,10 @@ describe('reconcile', () => {
 
 describe('reconciler settings', () => {
   it('refuse timeouts the records would not outlive', () => {
-    expect(loadConfig(reconcileTimerEnv, {})).toEqual({ UPLOAD_PENDING_TIMEOUT_SECONDS: 3600, UPLOAD_PROCESSING_TIMEOUT_SECONDS: 7200 });
-    expect(loadConfig(reconcileTimerEnv, { RECONCILE_PERIOD_SECONDS: '0.5', UPLOAD_PENDING_TIMEOUT_SECONDS: '2' })).toMatchObject({ RECONCILE_PERIOD_SECONDS: 0.5, UPLOAD_PENDING_TIMEOUT_SECONDS: 2 });
-    expect(() => loadConfig(reconcileTimerEnv, { UPLOAD_PROCESSING_TIMEOUT_SECONDS: String(MAX_TIMEOUT_SECONDS + 1) })).toThrow(/UPLOAD_PROCESSING_TIMEOUT_SECONDS: must be at most 72000/);
+    expect(loadConfig(reconcileTimeoutsEnv, {})).toEqual({ UPLOAD_PENDING_TIMEOUT_SECONDS: 3600, UPLOAD_PROCESSING_TIMEOUT_SECONDS: 7200 });
+    expect(loadConfig(reconcileTimeoutsEnv, { UPLOAD_PENDING_TIMEOUT_SECONDS: '2' })).toMatchObject({ UPLOAD_PENDING_TIMEOUT_SECONDS: 2 });
+    expect(loadConfig(reconcileTimerEnv, { RECONCILE_PERIOD_SECONDS: '0.5' })).toEqual({ RECONCILE_PERIOD_SECONDS: 0.5 });
+    expect(() => loadConfig(reconcileTimeoutsEnv, { UPLOAD_PROCESSING_TIMEOUT_SECONDS: String(MAX_TIMEOUT_SECONDS + 1) })).toThrow(/UPLOAD_PROCESSING_TIMEOUT_SECONDS: must be at most 72000/);
     expect(() => loadConfig(reconcileEnv, {})).toThrow('invalid configuration: K_SINK is required');
   });
 

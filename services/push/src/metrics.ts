@@ -1,5 +1,6 @@
 /** The push service's own metrics (every label value comes from a fixed set). */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
 
 /**
  * What became of one device for one event: sent (2xx), pruned (404/410 or expired: subscription
@@ -8,9 +9,12 @@ import { Counter, Histogram, type Registry } from 'prom-client';
  * event), deferred (another delivery of the event holds the device's claim), refused_endpoint
  * (the endpoint or the address it resolves to is not allowed any more).
  */
-export type Outcome = 'sent' | 'pruned' | 'rejected' | 'failed' | 'skipped_duplicate' | 'deferred' | 'refused_endpoint';
-export type StatusClass = '2xx' | '3xx' | '4xx' | '5xx' | 'none';
-export type PruneReason = 'gone' | 'expired' | 'endpoint_not_allowed';
+export const notificationOutcomes = ['sent', 'pruned', 'rejected', 'failed', 'skipped_duplicate', 'deferred', 'refused_endpoint'] as const;
+export type Outcome = (typeof notificationOutcomes)[number];
+export const statusClasses = ['2xx', '3xx', '4xx', '5xx', 'none'] as const;
+export type StatusClass = (typeof statusClasses)[number];
+export const pruneReasons = ['gone', 'expired', 'endpoint_not_allowed'] as const;
+export type PruneReason = (typeof pruneReasons)[number];
 
 export function statusClass(status: number | undefined): StatusClass {
   if (status === undefined) return 'none';
@@ -22,32 +26,41 @@ export function statusClass(status: number | undefined): StatusClass {
 
 export function pushMetrics(registry: Registry) {
   return {
-    notifications: new Counter<'outcome' | 'status_class'>({
-      name: 'push_notifications_total',
-      help: 'Notifications per device and event, by outcome and the HTTP status class of the last push service answer',
-      labelNames: ['outcome', 'status_class'],
-      registers: [registry],
-    }),
-    pruned: new Counter<'reason'>({
-      name: 'push_subscriptions_pruned_total',
-      help: 'Subscriptions deleted while sending, by reason (gone: 404/410, expired, endpoint_not_allowed)',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
-    sendDuration: new Histogram<'status_class'>({
-      name: 'push_send_duration_seconds',
-      help: 'Duration of one HTTP request to a push service, by status class (none: no answer)',
-      labelNames: ['status_class'],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
+    notifications: zeroed(
+      new Counter<'outcome' | 'status_class'>({
+        name: 'avatarpipeline_push_notifications_total',
+        help: 'Notifications per device and event, by outcome and the HTTP status class of the last push service answer',
+        labelNames: ['outcome', 'status_class'],
+        registers: [registry],
+      }),
+      labelCombinations({ outcome: notificationOutcomes, status_class: statusClasses }),
+    ),
+    pruned: zeroed(
+      new Counter<'reason'>({
+        name: 'avatarpipeline_push_subscriptions_pruned_total',
+        help: 'Subscriptions deleted while sending, by reason (gone: 404/410, expired, endpoint_not_allowed)',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
+      pruneReasons.map((reason) => ({ reason })),
+    ),
+    sendDuration: zeroed(
+      new Histogram<'status_class'>({
+        name: 'avatarpipeline_push_send_duration_seconds',
+        help: 'Duration of one HTTP request to a push service, by status class (none: no answer)',
+        labelNames: ['status_class'],
+        buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+      statusClasses.map((status_class) => ({ status_class })),
+    ),
     unrecorded: new Counter({
-      name: 'push_claims_unrecorded_total',
+      name: 'avatarpipeline_push_claims_unrecorded_total',
       help: 'Devices settled by the push service whose claim could not be marked done within the event budget (kept in the pod memory)',
       registers: [registry],
     }),
     signatures: new Counter({
-      name: 'push_vapid_jwt_signatures_total',
+      name: 'avatarpipeline_push_vapid_jwt_signatures_total',
       help: 'VAPID JWTs signed (one per push service origin per hour when the cache works)',
       registers: [registry],
     }),

@@ -51,8 +51,8 @@ describe('endpoint checks at send time', () => {
       expect(res.status).toBe(202);
       expect(fake.to(`${playerId}-old`)).toHaveLength(0);
       expect(await stack.subscriptions.list(playerId)).toEqual([]);
-      expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'refused_endpoint', status_class: 'none' })).toBe(1);
-      expect(await metricValue(push.service, 'push_subscriptions_pruned_total', { reason: 'endpoint_not_allowed' })).toBe(1);
+      expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'refused_endpoint', status_class: 'none' })).toBe(1);
+      expect(await metricValue(push.service, 'avatarpipeline_push_subscriptions_pruned_total', { reason: 'endpoint_not_allowed' })).toBe(1);
     } finally {
       await push.close();
     }
@@ -68,7 +68,7 @@ describe('endpoint checks at send time', () => {
       expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
       expect(fake.received.filter((r) => r.path.includes(playerId))).toHaveLength(0);
       expect(await stack.subscriptions.list(playerId)).toEqual([]);
-      expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'refused_endpoint' })).toBe(3);
+      expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'refused_endpoint' })).toBe(3);
     } finally {
       await push.close();
     }
@@ -84,7 +84,7 @@ describe('endpoint checks at send time', () => {
       // Not a transient failure: no retry, no redelivery; the subscription stays (the name may resolve well later).
       expect(res.status).toBe(202);
       expect(asked).toEqual(['push.example.test']);
-      expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'refused_endpoint', status_class: 'none' })).toBe(1);
+      expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'refused_endpoint', status_class: 'none' })).toBe(1);
       expect(await stack.subscriptions.list(playerId)).toHaveLength(1);
     } finally {
       await push.close();
@@ -99,7 +99,7 @@ describe('endpoint checks at send time', () => {
       await store(playerId, `https://push.example.test/push/${playerId}`);
       expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
       expect(asked).toHaveLength(1);
-      expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'refused_endpoint' })).toBe(1);
+      expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'refused_endpoint' })).toBe(1);
     } finally {
       await push.close();
     }

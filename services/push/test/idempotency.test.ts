@@ -1,6 +1,7 @@
 /** A redelivered event notifies each device once; a claim left by a crashed delivery is retaken after its lease. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryClaims } from '../src/index.js';
+import { notificationOutcomes, statusClasses } from '../src/metrics.js';
 import {
   TABLE,
   deliver,
@@ -40,6 +41,19 @@ describe('idempotent notifications', () => {
     await stack.subscriptions.upsert(playerId, { endpoint: fake.endpoint(name), expirationTime: null, keys: deviceKeys() }, { maxDevices: 10 });
   }
 
+  it('starts from a fresh pod with every outcome at 0 (the failure-ratio alert sees the first failure)', async () => {
+    const fresh = await pushService(stack, { allowedHosts: fake.host });
+    try {
+      const text = await (await fresh.service.app.request('/metrics')).text();
+      const zeros = [...text.matchAll(/^avatarpipeline_push_notifications_total\{outcome="(\w+)",status_class="(\w+)",service="push"\} 0$/gm)].map((m) => `${m[1]} ${m[2]}`);
+      expect(zeros).toHaveLength(notificationOutcomes.length * statusClasses.length);
+      expect(zeros).toContain('failed 5xx');
+      expect(zeros).toContain('rejected 4xx');
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('notifies once when the same event arrives twice', async () => {
     const playerId = newPlayerId();
     await device(playerId, `${playerId}-a`);
@@ -50,7 +64,7 @@ describe('idempotent notifications', () => {
     expect((await deliver(push.service, event)).status).toBe(202);
     expect(fake.to(`${playerId}-a`)).toHaveLength(1);
     expect(fake.to(`${playerId}-b`)).toHaveLength(1);
-    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'skipped_duplicate' })).toBe(2);
+    expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'skipped_duplicate' })).toBe(2);
   });
 
   it('notifies once when two copies arrive at the same time', async () => {
@@ -87,7 +101,7 @@ describe('idempotent notifications', () => {
     const held = await deliver(push.service, readyEvent(playerId, uploadId));
     expect(held.status).toBe(500);
     expect(fake.to(`${playerId}-a`)).toHaveLength(0);
-    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'deferred' })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'deferred' })).toBeGreaterThanOrEqual(1);
 
     clock.advance(30_001);
     expect((await deliver(push.service, readyEvent(playerId, uploadId))).status).toBe(202);
@@ -123,7 +137,7 @@ describe('idempotent notifications', () => {
       expect((await deliver(faulty.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
       expect(failures).toBe(0);
       expect(fake.to(`${playerId}-a`)).toHaveLength(1);
-      expect(await metricValue(faulty.service, 'push_claims_unrecorded_total', {})).toBe(0);
+      expect(await metricValue(faulty.service, 'avatarpipeline_push_claims_unrecorded_total', {})).toBe(0);
     });
 
     it('settles the device anyway and never sends it again from this pod', async () => {
@@ -132,7 +146,7 @@ describe('idempotent notifications', () => {
       const event = readyEvent(playerId, newUploadId());
       failures = Number.POSITIVE_INFINITY;
       expect((await deliver(faulty.service, event)).status).toBe(202);
-      expect(await metricValue(faulty.service, 'push_claims_unrecorded_total', {})).toBe(1);
+      expect(await metricValue(faulty.service, 'avatarpipeline_push_claims_unrecorded_total', {})).toBe(1);
       // A redelivery after the claim's lease ran out finds the device settled in memory.
       clock.advance(60_000);
       expect((await deliver(faulty.service, event)).status).toBe(202);

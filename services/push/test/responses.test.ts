@@ -36,7 +36,7 @@ describe('push service responses', () => {
   async function device(playerId: string, name: string) {
     await stack.subscriptions.upsert(playerId, { endpoint: fake.endpoint(name), expirationTime: null, keys: deviceKeys() }, { maxDevices: 10 });
   }
-  const count = (outcome: string, statusClass: string) => metricValue(push.service, 'push_notifications_total', { outcome, status_class: statusClass });
+  const count = (outcome: string, statusClass: string) => metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome, status_class: statusClass });
 
   it('sends with TTL, Urgency, Topic, aes128gcm and a VAPID Authorization header', async () => {
     const playerId = newPlayerId();
@@ -86,7 +86,7 @@ describe('push service responses', () => {
     expect(fake.to(name)).toHaveLength(2);
     expect(push.sleeps).toEqual([7000]);
     expect(await count('sent', '2xx')).toBe(before + 1);
-    expect(await metricValue(push.service, 'push_send_duration_seconds', { status_class: '4xx' }, 'push_send_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_send_duration_seconds', { status_class: '4xx' }, 'avatarpipeline_push_send_duration_seconds_count')).toBeGreaterThanOrEqual(1);
   });
 
   it('retries a 500 with backoff, then sends', async () => {
@@ -152,7 +152,7 @@ describe('push service responses', () => {
       // Two attempts of half the budget each.
       expect(Date.now() - started).toBeLessThan(2500);
       expect(fake.to(name)).toHaveLength(2);
-      expect(await metricValue(impatient.service, 'push_notifications_total', { outcome: 'failed', status_class: 'none' })).toBe(1);
+      expect(await metricValue(impatient.service, 'avatarpipeline_push_notifications_total', { outcome: 'failed', status_class: 'none' })).toBe(1);
     } finally {
       await impatient.close();
     }
@@ -181,12 +181,12 @@ describe('push service responses', () => {
     await device(playerId, `${playerId}-gone`);
     await device(playerId, `${playerId}-kept`);
     fake.script(`${playerId}-gone`, { status });
-    const before = await metricValue(push.service, 'push_subscriptions_pruned_total', { reason: 'gone' });
+    const before = await metricValue(push.service, 'avatarpipeline_push_subscriptions_pruned_total', { reason: 'gone' });
 
     expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
     const left = await stack.subscriptions.list(playerId);
     expect(left.map((s) => s.endpoint)).toEqual([fake.endpoint(`${playerId}-kept`)]);
-    expect(await metricValue(push.service, 'push_subscriptions_pruned_total', { reason: 'gone' })).toBe(before + 1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_subscriptions_pruned_total', { reason: 'gone' })).toBe(before + 1);
     expect(await count('pruned', '4xx')).toBeGreaterThanOrEqual(1);
   });
 

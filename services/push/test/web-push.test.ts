@@ -64,7 +64,7 @@ describe('Web Push through web-push-testing', () => {
     };
     expect(await received(phone)).toEqual([expected]);
     expect(await received(laptop)).toEqual([expected]);
-    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'sent', status_class: '2xx' })).toBeGreaterThanOrEqual(2);
+    expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'sent', status_class: '2xx' })).toBeGreaterThanOrEqual(2);
   });
 
   it('tells a rejection and a failure in plain words', async () => {
@@ -115,14 +115,14 @@ describe('Web Push through web-push-testing', () => {
     const expired = await device(playerId);
     await deliver(push.service, readyEvent(playerId, newUploadId()));
     await emulator.expire(expired);
-    const prunedBefore = await metricValue(push.service, 'push_subscriptions_pruned_total', { reason: 'gone' });
+    const prunedBefore = await metricValue(push.service, 'avatarpipeline_push_subscriptions_pruned_total', { reason: 'gone' });
 
     expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
     const left = await stack.subscriptions.list(playerId);
     expect(left.map((s) => s.endpoint.split('/').pop())).toEqual([kept]);
     expect(await emulator.notifications(kept)).toHaveLength(2);
     expect(await emulator.notifications(expired)).toHaveLength(1);
-    expect(await metricValue(push.service, 'push_subscriptions_pruned_total', { reason: 'gone' })).toBe(prunedBefore + 1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_subscriptions_pruned_total', { reason: 'gone' })).toBe(prunedBefore + 1);
   });
 
   it('notifies once for a duplicated event', async () => {
@@ -137,13 +137,13 @@ describe('Web Push through web-push-testing', () => {
   it('is refused by a subscription made with another server key (the emulator checks the signature)', async () => {
     const playerId = newPlayerId();
     const stranger = await device(playerId, generateVapidKeys().publicKey);
-    const before = await metricValue(push.service, 'push_notifications_total', { outcome: 'rejected', status_class: '4xx' });
+    const before = await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'rejected', status_class: '4xx' });
     expect((await deliver(push.service, readyEvent(playerId, newUploadId()))).status).toBe(202);
     expect(await emulator.notifications(stranger)).toEqual([]);
-    expect(await metricValue(push.service, 'push_notifications_total', { outcome: 'rejected', status_class: '4xx' })).toBe(before + 1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_notifications_total', { outcome: 'rejected', status_class: '4xx' })).toBe(before + 1);
   });
 
   it('signs one VAPID token for the emulator across all these sends', async () => {
-    expect(await metricValue(push.service, 'push_vapid_jwt_signatures_total')).toBe(1);
+    expect(await metricValue(push.service, 'avatarpipeline_push_vapid_jwt_signatures_total')).toBe(1);
   });
 });

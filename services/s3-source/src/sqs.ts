@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { Counter, Registry } from 'prom-client';
-import type { Logger } from '@avatar-pipeline/kit';
+import { zeroed, type Logger } from '@avatar-pipeline/kit';
 
 /**
  * The SQS SDK, loaded with the first poller: the webhook mode (the default) never needs it. A
@@ -103,18 +103,20 @@ export class SqsPoller {
     const visibilityMs = options.visibilityTimeoutSeconds * 1000;
     this.handleWithinMs = visibilityMs - Math.min(this.deleteTimeoutMs, visibilityMs / 4);
     const registers = [options.registry ?? new Registry()];
-    this.messages = new Counter({
-      name: 's3source_sqs_messages_total',
-      help: 'SQS messages received, by outcome: deleted (every event reached the sink) or left (redelivered after the visibility timeout)',
-      labelNames: ['outcome'],
-      registers,
-    });
+    this.messages = zeroed(
+      new Counter({
+        name: 'avatarpipeline_s3source_sqs_messages_total',
+        help: 'SQS messages received, by outcome: deleted (every event reached the sink) or left (redelivered after the visibility timeout)',
+        labelNames: ['outcome'],
+        registers,
+      }),
+      ['deleted', 'left'].map((outcome) => ({ outcome })),
+    );
     this.receiveFailures = new Counter({
-      name: 's3source_sqs_receive_failures_total',
+      name: 'avatarpipeline_s3source_sqs_receive_failures_total',
       help: 'ReceiveMessage calls that failed or timed out',
       registers,
     });
-    for (const outcome of ['deleted', 'left']) this.messages.inc({ outcome }, 0);
   }
 
   start(): void {

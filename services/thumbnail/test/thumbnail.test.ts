@@ -162,10 +162,10 @@ describe('thumbnail service with s3rver', () => {
     expect(await exists(data.key)).toBe(false);
 
     const metrics = await (await service.app.request('/metrics')).text();
-    expect(metrics).toMatch(/thumbnails_rendered_total\{outcome="reused",service="thumbnail"\} [1-9]/);
-    expect(metrics).toMatch(/thumbnails_rendered_total\{outcome="rendered",service="thumbnail"\} [1-9]/);
-    expect(metrics).toMatch(/thumbnail_bytes_written_total\{service="thumbnail"\} [1-9]\d+/);
-    expect(metrics).toMatch(/thumbnail_duration_seconds_count\{service="thumbnail"\} [1-9]/);
+    expect(metrics).toMatch(/avatarpipeline_thumbnails_rendered_total\{outcome="reused",service="thumbnail"\} [1-9]/);
+    expect(metrics).toMatch(/avatarpipeline_thumbnails_rendered_total\{outcome="rendered",service="thumbnail"\} [1-9]/);
+    expect(metrics).toMatch(/avatarpipeline_thumbnail_bytes_written_total\{service="thumbnail"\} [1-9]\d+/);
+    expect(metrics).toMatch(/avatarpipeline_thumbnail_duration_seconds_count\{service="thumbnail"\} [1-9]/);
   });
 
   it('fails permanently when the original is gone and the avatars were never written', async () => {
@@ -198,7 +198,7 @@ describe('thumbnail service with s3rver', () => {
     approvals.hashes.set(data.uploadId, createHash('sha256').update('other bytes').digest('hex'));
     expect((await deliver(service, data, { approved: false })).status).toBe(202);
     for (const key of Object.values(avatarKeys('player-12', data.uploadId))) expect(await exists(key)).toBe(false);
-    const unapproved = (text: string) => Number(/thumbnails_rendered_total\{outcome="unapproved"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    const unapproved = (text: string) => Number(/avatarpipeline_thumbnails_rendered_total\{outcome="unapproved"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
     expect(unapproved(await (await service.app.request('/metrics')).text()) - unapproved(before)).toBe(2);
   });
 
