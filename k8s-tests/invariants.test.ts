@@ -16,12 +16,14 @@ import {
   eventAuthFromConfig,
   eventConsumers,
   loadConfig,
+  playerAuthSettings,
   publicServices,
   serviceNames,
   sinkBound as kitSinkBound,
   TTL_ATTRIBUTE,
   triggers,
   UPLOAD_PREFIX,
+  type AuthConfig,
   type RetryPolicy,
   type ServiceName,
 } from '@avatar-pipeline/kit';
@@ -259,6 +261,21 @@ describe.each(environments)('%s', (_name, env) => {
     }
   });
 
+  it('gives every public API player-token settings it accepts: the values’ issuer with its keys, and their client ids', async () => {
+    const jwksUrl = (value('auth', 'jwksUrl') as string) || `http://dev-issuer.${ns}.svc.cluster.local/.well-known/jwks.json`;
+    const verifying: string[] = [];
+    for (const name of serviceNames) {
+      const own = await serviceConfig(name);
+      if (!own || !('JWT_ISSUERS' in own.shape)) continue;
+      verifying.push(name);
+      const { vars } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
+      const settings = playerAuthSettings(own.load(vars) as AuthConfig);
+      expect(settings.issuers, name).toEqual([{ issuer: value('auth', 'issuer'), jwksUrl }]);
+      expect(settings.clientIds, name).toEqual(value('auth', 'clientIds'));
+    }
+    expect(verifying).toEqual([...publicServices]);
+  });
+
   it('sends the broker the token a SinkBinding mounts from the services that post to it', () => {
     const bound = serviceNames.filter((n) => sinkBindingOf(env.objects, n));
     expect(bound.length).toBeGreaterThan(0);
@@ -300,7 +317,7 @@ describe.each(environments)('%s', (_name, env) => {
 
   it.each(serviceNames.map((s) => [s]))('gives %s a configuration its own loadConfig accepts, and only variables it reads', async (name) => {
     const own = await serviceConfig(name);
-    if (!own) return void console.warn(`k8s-tests: services/${name} has no main.ts yet; its configuration is not checked`);
+    if (!own) return void console.warn(`k8s-tests: services/${name} has no start.ts yet; its configuration is not checked`);
     const { vars, missing } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
     expect(missing).toEqual([]);
     const loaded = own.load(vars) as Record<string, unknown> & { config?: Record<string, unknown>; mode?: { input: string } };

@@ -1,8 +1,9 @@
 /**
- * Each service's configuration schema, assembled the way its main.ts assembles it: the argument
+ * Each service's configuration schema, assembled the way its start.ts (what main.ts runs once
+ * tracing is up) assembles it: the argument
  * of its `loadConfig(...)` call (an object of `...shape` spreads, or one shape) is read with the
  * TypeScript parser and every shape is taken from the service's config module, the kit or the
- * vapid package. When main.ts instead calls a `load<Name>Config(...)` of its config module (which
+ * vapid package. When start.ts instead calls a `load<Name>Config(...)` of its config module (which
  * checks more than the schema: s3-source's choice of input), the `loadConfig(...)` call is read
  * there, and the tests load through that function. The tests then load the configuration a pod
  * gets exactly as the service would.
@@ -40,16 +41,16 @@ function findLoadConfigShapes(source: string): string[] | undefined {
   return names;
 }
 
-/** The shape names main.ts passes to loadConfig, in order. */
-export function loadConfigShapes(mainSource: string): string[] {
-  const names = findLoadConfigShapes(mainSource);
+/** The shape names start.ts passes to loadConfig, in order. */
+export function loadConfigShapes(startSource: string): string[] {
+  const names = findLoadConfigShapes(startSource);
   if (!names) throw new Error('no loadConfig(...) call found');
   return names;
 }
 
-/** The `load<Name>Config` function main.ts calls, imported from its config module, if any. */
-export function ownConfigLoader(mainSource: string): string | undefined {
-  const file = ts.createSourceFile('main.ts', mainSource, ts.ScriptTarget.Latest, true);
+/** The `load<Name>Config` function start.ts calls, imported from its config module, if any. */
+export function ownConfigLoader(startSource: string): string | undefined {
+  const file = ts.createSourceFile('start.ts', startSource, ts.ScriptTarget.Latest, true);
   const imported = new Set<string>();
   for (const statement of file.statements) {
     if (!ts.isImportDeclaration(statement) || !ts.isStringLiteral(statement.moduleSpecifier) || statement.moduleSpecifier.text !== './config.js') continue;
@@ -67,24 +68,24 @@ export function ownConfigLoader(mainSource: string): string | undefined {
   return found;
 }
 
-/** How a service loads its configuration from an environment, as its main.ts does. */
+/** How a service loads its configuration from an environment, as its start.ts does. */
 export interface ServiceConfig {
   shape: z.ZodRawShape;
   /** Throws a ConfigError where the service would stop at start-up. */
   load: (environment: Readonly<Record<string, string | undefined>>) => unknown;
 }
 
-/** A service's configuration schema and loader, or undefined while the service has no main.ts yet. */
+/** A service's configuration schema and loader, or undefined while the service has no start.ts yet. */
 export async function serviceConfig(service: ServiceName): Promise<ServiceConfig | undefined> {
-  const main = sourceOf(service, 'main.ts');
-  if (!existsSync(fileURLToPath(main))) return undefined;
-  const mainSource = readFileSync(main, 'utf8');
+  const start = sourceOf(service, 'start.ts');
+  if (!existsSync(fileURLToPath(start))) return undefined;
+  const startSource = readFileSync(start, 'utf8');
   const config = sourceOf(service, 'config.ts');
   const hasConfig = existsSync(fileURLToPath(config));
   const own = hasConfig ? ((await import(config.href)) as Record<string, unknown>) : {};
-  const loader = ownConfigLoader(mainSource);
-  const names = findLoadConfigShapes(mainSource) ?? (loader && hasConfig ? findLoadConfigShapes(readFileSync(config, 'utf8')) : undefined);
-  if (!names) throw new Error(`services/${service}: no loadConfig(...) call found in main.ts${loader ? ` or in its config module's ${loader}` : ''}`);
+  const loader = ownConfigLoader(startSource);
+  const names = findLoadConfigShapes(startSource) ?? (loader && hasConfig ? findLoadConfigShapes(readFileSync(config, 'utf8')) : undefined);
+  if (!names) throw new Error(`services/${service}: no loadConfig(...) call found in start.ts${loader ? ` or in its config module's ${loader}` : ''}`);
   const sources: Record<string, unknown>[] = [own, kit as Record<string, unknown>, vapid as Record<string, unknown>];
   const shape: z.ZodRawShape = {};
   for (const name of names) {
@@ -98,7 +99,7 @@ export async function serviceConfig(service: ServiceName): Promise<ServiceConfig
   return { shape, load: (environment) => (load as (e: Readonly<Record<string, string | undefined>>) => unknown)(environment) };
 }
 
-/** The shape of a service's configuration, or undefined while the service has no main.ts yet. */
+/** The shape of a service's configuration, or undefined while the service has no start.ts yet. */
 export async function serviceEnvShape(service: ServiceName): Promise<z.ZodRawShape | undefined> {
   return (await serviceConfig(service))?.shape;
 }

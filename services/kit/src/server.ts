@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ConfigError } from './config.js';
 import type { Service } from './service.js';
+import { startTracing, stopTracing } from './tracing.js';
 
 export interface RunOptions {
   port: number;
@@ -82,6 +83,8 @@ export async function runService(service: Service, options: RunOptions): Promise
       }
       await closed;
       await options.onClose?.();
+      // The last spans (this shutdown's requests) are exported before the process exits.
+      await stopTracing();
       logger.info('stopped');
     })());
 
@@ -89,9 +92,19 @@ export async function runService(service: Service, options: RunOptions): Promise
   return { server, port, close };
 }
 
+export interface MainOptions {
+  /**
+   * Trace the process as this service when an OTLP endpoint is configured (see tracing.ts).
+   * Tracing starts before `start` runs, so let `start` import the service's modules: the AWS SDK
+   * is instrumented only if it loads after that (`main(() => import('./start.js').then(...))`).
+   */
+  tracing?: string;
+}
+
 /** Entry point wrapper: configuration errors print one clear line and exit 1. */
-export function main(start: () => Promise<unknown>): void {
-  start().catch((err: unknown) => {
+export function main(start: () => Promise<unknown>, options: MainOptions = {}): void {
+  const { tracing } = options;
+  (tracing === undefined ? start() : startTracing(tracing).then(start)).catch((err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
     } else {

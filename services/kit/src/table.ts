@@ -15,6 +15,7 @@ import type { AttributeDefinition, DynamoDBClient, GlobalSecondaryIndex } from '
 import type { DynamoDBDocumentClient, NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { Avatar, ModerationLabel, Reason } from './events.js';
 import { documentCommand, dynamoCommand } from './sdk.js';
+import type { TraceContext } from './tracing.js';
 
 const CreateTableCommand = dynamoCommand('CreateTableCommand');
 const DescribeTableCommand = dynamoCommand('DescribeTableCommand');
@@ -94,6 +95,9 @@ export interface UploadRecord {
   avatar?: Avatar;
   /** SHA-256 of the bytes moderate approved: the first approved object decides the upload. */
   sha256?: string;
+  /** With tracing on, the trace of the request that issued the upload: its events continue it (see `trace`). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** Pending uploads that never arrive vanish after a day; finished ones are kept for 30 days. */
@@ -144,10 +148,23 @@ export class UploadStore {
    * Records an issued upload as pending. `ticketExpiresAt` (the POST policy's expiration) starts
    * the reconciler's clock for it (default: now).
    */
-  async createPending(upload: { playerId: string; uploadId: string; contentType: string; maxBytes: number; ticketExpiresAt?: string | undefined }): Promise<UploadRecord> {
+  async createPending(upload: {
+    playerId: string;
+    uploadId: string;
+    contentType: string;
+    maxBytes: number;
+    ticketExpiresAt?: string | undefined;
+    trace?: TraceContext | undefined;
+  }): Promise<UploadRecord> {
     const now = this.clock();
-    const { ticketExpiresAt, ...fields } = upload;
-    const record: UploadRecord = { ...fields, status: 'pending', createdAt: now.toISOString(), updatedAt: now.toISOString() };
+    const { ticketExpiresAt, trace, ...fields } = upload;
+    const record: UploadRecord = {
+      ...fields,
+      status: 'pending',
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+      ...(trace ? { traceparent: trace.traceparent, ...(trace.tracestate ? { tracestate: trace.tracestate } : {}) } : {}),
+    };
     const openSince = ticketExpiresAt === undefined ? now.toISOString() : new Date(ticketExpiresAt).toISOString();
     await this.doc.send(
       new PutCommand({
@@ -171,6 +188,21 @@ export class UploadStore {
       new GetCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }),
     );
     return Item ? withoutKeys(Item) : undefined;
+  }
+
+  /**
+   * The trace context presign recorded with the upload, for the first event about it to continue
+   * (an upload reaches S3 from the browser, with no header to carry it). A plain read: the record
+   * was written before the ticket was issued.
+   */
+  async trace(playerId: string, uploadId: string, signal?: AbortSignal): Promise<TraceContext | undefined> {
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ProjectionExpression: 'traceparent, tracestate' }),
+      signal ? { abortSignal: signal } : {},
+    );
+    const traceparent: unknown = Item?.['traceparent'];
+    const tracestate: unknown = Item?.['tracestate'];
+    return typeof traceparent === 'string' ? { traceparent, tracestate: typeof tracestate === 'string' ? tracestate : undefined } : undefined;
   }
 
   /** The SHA-256 of the bytes moderate approved for this upload, if it approved any (only `approve` writes it). */

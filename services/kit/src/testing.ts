@@ -9,6 +9,9 @@ import type { TokenPolicy } from './auth.js';
 import { toBinary, toCloudEvent, type OutgoingEvent } from './cloudevents.js';
 import type { AppEnv } from './service.js';
 
+export * from './otlp-receiver.js';
+export * from './test-issuer.js';
+
 export interface Delivery {
   status: number;
   body: string;

@@ -14,6 +14,7 @@ import {
   EventType,
   S3_OBJECT_CREATED_PREFIX,
   eventTypeLabel,
+  labelCombinations,
   objectReplaced,
   on,
   parseUploadKey,
@@ -35,15 +36,25 @@ import { deleteRenditions } from './avatar.js';
 import type { ProfileMetrics } from './metrics.js';
 import { SOURCE, readyEvent, type CompleteReady } from './ready.js';
 
-/** The step each processing-stage event was on its way to. */
-function processingStep(type: string): string | undefined {
-  if (type.startsWith(S3_OBJECT_CREATED_PREFIX)) return 'Moderation';
-  if (type === EventType.approved) return 'Thumbnail generation';
-  if (type === EventType.thumbnailed) return 'Profile update';
-  return undefined;
-}
+/** The step each processing-stage event was on its way to, by the event's type label. */
+const processingSteps: Readonly<Record<string, string>> = {
+  [`${S3_OBJECT_CREATED_PREFIX}*`]: 'Moderation',
+  [EventType.approved]: 'Thumbnail generation',
+  [EventType.thumbnailed]: 'Profile update',
+};
 
-const notificationTypes: ReadonlySet<string> = new Set([EventType.ready, EventType.rejected, EventType.failed, EventType.expired]);
+const notificationTypes: readonly string[] = [EventType.ready, EventType.rejected, EventType.failed, EventType.expired];
+
+/** What became of a processing-stage dead letter; a notification or any other event is only `logged`. */
+const processingOutcomes = ['failed', 'ready', 'already_ended', 'unknown_upload', 'duplicate', 'unidentified'] as const;
+type Outcome = (typeof processingOutcomes)[number] | 'logged';
+
+/** Every label set `avatarpipeline_deadletter_events_total` can take (exported at 0 from the start). */
+export const deadLetterSeries: readonly Record<'type' | 'stage' | 'outcome', string>[] = [
+  ...labelCombinations({ type: Object.keys(processingSteps), stage: ['processing'], outcome: processingOutcomes }),
+  ...labelCombinations({ type: notificationTypes, stage: ['notification'], outcome: ['logged'] }),
+  { type: 'other', stage: 'other', outcome: 'logged' },
+];
 
 const uploadRefSchema = z.object({ playerId: playerIdSchema, uploadId: uploadIdSchema, uploadedAt: z.iso.datetime({ offset: true }).optional() });
 
@@ -106,8 +117,6 @@ export interface DeadLetterDeps {
   fetch?: typeof fetch;
 }
 
-type Outcome = 'failed' | 'ready' | 'already_ended' | 'unknown_upload' | 'duplicate' | 'unidentified' | 'logged';
-
 export function deadLetterRoute(deps: DeadLetterDeps) {
   const { uploads, settled, metrics } = deps;
 
@@ -116,7 +125,7 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
     record.status === 'failed' && (record.reason?.code === 'processing_failed' || record.reason?.code === objectReplaced.code);
 
   const send = (event: ReceivedEvent<unknown>, outgoing: OutgoingEvent) =>
-    sendEvent(deps.sink, { ...outgoing, ...(event.traceparent ? { traceparent: event.traceparent } : {}) }, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
+    sendEvent(deps.sink, { ...outgoing, ...(event.traceparent ? { traceparent: event.traceparent, tracestate: event.tracestate } : {}) }, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
 
   /**
    * A ready upload whose `thumbnailed` event exhausted its retries: profile made it ready, then
@@ -168,8 +177,8 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
 
   return on('*', z.unknown(), async (event, { log }) => {
     const type = eventTypeLabel(event.type);
-    const step = processingStep(event.type);
-    const stage = step ? 'processing' : notificationTypes.has(event.type) ? 'notification' : 'other';
+    const step = processingSteps[type];
+    const stage = step ? 'processing' : notificationTypes.includes(type) ? 'notification' : 'other';
     const upload = identifyUpload(event);
     const attempt = lastAttempt(event.extensions);
 

@@ -1,60 +1,7 @@
-/** Entry point: configuration, real clients, run. */
-import {
-  UploadStore,
-  awsOptions,
-  createLogger,
-  dynamoDocumentClient,
-  eventAuthFromConfig,
-  listenOptions,
-  loadConfig,
-  main,
-  remoteJwks,
-  runService,
-  s3Client,
-} from '@avatar-pipeline/kit';
-import { createProfileService } from './app.js';
-import { cognitoClient } from './cognito.js';
-import { profileEnv } from './config.js';
-import { logSummary, reconcile, reconcilerMetrics, startReconcileTimer } from './reconcile.js';
-import { reconcileTimerEnv, timeoutWarnings } from './reconcile-config.js';
+/**
+ * Process entry. Tracing starts first when it is configured, then start.ts is imported: the
+ * modules it loads (the AWS SDK) are instrumented as they load.
+ */
+import { main } from '@avatar-pipeline/kit';
 
-main(async () => {
-  const config = loadConfig(profileEnv);
-  const logger = createLogger('profile', config.LOG_LEVEL);
-  const eventAuth = eventAuthFromConfig(config, logger);
-  const aws = awsOptions(config);
-  const doc = dynamoDocumentClient(aws);
-  const s3 = s3Client(aws);
-  const cognito = config.COGNITO_USER_POOL_ID
-    ? cognitoClient(config.AWS_REGION, config.AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER)
-    : undefined;
-  const service = createProfileService({ config, doc, s3, cognito, jwks: remoteJwks(config.JWT_JWKS_URL), logger, eventAuth });
-  // The local stack's stand-in for the reconciler CronJob (RECONCILE_PERIOD_SECONDS; unset in a cluster).
-  const reconciling = loadConfig(reconcileTimerEnv);
-  let reconciler: { stop(): Promise<void> } | undefined;
-  if (reconciling.RECONCILE_PERIOD_SECONDS !== undefined) {
-    const reconcileLog = logger.child({ job: 'reconciler' });
-    for (const warning of timeoutWarnings(reconciling)) reconcileLog.warn(warning);
-    const deps = {
-      uploads: new UploadStore(doc, config.TABLE_NAME),
-      s3,
-      bucket: config.BUCKET,
-      sink: config.K_SINK,
-      sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
-      pendingTimeoutSeconds: reconciling.UPLOAD_PENDING_TIMEOUT_SECONDS,
-      processingTimeoutSeconds: reconciling.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
-      metrics: reconcilerMetrics(service.metrics.registry),
-      logger: reconcileLog,
-    };
-    reconciler = startReconcileTimer(async () => logSummary(reconcileLog, await reconcile(deps), true), reconciling.RECONCILE_PERIOD_SECONDS * 1000, reconcileLog);
-  }
-  await runService(service, {
-    ...listenOptions(config),
-    onClose: async () => {
-      await reconciler?.stop();
-      doc.destroy();
-      s3.destroy();
-      cognito?.destroy();
-    },
-  });
-});
+main(() => import('./start.js').then(({ start }) => start()), { tracing: 'profile' });

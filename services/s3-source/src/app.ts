@@ -22,6 +22,8 @@ export interface S3SourceDeps {
   /** Required when SQS_QUEUE_URL is set (SQS mode); unused otherwise. */
   sqs?: Pick<SQSClient, 'send'> | undefined;
   fetch?: typeof fetch;
+  /** With tracing on: where the trace presign recorded with each upload is read (see RelayOptions). */
+  uploadTrace?: RelayOptions['uploadTrace'];
   /** Delivery tuning (tests shorten the retry delay). */
   delivery?: Pick<RelayOptions, 'concurrency' | 'retries' | 'retryDelayMs'>;
   sqsBackoff?: SqsPollerOptions['backoff'];
@@ -97,6 +99,7 @@ export function createS3Source(deps: S3SourceDeps): S3Source {
     mapping: { defaultRegion: config.AWS_REGION },
     registry: metrics.registry,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    uploadTrace: deps.uploadTrace,
     ...deps.delivery,
   });
 

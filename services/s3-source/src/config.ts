@@ -1,11 +1,17 @@
 /** Environment of the s3-source service. */
 import { z } from 'zod';
-import { ConfigError, awsEnv, commonEnv, env, loadConfig, sinkTokenEnv } from '@avatar-pipeline/kit';
+import { ConfigError, awsEnv, commonEnv, env, loadConfig, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
 
 export const s3SourceEnv = {
   ...commonEnv,
   AWS_REGION: awsEnv.AWS_REGION,
   AWS_ENDPOINT_URL_SQS: env.url().optional(),
+  /**
+   * Read only with tracing on: where presign records each upload's trace, which its event
+   * continues (s3-source then needs `dynamodb:GetItem` on the table).
+   */
+  ...tableEnv,
+  AWS_ENDPOINT_URL_DYNAMODB: awsEnv.AWS_ENDPOINT_URL_DYNAMODB,
   /** Where events go: set by a Knative SinkBinding or ContainerSource. */
   K_SINK: env.url(),
   ...sinkTokenEnv,

@@ -1,36 +1,7 @@
-/** Entry point: configuration, real clients, and the HTTP server plus, in SQS mode, the poller. */
-import { clientOptions, createLogger, listenOptions, main, runService } from '@avatar-pipeline/kit';
-import { createS3Source } from './app.js';
-import { loadS3SourceConfig } from './config.js';
+/**
+ * Process entry. Tracing starts first when it is configured, then start.ts is imported: the
+ * modules it loads (the AWS SDK) are instrumented as they load.
+ */
+import { main } from '@avatar-pipeline/kit';
 
-main(async () => {
-  // Every configuration problem, the choice of input included, stops here with one line.
-  const { config, mode } = loadS3SourceConfig();
-  const logger = createLogger('s3-source', config.LOG_LEVEL);
-  // The SQS client is loaded only in SQS mode: the webhook mode never needs it.
-  const sqs = mode.input === 'sqs' ? new (await import('@aws-sdk/client-sqs')).SQSClient(clientOptions(config.AWS_REGION, config.AWS_ENDPOINT_URL_SQS)) : undefined;
-  const source = createS3Source({ config, logger, sqs });
-  const { poller } = source;
-
-  // On SIGTERM the poller stops receiving at once, alongside the HTTP drain, and its batch in hand
-  // gets the grace period: delivered messages are deleted, unfinished ones left for redelivery.
-  const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
-  let stopping: Promise<void> | undefined;
-  const stopPoller = () => (stopping ??= poller?.close(graceMs) ?? Promise.resolve());
-  if (poller) for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stopPoller());
-
-  await runService(source, {
-    ...listenOptions(config),
-    onClose: async () => {
-      await stopPoller();
-      sqs?.destroy();
-    },
-  });
-  poller?.start();
-  logger.info(
-    mode.input === 'sqs'
-      ? { sink: config.K_SINK, input: 'sqs', queueUrl: mode.queueUrl }
-      : { sink: config.K_SINK, input: 'webhook', webhookAuth: mode.token === undefined ? 'none' : 'token' },
-    'relaying S3 notifications',
-  );
-});
+main(() => import('./start.js').then(({ start }) => start()), { tracing: 's3-source' });

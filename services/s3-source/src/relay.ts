@@ -6,7 +6,7 @@
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { Counter, type Registry } from 'prom-client';
-import { sendEvent, type Logger, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { parseUploadKey, sendEvent, zeroed, type Logger, type OutgoingEvent, type TraceContext } from '@avatar-pipeline/kit';
 import { mapNotification, type MappingOptions, type SkipReason } from './mapping.js';
 
 export type Input = 'webhook' | 'sqs';
@@ -28,7 +28,14 @@ export interface RelayOptions {
   fetch?: typeof fetch;
   /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
   sinkTokenFile?: string | undefined;
+  /**
+   * With tracing on: the trace presign recorded with an upload (UploadStore.trace), which its event
+   * continues. A lookup that fails or is slow only costs the link, never the event.
+   */
+  uploadTrace?: ((playerId: string, uploadId: string, signal: AbortSignal) => Promise<TraceContext | undefined>) | undefined;
 }
+
+const TRACE_LOOKUP_MS = 1000;
 
 /**
  * Relays one notification body (JSON text, as MinIO posts it and SQS holds it). When `signal`
@@ -41,26 +48,29 @@ const skipReasons: readonly SkipReason[] = ['test_event', 'not_object_created', 
 
 export function createRelay(options: RelayOptions): Relay {
   const registers = [options.registry];
-  const emitted = new Counter({
-    name: 's3source_events_emitted_total',
-    help: 'CloudEvents accepted by the sink, by input',
-    labelNames: ['input'],
-    registers,
-  });
-  const skipped = new Counter({
-    name: 's3source_records_skipped_total',
-    help: 'Notification records (or S3 test events) that produce no event, by reason',
-    labelNames: ['reason'],
-    registers,
-  });
+  const emitted = zeroed(
+    new Counter({
+      name: 'avatarpipeline_s3source_events_emitted_total',
+      help: 'CloudEvents accepted by the sink, by input',
+      labelNames: ['input'],
+      registers,
+    }),
+    (['webhook', 'sqs'] satisfies Input[]).map((input) => ({ input })),
+  );
+  const skipped = zeroed(
+    new Counter({
+      name: 'avatarpipeline_s3source_records_skipped_total',
+      help: 'Notification records (or S3 test events) that produce no event, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    skipReasons.map((reason) => ({ reason })),
+  );
   const sinkFailures = new Counter({
-    name: 's3source_sink_failures_total',
+    name: 'avatarpipeline_s3source_sink_failures_total',
     help: 'Events the sink did not accept after retries (their notification is redelivered)',
     registers,
   });
-  // Start every series at zero so rates and alerts work before the first occurrence.
-  for (const input of ['webhook', 'sqs'] satisfies Input[]) emitted.inc({ input }, 0);
-  for (const reason of skipReasons) skipped.inc({ reason }, 0);
 
   const limit = pLimit(options.concurrency ?? 16);
   const retry = { retries: options.retries ?? 2, minTimeout: options.retryDelayMs ?? 100, factor: 2, randomize: true };
@@ -71,13 +81,27 @@ export function createRelay(options: RelayOptions): Relay {
     (input, init) =>
       baseFetch(input, signal ? { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal } : init);
 
-  const deliver = (event: OutgoingEvent, input: Input, log: Logger, signal: AbortSignal | undefined) =>
+  const withUploadTrace = async (event: OutgoingEvent, log: Logger): Promise<OutgoingEvent> => {
+    const { uploadTrace } = options;
+    const upload = uploadTrace && event.subject !== undefined ? parseUploadKey(event.subject) : undefined;
+    if (!uploadTrace || !upload) return event;
+    try {
+      const trace = await uploadTrace(upload.playerId, upload.uploadId, AbortSignal.timeout(TRACE_LOOKUP_MS));
+      return trace ? { ...event, ...trace } : event;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "the upload's trace could not be read; its event starts a new one");
+      return event;
+    }
+  };
+
+  const deliver = (mapped: OutgoingEvent, input: Input, log: Logger, signal: AbortSignal | undefined) =>
     limit(async () => {
-      const eventLog = log.child({ ceId: event.id, ceType: event.type, subject: event.subject });
+      const eventLog = log.child({ ceId: mapped.id, ceType: mapped.type, subject: mapped.subject });
       if (signal?.aborted) {
         eventLog.info({ input }, 'delivery abandoned before it started; the notification will be redelivered');
         return false;
       }
+      const event = await withUploadTrace(mapped, eventLog);
       try {
         await pRetry(() => sendEvent(options.sink, event, { fetch: fetchUntil(signal), tokenFile: options.sinkTokenFile }), {
           ...retry,

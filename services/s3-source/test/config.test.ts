@@ -10,6 +10,7 @@ describe('s3-source configuration', () => {
       LOG_LEVEL: 'info',
       SHUTDOWN_GRACE_SECONDS: 20,
       AWS_REGION: 'us-east-1',
+      TABLE_NAME: 'avatar-pipeline',
       K_SINK: 'http://broker-ingress.knative-eventing.svc.cluster.local/avatars/default',
       SQS_VISIBILITY_TIMEOUT_SECONDS: 60,
       WEBHOOK_AUTH_DISABLED: false,

@@ -49,7 +49,29 @@ describe('POST /webhook', () => {
     expect(ce.datacontenttype).toBe('application/json');
     expect(ce.subject).toBe(key);
 
-    expect(await counterValue(source, 's3source_events_emitted_total', { input: 'webhook' })).toBe(1);
+    expect(await counterValue(source, 'avatarpipeline_s3source_events_emitted_total', { input: 'webhook' })).toBe(1);
+  });
+
+  it('continues the trace recorded with the upload, and sends the event all the same when it cannot be read', async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const asked: string[] = [];
+    const recorded = testSource(
+      { K_SINK: sink.url },
+      {
+        uploadTrace: async (playerId, uploadId) => {
+          asked.push(`${playerId}/${uploadId}`);
+          return { traceparent, tracestate: 'vendor=1' };
+        },
+      },
+    );
+    expect((await post(recorded, JSON.stringify(minioBody()))).status).toBe(200);
+    expect(asked).toEqual([`player-1/${UPLOAD_ID}`]);
+    expect(sink.requests[0]?.headers).toMatchObject({ 'ce-traceparent': traceparent, 'ce-tracestate': 'vendor=1' });
+
+    const unreadable = testSource({ K_SINK: sink.url }, { uploadTrace: () => Promise.reject(new Error('AccessDenied')) });
+    expect((await post(unreadable, JSON.stringify(minioBody()))).status).toBe(200);
+    expect(sink.requests).toHaveLength(2);
+    expect(sink.requests[1]?.headers['ce-traceparent']).toBeUndefined();
   });
 
   it('accepts the s3rver shape on POST / too', async () => {
@@ -65,7 +87,7 @@ describe('POST /webhook', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ emitted: 0, skipped: 1 });
     expect(sink.requests).toHaveLength(0);
-    expect(await counterValue(source, 's3source_records_skipped_total', { reason: 'outside_uploads' })).toBe(1);
+    expect(await counterValue(source, 'avatarpipeline_s3source_records_skipped_total', { reason: 'outside_uploads' })).toBe(1);
   });
 
   it.each([
@@ -87,8 +109,8 @@ describe('POST /webhook', () => {
     const res = await post(source, JSON.stringify(minioBody()));
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('sink_unavailable');
-    expect(await counterValue(source, 's3source_sink_failures_total')).toBe(1);
-    expect(await counterValue(source, 's3source_events_emitted_total', { input: 'webhook' })).toBe(0);
+    expect(await counterValue(source, 'avatarpipeline_s3source_sink_failures_total')).toBe(1);
+    expect(await counterValue(source, 'avatarpipeline_s3source_events_emitted_total', { input: 'webhook' })).toBe(0);
   });
 
   it('retries a failing sink a few times before answering 502', async () => {
@@ -111,8 +133,8 @@ describe('POST /webhook', () => {
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/accepted 1 of 2 events/);
     expect(sink.requests).toHaveLength(1);
-    expect(await counterValue(source, 's3source_sink_failures_total')).toBe(1);
-    expect(await counterValue(source, 's3source_events_emitted_total', { input: 'webhook' })).toBe(1);
+    expect(await counterValue(source, 'avatarpipeline_s3source_sink_failures_total')).toBe(1);
+    expect(await counterValue(source, 'avatarpipeline_s3source_events_emitted_total', { input: 'webhook' })).toBe(1);
   });
 });
 

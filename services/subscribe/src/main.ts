@@ -1,43 +1,7 @@
-/** Process entry: configuration, the VAPID public key (checked against its private key), then serve until SIGTERM. */
-import {
-  authEnv,
-  awsEnv,
-  awsOptions,
-  commonEnv,
-  createLogger,
-  dynamoDocumentClient,
-  loadConfig,
-  main,
-  pushEndpointEnv,
-  pushEndpointPolicy,
-  authFromConfig,
-  listenOptions,
-  runService,
-  tableEnv,
-} from '@avatar-pipeline/kit';
-import { createVapidStore, loadVapidKeys, vapidEnv } from '@avatar-pipeline/vapid';
-import { createSubscribeService } from './app.js';
-import { subscribeEnv } from './config.js';
+/**
+ * Process entry. Tracing starts first when it is configured, then start.ts is imported: the
+ * modules it loads (the AWS SDK) are instrumented as they load.
+ */
+import { main } from '@avatar-pipeline/kit';
 
-main(async () => {
-  const config = loadConfig({ ...commonEnv, ...awsEnv, ...tableEnv, ...authEnv, ...vapidEnv, ...pushEndpointEnv, ...subscribeEnv });
-  const logger = createLogger('subscribe', config.LOG_LEVEL);
-  // Refuses to start without a pair or with a mismatched one: browsers must subscribe with the key push signs for.
-  const vapidStore = createVapidStore(config);
-  const { publicKey } = await loadVapidKeys(vapidStore);
-  logger.info({ store: vapidStore.describe(), publicKey }, 'VAPID public key loaded');
-  const doc = dynamoDocumentClient(awsOptions(config));
-  const service = createSubscribeService({
-    logger,
-    doc,
-    vapidPublicKey: publicKey,
-    auth: authFromConfig(config),
-    settings: {
-      table: config.TABLE_NAME,
-      policy: pushEndpointPolicy(config),
-      maxDevices: config.PUSH_MAX_DEVICES,
-      rateLimit: { subscriptions: config.RATE_LIMIT_SUBSCRIPTIONS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },
-    },
-  });
-  await runService(service, { ...listenOptions(config), onClose: () => doc.destroy() });
-});
+main(() => import('./start.js').then(({ start }) => start()), { tracing: 'subscribe' });

@@ -1,0 +1,26 @@
+/** The service, started by main.ts: configuration, real clients, run. Refuses to start without a valid VAPID key pair. */
+import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, runService } from '@avatar-pipeline/kit';
+import { createVapidStore } from '@avatar-pipeline/vapid';
+import { attemptTimeoutMs, createPushService } from './app.js';
+import { pushEnv } from './config.js';
+import { createPushAgent } from './sender.js';
+
+export async function start(): Promise<void> {
+  const config = loadConfig(pushEnv);
+  const logger = createLogger('push', config.LOG_LEVEL);
+  const eventAuth = eventAuthFromConfig(config, logger);
+  const doc = dynamoDocumentClient(awsOptions(config));
+  const dispatcher = createPushAgent({
+    allowHttp: config.PUSH_ALLOW_HTTP,
+    connections: config.PUSH_HOST_CONCURRENCY,
+    attemptTimeoutMs: attemptTimeoutMs(config),
+  });
+  const service = await createPushService({ config, doc, vapidStore: createVapidStore(config), dispatcher, logger, eventAuth });
+  await runService(service, {
+    ...listenOptions(config),
+    onClose: async () => {
+      await dispatcher.close();
+      doc.destroy();
+    },
+  });
+}

@@ -1,0 +1,42 @@
+/** The service, started by main.ts: configuration, the VAPID public key (checked against its private key), then serve until SIGTERM. */
+import {
+  authEnv,
+  awsEnv,
+  awsOptions,
+  commonEnv,
+  createLogger,
+  dynamoDocumentClient,
+  loadConfig,
+  pushEndpointEnv,
+  pushEndpointPolicy,
+  authFromConfig,
+  listenOptions,
+  runService,
+  tableEnv,
+} from '@avatar-pipeline/kit';
+import { createVapidStore, loadVapidKeys, vapidEnv } from '@avatar-pipeline/vapid';
+import { createSubscribeService } from './app.js';
+import { subscribeEnv } from './config.js';
+
+export async function start(): Promise<void> {
+  const config = loadConfig({ ...commonEnv, ...awsEnv, ...tableEnv, ...authEnv, ...vapidEnv, ...pushEndpointEnv, ...subscribeEnv });
+  const logger = createLogger('subscribe', config.LOG_LEVEL);
+  // Refuses to start without a pair or with a mismatched one: browsers must subscribe with the key push signs for.
+  const vapidStore = createVapidStore(config);
+  const { publicKey } = await loadVapidKeys(vapidStore);
+  logger.info({ store: vapidStore.describe(), publicKey }, 'VAPID public key loaded');
+  const doc = dynamoDocumentClient(awsOptions(config));
+  const service = createSubscribeService({
+    logger,
+    doc,
+    vapidPublicKey: publicKey,
+    auth: authFromConfig(config),
+    settings: {
+      table: config.TABLE_NAME,
+      policy: pushEndpointPolicy(config),
+      maxDevices: config.PUSH_MAX_DEVICES,
+      rateLimit: { subscriptions: config.RATE_LIMIT_SUBSCRIPTIONS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },
+    },
+  });
+  await runService(service, { ...listenOptions(config), onClose: () => doc.destroy() });
+}
