@@ -14,7 +14,18 @@
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { AVATAR_PREFIX, apiRoutes, errorBody, type ApiRoute, type PublicService } from '@avatar-pipeline/kit';
+import {
+  AVATAR_PREFIX,
+  CORS_ALLOW_HEADERS,
+  CORS_EXPOSE_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+  apiRoutes,
+  errorBody,
+  isOrigin,
+  apiRouteMethods,
+  type ApiRoute,
+  type PublicService,
+} from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity } from './common.js';
 import { choose, Conditional, helmExpr, setField, valuesRef, type Condition } from './helm.js';
 import { serviceUrl, settings } from './values.js';
@@ -46,13 +57,6 @@ export interface NginxOptions {
   proxyReadTimeout?: string;
 }
 
-/**
- * Methods of a kit route that names none (the kit's "every method"): every method a kit route can
- * name. Today /v1/players, /v1/players/, /v1/push and /v1/push/; their services answer the
- * methods they do not serve with their own 404.
- */
-const EVERY_API_METHOD: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE'];
-
 /** nginx's form of a kit API route: `^~` is a prefix match that no regex location overrides. */
 const location = (route: ApiRoute) => `${route.match === 'exact' ? '=' : '^~'} ${route.path}`;
 
@@ -64,7 +68,7 @@ export const DEV_ISSUER = 'dev-issuer';
 
 /** The kit's public API routes, each to `upstream(service)`. */
 export function apiGatewayRoutes(upstream: (service: PublicService) => string): Route[] {
-  return apiRoutes.map((r) => ({ location: location(r), upstream: upstream(r.service), methods: r.methods ?? EVERY_API_METHOD }));
+  return apiRoutes.map((r) => ({ location: location(r), upstream: upstream(r.service), methods: apiRouteMethods(r) }));
 }
 
 export function gatewayRoutes(): Route[] {
@@ -95,7 +99,7 @@ export function corsOriginEntries(origins: readonly string[]): string {
   return origins
     .map((origin) => {
       // An Origin header is scheme://host[:port], nothing more: anything else would never match.
-      if (new URL(origin).origin !== origin) throw new Error(`CORS origin ${origin} is not an origin (scheme://host[:port], no path or trailing slash)`);
+      if (!isOrigin(origin)) throw new Error(`CORS origin ${origin} is not an origin (scheme://host[:port], no path or trailing slash)`);
       return `${JSON.stringify(origin)} $http_origin;`;
     })
     .join('\n');
@@ -198,10 +202,9 @@ export function nginxConfig(routes: readonly Route[], options: NginxOptions): st
     '# is set by each route).',
     'map $request_method $cors_preflight { default ""; OPTIONS $cors_origin; }',
     'map $cors_preflight $cors_allow_methods { "" ""; default $route_methods; }',
-    'map $cors_allow_methods $cors_allow_headers { "" ""; default "Authorization, Content-Type"; }',
-    'map $cors_allow_methods $cors_max_age { "" ""; default 600; }',
-    // The web client reads Retry-After.
-    'map $cors_origin $cors_expose_headers { "" ""; default "Retry-After, X-Request-Id"; }',
+    `map $cors_allow_methods $cors_allow_headers { "" ""; default "${CORS_ALLOW_HEADERS.join(', ')}"; }`,
+    `map $cors_allow_methods $cors_max_age { "" ""; default ${CORS_MAX_AGE_SECONDS}; }`,
+    `map $cors_origin $cors_expose_headers { "" ""; default "${CORS_EXPOSE_HEADERS.join(', ')}"; }`,
     '',
     'server {',
     `  listen ${options.listen ?? GATEWAY_PORT};`,

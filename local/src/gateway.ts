@@ -5,8 +5,25 @@
  */
 import type { Context, Handler, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import { cors } from 'hono/cors';
+import { apiDocsPage, apiDocument } from './api-docs.js';
 import { proxy } from 'hono/proxy';
-import { apiRoutes, createMetrics, createService, errorBody, type ApiRoute, type AppEnv, type Logger, type ReadinessCheck, type Service, type ServiceName } from '@avatar-pipeline/kit';
+import {
+  CORS_ALLOW_HEADERS,
+  CORS_EXPOSE_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+  apiRoutes,
+  createMetrics,
+  apiRouteMethods,
+  createService,
+  errorBody,
+  type ApiRoute,
+  type AppEnv,
+  type Logger,
+  type ReadinessCheck,
+  type Service,
+  type ServiceName,
+} from '@avatar-pipeline/kit';
 
 /** Anything that answers fetch requests in process (a Hono app). */
 export interface FetchTarget {
@@ -30,6 +47,8 @@ export interface GatewayOptions {
   readiness?: Readonly<Record<string, ReadinessCheck>>;
   /** Longest wait for a service's answer. */
   upstreamTimeoutMs?: number;
+  /** Origins whose pages may call the API cross-origin (CORS_ORIGINS; none by default). */
+  corsOrigins?: readonly string[] | undefined;
 }
 
 /** Hono's form of a kit API route; `{.*}` keeps a prefix route off its bare path, as nginx's `^~`. */
@@ -105,18 +124,41 @@ export function createGateway(options: GatewayOptions): Service {
       return forward(c, url, name, target);
     };
 
+  // CORS as the cluster's nginx gateway does it: an allowed Origin is echoed with the route's own
+  // methods on preflight, any other origin gets no Access-Control-Allow-Origin.
+  const allowed = new Set(options.corsOrigins ?? []);
+  const corsFor = (methods: readonly string[]) =>
+    cors({
+      origin: (origin) => (allowed.has(origin) ? origin : null),
+      allowMethods: [...methods],
+      allowHeaders: [...CORS_ALLOW_HEADERS],
+      exposeHeaders: [...CORS_EXPOSE_HEADERS],
+      maxAge: CORS_MAX_AGE_SECONDS,
+    });
   for (const route of apiRoutes) {
-    if (route.methods) app.on([...route.methods], honoPath(route), toService(route.service));
-    else app.all(honoPath(route), toService(route.service));
+    const path = honoPath(route);
+    const methods = apiRouteMethods(route);
+    if (allowed.size > 0) app.use(path, corsFor(methods));
+    app.on([...methods], path, toService(route.service));
+    // As the cluster's nginx: OPTIONS is the gateway's own answer (after CORS, if any), any other
+    // method is 405, each with the route's methods in Allow.
+    const allow = [...methods.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])), 'OPTIONS'].join(', ');
+    app.on('OPTIONS', path, (c) => c.body(null, 204, { Allow: allow }));
+    app.all(path, (c) => c.json(errorBody('method_not_allowed', 'this method is not allowed on this route (see the Allow header)'), 405, { Allow: allow }));
   }
+  if (allowed.size > 0) app.use('/dev/*', corsFor(['POST']));
   app.all('/dev/*', inProcess('dev-issuer', options.issuer));
   app.all('/.well-known/*', inProcess('dev-issuer', options.issuer));
   app.on(['GET', 'HEAD'], '/media/*', options.media);
-  // Browsers only ever POST presigned forms here (same origin, so no preflight); any other method
-  // would let anyone plant avatars or read and delete uploads, as s3rver takes anonymous requests.
-  app.post('/s3/*', inProcess('storage', options.storage, '/s3'));
+  app.get('/openapi.json', apiDocument(options.upstream));
+  app.get('/docs', apiDocsPage);
+  app.get('/docs/*', apiDocsPage);
+  // Browsers only ever POST presigned forms here, and from another origin may ask first (OPTIONS,
+  // answered by the bucket's CORS rule as S3 answers it); any other method would let anyone plant
+  // avatars or read and delete uploads, as s3rver takes anonymous requests.
+  app.on(['POST', 'OPTIONS'], '/s3/*', inProcess('storage', options.storage, '/s3'));
   app.all('/s3/*', (c) =>
-    c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on /s3: uploads are presigned POSTs`), 405, { Allow: 'POST' }),
+    c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on /s3: uploads are presigned POSTs`), 405, { Allow: 'POST, OPTIONS' }),
   );
   if (options.web) app.on(['GET', 'HEAD'], '*', options.web);
   return service;

@@ -29,6 +29,12 @@ export interface PostPolicyGuardOptions {
   /** Access key id -> secret used to check policy signatures (default: s3rver's dummy account). */
   credentials?: Readonly<Record<string, string>>;
   clock?: Clock;
+  /**
+   * Origins the bucket's CORS rule allows (s3rver answers preflights and uploads by that rule):
+   * the guard's own refusals carry Access-Control-Allow-Origin for them too, as S3's errors do,
+   * so a page on such an origin can read why its upload was refused.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /** s3rver's built-in account: public, dummy values every s3rver accepts. */
@@ -212,8 +218,13 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
   // The path only: a browser form upload has no query, and s3rver would pick its operation from
   // one (`?delete`, `?uploads`), not from the policy that was checked.
   const target = (c: Context) => `${upstream}${new URL(c.req.url).pathname}`;
+  const corsOrigins = new Set(options.corsOrigins ?? []);
+  const corsHeaders = (c: Context): Record<string, string> => {
+    const origin = c.req.header('origin');
+    return origin && corsOrigins.has(origin) ? { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' } : {};
+  };
   const refuse = (c: Context, refusal: S3Refusal, headers: Record<string, string> = {}) =>
-    c.body(errorXml(refusal, c.req.path), refusal.status, { ...headers, 'Content-Type': 'application/xml' });
+    c.body(errorXml(refusal, c.req.path), refusal.status, { ...corsHeaders(c), ...headers, 'Content-Type': 'application/xml' });
 
   app.on(
     'POST',
@@ -245,6 +256,8 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
       return proxy(target(c), { raw: c.req.raw, body: bytes });
     },
   );
+  // A CORS preflight for an upload: s3rver answers it from the bucket's CORS rule, as S3 does.
+  app.on('OPTIONS', ['/:bucket', '/:bucket/'], (c) => proxy(target(c), { raw: c.req.raw }));
   app.all('*', (c) => refuse(c, anonymous));
   app.onError((err, c) => {
     logger.error({ err, path: c.req.path }, 'policy guard failed');

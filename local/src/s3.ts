@@ -2,6 +2,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import S3rver from '@20minutes/s3rver';
+import { DeleteBucketCorsCommand, PutBucketCorsCommand } from '@aws-sdk/client-s3';
+import { s3Client, type BucketCorsRule } from '@avatar-pipeline/kit';
 
 /** s3rver's built-in account; the local stand-ins accept it (dynalite accepts any). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -13,6 +15,11 @@ export interface S3ServerOptions {
   buckets: readonly string[];
   /** Called with every S3 event record batch ({ Records: [...] }) the server emits. */
   onEvent?: (notification: { Records: unknown[] }) => void;
+  /**
+   * The buckets' CORS rules, set with PutBucketCors as on S3 (none: DeleteBucketCors, as the
+   * server keeps a bucket's configuration with its data).
+   */
+  cors?: readonly BucketCorsRule[];
 }
 
 export interface S3Server {
@@ -35,8 +42,10 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   });
   if (options.onEvent) server.on('event', options.onEvent);
   const address = (await server.run()) as AddressInfo;
+  const endpoint = `http://127.0.0.1:${address.port}`;
+  if (options.cors) await configureCors(endpoint, options.buckets, options.cors);
   return {
-    endpoint: `http://127.0.0.1:${address.port}`,
+    endpoint,
     port: address.port,
     close: (closing) => {
       const done = server.close();
@@ -44,4 +53,17 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
       return done;
     },
   };
+}
+
+/** Sets (or, with no rules, removes) each bucket's CORS configuration through the S3 API. */
+async function configureCors(endpoint: string, buckets: readonly string[], rules: readonly BucketCorsRule[]): Promise<void> {
+  const s3 = s3Client({ region: 'us-east-1', s3Endpoint: endpoint, credentials: LOCAL_CREDENTIALS });
+  try {
+    for (const bucket of buckets) {
+      if (rules.length > 0) await s3.send(new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: { CORSRules: rules.map((rule) => ({ ...rule })) } }));
+      else await s3.send(new DeleteBucketCorsCommand({ Bucket: bucket }));
+    }
+  } finally {
+    s3.destroy();
+  }
 }

@@ -5,8 +5,11 @@
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { MiddlewareHandler } from 'hono';
 
-/** Cache and security headers for a file of the built client, by its path under dist/. */
-export function webClientHeaders(file: string): Record<string, string> {
+/**
+ * Cache and security headers for a file of the built client, by its path under dist/. `apiOrigin`:
+ * the API's origin when the page is served from another one (its fetches and avatars come from there).
+ */
+export function webClientHeaders(file: string, apiOrigin?: string): Record<string, string> {
   const headers: Record<string, string> = { 'X-Content-Type-Options': 'nosniff' };
   // Content-hashed names never change content; everything else revalidates so a deploy takes effect at once.
   headers['Cache-Control'] = file.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache';
@@ -14,8 +17,9 @@ export function webClientHeaders(file: string): Record<string, string> {
   if (file.endsWith('.html')) {
     // Media and uploads are on this origin locally; in a cluster add the CDN origin to img-src
     // and the S3 POST origin to connect-src.
+    const api = apiOrigin ? ` ${apiOrigin}` : '';
     headers['Content-Security-Policy'] =
-      "default-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+      `default-src 'self'; img-src 'self'${api} data:; connect-src 'self'${api}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'`;
     headers['Referrer-Policy'] = 'strict-origin-when-cross-origin';
   }
   return headers;

@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiRoutes, createLogger, s3Client, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes, createLogger, s3Client, uploadBucketCorsRules, type ServiceName } from '@avatar-pipeline/kit';
 import { createGateway } from '../src/gateway.js';
 import { listen, type Listening } from '../src/listen.js';
 import { mediaHandler, noneMatch } from '../src/media.js';
 import { sinkDestination } from '../src/output.js';
 import { freePort } from '../src/ports.js';
+import { createPostPolicyGuard } from '../src/post-policy.js';
 import { LOCAL_CREDENTIALS, startS3Server, type S3Server } from '../src/s3.js';
 
 /** Answers with what it received, as a service behind the gateway would see it. */
@@ -115,8 +116,20 @@ describe('gateway', () => {
       const path = route.match === 'exact' ? route.path : `${route.path}x`;
       expect(await reached(await fetch(`${base}${path}`, { method: route.methods?.[0] ?? 'GET' })), path).toBe(route.service);
     }
-    const notFound = [['GET', '/v1/uploads'], ['POST', '/v1/uploads/x'], ['GET', '/events'], ['POST', '/dead-letter'], ['POST', '/webhook'], ['GET', '/v1/pushx']] as const;
+    const notFound = [['GET', '/events'], ['POST', '/dead-letter'], ['POST', '/webhook'], ['GET', '/v1/pushx']] as const;
     for (const [method, path] of notFound) expect((await fetch(`${base}${path}`, { method })).status, `${method} ${path}`).toBe(404);
+  });
+
+  it('answers a method a route does not take with a JSON 405 and Allow, and OPTIONS itself, as the cluster gateway does', async () => {
+    for (const [method, path, allow] of [['GET', '/v1/uploads', 'POST, OPTIONS'], ['POST', '/v1/uploads/x', 'GET, HEAD, OPTIONS'], ['PATCH', '/v1/push', 'GET, HEAD, POST, PUT, DELETE, OPTIONS']] as const) {
+      const res = await fetch(`${base}${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get('allow')).toBe(allow);
+      expect(res.headers.get('x-upstream')).toBeNull();
+      expect(await res.json()).toEqual({ error: { code: 'method_not_allowed', message: 'this method is not allowed on this route (see the Allow header)' } });
+    }
+    const options = await fetch(`${base}/v1/uploads`, { method: 'OPTIONS' });
+    expect([options.status, options.headers.get('allow'), options.headers.get('x-upstream')]).toEqual([204, 'POST, OPTIONS', null]);
   });
 
   it('routes the issuer as is and storage without its /s3 prefix', async () => {
@@ -128,11 +141,13 @@ describe('gateway', () => {
     expect([upload.name, upload.method, new URL(upload.url).pathname, upload.body]).toEqual(['storage', 'POST', '/avatars', 'form']);
   });
 
-  it('lets only POST through to storage: any other method on /s3 is 405 with Allow: POST', async () => {
-    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+  it('lets only POST (and its preflight) through to storage: any other method on /s3 is 405 with Allow', async () => {
+    const preflight = (await (await fetch(`${base}/s3/avatars`, { method: 'OPTIONS' })).json()) as Echoed;
+    expect([preflight.name, preflight.method, new URL(preflight.url).pathname]).toEqual(['storage', 'OPTIONS', '/avatars']);
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']) {
       const res = await fetch(`${base}/s3/avatars/avatars/p1/0196b7a4/64.webp`, { method, ...(method === 'PUT' || method === 'PATCH' ? { body: 'forged' } : {}) });
       expect(res.status, method).toBe(405);
-      expect(res.headers.get('allow'), method).toBe('POST');
+      expect(res.headers.get('allow'), method).toBe('POST, OPTIONS');
       expect(res.headers.get('x-upstream'), method).toBeNull();
       if (method !== 'HEAD') expect(await res.json(), method).toEqual({ error: { code: 'method_not_allowed', message: `${method} is not allowed on /s3: uploads are presigned POSTs` } });
     }
@@ -182,6 +197,98 @@ describe('gateway', () => {
       }
       expect((await fetch(`${base}/media/${key}`, { method: 'DELETE' })).status).toBe(404);
     });
+  });
+});
+
+describe('gateway CORS (CORS_ORIGINS)', () => {
+  const game = 'http://game.test:3000';
+  const stranger = 'http://evil.test';
+  let dir: string;
+  let s3: S3Server;
+  let presign: Listening;
+  let gateway: Listening;
+  let base: string;
+  const silent = createLogger('gateway', 'silent');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ap-gateway-cors-'));
+    // The real storage path: the policy guard in front of s3rver, which holds the bucket's CORS rule.
+    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: ['avatars'], cors: uploadBucketCorsRules([game]) });
+    presign = await listen('presign', echo('presign').fetch, 0);
+    const service = createGateway({
+      logger: silent,
+      upstream: (name) => (name === 'presign' ? `http://127.0.0.1:${presign.port}` : undefined),
+      issuer: echo('issuer'),
+      storage: createPostPolicyGuard({ upstream: s3.endpoint, logger: silent, corsOrigins: [game] }),
+      media: (c) => c.notFound(),
+      maxBodyBytes: 1024,
+      corsOrigins: [game],
+    });
+    gateway = await listen('gateway', service.app.fetch, 0);
+    base = `http://127.0.0.1:${gateway.port}`;
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await presign?.close();
+    await s3?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const preflight = (path: string, origin: string, method = 'POST') =>
+    fetch(`${base}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization,content-type' } });
+
+  it("answers an allowed origin's preflight with the route's methods, and no one else's", async () => {
+    const res = await preflight('/v1/uploads', game);
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe(game);
+    expect(res.headers.get('access-control-allow-methods')).toBe('POST');
+    expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toBe('authorization,content-type');
+    expect(res.headers.get('access-control-max-age')).toBe('600');
+    expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+    expect((await preflight('/v1/players/me/avatar', game, 'DELETE')).headers.get('access-control-allow-methods')).toBe('GET,POST,PUT,DELETE');
+    expect((await preflight('/dev/token', game)).headers.get('access-control-allow-origin')).toBe(game);
+    const refused = await preflight('/v1/uploads', stranger);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('lets an allowed page read the answer and its Retry-After, and varies on Origin', async () => {
+    const res = await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { origin: game, 'content-type': 'application/json' }, body: '{}' });
+    expect(res.headers.get('x-upstream')).toBe('presign');
+    expect(res.headers.get('access-control-allow-origin')).toBe(game);
+    expect(res.headers.get('access-control-expose-headers')).toBe('Retry-After,X-Request-Id');
+    expect(res.headers.get('vary')).toMatch(/\bOrigin\b/);
+    const other = await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { origin: stranger, 'content-type': 'application/json' }, body: '{}' });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it("answers upload preflights from the bucket's CORS rule, as S3 does, and refuses other origins", async () => {
+    const res = await fetch(`${base}/s3/avatars`, { method: 'OPTIONS', headers: { origin: game, 'access-control-request-method': 'POST' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('access-control-allow-origin')).toBeTruthy();
+    expect(res.headers.get('access-control-allow-methods')).toBe('POST');
+    const other = await fetch(`${base}/s3/avatars`, { method: 'OPTIONS', headers: { origin: stranger, 'access-control-request-method': 'POST' } });
+    expect(other.status).toBe(403);
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const put = await fetch(`${base}/s3/avatars`, { method: 'OPTIONS', headers: { origin: game, 'access-control-request-method': 'PUT' } });
+    expect(put.status).toBe(403);
+  });
+
+  it("lets an allowed page read why the guard refused its upload", async () => {
+    const form = new FormData();
+    form.set('key', 'uploads/p1/x');
+    form.set('file', new Blob(['x']), 'x.jpg');
+    const res = await fetch(`${base}/s3/avatars`, { method: 'POST', headers: { origin: game }, body: form });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('access-control-allow-origin')).toBe(game);
+    expect(await res.text()).toContain('<Code>AccessDenied</Code>');
+    const other = await fetch(`${base}/s3/avatars`, { method: 'POST', headers: { origin: stranger }, body: form });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('sets no CORS header at all without CORS_ORIGINS', async () => {
+    const plain = createGateway({ logger: silent, upstream: () => undefined, issuer: echo('issuer'), storage: echo('storage'), media: (c) => c.notFound(), maxBodyBytes: 1024 });
+    const res = await plain.app.request('/v1/uploads', { method: 'OPTIONS', headers: { origin: game, 'access-control-request-method': 'POST' } });
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
 

@@ -11,7 +11,7 @@ import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { hiddenInAlpha, meanDifference, pngBomb, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
-import { EventType, UploadStore, deadLetterSink, dynamoDocumentClient, s3Client, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
+import { EventType, UploadStore, apiRouteMethods, apiRoutes, deadLetterSink, dynamoDocumentClient, s3Client, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { LOCAL_TABLE } from '../src/service-env.js';
 import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
@@ -113,7 +113,7 @@ describe('local stack', () => {
         's3-source to emit the upload event',
       );
       expect(emitted['ceType']).toBe('com.amazonaws.s3.ObjectCreated:Post');
-      expect(await metric(stack.brokerUrl, 'broker_events_ingested_total', 'origin="http",outcome="routed"')).toBeGreaterThanOrEqual(1);
+      expect(await metric(stack.brokerUrl, 'avatarpipeline_broker_events_ingested_total', 'origin="http",outcome="routed"')).toBeGreaterThanOrEqual(1);
     });
 
     it('answers unknown routes and malformed JSON with JSON errors', async () => {
@@ -155,7 +155,7 @@ describe('local stack', () => {
       const planted = 'avatars/p-planted/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
       const put = await fetch(`${stack.gatewayUrl}/s3/avatars/${planted}`, { method: 'PUT', body: 'not moderated', headers: { 'content-type': 'image/webp' } });
       expect(put.status).toBe(405);
-      expect(put.headers.get('allow')).toBe('POST');
+      expect(put.headers.get('allow')).toBe('POST, OPTIONS');
       expect(await objectStatus(planted)).toBe(404);
       expect((await fetch(`${stack.gatewayUrl}/media/${planted}`)).status).toBe(404);
 
@@ -254,9 +254,9 @@ describe('local stack', () => {
       const before = await api.json<{ updatedAt: string }>(`/v1/players/${player}/profile`, { token: playerToken });
       const counts = () =>
         Promise.all([
-          metric(stack.services['s3-source'], 's3source_events_emitted_total', 'input="webhook"'),
-          metric(stack.brokerUrl, 'broker_deliveries_total', 'trigger="moderate-uploads",outcome="delivered"'),
-          metric(stack.services.profile, 'profile_updates_total', 'outcome="current"'),
+          metric(stack.services['s3-source'], 'avatarpipeline_s3source_events_emitted_total', 'input="webhook"'),
+          metric(stack.brokerUrl, 'avatarpipeline_broker_deliveries_total', 'trigger="moderate-uploads",outcome="delivered"'),
+          metric(stack.services.profile, 'avatarpipeline_profile_updates_total', 'outcome="current"'),
         ]);
       const [emitted, moderated, updates] = await counts();
 
@@ -331,7 +331,7 @@ describe('local stack', () => {
       const playerId = 'p-alpha';
       const t = await token(playerId);
       const views = () =>
-        Promise.all(['whole', 'square'].flatMap((region) => ['black', 'white'].map((bg) => metric(stack.services.moderate, 'moderation_views_total', `region="${region}",background="${bg}"`))));
+        Promise.all(['whole', 'square'].flatMap((region) => ['black', 'white'].map((bg) => metric(stack.services.moderate, 'avatarpipeline_moderation_views_total', `region="${region}",background="${bg}"`))));
       const before = await views();
       // White colour channels, the leaf in the alpha channel: blank on white, the leaf on black.
       const uploadId = await upload(playerId, t, await hiddenInAlpha(await photo('leaf.jpg')), 'image/png');
@@ -402,7 +402,7 @@ describe('local stack', () => {
       expect(result.status, JSON.stringify(result)).toBe('failed');
       expect(result.reason?.code).toBe('processing_failed');
       await stack.idle();
-      expect(await metric(stack.brokerUrl, 'broker_deliveries_total', 'trigger="thumbnail-approved",outcome="dead_lettered"')).toBe(1);
+      expect(await metric(stack.brokerUrl, 'avatarpipeline_broker_deliveries_total', 'trigger="thumbnail-approved",outcome="dead_lettered"')).toBe(1);
     });
   });
 
@@ -464,7 +464,7 @@ describe('local stack', () => {
 
       // The laptop's subscription expires at the push service: the next outcome prunes it.
       await pushService.expire(laptop);
-      const pruned = () => metric(stack.services.push, 'push_subscriptions_pruned_total', 'reason="gone"');
+      const pruned = () => metric(stack.services.push, 'avatarpipeline_push_subscriptions_pruned_total', 'reason="gone"');
       const prunedBefore = await pruned();
       const rejectedId = await upload(playerId, t, textFile, 'image/jpeg');
       expect((await api.settled(t, rejectedId)).status).toBe('rejected');
@@ -503,6 +503,31 @@ describe('local stack', () => {
         expect(await objectStatus(thumbnail.slice(thumbnail.indexOf('/media/') + '/media/'.length))).toBe(200);
       }
     });
+  });
+
+  it('describes exactly the public API at /openapi.json (OpenAPI 3.1, from the services) and shows it at /docs', async () => {
+    const res = await fetch(`${stack.gatewayUrl}/openapi.json`);
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { security?: unknown[] }>>; components: { securitySchemes: Record<string, unknown> } };
+    expect(doc.openapi).toBe('3.1.0');
+    const described = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(described.sort()).toEqual(
+      ['DELETE /v1/push/subscriptions', 'GET /v1/players/{playerId}/profile', 'GET /v1/push/vapid-public-key', 'GET /v1/uploads/{uploadId}', 'POST /v1/push/subscriptions', 'POST /v1/uploads'].sort(),
+    );
+    // Every described operation is one the gateway routes to the service that describes it.
+    for (const entry of described) {
+      const [method, path] = entry.split(' ') as [string, string];
+      const concrete = path.replace(/\{[^}]+\}/g, 'x');
+      const route = apiRoutes.find((r) => (r.match === 'exact' ? r.path === concrete : concrete.startsWith(r.path)));
+      expect(route, entry).toBeDefined();
+      expect(apiRouteMethods(route!), entry).toContain(method);
+    }
+    expect(Object.keys(doc.components.securitySchemes)).toEqual(['bearer']);
+    expect(doc.paths['/v1/uploads']!['post']!.security).toEqual([{ bearer: [] }]);
+    const page = await fetch(`${stack.gatewayUrl}/docs`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/docs/swagger-ui-bundle.js');
+    expect((await fetch(`${stack.gatewayUrl}/docs/swagger-ui-bundle.js`)).status).toBe(200);
   });
 
   it('never logs a token', () => {

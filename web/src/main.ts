@@ -13,8 +13,12 @@ import { checkFile, postFile, StorageError } from './upload.js';
 import { watchUpload, type Watch } from './watch.js';
 
 const config = {
-  /** The API's origin; '' is this page's own (the gateway serves both). */
-  apiBase: '',
+  /**
+   * The API's origin: this page's own ('', the gateway serves both) unless the page names another
+   * in `<meta name="avatar-api" content="https://api.example.com">` (the gateway must then list
+   * this page's origin in CORS_ORIGINS / corsOrigins).
+   */
+  apiBase: document.querySelector<HTMLMetaElement>('meta[name="avatar-api"]')?.content.trim().replace(/\/+$/, '') ?? '',
   /** Mirrors the server's AVATAR_MAX_BYTES, to refuse early; the server still decides. */
   maxUploadBytes: 5 * 1024 * 1024,
 };
@@ -106,14 +110,14 @@ async function setUpPush(askPermission: boolean): Promise<void> {
   if (!registration) return;
   showPushState(await subscribe(registration, api, askPermission));
   // The API calls above renew an expiring token: pass on the current one.
-  tellWorker(registration, tokens.current());
+  tellWorker(registration, tokens.current(), config.apiBase);
 }
 
 async function enter(session: Session): Promise<void> {
   ui.signIn.hidden = true;
   ui.account.hidden = false;
   ui.playerName.textContent = session.playerId;
-  tellWorker(registration, session);
+  tellWorker(registration, session, config.apiBase);
   // Subscribing may take seconds (or never finish): the page does not wait for it.
   void setUpPush(false);
   try {
@@ -126,7 +130,7 @@ async function enter(session: Session): Promise<void> {
 function leave(): void {
   watch?.cancel();
   tokens.signOut();
-  tellWorker(registration, undefined);
+  tellWorker(registration, undefined, config.apiBase);
   ui.account.hidden = true;
   ui.signIn.hidden = false;
   ui.status.textContent = '';

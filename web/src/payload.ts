@@ -43,7 +43,7 @@ export type ChannelMessage =
 /** Messages from a page to the service worker (postMessage). */
 export const workerMessageSchema = z.discriminatedUnion('kind', [
   /** The signed-in player's token, for `pushsubscriptionchange` when no page is open. */
-  z.object({ kind: z.literal('session'), token: z.string(), expiresAt: z.number() }),
+  z.object({ kind: z.literal('session'), token: z.string(), expiresAt: z.number(), apiBase: z.string() }),
   z.object({ kind: z.literal('signed-out') }),
 ]);
 export type WorkerMessage = z.infer<typeof workerMessageSchema>;

@@ -39,9 +39,9 @@ export async function registerWorker(): Promise<ServiceWorkerRegistration | unde
   }
 }
 
-/** Tells the worker who is signed in, so it can re-post a changed subscription on its own. */
-export function tellWorker(registration: ServiceWorkerRegistration | undefined, session: Session | undefined): void {
-  const message: WorkerMessage = session ? { kind: 'session', token: session.token, expiresAt: session.expiresAt } : { kind: 'signed-out' };
+/** Tells the worker who is signed in and where the API is, so it can re-post a changed subscription on its own. */
+export function tellWorker(registration: ServiceWorkerRegistration | undefined, session: Session | undefined, apiBase: string): void {
+  const message: WorkerMessage = session ? { kind: 'session', token: session.token, expiresAt: session.expiresAt, apiBase } : { kind: 'signed-out' };
   registration?.active?.postMessage(message);
 }
 

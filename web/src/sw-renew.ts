@@ -10,8 +10,8 @@ import type { WorkerSession } from './sw-session.js';
 
 export interface RenewDeps {
   pushManager: Pick<PushManager, 'subscribe'>;
-  /** The API, authorised with the session's token. */
-  api: (token: string) => Pick<AvatarApi, 'vapidPublicKey' | 'saveSubscription' | 'deleteSubscription'>;
+  /** The API at the session's base URL, authorised with its token. */
+  api: (session: WorkerSession) => Pick<AvatarApi, 'vapidPublicKey' | 'saveSubscription' | 'deleteSubscription'>;
   session: () => Promise<WorkerSession | undefined>;
   announce: (message: ChannelMessage) => void;
 }
@@ -28,7 +28,7 @@ export async function renewSubscription(
     deps.announce({ kind: 'resubscribe' });
     return 'left-to-pages';
   }
-  const api = deps.api(session.token);
+  const api = deps.api(session);
   try {
     // Some browsers hand over the new subscription; others leave it to us.
     const subscription =

@@ -7,6 +7,8 @@
 export interface WorkerSession {
   token: string;
   expiresAt: number;
+  /** The API's origin ('' for the worker's own), as the page has it. */
+  apiBase: string;
 }
 
 const DB = 'avatar-pipeline';
@@ -36,8 +38,11 @@ async function withStore<T>(mode: IDBTransactionMode, use: (store: IDBObjectStor
 }
 
 export async function loadSession(): Promise<WorkerSession | undefined> {
-  const saved = (await withStore('readonly', (store) => store.get(KEY))) as WorkerSession | undefined;
-  return saved && saved.expiresAt > Date.now() ? saved : undefined;
+  const saved = (await withStore('readonly', (store) => store.get(KEY))) as Partial<WorkerSession> | undefined;
+  // A record from before apiBase was kept meant the page's own origin.
+  return saved?.token && saved.expiresAt !== undefined && saved.expiresAt > Date.now()
+    ? { token: saved.token, expiresAt: saved.expiresAt, apiBase: saved.apiBase ?? '' }
+    : undefined;
 }
 
 export async function saveSession(session: WorkerSession): Promise<void> {

@@ -28,7 +28,7 @@ self.addEventListener('message', (event) => {
   const message = workerMessageSchema.safeParse(event.data);
   if (!message.success) return;
   const { data } = message;
-  event.waitUntil(data.kind === 'session' ? saveSession({ token: data.token, expiresAt: data.expiresAt }) : clearSession());
+  event.waitUntil(data.kind === 'session' ? saveSession({ token: data.token, expiresAt: data.expiresAt, apiBase: data.apiBase }) : clearSession());
 });
 
 async function onPush(text: string | undefined): Promise<void> {
@@ -76,7 +76,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
   event.waitUntil(
     renewSubscription(event.oldSubscription, event.newSubscription, {
       pushManager: self.registration.pushManager,
-      api: (token) => new AvatarApi({ baseUrl: '', token: () => Promise.resolve(token) }),
+      api: ({ token, apiBase }) => new AvatarApi({ baseUrl: apiBase, token: () => Promise.resolve(token) }),
       session: loadSession,
       announce,
     }),

@@ -38,6 +38,9 @@ const artifacts = join(repoRoot, 'test-artifacts');
 const required = ['presign', 's3-source', 'moderate', 'thumbnail', 'profile'] as const;
 const optional = ['subscribe'] as const;
 const skipped = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium)`;
+/** A game's own site, allowed in the stack's CORS_ORIGINS, and one that is not. */
+const GAME_HOST = 'game.test';
+const STRANGER_HOST = 'stranger.test';
 
 interface Avatar {
   thumbnails: Record<string, string>;
@@ -75,18 +78,25 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
 
     dataDir = await mkdtemp(join(tmpdir(), 'ap-web-'));
     const services = builtServices(repoRoot).filter((name) => [...required, ...optional].includes(name as never));
-    stack = await startStack({ dataDir, services, logLevel: 'warn', sink: (line) => logs.push(line), stopGraceMs: 5000 });
+    stack = await startStack({ dataDir, services, logLevel: 'warn', sink: (line) => logs.push(line), stopGraceMs: 5000, corsOrigins: [`http://${GAME_HOST}`] });
     origin = stack.gatewayUrl;
     front = await startFront({
       gatewayUrl: origin,
       dist,
       // Without subscribe, a key of our own lets the page get as far as pushManager.subscribe().
       vapidPublicKey: stack.services.subscribe ? undefined : createECDH('prime256v1').generateKeys().toString('base64url'),
+      gameHosts: [GAME_HOST, STRANGER_HOST],
     });
     // Not launch() + newContext(): those contexts are incognito, where Chromium refuses every push subscription.
     context = await chromium.launchPersistentContext(join(dataDir, 'chromium-profile'), {
       executablePath: CHROMIUM,
-      args: [...CHROMIUM_FLAGS, `--proxy-server=${front.proxyUrl}`, '--proxy-bypass-list=<-loopback>'],
+      args: [
+        ...CHROMIUM_FLAGS,
+        `--proxy-server=${front.proxyUrl}`,
+        '--proxy-bypass-list=<-loopback>',
+        // As if the game's sites were on https: a secure context, as the client expects.
+        `--unsafely-treat-insecure-origin-as-secure=http://${GAME_HOST},http://${STRANGER_HOST}`,
+      ],
       viewport: { width: 640, height: 760 },
     });
     await context.grantPermissions(['notifications'], { origin });
@@ -353,6 +363,50 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
 
   it('ran without script errors or policy violations', () => {
     expect(pageErrors).toEqual([]);
+  });
+
+  it("works from a game's own origin: signs in, uploads and shows the avatar across origins (CORS)", async () => {
+    showLogs();
+    const game = await context.newPage();
+    const errors: string[] = [];
+    game.on('pageerror', (err) => errors.push(err.message));
+    try {
+      await game.goto(`http://${GAME_HOST}/`);
+      await game.waitForSelector('body[data-ready="true"]');
+      await game.getByLabel('Player id').fill('web-player-cors');
+      await game.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => game.textContent('#player-name')).toBe('web-player-cors');
+      const ticket = game.waitForResponse((res) => res.request().method() === 'POST' && res.url() === `${origin}/v1/uploads`);
+      await game.setInputFiles('#file', join(repoRoot, 'fixtures', 'photos', 'leaf.jpg'));
+      await game.getByRole('button', { name: 'Upload' }).click();
+      const { uploadId } = (await (await ticket).json()) as { uploadId: string };
+      await expect.poll(() => game.getAttribute('#status', 'data-status'), { timeout: 30_000 }).toBe('ready');
+      expect(await game.getAttribute('#avatar', 'src')).toBe(`${origin}/media/avatars/web-player-cors/${uploadId}/128.webp`);
+      await expect.poll(() => game.evaluate(() => (document.getElementById('avatar') as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+      // The browser asked first where CORS requires it: the API call with a token, and the
+      // upload with progress events (answered by the bucket's CORS rule).
+      expect(front.requests).toContainEqual({ method: 'OPTIONS', path: '/v1/uploads' });
+      expect(front.requests.some((r) => r.method === 'OPTIONS' && r.path.startsWith('/s3/'))).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await game.close();
+    }
+  }, 60_000);
+
+  it('gets nowhere from an origin that CORS_ORIGINS does not list', async () => {
+    showLogs();
+    const stranger = await context.newPage();
+    try {
+      await stranger.goto(`http://${STRANGER_HOST}/`);
+      await stranger.waitForSelector('body[data-ready="true"]');
+      await stranger.getByLabel('Player id').fill('web-player-stranger');
+      await stranger.getByRole('button', { name: 'Sign in' }).click();
+      // The token request's answer is withheld from the page: signing in fails visibly.
+      await expect.poll(() => stranger.textContent('#sign-in-error')).not.toBe('');
+      expect(await stranger.isHidden('#account')).toBe(true);
+    } finally {
+      await stranger.close();
+    }
   });
 
 });

@@ -214,10 +214,10 @@ describe('renewSubscription (pushsubscriptionchange)', () => {
           return subscription('https://push.example/new');
         },
       },
-      api: (token) => ({
+      api: (session) => ({
         vapidPublicKey: async () => 'BKEY',
         saveSubscription: async (s) => {
-          expect(token).toBe('worker-token');
+          expect(session).toMatchObject({ token: 'worker-token', apiBase: 'https://api.example' });
           await options.save?.();
           saved.push(s);
         },
@@ -225,7 +225,7 @@ describe('renewSubscription (pushsubscriptionchange)', () => {
           deleted.push(endpoint);
         },
       }),
-      session: async () => (options.session === false ? undefined : { token: 'worker-token', expiresAt: Date.now() + 60_000 }),
+      session: async () => (options.session === false ? undefined : { token: 'worker-token', expiresAt: Date.now() + 60_000, apiBase: 'https://api.example' }),
       announce: (m) => announced.push(m),
     };
     return { d, saved, deleted, announced, subscribeKeys };

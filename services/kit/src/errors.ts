@@ -42,15 +42,24 @@ const codeForStatus: Partial<Record<number, string>> = {
   429: 'rate_limited',
 };
 
+/**
+ * The API error a thrown value stands for: an HttpError as is, Hono's HTTPException (from its
+ * middleware and @hono/zod-openapi's request checks) in the API's codes and words, otherwise
+ * undefined (an unexpected error).
+ */
+export function asHttpError(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (!(err instanceof HTTPException)) return undefined;
+  const status = err.status as ContentfulStatusCode;
+  if (status === 415) return new HttpError(415, 'unsupported_media_type', 'the request body must be application/json');
+  if (status === 400 && /malformed json/i.test(err.message)) return new HttpError(400, 'invalid_json', 'the request body is not valid JSON');
+  return new HttpError(status, codeForStatus[status] ?? 'error', err.message || 'request failed');
+}
+
 /** Maps any thrown value to the JSON error response; unknown errors become an opaque 500. */
 export function errorResponse(c: Context, err: unknown): Response {
-  if (err instanceof HttpError) {
-    for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
-    return c.json(errorBody(err.code, err.message), err.status);
-  }
-  if (err instanceof HTTPException) {
-    const status = err.status as ContentfulStatusCode;
-    return c.json(errorBody(codeForStatus[status] ?? 'error', err.message || 'request failed'), status);
-  }
-  return c.json(errorBody('internal', 'internal error'), 500);
+  const known = asHttpError(err);
+  if (!known) return c.json(errorBody('internal', 'internal error'), 500);
+  for (const [name, value] of Object.entries(known.headers)) c.header(name, value);
+  return c.json(errorBody(known.code, known.message), known.status);
 }

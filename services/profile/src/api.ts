@@ -1,6 +1,23 @@
 /** The player-facing HTTP API: profiles (any signed-in player) and upload status (owner only). */
-import type { Hono } from 'hono';
-import { HttpError, parseParam, playerIdSchema, uploadIdSchema, type AppEnv, type UploadStore } from '@avatar-pipeline/kit';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import {
+  BEARER,
+  HttpError,
+  avatarSchema,
+  createRoute,
+  errorResponses,
+  invalidAs,
+  json,
+  labelSchema,
+  openStatuses,
+  playerIdSchema,
+  reasonSchema,
+  terminalStatuses,
+  uploadIdSchema,
+  type AppEnv,
+  type UploadStore,
+} from '@avatar-pipeline/kit';
 import type { ProfileStore } from './profiles.js';
 
 /**
@@ -12,23 +29,76 @@ const PROFILE_CACHE = 'private, max-age=5';
 /** A status is polled while it changes, and a 404 may turn into a profile any second. */
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
-export function apiRoutes(app: Hono<AppEnv>, deps: { profiles: ProfileStore; uploads: UploadStore }): void {
-  app.get('/v1/players/:playerId/profile', async (c) => {
-    const playerId = parseParam(playerIdSchema, c.req.param('playerId'), 400, 'invalid_player_id');
-    const profile = await deps.profiles.get(playerId);
-    if (!profile) throw new HttpError(404, 'profile_not_found', 'this player has no avatar yet', NO_STORE);
-    c.header('Cache-Control', PROFILE_CACHE);
-    return c.json({ playerId: profile.playerId, avatar: profile.avatar, updatedAt: profile.updatedAt });
-  });
+const avatar = avatarSchema.meta({ id: 'Avatar', description: 'URLs of the current avatar: WebP squares by size in pixels, and the full image' });
+
+const profileSchema = z
+  .object({ playerId: z.string(), avatar, updatedAt: z.iso.datetime() })
+  .meta({ id: 'Profile' });
+
+const uploadStatusSchema = z
+  .object({
+    uploadId: z.string(),
+    status: z.enum([...openStatuses, ...terminalStatuses]).meta({ description: 'pending and processing change; the others are final' }),
+    reason: reasonSchema.optional().meta({ description: 'Why it was rejected or failed' }),
+    labels: z.array(labelSchema).optional().meta({ description: 'What moderation found, for a rejection' }),
+    avatar: avatar.optional(),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'UploadStatus' });
+
+const getProfile = createRoute({
+  method: 'get',
+  path: '/v1/players/{playerId}/profile',
+  tags: ['players'],
+  summary: "A player's profile: their current avatar",
+  security: [{ [BEARER]: [] }],
+  request: { params: z.object({ playerId: playerIdSchema }) },
+  responses: {
+    200: json(profileSchema, 'The profile'),
+    ...errorResponses(400, 401, 404, 503),
+  },
+});
+
+const getUpload = createRoute({
+  method: 'get',
+  path: '/v1/uploads/{uploadId}',
+  tags: ['uploads'],
+  summary: "One of the caller's uploads: its status, and its avatar once ready",
+  description: "Another player's upload is not found (404), so its existence does not leak.",
+  security: [{ [BEARER]: [] }],
+  request: { params: z.object({ uploadId: uploadIdSchema }) },
+  responses: {
+    200: json(uploadStatusSchema, 'The status'),
+    ...errorResponses(400, 401, 404, 503),
+  },
+});
+
+export function apiRoutes(app: OpenAPIHono<AppEnv>, deps: { profiles: ProfileStore; uploads: UploadStore }): void {
+  app.openapi(
+    getProfile,
+    async (c) => {
+      const { playerId } = c.req.valid('param');
+      const profile = await deps.profiles.get(playerId);
+      if (!profile) throw new HttpError(404, 'profile_not_found', 'this player has no avatar yet', NO_STORE);
+      c.header('Cache-Control', PROFILE_CACHE);
+      return c.json({ playerId: profile.playerId, avatar: profile.avatar, updatedAt: profile.updatedAt }, 200);
+    },
+    invalidAs('invalid_player_id'),
+  );
 
   // Looked up under the caller's own key: another player's upload is simply not there (404, not
   // 403, so existence does not leak).
-  app.get('/v1/uploads/:uploadId', async (c) => {
-    const uploadId = parseParam(uploadIdSchema, c.req.param('uploadId'), 400, 'invalid_upload_id');
-    const upload = await deps.uploads.get(c.get('playerId'), uploadId);
-    if (!upload) throw new HttpError(404, 'upload_not_found', 'no such upload', NO_STORE);
-    const { status, reason, labels, avatar, createdAt, updatedAt } = upload;
-    c.header('Cache-Control', 'no-store');
-    return c.json({ uploadId, status, ...(reason ? { reason } : {}), ...(labels ? { labels } : {}), ...(avatar ? { avatar } : {}), createdAt, updatedAt });
-  });
+  app.openapi(
+    getUpload,
+    async (c) => {
+      const { uploadId } = c.req.valid('param');
+      const upload = await deps.uploads.get(c.get('playerId'), uploadId);
+      if (!upload) throw new HttpError(404, 'upload_not_found', 'no such upload', NO_STORE);
+      const { status, reason, labels, avatar, createdAt, updatedAt } = upload;
+      c.header('Cache-Control', 'no-store');
+      return c.json({ uploadId, status, ...(reason ? { reason } : {}), ...(labels ? { labels } : {}), ...(avatar ? { avatar } : {}), createdAt, updatedAt }, 200);
+    },
+    invalidAs('invalid_upload_id'),
+  );
 }

@@ -6,14 +6,21 @@
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, Next } from 'hono';
+import { z } from 'zod';
 import {
+  BEARER,
   EndpointInUseError,
+  asHttpError,
   HttpError,
   RateLimiter,
   SubscriptionStore,
   bearerAuth,
+  createRoute,
   createService,
-  jsonBody,
+  errorResponses,
+  json,
+  jsonRequest,
+  serveOpenApi,
   systemClock,
   tableReadiness,
   type AppEnv,
@@ -45,11 +52,25 @@ export interface SubscribeDeps {
   metrics?: Metrics;
 }
 
-export interface SubscriptionReceipt {
-  /** The subscription's id: base64url SHA-256 of the endpoint. */
-  endpointHash: string;
-  expirationTime: number | null;
-}
+const receiptSchema = z
+  .object({
+    endpointHash: z.string().meta({ description: "The subscription's id: base64url SHA-256 of the endpoint" }),
+    expirationTime: z.number().nullable().meta({ description: 'When the push service drops it (ms since the epoch), if it said' }),
+  })
+  .meta({ id: 'SubscriptionReceipt' });
+export type SubscriptionReceipt = z.infer<typeof receiptSchema>;
+
+const vapidKeySchema = z
+  .object({ publicKey: z.string().meta({ description: "The VAPID public key (base64url, uncompressed P-256 point): pushManager.subscribe's applicationServerKey" }) })
+  .meta({ id: 'VapidPublicKey' });
+
+const getVapidKey = createRoute({
+  method: 'get',
+  path: '/v1/push/vapid-public-key',
+  tags: ['push'],
+  summary: 'The key browsers subscribe with',
+  responses: { 200: json(vapidKeySchema, 'The key') },
+});
 
 function unavailable(log: Logger, err: unknown, what: string): HttpError {
   log.error({ err }, what);
@@ -89,17 +110,34 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
   /** Counts refused requests (validation, conflicts) by their error code: a bounded set. */
   const countRejections = async (c: Context<AppEnv>, next: Next) => {
     await next();
-    if (c.error instanceof HttpError && c.error.status < 500) outcomes.inc({ op: 'rejected', code: c.error.code });
+    const refused = asHttpError(c.error);
+    if (refused && refused.status < 500) outcomes.inc({ op: 'rejected', code: refused.code });
   };
 
-  service.app.get('/v1/push/vapid-public-key', (c) => {
+  const guarded = [auth, rateLimit, countRejections];
+  service.app.openapi(getVapidKey, (c) => {
     c.header('Cache-Control', 'public, max-age=300');
-    return c.json({ publicKey: deps.vapidPublicKey });
+    return c.json({ publicKey: deps.vapidPublicKey }, 200);
   });
 
-  service.app.post('/v1/push/subscriptions', auth, rateLimit, countRejections, jsonBody(subscriptionBodySchema), async (c) => {
+  const subscribe = createRoute({
+    method: 'post',
+    path: '/v1/push/subscriptions',
+    tags: ['push'],
+    summary: "Store this browser's push subscription for the caller",
+    description: "A player's devices are kept up to the device limit, the oldest evicted first; the endpoint must be one of the allowed push services.",
+    security: [{ [BEARER]: [] }],
+    middleware: guarded,
+    request: { body: jsonRequest(subscriptionBodySchema.meta({ id: 'PushSubscription', description: "The browser's PushSubscription.toJSON()" })) },
+    responses: {
+      200: json(receiptSchema, 'Already stored: refreshed'),
+      201: json(receiptSchema, 'Stored'),
+      ...errorResponses(400, 401, 409, 413, 415, 429, 503),
+    },
+  });
+  service.app.openapi(subscribe, async (c) => {
     const playerId = c.get('playerId');
-    const subscription = parseSubscription(c.get('body'), settings.policy, clock());
+    const subscription = parseSubscription(c.req.valid('json'), settings.policy, clock());
     const log = c.get('log').child({ playerId });
     let result;
     try {
@@ -119,13 +157,26 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
     return c.json(receipt, status === 'created' ? 201 : 200);
   });
 
-  service.app.delete('/v1/push/subscriptions', auth, rateLimit, countRejections, jsonBody(unsubscribeBodySchema), async (c) => {
+  const unsubscribe = createRoute({
+    method: 'delete',
+    path: '/v1/push/subscriptions',
+    tags: ['push'],
+    summary: "Remove one of the caller's subscriptions, by endpoint",
+    security: [{ [BEARER]: [] }],
+    middleware: guarded,
+    request: { body: jsonRequest(unsubscribeBodySchema.meta({ id: 'PushUnsubscription' })) },
+    responses: {
+      204: { description: 'Removed, or was not there' },
+      ...errorResponses(400, 401, 413, 415, 429, 503),
+    },
+  });
+  service.app.openapi(unsubscribe, async (c) => {
     const playerId = c.get('playerId');
     const log = c.get('log').child({ playerId });
     let existed: boolean;
     try {
       // Only ever the caller's own item: another player's endpoint is simply not found.
-      existed = await store.remove(playerId, normaliseEndpoint(c.get('body').endpoint));
+      existed = await store.remove(playerId, normaliseEndpoint(c.req.valid('json').endpoint));
     } catch (err) {
       throw unavailable(log, err, 'removing the subscription failed');
     }
@@ -133,6 +184,7 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
     log.info({ existed }, 'subscription removed');
     return c.body(null, 204);
   });
+  serveOpenApi(service.app, { title: 'avatar-pipeline push subscriptions (subscribe)', description: "Browsers' Web Push subscriptions and the VAPID key" });
 
   return service;
 }

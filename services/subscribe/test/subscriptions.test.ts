@@ -155,11 +155,11 @@ describe('subscribe API', () => {
     await call(counted.app, 'POST', token, { ...device.subscription, endpoint: 'https://169.254.169.254/' });
     await call(counted.app, 'POST', token, '{');
     const text = await counted.metrics.registry.metrics();
-    expect(text).toMatch(/push_subscriptions_total\{op="created",service="subscribe"\} 1/);
-    expect(text).toMatch(/push_subscriptions_total\{op="updated",service="subscribe"\} 1/);
-    expect(text).toMatch(/push_subscriptions_total\{op="deleted",service="subscribe"\} 1/);
-    expect(text).toMatch(/push_subscriptions_total\{op="rejected",code="endpoint_not_allowed",service="subscribe"\} 1/);
-    expect(text).toMatch(/push_subscriptions_total\{op="rejected",code="invalid_json",service="subscribe"\} 1/);
+    expect(text).toMatch(/avatarpipeline_push_subscriptions_total\{op="created",service="subscribe"\} 1/);
+    expect(text).toMatch(/avatarpipeline_push_subscriptions_total\{op="updated",service="subscribe"\} 1/);
+    expect(text).toMatch(/avatarpipeline_push_subscriptions_total\{op="deleted",service="subscribe"\} 1/);
+    expect(text).toMatch(/avatarpipeline_push_subscriptions_total\{op="rejected",code="endpoint_not_allowed",service="subscribe"\} 1/);
+    expect(text).toMatch(/avatarpipeline_push_subscriptions_total\{op="rejected",code="invalid_json",service="subscribe"\} 1/);
   });
 
   it('is ready with its table, not without', async () => {

@@ -9,7 +9,9 @@ import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { proxy } from 'hono/proxy';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { webClientHeaders } from '@avatar-pipeline/local';
 
@@ -20,6 +22,7 @@ export const gatewayPaths = /^\/(?:v1|dev|media|s3|\.well-known|healthz|readyz|m
 export interface Front {
   /** For Chromium's --proxy-server. */
   proxyUrl: string;
+  /** What reached the gateway through the front (the game hosts' own requests are not here). */
   requests: { method: string; path: string }[];
   close(): Promise<void>;
 }
@@ -32,6 +35,25 @@ export interface FrontOptions {
    * the stack runs no subscribe service, so the browser still gets as far as subscribing.
    */
   vapidPublicKey?: string | undefined;
+  /**
+   * Hosts (port 80) standing in for a game's own site: they serve the built client with
+   * `<meta name="avatar-api">` naming the gateway's origin, and nothing of the API, so the page
+   * reaches the API and the storage cross-origin (CORS), as a game embedding the client would.
+   */
+  gameHosts?: readonly string[];
+}
+
+/** A game's site: the built client pointed at the API on `apiOrigin`, and no API of its own. */
+function gameSite(dist: string, apiOrigin: string): Hono {
+  const site = new Hono();
+  const headers = (file: string) => webClientHeaders(file, apiOrigin);
+  site.get('/', async (c) => {
+    const html = (await readFile(join(dist, 'index.html'), 'utf8')).replace('<head>', `<head>\n    <meta name="avatar-api" content="${apiOrigin}" />`);
+    return c.html(html, 200, headers('/index.html'));
+  });
+  site.all('*', async (c, next) => (gatewayPaths.test(c.req.path) ? c.json({ error: { code: 'not_found', message: 'no API here' } }, 404) : next()));
+  site.use(serveStatic({ root: dist, onFound: (path, c) => Object.entries(headers(path.slice(dist.length))).forEach(([name, value]) => c.header(name, value)) }));
+  return site;
 }
 
 export async function startFront(options: FrontOptions): Promise<Front> {
@@ -41,8 +63,11 @@ export async function startFront(options: FrontOptions): Promise<Front> {
   const requests: Front['requests'] = [];
   const app = new Hono();
 
+  const gameHosts = new Set(options.gameHosts ?? []);
+  const game = gameSite(options.dist, gateway.origin);
   app.use(async (c, next) => {
     const url = new URL(c.req.url);
+    if (gameHosts.has(url.host)) return game.fetch(c.req.raw);
     if (url.host !== gateway.host) return c.text('this proxy only reaches the stack', 403);
     requests.push({ method: c.req.method, path: url.pathname });
     return next();
