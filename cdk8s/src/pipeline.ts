@@ -77,11 +77,15 @@ export function sharedEnv(): Record<string, string> {
     TABLE_NAME: settings.table,
     BUCKET: settings.bucket,
     AVATAR_MAX_BYTES: asText(settings.avatarMaxBytes),
-    JWT_ISSUER: auth.issuer,
-    JWT_JWKS_URL: auth.jwksUrl,
+    JWT_ISSUER: choose(auth.singleIssuer, auth.issuer),
+    JWT_JWKS_URL: choose(auth.singleIssuer, auth.jwksUrl),
+    JWT_ISSUERS: auth.issuers,
+    JWT_JWKS_URLS: auth.jwksUrls,
     JWT_AUDIENCE: auth.audience,
+    JWT_CLIENT_IDS: auth.clientIds,
     JWT_ALGORITHMS: auth.algorithms,
     JWT_PLAYER_CLAIM: auth.playerClaim,
+    JWT_ACCESS_PLAYER_CLAIM: auth.accessPlayerClaim,
     EVENTS_OIDC_ISSUER: settings.eventsOidc.issuer,
     EVENTS_OIDC_JWKS_URL: settings.eventsOidc.jwksUrl,
     AWS_ENDPOINT_URL_S3: choose(settings.standIns.enabled, `${serviceUrl(MINIO_SERVICE)}:9000`),
@@ -250,7 +254,7 @@ export class PipelineChart extends Chart {
     for (const name of serviceNames) {
       selected(new PodMonitor(this, `podmonitor-${name}`, { metadata: { name }, spec: podMonitorSpec(name) }), name);
     }
-    selected(new PrometheusRule(this, 'rules', { metadata: { name: 'avatar-pipeline' }, spec: alertRules() }), 'avatar-pipeline');
+    selected(new PrometheusRule(this, 'rules', { metadata: { name: 'avatar-pipeline' }, spec: alertRules(settings.runbookUrl) }), 'avatar-pipeline');
     new kplus.ConfigMap(this, 'dashboard', {
       metadata: { name: 'avatar-pipeline-dashboard', labels: { ...labels('avatar-pipeline', 'monitoring'), grafana_dashboard: '1' } },
       data: { [`${DASHBOARD_UID}.json`]: JSON.stringify(dashboard(), null, 2) },

@@ -3,7 +3,7 @@
  * cdk8s/chart/values.yaml (copied into the chart), so one chart serves every cluster and
  * environment facts (accounts, domains, certificates) live only in values files.
  */
-import { Condition, helmExpr, num, operand, releaseNamespace, text, value, valuesRef } from './helm.js';
+import { Condition, choose, helmExpr, num, operand, releaseNamespace, text, value, valuesRef } from './helm.js';
 import type { ServiceName } from '@avatar-pipeline/kit';
 import type { Resources } from './knative.js';
 
@@ -23,6 +23,9 @@ export function environmentFromEnv(value = process.env['AVATAR_ENV']): Environme
 }
 
 const ns = releaseNamespace();
+
+/** A list value as one comma-separated variable. */
+const joined = (...path: string[]) => helmExpr(`join "," (${valuesRef(path)})`);
 
 /** In-cluster URL of a Service (a Knative Service's cluster-local address) in the release namespace. */
 export const serviceUrl = (service: string) => `http://${service}.${ns}.svc.cluster.local`;
@@ -47,11 +50,17 @@ export const settings = {
   s3PublicUrl: text('s3PublicUrl'),
   auth: {
     issuer: text('auth', 'issuer'),
-    /** Unset: the dev issuer's, in the release namespace. */
-    jwksUrl: helmExpr(`default ${operand(`${serviceUrl('dev-issuer')}/.well-known/jwks.json`)} (${valuesRef(['auth', 'jwksUrl'])})`),
+    /** Unset: the dev issuer's, in the release namespace, when it runs; else the services read `<issuer>/.well-known/jwks.json`. */
+    jwksUrl: helmExpr(`default ${operand(choose(Condition.isTrue('devIssuer', 'enabled'), `${serviceUrl('dev-issuer')}/.well-known/jwks.json`))} (${valuesRef(['auth', 'jwksUrl'])})`),
+    /** No `issuers` list: the services take `issuer` and `jwksUrl` (one form or the other, never both). */
+    singleIssuer: new Condition(`(empty (${valuesRef(['auth', 'issuers'])}))`),
+    issuers: joined('auth', 'issuers'),
+    jwksUrls: joined('auth', 'jwksUrls'),
     audience: text('auth', 'audience'),
-    algorithms: helmExpr(`join "," (${valuesRef(['auth', 'algorithms'])})`),
+    clientIds: joined('auth', 'clientIds'),
+    algorithms: joined('auth', 'algorithms'),
     playerClaim: text('auth', 'playerClaim'),
+    accessPlayerClaim: text('auth', 'accessPlayerClaim'),
   },
   cognitoUserPoolId: text('cognito', 'userPoolId'),
   eventsOidc: {
@@ -122,6 +131,7 @@ export const settings = {
   },
   networkPolicy: Condition.isTrue('networkPolicy', 'enabled'),
   monitoringLabels: value<Record<string, string>>('monitoring', 'selectorLabels'),
+  runbookUrl: text('monitoring', 'runbookUrl'),
 } as const;
 
 export type Settings = typeof settings;

@@ -12,3 +12,5 @@ export * from './web-push-testing.js';
 export * from './web-client.js';
 // The public API's client (tickets, the form POST, status), for the fault runs and bench/pipeline.mjs.
 export * from './client.js';
+// moto's AWS server, for the tests of the production AWS paths (SQS, SSM, Cognito).
+export * from './moto.js';

@@ -8,8 +8,17 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_UPLOAD_BYTES, createLogger, eventAudience, s3Client, serviceNames, triggers, type Logger, type ServiceName } from '@avatar-pipeline/kit';
+import {
+  DEFAULT_MAX_UPLOAD_BYTES,
+  createLogger,
+  eventAudience,
+  s3Client,
+  serviceNames,
+  triggers,
+  uploadBucketCorsRules,
+  type Logger,
+  type ServiceName,
+} from '@avatar-pipeline/kit';
 import { createBroker } from './broker.js';
 import { cachedTokens, TOKEN_REUSE_MS } from './broker/tokens.js';
 import { startDynamoServer } from './dynamo.js';
@@ -19,16 +28,17 @@ import { createDevIssuer } from './issuer.js';
 import { webClient } from './web-client.js';
 import { listen, type FetchHandler } from './listen.js';
 import { mediaHandler } from './media.js';
+import { repoRoot } from './config.js';
 import { createNotificationForwarder, type S3Notification } from './notifications.js';
 import { sinkDestination, stdoutSink, type LogSink } from './output.js';
 import { portOrFree } from './ports.js';
+import { writeStackState } from './stack-state.js';
 import { createPostPolicyGuard } from './post-policy.js';
 import { LOCAL_CREDENTIALS, startS3Server } from './s3.js';
 import { LOCAL_AUDIENCE, LOCAL_BUCKET, LOCAL_NAMESPACE, LOCAL_TABLE, serviceEnv } from './service-env.js';
 import { SupervisedChild } from './supervisor.js';
 
-/** The repository this module belongs to (local/src or local/dist is two levels down). */
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export { repoRoot } from './config.js';
 
 export interface StackOptions {
   /** Objects, table and the issuer's key live here and survive restarts. */
@@ -47,9 +57,11 @@ export interface StackOptions {
   region?: string;
   /** Largest upload (AVATAR_MAX_BYTES), for presign, the guard and the image services. */
   maxUploadBytes?: number;
+  /** Origins whose pages may call the API and post uploads cross-origin (CORS_ORIGINS). */
+  corsOrigins?: readonly string[];
   /** Passed to every service underneath the stack's own variables (default: this process's environment). */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Receives every JSON log line, the services' and the stack's own (default: stdout). */
+  /** Receives every JSON log line, the services' and the stack's own (default: stdout, pretty on a terminal). */
   sink?: LogSink;
   /**
    * Scales the broker's retry delays, the triggers' and the dead-letter sink's (tests only: small, to
@@ -132,7 +144,8 @@ async function unwind(steps: (() => Promise<void>)[], logger: Logger): Promise<v
 export async function startStack(options: StackOptions): Promise<Stack> {
   const root = options.root ?? repoRoot;
   const level = options.logLevel ?? 'info';
-  const destination = sinkDestination(options.sink ?? stdoutSink);
+  const sink = options.sink ?? stdoutSink();
+  const destination = sinkDestination(sink);
   const loggerFor = (name: string) => createLogger(name, level, destination);
   const logger = loggerFor('local');
   const region = options.region ?? 'us-east-1';
@@ -174,6 +187,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       startS3Server({
         directory: join(options.dataDir, 's3'),
         buckets: [LOCAL_BUCKET],
+        cors: uploadBucketCorsRules(options.corsOrigins ?? []),
         ...(port ? { port } : {}),
         onEvent: (notification) => {
           options.onS3Event?.(notification);
@@ -220,7 +234,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       logger: loggerFor('gateway'),
       upstream: running,
       issuer: issuer.service.app,
-      storage: createPostPolicyGuard({ upstream: s3.endpoint, logger: loggerFor('post-policy') }),
+      storage: createPostPolicyGuard({ upstream: s3.endpoint, logger: loggerFor('post-policy'), corsOrigins: options.corsOrigins ?? [] }),
+      corsOrigins: options.corsOrigins ?? [],
       media: mediaHandler({ s3: mediaS3, bucket: LOCAL_BUCKET, mountPath: '/media/' }),
       web: existsSync(join(root, 'web', 'dist', 'index.html')) ? webClient(join(root, 'web', 'dist')) : undefined,
       // An upload plus its form fields.
@@ -251,7 +266,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       if (vapid.created) logger.info({ file: envOptions.vapidFile }, 'created the VAPID key pair');
     }
 
-    const supervision = { logger, sink: options.sink ?? stdoutSink, readyTimeoutMs: options.readyTimeoutMs ?? 60_000, stopGraceMs };
+    const supervision = { logger, sink, readyTimeoutMs: options.readyTimeoutMs ?? 60_000, stopGraceMs };
     const guard = join(root, 'local', 'dist', 'child-guard.js');
     for (const name of names) {
       children.set(
@@ -276,6 +291,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     });
     cleanup.push(() => forwarder.close());
     await Promise.all([...children.values()].map((child) => child.start()));
+    // Last in, so the first thing stop() does: `npm run events` learns the stack is going away.
+    cleanup.push(await writeStackState(options.dataDir, { pid: process.pid, gatewayUrl, brokerUrl, startedAt: new Date().toISOString() }));
 
     let stopping: Promise<void> | undefined;
     return {

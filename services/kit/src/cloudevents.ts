@@ -12,9 +12,11 @@ import type { z } from 'zod';
 import { readTokenFile, verifyBearer } from './auth.js';
 import { HttpError, describeZodError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
+import { eventOutcomes, labelCombinations, zeroed } from './metrics.js';
 import { cloudEventsSdk } from './sdk.js';
 import type { AppEnv, Service } from './service.js';
-import { eventTypeLabel } from './topology.js';
+import { eventTypeLabel, eventTypeLabelsOf } from './topology.js';
+import { traceLogFields, tracing, type TraceContext } from './tracing.js';
 
 export interface ReceivedEvent<T> {
   id: string;
@@ -25,6 +27,7 @@ export interface ReceivedEvent<T> {
   data: T;
   /** W3C trace context carried by the event (Distributed Tracing extension), if any. */
   traceparent: string | undefined;
+  tracestate: string | undefined;
   extensions: Readonly<Record<string, unknown>>;
 }
 
@@ -35,7 +38,12 @@ export interface OutgoingEvent {
   subject?: string;
   time?: string;
   data: unknown;
-  traceparent?: string;
+  /**
+   * The trace this event continues. With tracing on, the event carries its own span's context
+   * instead (a child of this one): see `sendEvent` and `eventEndpoint`.
+   */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 export interface EventContext {
@@ -54,6 +62,8 @@ export class PermanentEventError extends Error {
 }
 
 export interface EventRoute<T> {
+  /** The type as declared (`on`): exact, or a prefix ending in `*`. */
+  type: string;
   matches(type: string): boolean;
   schema: z.ZodType<T>;
   handle(event: ReceivedEvent<T>, ctx: EventContext): Promise<OutgoingEvent | undefined>;
@@ -66,7 +76,7 @@ export function on<T>(
   handle: (event: ReceivedEvent<T>, ctx: EventContext) => Promise<OutgoingEvent | undefined>,
 ): EventRoute<T> {
   const matches = type.endsWith('*') ? (t: string) => t.startsWith(type.slice(0, -1)) : (t: string) => t === type;
-  return { matches, schema, handle };
+  return { type, matches, schema, handle };
 }
 
 /** Parses a request body (binary or structured mode) into one valid CloudEvent. */
@@ -104,6 +114,7 @@ export function buildCloudEvent(event: OutgoingEvent): CloudEvent<unknown> {
     datacontenttype: 'application/json',
     data: event.data,
     ...(event.traceparent !== undefined ? { traceparent: event.traceparent } : {}),
+    ...(event.traceparent !== undefined && event.tracestate !== undefined ? { tracestate: event.tracestate } : {}),
   });
 }
 
@@ -121,8 +132,23 @@ export interface SinkOptions {
   tokenFile?: string | undefined;
 }
 
-/** Posts an event to a sink (K_SINK, a broker) in binary mode; throws unless it answers 2xx. */
+/**
+ * Posts an event to a sink (K_SINK, a broker) in binary mode; throws unless it answers 2xx. With
+ * tracing on, in a producer span (continuing `event.traceparent` if given) that the event carries.
+ */
 export async function sendEvent(sink: string, event: OutgoingEvent, options: SinkOptions = {}): Promise<void> {
+  const span = tracing()?.startSpan({ kind: 'producer', name: `send ${eventTypeLabel(event.type)}`, parent: traceOfOutgoing(event), attributes: eventAttributes(event) });
+  if (!span) return post(sink, event, options);
+  try {
+    await span.run(() => post(sink, { ...event, ...span.context }, options));
+    span.end();
+  } catch (err) {
+    span.end((err as Error).message);
+    throw err;
+  }
+}
+
+async function post(sink: string, event: OutgoingEvent, options: SinkOptions): Promise<void> {
   const { headers, body } = toBinary(event);
   if (options.tokenFile) headers['authorization'] = `Bearer ${await readTokenFile(options.tokenFile)}`;
   const res = await (options.fetch ?? fetch)(sink, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
@@ -131,9 +157,25 @@ export async function sendEvent(sink: string, event: OutgoingEvent, options: Sin
 }
 
 /** Trace context: the event's extension, else the HTTP header Knative propagates. */
-function traceOf(ce: CloudEvent<unknown>, c: Context): string | undefined {
-  const ext = ce['traceparent'];
-  return typeof ext === 'string' ? ext : c.req.header('traceparent');
+function traceOf(ce: CloudEvent<unknown>, c: Context): TraceContext | undefined {
+  const [traceparent, tracestate] = [ce['traceparent'], ce['tracestate']];
+  if (typeof traceparent === 'string') return { traceparent, tracestate: typeof tracestate === 'string' ? tracestate : undefined };
+  const header = c.req.header('traceparent');
+  return header ? { traceparent: header, tracestate: c.req.header('tracestate') } : undefined;
+}
+
+function traceOfOutgoing(event: OutgoingEvent): TraceContext | undefined {
+  return event.traceparent === undefined ? undefined : { traceparent: event.traceparent, tracestate: event.tracestate };
+}
+
+/** What a span says about the event it sends or processes (OpenTelemetry's CloudEvents attributes). */
+function eventAttributes(event: Pick<OutgoingEvent, 'id' | 'type' | 'source' | 'subject'>): Record<string, string> {
+  return {
+    'cloudevents.event_id': event.id,
+    'cloudevents.event_type': event.type,
+    'cloudevents.event_source': event.source,
+    ...(event.subject !== undefined ? { 'cloudevents.event_subject': event.subject } : {}),
+  };
 }
 
 const known = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'data', 'data_base64', 'datacontenttype', 'dataschema']);
@@ -145,6 +187,13 @@ const known = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time',
  */
 export function eventEndpoint(service: Service, routes: readonly EventRoute<any>[]): Handler<AppEnv> {
   const { eventsHandled, eventDuration } = service.metrics;
+  const types = [...new Set(routes.flatMap((r) => eventTypeLabelsOf(r.type)))];
+  zeroed(eventsHandled, [
+    ...labelCombinations({ type: types, outcome: eventOutcomes }),
+    { type: 'unparsable', outcome: 'rejected' },
+    { type: 'other', outcome: 'rejected' },
+  ]);
+  zeroed(eventDuration, types.map((type) => ({ type })));
   const auth = service.eventAuth;
   // A service with an event endpoint loads the CloudEvents package at start, not on its first event.
   cloudEventsSdk();
@@ -169,61 +218,72 @@ export function eventEndpoint(service: Service, routes: readonly EventRoute<any>
     const route = routes.find((r) => r.matches(ce.type));
     // Label values stay bounded: only routed pipeline types are named.
     const typeLabel = route ? eventTypeLabel(ce.type) : 'other';
-    const traceparent = traceOf(ce, c);
-    // The request logger already names the binary-mode id and the traceparent header.
-    const log = c.get('log').child({
-      ...(c.req.header('ce-id') === ce.id ? {} : { ceId: ce.id }),
-      ceType: ce.type,
-      ceSource: ce.source,
-      ...(traceparent && traceparent !== c.req.header('traceparent') ? { traceparent } : {}),
-    });
-    if (!route) {
-      eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
-      log.warn('no route for event type');
-      return c.json(errorBody('unsupported_event_type', `this service does not consume ${ce.type}`), 400);
-    }
-    const data = route.schema.safeParse(ce.data);
-    if (!data.success) {
-      eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
-      const message = describeZodError(data.error);
-      log.warn({ problem: message }, 'invalid event data');
-      return c.json(errorBody('invalid_event_data', message), 400);
-    }
-    const extensions = Object.fromEntries(Object.entries(ce).filter(([k]) => !known.has(k)));
-    const event: ReceivedEvent<unknown> = {
-      id: ce.id,
-      source: ce.source,
-      type: ce.type,
-      subject: ce.subject,
-      time: ce.time,
-      data: data.data,
-      traceparent,
-      extensions,
-    };
-    const end = eventDuration.startTimer({ type: typeLabel });
-    try {
-      const reply = await route.handle(event, { log });
-      end();
-      if (!reply) {
-        eventsHandled.inc({ type: typeLabel, outcome: 'accepted' });
-        log.info('event handled');
-        return c.body(null, 202);
-      }
-      eventsHandled.inc({ type: typeLabel, outcome: 'reply' });
-      const withTrace = traceparent && !reply.traceparent ? { ...reply, traceparent } : reply;
-      const message = toBinary(withTrace);
-      log.info({ replyType: reply.type, replyId: reply.id }, 'event handled');
-      return c.body(message.body, 200, message.headers);
-    } catch (err) {
-      end();
-      if (err instanceof PermanentEventError) {
+    const received = traceOf(ce, c);
+    // With tracing on, the delivery's span: a child of the request's when that continued the event's trace.
+    const span = tracing()?.startSpan({ kind: 'consumer', name: `process ${typeLabel}`, parent: received, attributes: eventAttributes(ce) });
+    const log = service.logger.child({ reqId: c.get('requestId'), ceId: ce.id, ceType: ce.type, ceSource: ce.source, ...traceLogFields(span, received) });
+    let failure: string | undefined;
+
+    const handle = async (): Promise<Response> => {
+      if (!route) {
         eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
-        log.warn({ code: err.code, problem: err.message }, 'event failed permanently');
-        return c.json(errorBody(err.code, err.message), 422);
+        log.warn('no route for event type');
+        failure = 'unsupported_event_type';
+        return c.json(errorBody('unsupported_event_type', `this service does not consume ${ce.type}`), 400);
       }
-      eventsHandled.inc({ type: typeLabel, outcome: 'error' });
-      log.error({ err }, 'event handling failed; the broker will retry');
-      return c.json(errorBody('event_failed', 'event handling failed'), 500);
-    }
+      const data = route.schema.safeParse(ce.data);
+      if (!data.success) {
+        eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
+        const message = describeZodError(data.error);
+        log.warn({ problem: message }, 'invalid event data');
+        failure = 'invalid_event_data';
+        return c.json(errorBody('invalid_event_data', message), 400);
+      }
+      const extensions = Object.fromEntries(Object.entries(ce).filter(([k]) => !known.has(k)));
+      const event: ReceivedEvent<unknown> = {
+        id: ce.id,
+        source: ce.source,
+        type: ce.type,
+        subject: ce.subject,
+        time: ce.time,
+        data: data.data,
+        traceparent: received?.traceparent,
+        tracestate: received?.tracestate,
+        extensions,
+      };
+      const end = eventDuration.startTimer({ type: typeLabel });
+      try {
+        const reply = await route.handle(event, { log });
+        end();
+        if (!reply) {
+          eventsHandled.inc({ type: typeLabel, outcome: 'accepted' });
+          log.info('event handled');
+          return c.body(null, 202);
+        }
+        eventsHandled.inc({ type: typeLabel, outcome: 'reply' });
+        // The reply continues from this delivery's span; without tracing, from the trace the event came with.
+        const trace = span?.context ?? (reply.traceparent === undefined ? received : undefined);
+        const message = toBinary(trace ? { ...reply, traceparent: trace.traceparent, tracestate: trace.tracestate } : reply);
+        log.info({ replyType: reply.type, replyId: reply.id }, 'event handled');
+        return c.body(message.body, 200, message.headers);
+      } catch (err) {
+        end();
+        if (err instanceof PermanentEventError) {
+          eventsHandled.inc({ type: typeLabel, outcome: 'rejected' });
+          log.warn({ code: err.code, problem: err.message }, 'event failed permanently');
+          failure = err.code;
+          return c.json(errorBody(err.code, err.message), 422);
+        }
+        eventsHandled.inc({ type: typeLabel, outcome: 'error' });
+        log.error({ err }, 'event handling failed; the broker will retry');
+        failure = 'event_failed';
+        return c.json(errorBody('event_failed', 'event handling failed'), 500);
+      }
+    };
+
+    if (!span) return handle();
+    const res = await span.run(handle);
+    span.end(failure);
+    return res;
   };
 }

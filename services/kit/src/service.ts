@@ -3,14 +3,17 @@
  * /healthz, /readyz, /metrics, JSON errors and in-flight tracking for graceful shutdown.
  */
 import type { IncomingMessage } from 'node:http';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
 import type { TokenPolicy } from './auth.js';
-import { HttpError, errorBody, errorResponse } from './errors.js';
+import { HttpError, asHttpError, errorBody, errorResponse } from './errors.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { invalidAs } from './openapi.js';
+import { requestTrace, traceLogFields, tracing } from './tracing.js';
 
 export interface AppEnv {
   Variables: {
@@ -62,7 +65,8 @@ export class Lifecycle {
 
 export interface Service {
   name: string;
-  app: Hono<AppEnv>;
+  /** A Hono app that also documents the routes mounted with `app.openapi()` (see openapi.ts). */
+  app: OpenAPIHono<AppEnv>;
   logger: Logger;
   metrics: Metrics;
   lifecycle: Lifecycle;
@@ -76,28 +80,43 @@ export function createService(options: ServiceOptions): Service {
   const { name, logger } = options;
   const metrics = options.metrics ?? createMetrics(name);
   const lifecycle = new Lifecycle();
-  const app = new Hono<AppEnv>();
+  // Input that a documented route's schemas refuse: the API's 400, as `jsonBody` answers it.
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidAs('invalid_request') });
   // Requests no handler took: labelled `unmatched`, not with a path or a middleware's pattern.
   const unmatched = new WeakSet<Context>();
 
   app.use(requestId({ limitLength: 128 }));
   app.use(async (c, next) => {
     const started = performance.now();
+    const { method } = c.req;
+    const received = requestTrace((name) => c.req.header(name));
+    // Probes and scrapes are not traced: they would bury the requests.
+    const span = quietPaths.has(c.req.path)
+      ? undefined
+      : tracing()?.startSpan({ kind: 'server', name: method, parent: received, attributes: { 'http.request.method': method } });
     const ceId = c.req.header('ce-id');
-    const traceparent = c.req.header('traceparent');
-    c.set('log', logger.child({ reqId: c.get('requestId'), ...(ceId ? { ceId } : {}), ...(traceparent ? { traceparent } : {}) }));
+    c.set('log', logger.child({ reqId: c.get('requestId'), ...(ceId ? { ceId } : {}), ...traceLogFields(span, received) }));
     lifecycle.enter();
     try {
-      await next();
+      await (span ? span.run(next) : next());
     } finally {
       lifecycle.leave();
       const seconds = (performance.now() - started) / 1000;
       const status = c.res.status;
       const route = unmatched.has(c) ? 'unmatched' : routePath(c, -1);
-      metrics.httpDuration.observe({ method: c.req.method, route, status: String(status) }, seconds);
+      metrics.httpDuration.observe({ method, route, status: String(status) }, seconds);
+      if (span) {
+        // Named by the route template, never the path: ids in paths would make every name unique.
+        if (route !== 'unmatched') {
+          span.rename(`${method} ${route}`);
+          span.setAttributes({ 'http.route': route });
+        }
+        span.setAttributes({ 'http.response.status_code': status });
+        span.end(status >= 500 ? `answered ${status}` : undefined);
+      }
       const path = c.req.path;
       const level = quietPaths.has(path) ? 'debug' : status >= 500 ? 'error' : 'info';
-      c.get('log')[level]({ method: c.req.method, path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+      c.get('log')[level]({ method, path, route, status, ms: Math.round(seconds * 1000) }, 'request');
     }
   });
   app.use(bodySizeLimit(options.bodyLimitBytes ?? 64 * 1024));
@@ -130,7 +149,8 @@ export function createService(options: ServiceOptions): Service {
     return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
   });
   app.onError((err, c) => {
-    if (!(err instanceof HttpError)) c.get('log')?.error({ err }, 'unhandled error');
+    // HttpErrors are logged where they are thrown; Hono's own 4xx are the caller's doing.
+    if (!(err instanceof HttpError) && (asHttpError(err)?.status ?? 500) >= 500) c.get('log')?.error({ err }, 'unhandled error');
     return errorResponse(c, err);
   });
 
@@ -166,7 +186,8 @@ function bodySizeLimit(maxSize: number): MiddlewareHandler<AppEnv> {
   };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** `promise`, or a rejection once `ms` have passed (the work itself is not cancelled). */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);

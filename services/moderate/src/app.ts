@@ -107,7 +107,7 @@ export function createModerateApp(deps: ModerateDeps): Service {
   });
   const uploads = new UploadStore(deps.doc, config.TABLE_NAME, clock);
   const processed = new ProcessedEvents(deps.doc, config.TABLE_NAME, 'moderate', clock);
-  const metrics = moderationMetrics(service.metrics.registry);
+  const metrics = moderationMetrics(service.metrics.registry, provider.name);
   const policy = moderationPolicy(config);
 
   const deleteObject = (bucket: string, key: string) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));

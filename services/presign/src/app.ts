@@ -12,13 +12,21 @@ import {
   HttpError,
   RateLimiter,
   UploadStore,
+  BEARER,
   bearerAuth,
   bucketReadiness,
+  createRoute,
   createService,
-  jsonBody,
+  errorResponses,
+  json,
+  jsonRequest,
+  serveOpenApi,
   systemClock,
   tableReadiness,
+  tracing,
   uploadKey,
+  uploadTicketSchema,
+  zeroed,
   type AuthOptions,
   type Clock,
   type Logger,
@@ -51,13 +59,21 @@ export interface PresignDependencies {
   metrics?: Metrics;
 }
 
-const uploadRequestSchema = z.strictObject({
-  contentType: z.string({ error: 'contentType must be a string such as image/jpeg' }).min(1).max(255),
-  contentLength: z
-    .number({ error: 'contentLength must be the file size in bytes' })
-    .int('contentLength must be a whole number of bytes')
-    .positive('contentLength must be at least 1 byte'),
-});
+const uploadRequestSchema = z
+  .strictObject({
+    contentType: z
+      .string({ error: 'contentType must be a string such as image/jpeg' })
+      .min(1)
+      .max(255)
+      .meta({ description: `The file's type: ${allowedContentTypes.join(', ')}`, example: 'image/jpeg' }),
+    contentLength: z
+      .number({ error: 'contentLength must be the file size in bytes' })
+      .int('contentLength must be a whole number of bytes')
+      .positive('contentLength must be at least 1 byte')
+      .meta({ description: "The file's size in bytes: the most the ticket accepts", example: 182044 }),
+  })
+  .meta({ id: 'UploadRequest' });
+
 
 /** A dependency failed: logged with its cause, answered as a retryable 503 without details. */
 function unavailable(log: Logger, err: unknown, what: string): HttpError {
@@ -69,6 +85,24 @@ function isAllowedType(type: string): type is AllowedContentType {
   return (allowedContentTypes as readonly string[]).includes(type);
 }
 
+const issueUploadRoute = (auth: AuthOptions) =>
+  createRoute({
+    method: 'post',
+    path: '/v1/uploads',
+    tags: ['uploads'],
+    summary: 'Ask for an upload ticket: a presigned POST for one avatar image',
+    description:
+      'The key is bound to the caller, the content type to the one named and the size to at most contentLength. ' +
+      'The upload is recorded as pending first; its outcome comes by push and from GET /v1/uploads/{uploadId}.',
+    security: [{ [BEARER]: [] }],
+    middleware: [bearerAuth(auth)] as const,
+    request: { body: jsonRequest(uploadRequestSchema) },
+    responses: {
+      201: { ...json(uploadTicketSchema, 'The ticket'), headers: { 'Cache-Control': { schema: { type: 'string' }, description: 'no-store: the fields are a bearer capability' } } },
+      ...errorResponses(400, 401, 413, 415, 429, 503),
+    },
+  });
+
 export function createPresignService(deps: PresignDependencies): Service {
   const { s3, doc, settings } = deps;
   const clock = deps.clock ?? systemClock;
@@ -79,12 +113,15 @@ export function createPresignService(deps: PresignDependencies): Service {
     readiness: { table: tableReadiness(doc, settings.table), bucket: bucketReadiness(s3, settings.bucket) },
   });
   const { registry } = service.metrics;
-  const issued = new Counter({
-    name: 'presign_uploads_issued_total',
-    help: 'Presigned uploads issued, by content type',
-    labelNames: ['content_type'],
-    registers: [registry],
-  });
+  const issued = zeroed(
+    new Counter({
+      name: 'avatarpipeline_presign_uploads_issued_total',
+      help: 'Presigned uploads issued, by content type',
+      labelNames: ['content_type'],
+      registers: [registry],
+    }),
+    allowedContentTypes.map((content_type) => ({ content_type })),
+  );
   const uploads = new UploadStore(doc, settings.table, clock);
   const signer = new PostSigner(s3);
   const limiter = new RateLimiter(doc, settings.table, {
@@ -97,11 +134,12 @@ export function createPresignService(deps: PresignDependencies): Service {
   const publicUrl = settings.publicUrl?.replace(/\/+$/, '');
   const maxMiB = (settings.maxBytes / (1024 * 1024)).toFixed(2).replace(/\.?0+$/, '');
 
-  service.app.post('/v1/uploads', bearerAuth(deps.auth), jsonBody(uploadRequestSchema), async (c) => {
+  service.app.openapi(issueUploadRoute(deps.auth), async (c) => {
     const playerId = c.get('playerId');
     const log = c.get('log').child({ playerId });
-    const { contentLength } = c.get('body');
-    const contentType = c.get('body').contentType.toLowerCase();
+    const body = c.req.valid('json');
+    const { contentLength } = body;
+    const contentType = body.contentType.toLowerCase();
     if (!isAllowedType(contentType)) {
       throw new HttpError(400, 'unsupported_content_type', `contentType must be one of ${allowedContentTypes.join(', ')}`);
     }
@@ -139,7 +177,8 @@ export function createPresignService(deps: PresignDependencies): Service {
     const { expiresAt } = post;
     try {
       // The ticket's expiry starts the reconciler's clock: a pending upload ends `expired` some time after it.
-      await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength, ticketExpiresAt: expiresAt });
+      // With tracing on, the upload's events continue this request's trace (s3-source reads it back).
+      await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength, ticketExpiresAt: expiresAt, trace: tracing()?.current() });
     } catch (err) {
       throw unavailable(log.child({ uploadId }), err, 'recording the pending upload failed; nothing issued');
     }
@@ -158,6 +197,7 @@ export function createPresignService(deps: PresignDependencies): Service {
     c.header('Cache-Control', 'no-store');
     return c.json(ticket, 201);
   });
+  serveOpenApi(service.app, { title: 'avatar-pipeline uploads (presign)', description: 'Upload tickets: presigned POSTs for avatar images' });
 
   return service;
 }

@@ -6,15 +6,16 @@
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { JWTVerifyGetKey } from 'jose';
 import {
   ProcessedEvents,
   UploadStore,
   bearerAuth,
+  serveOpenApi,
   createService,
   eventEndpoint,
   systemClock,
   tableReadiness,
+  type AuthOptions,
   type Clock,
   type Logger,
   type Service,
@@ -25,8 +26,10 @@ import { cognitoPictureSync, type PictureRetryPolicy } from './cognito.js';
 import type { ProfileConfig } from './config.js';
 import { deadLetterRoute } from './dead-letter.js';
 import { profileMetrics } from './metrics.js';
+import { overdueUploadsGauge } from './overdue.js';
 import { ProfileStore } from './profiles.js';
 import { readyCompletion, thumbnailedRoute } from './ready.js';
+import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS } from './reconcile-config.js';
 
 export interface ProfileDeps {
   config: Pick<
@@ -37,18 +40,17 @@ export interface ProfileDeps {
     | 'K_SINK'
     | 'K_SINK_OIDC_TOKEN_FILE'
     | 'COGNITO_USER_POOL_ID'
-    | 'JWT_ISSUER'
-    | 'JWT_AUDIENCE'
-    | 'JWT_ALGORITHMS'
-    | 'JWT_PLAYER_CLAIM'
-  >;
+  > &
+    /** The reconciler's deadlines, for `avatarpipeline_uploads_overdue_seconds` (default: its defaults). */
+    Partial<Pick<ProfileConfig, 'UPLOAD_PENDING_TIMEOUT_SECONDS' | 'UPLOAD_PROCESSING_TIMEOUT_SECONDS'>>;
   doc: DynamoDBDocumentClient;
   s3: S3Client;
   /** Used only when COGNITO_USER_POOL_ID is set. */
   cognito?: CognitoIdentityProviderClient | undefined;
   /** The Cognito picture sync's own retries (default `defaultPictureRetry`). */
   pictureRetry?: PictureRetryPolicy | undefined;
-  jwks: JWTVerifyGetKey;
+  /** Which players' tokens the API accepts (see `authFromConfig`). */
+  auth: AuthOptions;
   logger: Logger;
   clock?: Clock;
   /** Posts the failed events to K_SINK. */
@@ -69,6 +71,15 @@ export function createProfileService(deps: ProfileDeps): Service {
   });
   const metrics = profileMetrics(service.metrics.registry);
   const uploads = new UploadStore(doc, table, clock);
+  overdueUploadsGauge(service.metrics.registry, {
+    uploads,
+    deadlines: {
+      pending: config.UPLOAD_PENDING_TIMEOUT_SECONDS ?? DEFAULT_PENDING_TIMEOUT_SECONDS,
+      processing: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS ?? DEFAULT_PROCESSING_TIMEOUT_SECONDS,
+    },
+    logger: deps.logger,
+    clock,
+  });
   const profiles = new ProfileStore(doc, table, clock);
   const pictures = config.COGNITO_USER_POOL_ID && deps.cognito ? cognitoPictureSync(deps.cognito, config.COGNITO_USER_POOL_ID) : undefined;
 
@@ -100,16 +111,8 @@ export function createProfileService(deps: ProfileDeps): Service {
   const { app } = service;
   app.post('/events', eventEndpoint(service, [thumbnailed]));
   app.post('/dead-letter', eventEndpoint(service, [deadLetter]));
-  app.use(
-    '/v1/*',
-    bearerAuth({
-      keys: deps.jwks,
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      algorithms: config.JWT_ALGORITHMS,
-      playerClaim: config.JWT_PLAYER_CLAIM,
-    }),
-  );
+  app.use('/v1/*', bearerAuth(deps.auth));
   apiRoutes(app, { profiles, uploads });
+  serveOpenApi(app, { title: 'avatar-pipeline profiles (profile)', description: "Players' avatars and the status of their uploads" });
   return service;
 }
