@@ -1,12 +1,12 @@
 // `npm run bench`: every benchmark beside its anchor, one after another on the same machine, then
 // bench/RESULTS.md (a table of the goals with their figures, then each benchmark's own figures),
-// bench/latency.svg (latency percentiles against offered rate) and the figures block of the README
-// (between its bench:begin and bench:end markers).
+// bench/latency.svg (latency percentiles against offered rate) and the figures block of
+// docs/performance.md (between its bench:begin and bench:end markers).
 //
 // Usage (after `npx tsc -b`; `npm run bench` does both):
 //   node bench/run.mjs [--only images,stages,pipeline,presign,push,footprint] [--quick]
 //   --quick   fewer runs and rounds everywhere: a smoke test of the whole run, not figures to keep
-//             (it writes bench/RESULTS.quick.md and leaves the README alone)
+//             (it writes bench/RESULTS.quick.md and leaves docs/performance.md alone)
 //
 // The benchmarks run one at a time (each child's stderr passes through as progress), so none of
 // them competes with another for the 2 cores; each prints one JSON object with --json.
@@ -86,11 +86,11 @@ const doc = [
 writeFileSync(join(root, quick ? 'bench/RESULTS.quick.md' : 'bench/RESULTS.md'), `${doc}\n`);
 
 if (!quick && !values.only) {
-  const readme = join(root, 'README.md');
-  const text = readFileSync(readme, 'utf8');
-  const block = `<!-- bench:begin -->\n${machine}; \`npm run bench\` (${minutes} min), details in [bench/RESULTS.md](bench/RESULTS.md):\n\n${summary}\n<!-- bench:end -->`;
+  const page = join(root, 'docs/performance.md');
+  const text = readFileSync(page, 'utf8');
+  const block = `<!-- bench:begin -->\n${machine}; \`npm run bench\` (${minutes} min), details in [bench/RESULTS.md](../bench/RESULTS.md):\n\n${summary}\n<!-- bench:end -->`;
   const updated = text.replace(/<!-- bench:begin -->[\s\S]*?<!-- bench:end -->/, block);
-  if (updated === text && !text.includes(block)) console.error('README.md has no bench:begin/bench:end markers; left alone');
-  else writeFileSync(readme, updated);
+  if (updated === text && !text.includes(block)) console.error('docs/performance.md has no bench:begin/bench:end markers; left alone');
+  else writeFileSync(page, updated);
 }
 console.log(summary);

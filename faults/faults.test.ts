@@ -1,5 +1,5 @@
 /**
- * The fault-injection suite (README "Fault injection"). A steady rate of uploads through the whole
+ * The fault-injection suite (docs/testing.md, "Fault injection"). A steady rate of uploads through the whole
  * local stack, every player's devices subscribed on web-push-testing, while one class of faults
  * strikes; then every upload must have ended (ready, rejected, failed or expired: none stuck) and
  * every device must have been told each outcome exactly once (none missing, none duplicated).

@@ -1,7 +1,7 @@
 /**
  * The chart with each environment's values against a real kube-apiserver (envtest style: etcd and
  * kube-apiserver built from the Go module proxy, no nodes), with the CRDs of the Knative release
- * the README installs, the Prometheus Operator's and KEDA's: every object `helm template` renders is
+ * docs/deploy.md installs, the Prometheus Operator's and KEDA's: every object `helm template` renders is
  * server-side applied with strict field validation, RBAC is proven with SubjectAccessReviews rather
  * than read from YAML, and the real `helm install` and `helm upgrade` (with a new image) succeed.
  * The first run builds the binaries (minutes); later runs start the control plane in seconds.
@@ -25,7 +25,7 @@ beforeAll(async () => {
   crdFiles = await chartCrdFiles();
 }, BUILD_TIMEOUT_MS);
 
-/** The namespace as the README has it created: Pod Security warns (as warnings on apply) at `restricted`. */
+/** The namespace as docs/deploy.md has it created: Pod Security warns (as warnings on apply) at `restricted`. */
 const namespaceObject = (name: string): K8sObject => ({
   apiVersion: 'v1',
   kind: 'Namespace',

@@ -238,7 +238,7 @@ describe.each(environments)('%s', (_name, env) => {
   });
 
   // Serving sets no audience on a Knative Service: without one on the Trigger, Knative sends no token.
-  it('names an OIDC audience on every delivery to a service, and has each event endpoint expect exactly its own', async () => {
+  it('names an OIDC audience on every delivery to a service, and has each event endpoint expect exactly its own', () => {
     const isService = (d: Destination | undefined): d is Destination => d?.ref?.apiVersion === KSVC_REF.apiVersion && d.ref.kind === KSVC_REF.kind;
     const destinations = [
       ...triggersOf(env.objects).flatMap((t) => [t.spec.subscriber, t.spec.delivery?.deadLetterSink]),
@@ -250,8 +250,7 @@ describe.each(environments)('%s', (_name, env) => {
     for (const name of eventConsumers) {
       const named = new Set(destinations.filter((d) => d.ref?.name === name).map((d) => d.audience));
       expect([...named], name).toEqual([eventAudience(ns, name)]);
-      const own = await serviceConfig(name);
-      if (!own) continue;
+      const own = serviceConfig(name);
       const { vars } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
       const config = own.load(vars) as Parameters<typeof eventAuthFromConfig>[0] & { EVENTS_OIDC_JWKS_TOKEN_FILE?: string };
       expect(eventAuthFromConfig(config, silent), name).toMatchObject({ issuer: value('eventsOidc', 'issuer'), audience: [...named] });
@@ -261,12 +260,12 @@ describe.each(environments)('%s', (_name, env) => {
     }
   });
 
-  it('gives every public API player-token settings it accepts: the values’ issuer with its keys, and their client ids', async () => {
+  it('gives every public API player-token settings it accepts: the values’ issuer with its keys, and their client ids', () => {
     const jwksUrl = (value('auth', 'jwksUrl') as string) || `http://dev-issuer.${ns}.svc.cluster.local/.well-known/jwks.json`;
     const verifying: string[] = [];
     for (const name of serviceNames) {
-      const own = await serviceConfig(name);
-      if (!own || !('JWT_ISSUERS' in own.shape)) continue;
+      const own = serviceConfig(name);
+      if (!('JWT_ISSUERS' in own.shape)) continue;
       verifying.push(name);
       const { vars } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
       const settings = playerAuthSettings(own.load(vars) as AuthConfig);
@@ -299,10 +298,9 @@ describe.each(environments)('%s', (_name, env) => {
     expect(consumerProblems(env.objects)).toEqual([]);
   });
 
-  it('binds exactly the services that need K_SINK to the broker, through their workload', async () => {
+  it('binds exactly the services that need K_SINK to the broker, through their workload', () => {
     for (const name of serviceNames) {
-      const own = await serviceConfig(name);
-      if (!own) continue;
+      const own = serviceConfig(name);
       const sink = own.shape['K_SINK'];
       const needsSink = sink !== undefined && !z.safeParse(sink, undefined).success;
       const binding = sinkBindingOf(env.objects, name);
@@ -315,9 +313,8 @@ describe.each(environments)('%s', (_name, env) => {
     expect(sinkBindings(env.objects).length).toBe(serviceNames.filter((n) => sinkBindingOf(env.objects, n)).length + reconciler);
   });
 
-  it.each(serviceNames.map((s) => [s]))('gives %s a configuration its own loadConfig accepts, and only variables it reads', async (name) => {
-    const own = await serviceConfig(name);
-    if (!own) return void console.warn(`k8s-tests: services/${name} has no start.ts yet; its configuration is not checked`);
+  it.each(serviceNames.map((s) => [s]))('gives %s a configuration its own loadConfig accepts, and only variables it reads', (name) => {
+    const own = serviceConfig(name);
     const { vars, missing } = containerEnvironment(env.objects, container(name), platformAdds(env.objects, ns, name));
     expect(missing).toEqual([]);
     const loaded = own.load(vars) as Record<string, unknown> & { config?: Record<string, unknown>; mode?: { input: string } };
@@ -518,7 +515,7 @@ describe('eks', () => {
   const env = eksEnv;
   const shared = dataOf(env.objects, 'ConfigMap', SHARED_CONFIG) ?? {};
 
-  it('runs no stand-ins, secrets or dev issuer: AWS through IRSA, keys in SSM, Cognito tokens', async () => {
+  it('runs no stand-ins, secrets or dev issuer: AWS through IRSA, keys in SSM, Cognito tokens', () => {
     const names = env.objects.map((o) => `${o.kind} ${o.metadata.name}`);
     for (const absent of ['Deployment minio', 'Deployment dynamodb', 'Deployment dev-issuer', 'Role vapid-init', 'Role vapid-reader']) expect(names).not.toContain(absent);
     expect(jobsNamed(env.objects, 'stand-ins-setup')).toEqual([]);
@@ -528,8 +525,7 @@ describe('eks', () => {
     // Empty variables are unset to the services: no endpoint overrides, and no stand-in credentials.
     expect({ s3: shared['AWS_ENDPOINT_URL_S3'], dynamodb: shared['AWS_ENDPOINT_URL_DYNAMODB'] }).toEqual({ s3: '', dynamodb: '' });
     for (const name of serviceNames) {
-      const own = await serviceConfig(name);
-      if (!own) continue;
+      const own = serviceConfig(name);
       const { vars } = containerEnvironment(env.objects, serviceContainer(env.objects, name), platformAdds(env.objects, env.namespace, name));
       expect(vars['AWS_ACCESS_KEY_ID'], name).toBeUndefined();
       const loaded = own.load(vars) as Record<string, unknown> & { config?: Record<string, unknown> };
@@ -541,7 +537,7 @@ describe('eks', () => {
     }
   });
 
-  it('polls SQS from s3-source, a Deployment bound to the broker, and exposes the gateway through an ingress', async () => {
+  it('polls SQS from s3-source, a Deployment bound to the broker, and exposes the gateway through an ingress', () => {
     const poller = deployments(env.objects).find((d) => d.metadata.name === 's3-source');
     expect(poller?.apiVersion).toBe('apps/v1');
     expect(knativeServices(env.objects).map((k) => k.metadata.name)).not.toContain('s3-source');
@@ -551,8 +547,8 @@ describe('eks', () => {
     expect((source?.env ?? []).map((v) => v.name)).toEqual(['SQS_QUEUE_URL', 'SHUTDOWN_GRACE_SECONDS', 'K_SINK_OIDC_TOKEN_FILE']);
     const { vars } = containerEnvironment(env.objects, source, platformAdds(env.objects, env.namespace, 's3-source'));
     expect(vars['SQS_QUEUE_URL']).toBe(valueAt(env.values, 'aws', 'sqsQueueUrl'));
-    const own = await serviceConfig('s3-source');
-    const { config, mode } = own?.load(vars) as { config: { PORT: number; SHUTDOWN_GRACE_SECONDS: number }; mode: { input: string; queueUrl?: string } };
+    const own = serviceConfig('s3-source');
+    const { config, mode } = own.load(vars) as { config: { PORT: number; SHUTDOWN_GRACE_SECONDS: number }; mode: { input: string; queueUrl?: string } };
     expect(mode).toEqual({ input: 'sqs', queueUrl: valueAt(env.values, 'aws', 'sqsQueueUrl') });
     // It listens (metrics, probes) on the port it names, and drains within the pod's grace period.
     expect(config.PORT).toBe(8080);

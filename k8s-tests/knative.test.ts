@@ -1,7 +1,7 @@
 /**
  * The chart, rendered by the real helm with each environment's values, through Knative's own
- * admission code: k8s-tests/go/knative builds Knative Serving and Eventing 1.21 (the release the
- * README installs) into a command that decodes every Knative object, defaults and validates it as
+ * admission code: k8s-tests/go/knative builds Knative Serving and Eventing 1.21 (the release
+ * docs/deploy.md installs) into a command that decodes every Knative object, defaults and validates it as
  * the webhooks do on CREATE, with the ConfigMaps the release installs. Broken copies of the
  * chart's own objects must come back refused with Knative's words.
  *

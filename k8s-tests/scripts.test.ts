@@ -159,7 +159,7 @@ const CORE_STEPS = [
 const MONITORING_STEPS = ['helm kube-prometheus-stack', 'available deployment monitoring', 'available prometheus monitoring'];
 
 describe('scripts/kind-up.sh (against stand-ins for kind, kubectl and helm)', () => {
-  it('creates the cluster, then installs what the README lists, in its order, waiting after each step', () => {
+  it('creates the cluster, then installs what docs/deploy.md lists, in its order, waiting after each step', () => {
     const { status, stdout, stderr, calls } = runKindUp();
     expect(stderr).toBe('');
     expect(status).toBe(0);

@@ -27,7 +27,7 @@ import { chartDir, parseObjects, type K8sObject } from './support/manifests.js';
 
 const BUILD_TIMEOUT_MS = 40 * 60_000;
 const root = fileURLToPath(new URL('..', import.meta.url));
-/** The registry of the README's `skaffold run -p eks --default-repo=…` (ECR), and an EKS context. */
+/** The registry of docs/deploy.md's `skaffold run -p eks --default-repo=…` (ECR), and an EKS context. */
 const DEFAULT_REPO = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
 const EKS_CONTEXT = 'arn:aws:eks:eu-west-1:123456789012:cluster/avatar-pipeline';
 /** What `skaffold render` prints besides the manifests (written to a file, --output): the hook's progress. */
@@ -76,7 +76,7 @@ beforeAll(async () => {
   // charts belongs to the cdk8s tests, not to a render that other test files read in parallel.
   writeFileSync(join(bin, 'npm'), `#!/bin/sh\necho "$PWD npm $*" >> '${join(work, 'hooks.log')}'\n`, { mode: 0o755 });
   // No usage data, update check or survey prompt (skaffold would otherwise turn collection on in
-  // this file). The EKS context has multi-level-repo set, as the README has it done with
+  // this file). The EKS context has multi-level-repo set, as docs/deploy.md has it done with
   // `skaffold config set multi-level-repo true`.
   writeFileSync(
     join(home, '.skaffold', 'config'),
@@ -136,7 +136,7 @@ const key = (o: K8sObject) => `${o.apiVersion} ${o.kind} ${o.metadata.namespace 
 const byKey = (objects: readonly K8sObject[]) => [...objects].sort((a, b) => key(a).localeCompare(key(b)));
 
 /**
- * The README's commands: `skaffold run` against kind (base configuration, kind profile picked up by
+ * The commands of docs/deploy.md: `skaffold run` against kind (base configuration, kind profile picked up by
  * the context), and eks. `repository`: the artifacts' images, `<repository>/<service>`; `values`:
  * what the profile sets besides the tags (eks: no registry in the chart's images, --default-repo
  * gives it).
@@ -168,7 +168,7 @@ describe('skaffold.yaml under the real skaffold', () => {
     expect(result.stderr).toMatch(/field useBuildKit not found in type latest\.LocalBuild/);
   });
 
-  it('pushes to ECR avatar-pipeline/<service> only with multi-level-repo set for the context (the README step)', async () => {
+  it('pushes to ECR avatar-pipeline/<service> only with multi-level-repo set for the context (the docs/deploy.md step)', async () => {
     const builds = join(work, 'builds-flat.json');
     writeFileSync(builds, JSON.stringify({ builds: [{ imageName: 'avatar-pipeline/push', tag: 'avatar-pipeline/push:flat' }] }));
     const output = join(work, 'rendered-flat.yaml');

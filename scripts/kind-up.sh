@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command cluster for `skaffold run`: a kind cluster with what the README's Kubernetes
+# One-command cluster for `skaffold run`: a kind cluster with what docs/deploy.md's
 # prerequisites list, in that order: Knative Serving with Kourier as its ingress, Knative Eventing
 # with the in-memory channel and the MT channel-based broker (the chart's broker class on kind),
 # Eventing's `authentication-oidc` feature, and kube-prometheus-stack (release

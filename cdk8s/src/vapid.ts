@@ -7,7 +7,7 @@
  *   not known when create is authorized), so the Job can create any Secret in the namespace; it
  *   runs once and its token is only mounted in its own pod. push and subscribe may only get it.
  * - vapid.store ssm (EKS): the keys live in SSM Parameter Store; the Job's IAM role (IRSA) may read and write only
- *   the /avatar-pipeline/vapid/* parameters (see the README's policies).
+ *   the /avatar-pipeline/vapid/* parameters (see the IAM table in docs/deploy.md).
  */
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';

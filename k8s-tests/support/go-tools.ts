@@ -15,7 +15,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modules = join(root, 'go');
 export const binDir = join(root, '.bin');
 
-/** Knative release the README installs, and its Go modules' version (knative-v1.21.0). */
+/** Knative release docs/deploy.md installs, and its Go modules' version (knative-v1.21.0). */
 export const KNATIVE_MODULE_VERSION = 'v0.48.0';
 /** Prometheus Operator release whose CRDs (PodMonitor, PrometheusRule) the checks install. */
 export const PROMETHEUS_OPERATOR_VERSION = 'v0.88.0';

@@ -13,22 +13,21 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const portVariable = (name: ServiceName) => `${name.toUpperCase().replace(/-/g, '_')}_PORT`;
 
 export const stackEnv = {
-  /** Objects, table and issuer key (default: .data in the repository). */
-  LOCAL_DATA_DIR: z.string().optional(),
-  GATEWAY_PORT: env.port(8080),
-  S3_PORT: env.port(0),
-  DYNAMODB_PORT: env.port(0),
-  BROKER_PORT: env.port(0),
-  ...(Object.fromEntries(serviceNames.map((name) => [portVariable(name), env.port(0)])) as Record<string, ReturnType<typeof env.port>>),
-  LOG_LEVEL: env.logLevel(),
-  /** How the stack prints logs (default: pretty on a terminal, JSON otherwise). */
-  LOG_FORMAT: z.enum(logFormats).optional(),
-  AWS_REGION: z.string().default('us-east-1'),
+  LOCAL_DATA_DIR: z.string().optional().describe('Where objects, the table and the issuer key are kept (default: .data in the repository).'),
+  GATEWAY_PORT: env.port(8080).describe('The gateway\'s port: the API, the game client, uploads and avatars.'),
+  S3_PORT: env.port(0).describe('s3rver\'s port (0: a free one).'),
+  DYNAMODB_PORT: env.port(0).describe('dynalite\'s port (0: a free one).'),
+  BROKER_PORT: env.port(0).describe('The broker\'s port (0: a free one).'),
+  ...(Object.fromEntries(serviceNames.map((name) => [portVariable(name), env.port(0).describe(`${name}'s port (0: a free one).`)])) as Record<
+    string,
+    ReturnType<typeof env.port>
+  >),
+  LOG_LEVEL: env.logLevel().describe('pino log level of the stack and every service.'),
+  LOG_FORMAT: z.enum(logFormats).optional().describe('How the stack prints logs (default: pretty on a terminal, JSON otherwise).'),
+  AWS_REGION: z.string().default('us-east-1').describe('The region the stand-ins and services use.'),
   ...uploadLimitEnv,
-  /** Origins of pages that may use the API and post uploads cross-origin (the gateway and the bucket's CORS rule). */
   ...corsOriginsEnv,
-  /** How long each service may take to get ready. */
-  SERVICE_READY_TIMEOUT_SECONDS: env.int(60, 1),
+  SERVICE_READY_TIMEOUT_SECONDS: env.int(60, 1).describe('How long each service may take to get ready.'),
 };
 
 export type StackConfig = z.output<z.ZodObject<typeof stackEnv>>;

@@ -26,7 +26,7 @@ export function isRetryable(status: number): boolean {
 /**
  * Wait before retry `retry` (0 for the first retry): exponential is delay * 2^retry, linear is
  * delay * retry, so a linear policy retries the first time at once (the kit's `retryDelayMs`, which
- * the README's budgets come from). Retry-After is ignored, as in Knative unless `retryAfterMax` is
+ * the budgets in docs/events.md come from). Retry-After is ignored, as in Knative unless `retryAfterMax` is
  * set (alpha `delivery-retryafter`; our policies have no field for it).
  */
 export function backoffMs(policy: RetryPolicy, retry: number): number {

@@ -31,15 +31,14 @@ export const defaultLimits: ImageLimits = {
  */
 export const imageEnv = {
   ...uploadLimitEnv,
-  IMAGE_MAX_PIXELS: env.int(defaultLimits.maxPixels, 1),
-  IMAGE_MAX_SIDE: env.int(defaultLimits.maxSide, 1),
-  IMAGE_MIN_SIDE: env.int(defaultLimits.minSide, 1),
-  IMAGE_MAX_ASPECT: env.number(defaultLimits.maxAspect, 1),
-  /**
-   * How the avatar squares are cut (`attention` follows the most salient region, `centre` the
-   * middle). moderate reads it too: it classifies the very square thumbnail renders.
-   */
-  THUMBNAIL_CROP: env.oneOf(['attention', 'centre'], 'attention'),
+  IMAGE_MAX_PIXELS: env.int(defaultLimits.maxPixels, 1).describe('Largest width × height: refused before decoding (decompression bombs).'),
+  IMAGE_MAX_SIDE: env.int(defaultLimits.maxSide, 1).describe('Longest side in pixels.'),
+  IMAGE_MIN_SIDE: env.int(defaultLimits.minSide, 1).describe('Shortest side in pixels.'),
+  IMAGE_MAX_ASPECT: env.number(defaultLimits.maxAspect, 1).describe('Longest side over shortest side: longer strips are refused (`aspect_ratio`).'),
+  /** moderate reads it too: it classifies the very square thumbnail renders. */
+  THUMBNAIL_CROP: env
+    .oneOf(['attention', 'centre'], 'attention')
+    .describe('How the avatar squares are cut: `attention` follows the most salient region, `centre` the middle. moderate classifies that square.'),
 };
 
 export function imageLimits(config: {

@@ -22,7 +22,8 @@ export const corsOriginsEnv = {
     .string()
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .pipe(z.array(z.string().refine(isOrigin, { message: 'each entry must be an origin: scheme://host[:port], no path or trailing slash' })))
-    .default([]),
+    .default([])
+    .describe('Origins (scheme://host[:port], comma-separated) whose pages may use the API and post uploads cross-origin; none: same-origin clients only.'),
 };
 
 /** Request headers the API takes cross-origin: the bearer token and the JSON body's type. */

@@ -6,20 +6,28 @@ import { z } from 'zod';
 import { ConfigError, env } from './config.js';
 
 export const authEnv = {
-  /** The single-issuer form; its keys at JWT_JWKS_URL, by default `<issuer>/.well-known/jwks.json`. */
-  JWT_ISSUER: z.string().min(1).optional(),
-  JWT_JWKS_URL: env.url().optional(),
-  /** Several issuers (e.g. Cognito user pools); their keys at JWT_JWKS_URLS, one per issuer in order, or each at `<issuer>/.well-known/jwks.json`. */
-  JWT_ISSUERS: env.list(),
-  JWT_JWKS_URLS: env.list().pipe(z.array(env.url())),
-  /** ID tokens (`token_use: id`, or none) must name one of these in `aud`. */
-  JWT_AUDIENCE: env.list(),
-  /** Access tokens (`token_use: access`, Cognito's, no `aud`) must carry one of these `client_id`s; none: access tokens are refused. */
-  JWT_CLIENT_IDS: env.list(),
-  JWT_ALGORITHMS: env.list(['RS256', 'ES256']),
-  JWT_PLAYER_CLAIM: z.string().min(1).default('sub'),
-  /** The player id's claim in access tokens (default JWT_PLAYER_CLAIM): Cognito names the username `username` there, `cognito:username` in ID tokens. */
-  JWT_ACCESS_PLAYER_CLAIM: z.string().min(1).optional(),
+  JWT_ISSUER: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('The one token issuer (`iss`). JWT_ISSUER or JWT_ISSUERS is required, not both.'),
+  JWT_JWKS_URL: env.url().optional().describe('JWT_ISSUER\'s keys (default `<issuer>/.well-known/jwks.json`).'),
+  JWT_ISSUERS: env.list().describe('Several issuers instead (e.g. Cognito user pools), comma-separated: the token\'s `iss` picks one.'),
+  JWT_JWKS_URLS: env
+    .list()
+    .pipe(z.array(env.url()))
+    .describe('Their JWKS URLs, one per JWT_ISSUERS entry in order (default each `<issuer>/.well-known/jwks.json`, Cognito\'s).'),
+  JWT_AUDIENCE: env.list().describe('Accepted `aud` of ID tokens (`token_use: id`, or none), comma-separated; unset: ID tokens are refused.'),
+  JWT_CLIENT_IDS: env
+    .list()
+    .describe('Accepted `client_id` of access tokens (`token_use: access`: Cognito\'s, no `aud`); unset: access tokens are refused. JWT_AUDIENCE or JWT_CLIENT_IDS is required.'),
+  JWT_ALGORITHMS: env.list(['RS256', 'ES256']).describe('Allowed signature algorithms.'),
+  JWT_PLAYER_CLAIM: z.string().min(1).default('sub').describe('The claim holding the player id (`[A-Za-z0-9._-]`, 1-128 characters).'),
+  JWT_ACCESS_PLAYER_CLAIM: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('That claim in access tokens (default JWT_PLAYER_CLAIM): Cognito names the username `username` there, `cognito:username` in ID tokens.'),
 };
 
 export type AuthConfig = z.output<z.ZodObject<typeof authEnv>>;

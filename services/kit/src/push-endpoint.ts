@@ -74,7 +74,7 @@ export function parsePushAllowedHosts(csv: string | undefined): PushHostPattern[
 export const pushEndpointEnv = {
   PUSH_ALLOWED_HOSTS: z
     .string()
-    .optional()
+    .default(DEFAULT_PUSH_ALLOWED_HOSTS.join(','))
     .transform((csv, ctx) => {
       try {
         return parsePushAllowedHosts(csv);
@@ -82,8 +82,9 @@ export const pushEndpointEnv = {
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
-    }),
-  PUSH_ALLOW_HTTP: env.bool(false),
+    })
+    .describe('Push service hosts endpoints may point to, comma-separated: `host`, `host:port` or `*.suffix` (`*.x` matches subdomains of x, not x).'),
+  PUSH_ALLOW_HTTP: env.bool(false).describe('Local testing only (an emulator): allows http, any port and private addresses.'),
 };
 
 export function pushEndpointPolicy(config: { PUSH_ALLOWED_HOSTS: readonly PushHostPattern[]; PUSH_ALLOW_HTTP: boolean }): PushEndpointPolicy {

@@ -69,7 +69,7 @@ export const deadLetterSink: Destination = { service: 'profile', path: '/dead-le
  * start-up and (moderate) loading the model take tens of seconds before the image work, so each
  * attempt gets 90 s, under those services' 120 s Knative `timeoutSeconds`. Retries start at 2 s
  * (a blip) and double to about 4 min, so a dependency that is down for minutes (a rollout, a node
- * being added, a throttled table) is ridden out: see `deliveryBudget` and the README table.
+ * being added, a throttled table) is ridden out: see `deliveryBudget` and the table in docs/events.md.
  */
 const processing: DeliveryPolicy = {
   retry: 8,
@@ -206,7 +206,7 @@ export interface DeliveryBudget {
   worstCaseMs: number;
 }
 
-/** The time budget of a retry policy (pure: the README's delivery table is checked against it). */
+/** The time budget of a retry policy (pure: the delivery table of docs/events.md is checked against it). */
 export function deliveryBudget(policy: RetryPolicy): DeliveryBudget {
   if (!Number.isInteger(policy.retry) || policy.retry < 0) throw new RangeError(`retry must be a non-negative integer, got ${policy.retry}`);
   const timeoutMs = durationMs(policy.timeout);

@@ -52,11 +52,19 @@ export interface Tracing {
 
 /** The variables that switch tracing on; the SDK reads every other OTEL_* variable itself. */
 export const tracingEnv = {
-  OTEL_EXPORTER_OTLP_ENDPOINT: env.url().optional(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.url().optional(),
-  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json', 'grpc']).optional(),
-  OTEL_SERVICE_NAME: z.string().min(1).optional(),
-  OTEL_SDK_DISABLED: env.bool(false),
+  OTEL_EXPORTER_OTLP_ENDPOINT: env
+    .url()
+    .optional()
+    .describe('An OTLP collector (http(s) URL): set, the service exports traces there; unset, no tracing code is even loaded.'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: env.url().optional().describe('The standard traces-only endpoint, in place of OTEL_EXPORTER_OTLP_ENDPOINT.'),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z
+    .enum(['http/protobuf', 'http/json', 'grpc'])
+    .optional()
+    .describe(
+      'The export protocol (unset: http/protobuf). The SDK reads every other standard OTEL_* variable itself (OTEL_TRACES_SAMPLER, OTEL_BSP_SCHEDULE_DELAY, OTEL_RESOURCE_ATTRIBUTES, ...).',
+    ),
+  OTEL_SERVICE_NAME: z.string().min(1).optional().describe('`service.name` of its spans (default: the service\'s name).'),
+  OTEL_SDK_DISABLED: env.bool(false).describe('Tracing off even with an endpoint set.'),
   /** The SDK's warnings are log lines of the service. */
   LOG_LEVEL: commonEnv.LOG_LEVEL,
 };

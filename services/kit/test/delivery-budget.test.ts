@@ -1,13 +1,13 @@
 /**
  * The delivery budgets: deliveryBudget's arithmetic, the budgets the topology's policies must keep,
- * and the README's table, which is rendered from deliveryBudget so the docs cannot drift
- * (`UPDATE_README=1 npx vitest run services/kit/test/delivery-budget.test.ts` rewrites it).
+ * and the table of docs/events.md, which is rendered from deliveryBudget so the docs cannot drift
+ * (`UPDATE_DOCS=1 npx vitest run services/kit/test/delivery-budget.test.ts` rewrites it).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { deliveryBudget, deliveryPolicies, durationMs, retryDelayMs, triggers, type RetryPolicy } from '../src/index.js';
 
-const README = new URL('../../../README.md', import.meta.url);
+const PAGE = new URL('../../../docs/events.md', import.meta.url);
 const START = '<!-- delivery-budgets:start (generated from deliveryBudget: services/kit/test/delivery-budget.test.ts) -->';
 const END = '<!-- delivery-budgets:end -->';
 
@@ -62,7 +62,7 @@ describe('deliveryBudget', () => {
     expect(() => deliveryBudget({ ...policy, timeout: '60s' })).toThrow(/ISO 8601/);
   });
 
-  it('formats durations for the README', () => {
+  it('formats durations for the docs', () => {
     expect([500, 2000, 90_000, 119_000, 120_000, 510_000, 1_320_000, 7_500_000].map(formatDuration)).toEqual([
       '0.5 s',
       '2 s',
@@ -103,18 +103,18 @@ describe('delivery budgets of the topology', () => {
     expect(durationMs(deliveryPolicies.deadLetters.timeout) / 1000).toBeLessThan(timeoutSeconds[deliveryPolicies.processing.deadLetter.service]!);
   });
 
-  it('is what the README says', () => {
+  it('is what docs/events.md says', () => {
     const table = policyTable();
-    const text = readFileSync(README, 'utf8');
+    const text = readFileSync(PAGE, 'utf8');
     const start = text.indexOf(START);
     const end = text.indexOf(END);
-    if (process.env['UPDATE_README'] === '1' && start >= 0 && end > start) {
-      writeFileSync(README, `${text.slice(0, start + START.length)}\n\n${table}\n\n${text.slice(end)}`);
+    if (process.env['UPDATE_DOCS'] === '1' && start >= 0 && end > start) {
+      writeFileSync(PAGE, `${text.slice(0, start + START.length)}\n\n${table}\n\n${text.slice(end)}`);
       return;
     }
-    expect(start, `README.md needs the markers ${START} and ${END}`).toBeGreaterThanOrEqual(0);
+    expect(start, `docs/events.md needs the markers ${START} and ${END}`).toBeGreaterThanOrEqual(0);
     expect(end).toBeGreaterThan(start);
-    // On a mismatch: UPDATE_README=1 npx vitest run services/kit/test/delivery-budget.test.ts
+    // On a mismatch: UPDATE_DOCS=1 npx vitest run services/kit/test/delivery-budget.test.ts
     expect(text.slice(start + START.length, end).trim()).toBe(table);
   });
 });

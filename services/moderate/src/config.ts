@@ -14,13 +14,15 @@ export const moderateEnv = {
   ...bucketEnv,
   ...imageEnv,
   ...eventAuthEnv,
-  /** `nsfwjs` runs the embedded model; `rekognition` calls Amazon Rekognition. */
-  MODERATION_PROVIDER: z.enum(['nsfwjs', 'rekognition']).default('nsfwjs'),
-  NSFWJS_MODEL: z.enum(nsfwjsModels).default('MobileNetV2'),
-  /** Labels below this confidence (0-100) are not reported by either provider. */
-  MODERATION_MIN_CONFIDENCE: z.coerce.number().min(0).max(100).default(60),
-  /** JSON object of label -> blocking confidence, replacing the default policy. */
-  MODERATION_POLICY: policySchema.optional(),
+  MODERATION_PROVIDER: z
+    .enum(['nsfwjs', 'rekognition'])
+    .default('nsfwjs')
+    .describe('`nsfwjs` runs the embedded model; `rekognition` calls Amazon Rekognition.'),
+  NSFWJS_MODEL: z.enum(nsfwjsModels).default('MobileNetV2').describe('The bundled nsfwjs model.'),
+  MODERATION_MIN_CONFIDENCE: z.coerce.number().min(0).max(100).default(60).describe('Labels under this confidence (0-100) are not reported, by either provider.'),
+  MODERATION_POLICY: policySchema
+    .optional()
+    .describe('JSON object of label → blocking confidence, e.g. `{"Explicit":60}`, replacing the default policy.'),
 };
 
 export type ModerateConfig = z.output<z.ZodObject<typeof moderateEnv>>;

@@ -1,24 +1,10 @@
 /** The service, started by main.ts: configuration, real AWS clients, then serve until SIGTERM. */
-import {
-  authEnv,
-  awsEnv,
-  awsOptions,
-  bucketEnv,
-  commonEnv,
-  createLogger,
-  dynamoDocumentClient,
-  loadConfig,
-  authFromConfig,
-  listenOptions,
-  runService,
-  s3Client,
-  tableEnv,
-} from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, authFromConfig, listenOptions, runService, s3Client } from '@avatar-pipeline/kit';
 import { createPresignService } from './app.js';
 import { presignEnv } from './config.js';
 
 export async function start(): Promise<void> {
-  const config = loadConfig({ ...commonEnv, ...awsEnv, ...tableEnv, ...bucketEnv, ...authEnv, ...presignEnv });
+  const config = loadConfig(presignEnv);
   const logger = createLogger('presign', config.LOG_LEVEL);
   const aws = awsOptions(config);
   const s3 = s3Client(aws);

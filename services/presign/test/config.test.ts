@@ -4,7 +4,7 @@ import { presignEnv } from '../src/index.js';
 
 describe('presign configuration', () => {
   it('has safe defaults', () => {
-    expect(loadConfig(presignEnv, {})).toEqual({
+    expect(loadConfig(presignEnv, {})).toMatchObject({
       AVATAR_MAX_BYTES: 5_242_880,
       PRESIGN_EXPIRES_SECONDS: 300,
       RATE_LIMIT_UPLOADS: 10,

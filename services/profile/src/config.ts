@@ -1,7 +1,7 @@
 /** The profile service's environment. */
 import { z } from 'zod';
 import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
-import { reconcileTimeoutsEnv } from './reconcile-config.js';
+import { reconcileTimeoutsEnv, reconcileTimerEnv } from './reconcile-config.js';
 
 export const profileEnv = {
   ...commonEnv,
@@ -10,22 +10,22 @@ export const profileEnv = {
   ...bucketEnv,
   ...authEnv,
   ...eventAuthEnv,
-  /** Public base of the avatar objects (a CDN origin); a trailing slash is dropped. */
-  MEDIA_BASE_URL: env.url().transform((url) => url.replace(/\/+$/, '')),
-  /**
-   * Where `avatarpipeline.avatar.failed` is posted (Knative does not forward dead-letter-sink
-   * replies). Required: without it failures would be recorded but never announced.
-   */
-  K_SINK: env.url(),
+  MEDIA_BASE_URL: env
+    .url()
+    .transform((url) => url.replace(/\/+$/, ''))
+    .describe('Public base URL of the avatar objects (a CDN whose origin is the bucket\'s `avatars/`); a trailing slash is dropped.'),
+  /** Knative does not forward dead-letter-sink replies: without it failures would be recorded but never announced. */
+  K_SINK: env.url().describe('Where the dead-letter sink posts `failed` (and `ready` of a dead `thumbnailed`): the broker (a SinkBinding sets it).'),
   ...sinkTokenEnv,
-  /** Also mirror the 128 px avatar into this Cognito user pool's `picture` attribute. */
   COGNITO_USER_POOL_ID: z
     .string()
     .regex(/^[\w-]+_[0-9a-zA-Z]+$/, 'expected a user pool id such as us-east-1_AbC123')
-    .optional(),
-  AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: env.url().optional(),
+    .optional()
+    .describe('Also set the Cognito `picture` attribute (username = player id) to the 128 px avatar, best effort: never holds back `ready`.'),
+  AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: env.url().optional().describe('Cognito endpoint override, for a stand-in.'),
   /** The reconciler's deadlines: profile reports uploads waiting past them (`overdue.ts`), and its local timer ends them. */
   ...reconcileTimeoutsEnv,
+  ...reconcileTimerEnv,
 };
 
 export type ProfileConfig = z.output<z.ZodObject<typeof profileEnv>>;

@@ -1,10 +1,10 @@
 /**
  * The reconciler's settings. It runs once per invocation as the `reconciler` CronJob
  * (reconcile-main.ts, `reconcileEnv`), or on a timer inside profile in the local stack
- * (main.ts, `reconcileTimerEnv`: RECONCILE_PERIOD_SECONDS set).
+ * (start.ts, `reconcileTimerEnv` in profile's environment: RECONCILE_PERIOD_SECONDS set).
  */
 import { z } from 'zod';
-import { awsEnv, bucketEnv, env, processingWorstCaseMs, sinkTokenEnv, tableEnv, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, processingWorstCaseMs, sinkTokenEnv, tableEnv, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit';
 
 /**
  * How long after its ticket expired an upload may stay `pending` (default 1 h). An upload begun
@@ -38,18 +38,21 @@ const timeout = (fallback: number, min: number) =>
 
 /** The timeouts, shared by both ways of running. */
 export const reconcileTimeoutsEnv = {
-  UPLOAD_PENDING_TIMEOUT_SECONDS: timeout(DEFAULT_PENDING_TIMEOUT_SECONDS, 0),
-  UPLOAD_PROCESSING_TIMEOUT_SECONDS: timeout(DEFAULT_PROCESSING_TIMEOUT_SECONDS, 1),
+  UPLOAD_PENDING_TIMEOUT_SECONDS: timeout(DEFAULT_PENDING_TIMEOUT_SECONDS, 0).describe(
+    'How long after its ticket expired an upload may stay `pending` before it ends `expired` (at most 72000: unfinished records expire a day after their ticket).',
+  ),
+  UPLOAD_PROCESSING_TIMEOUT_SECONDS: timeout(DEFAULT_PROCESSING_TIMEOUT_SECONDS, 1).describe(
+    'How long an upload may stay `processing` before it ends `failed` (reason `timeout`; at most 72000).',
+  ),
 };
 
 /** The CronJob's environment (the same table, bucket and broker binding as profile's). */
 export const reconcileEnv = {
-  LOG_LEVEL: env.logLevel(),
+  LOG_LEVEL: commonEnv.LOG_LEVEL,
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,
-  /** Where `expired` and `failed` are posted: the broker (the CronJob's SinkBinding sets it). */
-  K_SINK: env.url(),
+  K_SINK: env.url().describe('Where `expired` and `failed` are posted: the broker (the CronJob\'s SinkBinding sets it).'),
   ...sinkTokenEnv,
   ...reconcileTimeoutsEnv,
 };
@@ -61,7 +64,11 @@ export type ReconcileConfig = z.output<z.ZodObject<typeof reconcileEnv>>;
  * CronJob runs it) means no timer. Profile's own configuration supplies the rest, the timeouts included.
  */
 export const reconcileTimerEnv = {
-  RECONCILE_PERIOD_SECONDS: z.coerce.number().positive().optional(),
+  RECONCILE_PERIOD_SECONDS: z.coerce
+    .number()
+    .positive()
+    .optional()
+    .describe('Run the reconciler inside profile every N seconds: the local stack\'s stand-in for the CronJob (it sets 60); leave unset in a cluster.'),
 };
 
 /** Timeouts shorter than the pipeline's own budgets end uploads it may still finish: said at start, not refused (tests use seconds). */

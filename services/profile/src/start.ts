@@ -15,7 +15,7 @@ import { createProfileService } from './app.js';
 import { cognitoClient } from './cognito.js';
 import { profileEnv } from './config.js';
 import { logSummary, reconcile, reconcilerMetrics, startReconcileTimer } from './reconcile.js';
-import { reconcileTimerEnv, timeoutWarnings } from './reconcile-config.js';
+import { timeoutWarnings } from './reconcile-config.js';
 
 export async function start(): Promise<void> {
   const config = loadConfig(profileEnv);
@@ -29,9 +29,8 @@ export async function start(): Promise<void> {
     : undefined;
   const service = createProfileService({ config, doc, s3, cognito, auth: authFromConfig(config), logger, eventAuth });
   // The local stack's stand-in for the reconciler CronJob (RECONCILE_PERIOD_SECONDS; unset in a cluster).
-  const reconciling = loadConfig(reconcileTimerEnv);
   let reconciler: { stop(): Promise<void> } | undefined;
-  if (reconciling.RECONCILE_PERIOD_SECONDS !== undefined) {
+  if (config.RECONCILE_PERIOD_SECONDS !== undefined) {
     const reconcileLog = logger.child({ job: 'reconciler' });
     for (const warning of timeoutWarnings(config)) reconcileLog.warn(warning);
     const deps = {
@@ -45,7 +44,7 @@ export async function start(): Promise<void> {
       metrics: reconcilerMetrics(service.metrics.registry),
       logger: reconcileLog,
     };
-    reconciler = startReconcileTimer(async () => logSummary(reconcileLog, await reconcile(deps), true), reconciling.RECONCILE_PERIOD_SECONDS * 1000, reconcileLog);
+    reconciler = startReconcileTimer(async () => logSummary(reconcileLog, await reconcile(deps), true), config.RECONCILE_PERIOD_SECONDS * 1000, reconcileLog);
   }
   await runService(service, {
     ...listenOptions(config),

@@ -42,20 +42,15 @@ export const pushEnv = {
   ...vapidEnv,
   ...pushEndpointEnv,
   ...eventAuthEnv,
-  /** Contact for push services, in every VAPID token: `mailto:` or `https:`, not localhost. */
-  VAPID_SUBJECT: vapidSubjectSchema,
-  /** How long a push service keeps a message for an offline device (0 to 28 days). */
-  PUSH_TTL_SECONDS: env.int(86_400).pipe(z.number().max(28 * 86_400)),
-  /** Requests in flight at once per push service origin. */
-  PUSH_HOST_CONCURRENCY: env.int(16, 1).pipe(z.number().max(1000)),
-  /** Attempts per message on 429, 5xx or no answer, the first included. */
-  PUSH_MAX_ATTEMPTS: env.int(3, 1).pipe(z.number().max(10)),
+  VAPID_SUBJECT: vapidSubjectSchema.describe('The contact in every VAPID token: a `mailto:` address or an `https:` URL, not localhost.'),
+  PUSH_TTL_SECONDS: env.int(86_400, 0, 28 * 86_400).describe('`TTL`: how long a push service keeps a message for an offline device (0 to 28 days).'),
+  PUSH_HOST_CONCURRENCY: env.int(16, 1, 1000).describe('Requests in flight at once per push service origin.'),
+  PUSH_MAX_ATTEMPTS: env.int(3, 1, 10).describe('Attempts per message on 429, 5xx or no answer, the first included.'),
   /**
-   * Time budget of one event (all devices, retries and waits): keep it below the push triggers'
-   * delivery timeout (`deliveryPolicies.notification`, 45 s), so the broker never gives up on a
-   * request still at work.
+   * Keep it below the push triggers' delivery timeout (`deliveryPolicies.notification`, 45 s), so
+   * the broker never gives up on a request still at work.
    */
-  PUSH_TIMEOUT_MS: env.int(20_000, 1000).pipe(z.number().max(120_000)),
+  PUSH_TIMEOUT_MS: env.int(20_000, 1000, 120_000).describe('Time budget of one event: every device, retry and wait.'),
 };
 
 export type PushConfig = z.output<z.ZodObject<typeof pushEnv>>;

@@ -5,28 +5,29 @@ import { ConfigError, awsEnv, commonEnv, env, loadConfig, sinkTokenEnv, tableEnv
 export const s3SourceEnv = {
   ...commonEnv,
   AWS_REGION: awsEnv.AWS_REGION,
-  AWS_ENDPOINT_URL_SQS: env.url().optional(),
-  /**
-   * Read only with tracing on: where presign records each upload's trace, which its event
-   * continues (s3-source then needs `dynamodb:GetItem` on the table).
-   */
+  AWS_ENDPOINT_URL_SQS: env.url().optional().describe('SQS endpoint override, for a stand-in.'),
+  /** Read only with tracing on, for the trace presign recorded with each upload, which its event continues (s3-source then needs `dynamodb:GetItem` on the table). */
   ...tableEnv,
   AWS_ENDPOINT_URL_DYNAMODB: awsEnv.AWS_ENDPOINT_URL_DYNAMODB,
-  /** Where events go: set by a Knative SinkBinding or ContainerSource. */
-  K_SINK: env.url(),
+  K_SINK: env.url().describe('Where the events go: the broker (a SinkBinding sets it).'),
   ...sinkTokenEnv,
   /** MinIO sends a token without a space as `Bearer <token>`, and one with a space verbatim. */
-  WEBHOOK_AUTH_TOKEN: z.string().regex(/^\S+$/, 'must not contain whitespace').optional(),
-  /** Serve the webhook without a token (local experiments only): see `inputMode`. */
-  WEBHOOK_AUTH_DISABLED: env.bool(false),
-  /** Poll this queue for S3 notifications (AWS) instead of serving the webhook: see `inputMode`. */
-  SQS_QUEUE_URL: env.url().optional(),
-  /**
-   * How long a received message stays hidden. The poller stops working on a message a little
-   * before it becomes visible again (it is then redelivered), so make it longer than delivering
-   * its events takes (each event: up to 3 attempts of at most 10 s).
-   */
-  SQS_VISIBILITY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(43_200).default(60),
+  WEBHOOK_AUTH_TOKEN: z
+    .string()
+    .regex(/^\S+$/, 'must not contain whitespace')
+    .optional()
+    .describe('Webhook mode: the bearer token MinIO\'s webhook must send (its `auth_token`); required unless WEBHOOK_AUTH_DISABLED=true; refused next to SQS_QUEUE_URL.'),
+  WEBHOOK_AUTH_DISABLED: env
+    .bool(false)
+    .describe('Webhook mode: serve the webhook without a token (local experiments only; warns at start); refused next to a token or SQS_QUEUE_URL.'),
+  SQS_QUEUE_URL: env
+    .url()
+    .optional()
+    .describe('Selects the input: set, s3-source long-polls this queue and serves no webhook (SQS mode); unset, it serves the webhook (webhook mode).'),
+  /** Make it longer than delivering a message's events takes (each event: up to 3 attempts of at most 10 s). */
+  SQS_VISIBILITY_TIMEOUT_SECONDS: env
+    .int(60, 1, 43_200)
+    .describe('SQS mode: how long a received message stays hidden; handling a message stops 5 s (at most a quarter) before that and an unfinished message is redelivered.'),
 };
 
 export type S3SourceConfig = z.output<z.ZodObject<typeof s3SourceEnv>>;

@@ -1,10 +1,15 @@
-/** Subscribe's own settings, on top of the kit's common, AWS, table, auth, push endpoint and VAPID variables. */
-import { env } from '@avatar-pipeline/kit';
+/** Subscribe's environment: the kit's common, AWS, table, player-auth and push endpoint variables, the VAPID store's, and its own. */
+import { authEnv, awsEnv, commonEnv, env, pushEndpointEnv, tableEnv } from '@avatar-pipeline/kit';
+import { vapidEnv } from '@avatar-pipeline/vapid';
 
 export const subscribeEnv = {
-  /** Devices per player; subscribing one more evicts the oldest. */
-  PUSH_MAX_DEVICES: env.int(10, 1),
-  /** Subscription changes (subscribe and unsubscribe) per player per window. */
-  RATE_LIMIT_SUBSCRIPTIONS: env.int(20, 1),
-  RATE_LIMIT_WINDOW_SECONDS: env.int(60, 1),
+  ...commonEnv,
+  ...awsEnv,
+  ...tableEnv,
+  ...authEnv,
+  ...vapidEnv,
+  ...pushEndpointEnv,
+  PUSH_MAX_DEVICES: env.int(10, 1).describe('Subscriptions per player; one more evicts the oldest.'),
+  RATE_LIMIT_SUBSCRIPTIONS: env.int(20, 1).describe('Subscription changes (subscribe and unsubscribe) per player per window.'),
+  RATE_LIMIT_WINDOW_SECONDS: env.int(60, 1).describe('The rate-limit window.'),
 };

@@ -1,25 +1,11 @@
 /** The service, started by main.ts: configuration, the VAPID public key (checked against its private key), then serve until SIGTERM. */
-import {
-  authEnv,
-  awsEnv,
-  awsOptions,
-  commonEnv,
-  createLogger,
-  dynamoDocumentClient,
-  loadConfig,
-  pushEndpointEnv,
-  pushEndpointPolicy,
-  authFromConfig,
-  listenOptions,
-  runService,
-  tableEnv,
-} from '@avatar-pipeline/kit';
-import { createVapidStore, loadVapidKeys, vapidEnv } from '@avatar-pipeline/vapid';
+import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, pushEndpointPolicy, authFromConfig, listenOptions, runService } from '@avatar-pipeline/kit';
+import { createVapidStore, loadVapidKeys } from '@avatar-pipeline/vapid';
 import { createSubscribeService } from './app.js';
 import { subscribeEnv } from './config.js';
 
 export async function start(): Promise<void> {
-  const config = loadConfig({ ...commonEnv, ...awsEnv, ...tableEnv, ...authEnv, ...vapidEnv, ...pushEndpointEnv, ...subscribeEnv });
+  const config = loadConfig(subscribeEnv);
   const logger = createLogger('subscribe', config.LOG_LEVEL);
   // Refuses to start without a pair or with a mismatched one: browsers must subscribe with the key push signs for.
   const vapidStore = createVapidStore(config);

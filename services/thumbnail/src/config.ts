@@ -19,11 +19,9 @@ export const thumbnailEnv = {
   ...tableEnv,
   ...imageEnv,
   ...eventAuthEnv,
-  /** Square sizes in pixels, e.g. `64,128,256`. */
-  THUMBNAIL_SIZES: sizeList,
-  /** Longest side of the `full` rendition (aspect kept, never enlarged). */
-  THUMBNAIL_FULL_MAX: z.coerce.number().int().min(64).max(4096).default(1024),
-  THUMBNAIL_QUALITY: z.coerce.number().int().min(1).max(100).default(80),
+  THUMBNAIL_SIZES: sizeList.describe('Square rendition sizes in pixels, comma-separated (16-1024 each).'),
+  THUMBNAIL_FULL_MAX: env.int(1024, 64, 4096).describe('Longest side of the `full` rendition (aspect kept, never enlarged).'),
+  THUMBNAIL_QUALITY: env.int(80, 1, 100).describe('WebP quality of the renditions.'),
 };
 
 export type ThumbnailConfig = z.output<z.ZodObject<typeof thumbnailEnv>>;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { clientOptions, env } from '@avatar-pipeline/kit';
+import { awsEnv, clientOptions, env } from '@avatar-pipeline/kit';
 import { FileVapidStore } from './file-store.js';
 import type { SecretApi } from './secret-store.js';
 import type { VapidKeyStore } from './store.js';
@@ -16,23 +16,29 @@ import type { VapidKeyStore } from './store.js';
 const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export const vapidEnv = {
-  /** Where the key pair lives: `file` (local default), `ssm` or `k8s-secret`. */
-  VAPID_STORE: z.enum(['file', 'ssm', 'k8s-secret']).default('file'),
-  /** file: the JSON file; default `${LOCAL_DATA_DIR}/vapid.json`. */
-  VAPID_FILE: z.string().optional(),
-  LOCAL_DATA_DIR: z.string().default('.data'),
-  /** ssm: parameter path prefix. */
+  VAPID_STORE: z.enum(['file', 'ssm', 'k8s-secret']).default('file').describe('Where the key pair lives: `file` (local default), `ssm` (Parameter Store) or `k8s-secret`.'),
+  VAPID_FILE: z.string().optional().describe('file: the JSON file, mode 0600 (default `${LOCAL_DATA_DIR}/vapid.json`).'),
+  LOCAL_DATA_DIR: z.string().default('.data').describe('file: the directory of the default VAPID_FILE.'),
   VAPID_SSM_PREFIX: z
     .string()
     .regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'expected a parameter path such as /avatar-pipeline/vapid (no trailing slash)')
-    .default('/avatar-pipeline/vapid'),
-  /** ssm: KMS key for the private key's SecureString; default the account's aws/ssm key. */
-  VAPID_SSM_KMS_KEY_ID: z.string().optional(),
-  /** k8s-secret: the Secret's name and namespace (default: the pod's own namespace). */
-  VAPID_SECRET_NAME: z.string().max(253).regex(dns1123, 'expected a Kubernetes object name').default('avatar-pipeline-vapid'),
-  VAPID_SECRET_NAMESPACE: z.string().max(63).regex(dns1123, 'expected a Kubernetes namespace').optional(),
-  AWS_REGION: z.string().default('us-east-1'),
-  AWS_ENDPOINT_URL_SSM: env.url().optional(),
+    .default('/avatar-pipeline/vapid')
+    .describe('ssm: the parameters\' path prefix: `<prefix>/private-key` (SecureString) and `<prefix>/public-key` (String).'),
+  VAPID_SSM_KMS_KEY_ID: z.string().optional().describe('ssm: the KMS key of the private key\'s SecureString (default: the account\'s aws/ssm key).'),
+  VAPID_SECRET_NAME: z
+    .string()
+    .max(253)
+    .regex(dns1123, 'expected a Kubernetes object name')
+    .default('avatar-pipeline-vapid')
+    .describe('k8s-secret: the Secret\'s name.'),
+  VAPID_SECRET_NAMESPACE: z
+    .string()
+    .max(63)
+    .regex(dns1123, 'expected a Kubernetes namespace')
+    .optional()
+    .describe('k8s-secret: the Secret\'s namespace (default: the pod\'s own).'),
+  AWS_REGION: awsEnv.AWS_REGION,
+  AWS_ENDPOINT_URL_SSM: env.url().optional().describe('ssm: SSM endpoint override, for a stand-in.'),
 };
 
 export type VapidConfig = z.output<z.ZodObject<typeof vapidEnv>>;

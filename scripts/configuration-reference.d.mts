@@ -1,0 +1,2 @@
+/** docs/configuration.md as `npm run docs` writes it. */
+export function configurationReference(): string;
