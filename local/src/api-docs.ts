@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Handler } from 'hono';
-import { OPENAPI_PATH, errorBody, publicServices, type AppEnv, type PublicService } from '@avatar-pipeline/kit';
+import { errorBody, publicServices, type AppEnv, type PublicService } from '@avatar-pipeline/kit';
+import { OPENAPI_PATH } from '@avatar-pipeline/kit/openapi';
 
 interface OpenApiDocument {
   openapi: string;

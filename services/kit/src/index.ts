@@ -13,7 +13,6 @@ export * from './filters.js';
 export * from './idempotency.js';
 export * from './logger.js';
 export * from './metrics.js';
-export * from './openapi.js';
 export * from './server.js';
 export * from './service.js';
 export * from './table.js';

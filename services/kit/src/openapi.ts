@@ -3,13 +3,14 @@
  * with: each public route is declared with `createRoute` and mounted with `app.openapi()`
  * (@hono/zod-openapi), which validates the request by the same schemas it documents. Each API
  * service serves its document at /openapi.json (internal, like /metrics); the local gateway
- * merges them for clients.
+ * merges them for clients. A subpath of the kit (`@avatar-pipeline/kit/openapi`): only the API
+ * services load @hono/zod-openapi and its generator (some 40 ms of start-up).
  */
-import { createRoute, type OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
+import { OpenAPIHono, createRoute, type RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { HttpError, describeZodError } from './errors.js';
-import type { AppEnv } from './service.js';
+import { createService, type AppEnv, type Service, type ServiceOptions } from './service.js';
 
 export { createRoute };
 
@@ -89,4 +90,15 @@ export function serveOpenApi(app: OpenAPIHono<AppEnv>, info: ApiInfo): void {
     description: 'A token from the game\'s identity provider (an ID token with the configured audience, or a Cognito access token from a listed client)',
   });
   app.doc31(OPENAPI_PATH, { openapi: '3.1.0', info: { ...info, version: API_VERSION } });
+}
+
+/** A service whose app documents the routes it mounts with `app.openapi()`. */
+export interface ApiService extends Service {
+  app: OpenAPIHono<AppEnv>;
+}
+
+/** `createService` for a public API: input its documented schemas refuse is the API's 400, as `jsonBody` answers it. */
+export function createApiService(options: Omit<ServiceOptions, 'app'>): ApiService {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidAs('invalid_request') });
+  return { ...createService({ ...options, app }), app };
 }

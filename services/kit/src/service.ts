@@ -3,8 +3,7 @@
  * /healthz, /readyz, /metrics, JSON errors and in-flight tracking for graceful shutdown.
  */
 import type { IncomingMessage } from 'node:http';
-import { OpenAPIHono } from '@hono/zod-openapi';
-import type { Context, MiddlewareHandler } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
@@ -12,7 +11,6 @@ import type { TokenPolicy } from './auth.js';
 import { HttpError, asHttpError, errorBody, errorResponse } from './errors.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { invalidAs } from './openapi.js';
 import { requestTrace, traceLogFields, tracing } from './tracing.js';
 
 export interface AppEnv {
@@ -36,6 +34,8 @@ export interface ServiceOptions {
   bodyLimitBytes?: number;
   /** The token every event delivery must carry (see `eventEndpoint`); undefined: none. */
   eventAuth?: TokenPolicy | undefined;
+  /** The app to build on (default: a new Hono); `createApiService` passes one that documents its routes. */
+  app?: Hono<AppEnv>;
 }
 
 /** Counts requests in flight so shutdown can wait for them. */
@@ -65,8 +65,7 @@ export class Lifecycle {
 
 export interface Service {
   name: string;
-  /** A Hono app that also documents the routes mounted with `app.openapi()` (see openapi.ts). */
-  app: OpenAPIHono<AppEnv>;
+  app: Hono<AppEnv>;
   logger: Logger;
   metrics: Metrics;
   lifecycle: Lifecycle;
@@ -80,8 +79,7 @@ export function createService(options: ServiceOptions): Service {
   const { name, logger } = options;
   const metrics = options.metrics ?? createMetrics(name);
   const lifecycle = new Lifecycle();
-  // Input that a documented route's schemas refuse: the API's 400, as `jsonBody` answers it.
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidAs('invalid_request') });
+  const app = options.app ?? new Hono<AppEnv>();
   // Requests no handler took: labelled `unmatched`, not with a path or a middleware's pattern.
   const unmatched = new WeakSet<Context>();
 

@@ -12,15 +12,8 @@ import {
   HttpError,
   RateLimiter,
   UploadStore,
-  BEARER,
   bearerAuth,
   bucketReadiness,
-  createRoute,
-  createService,
-  errorResponses,
-  json,
-  jsonRequest,
-  serveOpenApi,
   systemClock,
   tableReadiness,
   tracing,
@@ -34,6 +27,7 @@ import {
   type Service,
   type UploadTicket,
 } from '@avatar-pipeline/kit';
+import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { allowedContentTypes, type AllowedContentType } from './config.js';
 import { PostSigner, type SignedPost } from './post-signer.js';
 
@@ -106,7 +100,7 @@ const issueUploadRoute = (auth: AuthOptions) =>
 export function createPresignService(deps: PresignDependencies): Service {
   const { s3, doc, settings } = deps;
   const clock = deps.clock ?? systemClock;
-  const service = createService({
+  const service = createApiService({
     name: 'presign',
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),

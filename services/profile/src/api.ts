@@ -2,13 +2,8 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import {
-  BEARER,
   HttpError,
   avatarSchema,
-  createRoute,
-  errorResponses,
-  invalidAs,
-  json,
   labelSchema,
   openStatuses,
   playerIdSchema,
@@ -18,6 +13,7 @@ import {
   type AppEnv,
   type UploadStore,
 } from '@avatar-pipeline/kit';
+import { BEARER, createRoute, errorResponses, invalidAs, json } from '@avatar-pipeline/kit/openapi';
 import type { ProfileStore } from './profiles.js';
 
 /**

@@ -10,8 +10,6 @@ import {
   ProcessedEvents,
   UploadStore,
   bearerAuth,
-  serveOpenApi,
-  createService,
   eventEndpoint,
   systemClock,
   tableReadiness,
@@ -21,6 +19,7 @@ import {
   type Service,
   type TokenPolicy,
 } from '@avatar-pipeline/kit';
+import { createApiService, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { apiRoutes } from './api.js';
 import { cognitoPictureSync, type PictureRetryPolicy } from './cognito.js';
 import type { ProfileConfig } from './config.js';
@@ -63,7 +62,7 @@ export function createProfileService(deps: ProfileDeps): Service {
   const { config, doc } = deps;
   const clock = deps.clock ?? systemClock;
   const table = config.TABLE_NAME;
-  const service = createService({
+  const service = createApiService({
     name: 'profile',
     logger: deps.logger,
     readiness: { dynamodb: tableReadiness(doc, table) },

@@ -8,19 +8,12 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, Next } from 'hono';
 import { z } from 'zod';
 import {
-  BEARER,
   EndpointInUseError,
   asHttpError,
   HttpError,
   RateLimiter,
   SubscriptionStore,
   bearerAuth,
-  createRoute,
-  createService,
-  errorResponses,
-  json,
-  jsonRequest,
-  serveOpenApi,
   systemClock,
   tableReadiness,
   type AppEnv,
@@ -31,6 +24,7 @@ import {
   type PushEndpointPolicy,
   type Service,
 } from '@avatar-pipeline/kit';
+import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { subscriptionCounter } from './metrics.js';
 import { normaliseEndpoint, parseSubscription, subscriptionBodySchema, unsubscribeBodySchema } from './subscription.js';
 
@@ -80,7 +74,7 @@ function unavailable(log: Logger, err: unknown, what: string): HttpError {
 export function createSubscribeService(deps: SubscribeDeps): Service {
   const { doc, settings } = deps;
   const clock = deps.clock ?? systemClock;
-  const service = createService({
+  const service = createApiService({
     name: 'subscribe',
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
