@@ -5,6 +5,7 @@
  * Only configured origins get CORS headers: an allowed Origin is echoed, never `*`.
  */
 import { z } from 'zod';
+import { env } from './config.js';
 
 /** An Origin header is scheme://host[:port], nothing more: any other value would never match. */
 export function isOrigin(value: string): boolean {
@@ -18,11 +19,9 @@ export function isOrigin(value: string): boolean {
 
 /** CORS_ORIGINS: a comma-separated list of origins (none by default: same-origin clients only). */
 export const corsOriginsEnv = {
-  CORS_ORIGINS: z
-    .string()
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+  CORS_ORIGINS: env
+    .list()
     .pipe(z.array(z.string().refine(isOrigin, { message: 'each entry must be an origin: scheme://host[:port], no path or trailing slash' })))
-    .default([])
     .describe('Origins (scheme://host[:port], comma-separated) whose pages may use the API and post uploads cross-origin; none: same-origin clients only.'),
 };
 

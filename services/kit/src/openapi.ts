@@ -69,9 +69,9 @@ export const jsonRequest = <S extends z.ZodType>(schema: S) => ({ required: true
  * The hook for a route whose invalid input answers a specific error code (the default is
  * `invalid_request`): 400 with the zod issues in one sentence.
  */
-export function invalidAs(code: string, status: 400 | 404 = 400) {
+export function invalidAs(code: string) {
   return (result: { success: boolean; error?: z.ZodError }, _c: Context<AppEnv>): undefined => {
-    if (!result.success && result.error) throw new HttpError(status, code, status === 404 ? 'not found' : describeZodError(result.error));
+    if (!result.success && result.error) throw new HttpError(400, code, describeZodError(result.error));
     return undefined;
   };
 }
