@@ -4,17 +4,9 @@
  * the oldest open upload's age, errors) and exits 0, or 1 when anything could not be handled
  * (the Job then counts as failed; the next scheduled run retries whatever is left).
  */
-import {
-  UploadStore,
-  awsOptions,
-  createLogger,
-  dynamoDocumentClient,
-  loadConfig,
-  main,
-  s3Client,
-} from '@avatar-pipeline/kit';
+import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, s3Client } from '@avatar-pipeline/kit';
 import { Registry } from 'prom-client';
-import { logSummary, reconcile, reconcilerMetrics } from './reconcile.js';
+import { logSummary, reconcile, reconcileDeps, reconcilerMetrics } from './reconcile.js';
 import { reconcileEnv, timeoutWarnings } from './reconcile-config.js';
 
 main(async () => {
@@ -25,17 +17,7 @@ main(async () => {
   const doc = dynamoDocumentClient(aws);
   const s3 = s3Client(aws);
   try {
-    const summary = await reconcile({
-      uploads: new UploadStore(doc, config.TABLE_NAME),
-      s3,
-      bucket: config.BUCKET,
-      sink: config.K_SINK,
-      sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
-      pendingTimeoutSeconds: config.UPLOAD_PENDING_TIMEOUT_SECONDS,
-      processingTimeoutSeconds: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
-      metrics: reconcilerMetrics(new Registry()),
-      logger,
-    });
+    const summary = await reconcile(reconcileDeps(config, { doc, s3, metrics: reconcilerMetrics(new Registry()), logger }));
     logSummary(logger, summary);
     process.exitCode = summary.errors === 0 ? 0 : 1;
   } finally {

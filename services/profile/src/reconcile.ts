@@ -23,10 +23,12 @@
  * result; any failure is counted and logged, and the pass goes on with the next upload.
  */
 import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
   EventType,
   UPLOAD_PREFIX,
+  UploadStore,
   avatarPrefix,
   deletePrefix,
   expiredSchema,
@@ -46,8 +48,8 @@ import {
   type OutgoingEvent,
   type Reason,
   type UploadRecord,
-  type UploadStore,
 } from '@avatar-pipeline/kit';
+import type { ReconcileConfig } from './reconcile-config.js';
 import { SOURCE } from './ready.js';
 
 export const endReasons = ['expired', 'timeout'] as const;
@@ -115,6 +117,27 @@ export interface ReconcileDeps {
   metrics: ReconcilerMetrics;
   logger: Logger;
   clock?: Clock;
+}
+
+/**
+ * The reconciler's dependencies from its configuration: the CronJob (reconcile-main.ts) and the
+ * local stack's timer inside profile (start.ts) run the same pass.
+ */
+export function reconcileDeps(
+  config: Pick<ReconcileConfig, 'TABLE_NAME' | 'BUCKET' | 'K_SINK' | 'K_SINK_OIDC_TOKEN_FILE' | 'UPLOAD_PENDING_TIMEOUT_SECONDS' | 'UPLOAD_PROCESSING_TIMEOUT_SECONDS'>,
+  clients: { doc: DynamoDBDocumentClient; s3: S3Client; metrics: ReconcilerMetrics; logger: Logger },
+): ReconcileDeps {
+  return {
+    uploads: new UploadStore(clients.doc, config.TABLE_NAME),
+    s3: clients.s3,
+    bucket: config.BUCKET,
+    sink: config.K_SINK,
+    sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
+    pendingTimeoutSeconds: config.UPLOAD_PENDING_TIMEOUT_SECONDS,
+    processingTimeoutSeconds: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
+    metrics: clients.metrics,
+    logger: clients.logger,
+  };
 }
 
 export interface ReconcileSummary {

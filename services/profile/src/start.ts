@@ -1,6 +1,5 @@
 /** The service, started by main.ts: configuration, real clients, run. */
 import {
-  UploadStore,
   authFromConfig,
   awsOptions,
   createLogger,
@@ -14,7 +13,7 @@ import {
 import { createProfileService } from './app.js';
 import { cognitoClient } from './cognito.js';
 import { profileEnv } from './config.js';
-import { logSummary, reconcile, reconcilerMetrics, startReconcileTimer } from './reconcile.js';
+import { logSummary, reconcile, reconcileDeps, reconcilerMetrics, startReconcileTimer } from './reconcile.js';
 import { timeoutWarnings } from './reconcile-config.js';
 
 export async function start(): Promise<void> {
@@ -33,17 +32,7 @@ export async function start(): Promise<void> {
   if (config.RECONCILE_PERIOD_SECONDS !== undefined) {
     const reconcileLog = logger.child({ job: 'reconciler' });
     for (const warning of timeoutWarnings(config)) reconcileLog.warn(warning);
-    const deps = {
-      uploads: new UploadStore(doc, config.TABLE_NAME),
-      s3,
-      bucket: config.BUCKET,
-      sink: config.K_SINK,
-      sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
-      pendingTimeoutSeconds: config.UPLOAD_PENDING_TIMEOUT_SECONDS,
-      processingTimeoutSeconds: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
-      metrics: reconcilerMetrics(service.metrics.registry),
-      logger: reconcileLog,
-    };
+    const deps = reconcileDeps(config, { doc, s3, metrics: reconcilerMetrics(service.metrics.registry), logger: reconcileLog });
     reconciler = startReconcileTimer(async () => logSummary(reconcileLog, await reconcile(deps), true), config.RECONCILE_PERIOD_SECONDS * 1000, reconcileLog);
   }
   await runService(service, {
