@@ -15,7 +15,7 @@ import {
   type NetworkPolicySettings,
 } from '../cdk8s/src/network-policies.js';
 import type { EnvironmentName } from '@avatar-pipeline/cdk8s';
-import { renderedEnvironments } from './support/helm.js';
+import { helmTemplate, renderedEnvironments } from './support/helm.js';
 import { valueAt, type K8sObject } from './support/manifests.js';
 import {
   coverageProblems,
@@ -44,6 +44,11 @@ const settings: NetworkPolicySettings = {
   kubeApiServer: { cidr: '172.18.0.2/32', port: 6443 },
   https: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.169.254/32'] },
   gatewayFrom: [],
+  tracingCollector: {
+    namespace: 'observability',
+    podLabels: { 'app.kubernetes.io/name': 'opentelemetry-collector' },
+    ports: [{ protocol: 'TCP', port: 4318 }],
+  },
 };
 
 const options: NetworkPolicyInvariantOptions = {
@@ -167,6 +172,7 @@ describe('the NetworkPolicy definitions', () => {
       kubeApiServer: { cidr: token('kubeApi.cidr'), port: token('kubeApi.port') },
       https: { cidr: token('https.cidr'), except: token('https.except') },
       gatewayFrom: token('gatewayFrom'),
+      tracingCollector: { namespace: token('tracing.namespace'), podLabels: token('tracing.podLabels'), ports: token('tracing.ports') },
     };
     const defs = networkPolicies(opaque);
     // Where each token landed (walking the result without touching a token).
@@ -186,6 +192,7 @@ describe('the NetworkPolicy definitions', () => {
     expect(placed.get('gatewayFrom')).toEqual(['gateway.ingress.0.from']);
     expect(placed.get('kubeApi.port')).toEqual(['kube-api-egress.egress.0.ports.0.port']);
     expect(placed.get('dnsPodLabels')).toEqual(['allow-dns.egress.0.to.0.podSelector.matchLabels']);
+    expect(placed.get('tracing.ports')).toEqual(['tracing-egress.egress.0.ports']);
   });
 
   it('derive who reaches what from the topology: the broker from sinkBound, the dev issuer from the public APIs', () => {
@@ -196,7 +203,34 @@ describe('the NetworkPolicy definitions', () => {
   });
 });
 
-describe.each(Object.entries(variants))('the %s variant', (_name, variant) => {
+/** kind with tracing on: the collector egress, and s3-source reading recorded traces from DynamoDB Local. */
+const tracedKind: Variant = { ...variants.kind, when: [...variants.kind.when, 'tracing', 'tracingStandIns'] };
+
+describe('the kind chart with tracing on, as helm renders it', async () => {
+  // Helm merges maps: an operator's labels replace the default's by key (null drops one).
+  const collector = { namespace: 'otel', labels: { 'app.kubernetes.io/name': 'otel-collector' } };
+  const objects = await helmTemplate('kind', {
+    extra: [
+      '--set', 'tracing.endpoint=http://collector.otel.svc.cluster.local:4318',
+      '--set', `tracing.collector.namespace=${collector.namespace}`,
+      '--set-json', `tracing.collector.podLabels=${JSON.stringify(collector.labels)}`,
+      '--set-json', 'tracing.collector.ports=[{"protocol":"TCP","port":4318}]',
+    ],
+  });
+
+  it('gives every service the endpoint, and holds the tracing policies with the values in place', () => {
+    const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'avatar-pipeline-env') as (K8sObject & { data: Record<string, string> }) | undefined;
+    expect(config?.data['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe('http://collector.otel.svc.cluster.local:4318');
+    const expected = render(
+      networkPolicies({ ...settings, tracingCollector: { namespace: collector.namespace, podLabels: collector.labels, ports: [{ protocol: 'TCP', port: 4318 }] } }),
+      tracedKind.when,
+    ).filter((p) => ['tracing-egress', 's3-source-trace-lookup', 'dynamodb-from-s3-source'].includes(p.metadata.name));
+    const actual = networkPoliciesOf(objects).filter((p) => expected.some((e) => e.metadata.name === p.metadata.name));
+    expect(actual.map((p) => ({ name: p.metadata.name, spec: p.spec }))).toEqual(expected.map((p) => ({ name: p.metadata.name, spec: p.spec })));
+  });
+});
+
+describe.each(Object.entries({ ...variants, 'kind with tracing': tracedKind }))('the %s variant', (_name, variant) => {
   const objects = objectsOf(variant);
 
   it('meets every invariant', () => {
@@ -335,7 +369,8 @@ interface NetworkPolicyValues extends NetworkPolicySettings {
 
 describe.each((await renderedEnvironments()).map((env) => [env.name, env] as const))('the %s chart as helm renders it', (name: EnvironmentName, env) => {
   const values = valueAt(env.values, 'networkPolicy') as NetworkPolicyValues;
-  const { enabled, ...fromValues } = values;
+  const { enabled, ...policyValues } = values;
+  const fromValues: NetworkPolicySettings = { ...policyValues, tracingCollector: valueAt(env.values, 'tracing', 'collector') as NetworkPolicySettings['tracingCollector'] };
   // Pods read the Kubernetes API only with the events-OIDC keys from it, or the VAPID keys in a Secret.
   const usesKubeApi = valueAt(env.values, 'eventsOidc', 'fromKubernetesApi') === true || valueAt(env.values, 'vapid', 'store') === 'k8s-secret';
   const realOptions: NetworkPolicyInvariantOptions = {

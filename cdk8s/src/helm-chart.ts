@@ -62,6 +62,7 @@ const OPEN_MAPS: Readonly<Record<string, object>> = {
   'networkPolicy.dnsPodLabels': { type: 'string' },
   'networkPolicy.prometheus.podLabels': { type: 'string' },
   'monitoring.selectorLabels': { type: 'string' },
+  'tracing.collector.podLabels': { type: 'string' },
 };
 /** Values whose defaults are empty lists: the type of their items. */
 const LIST_ITEMS: Readonly<Record<string, object>> = {
@@ -79,6 +80,9 @@ const ENUMS: Readonly<Record<string, readonly string[]>> = {
   'image.pullPolicy': ['Always', 'IfNotPresent', 'Never'],
   'gateway.service.type': ['ClusterIP', 'NodePort', 'LoadBalancer'],
   logLevel: ['debug', 'info', 'warn', 'error'],
+  // Empty: the SDK's default.
+  'tracing.protocol': ['', 'http/protobuf', 'http/json', 'grpc'],
+  'tracing.sampler': ['', 'always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'],
 };
 
 /**

@@ -90,6 +90,8 @@ export interface NetworkPolicySettings {
   kubeApiServer: { cidr: string; port: number };
   /** HTTPS egress (AWS endpoints, Cognito and EKS OIDC JWKS, Web Push services): cidr + except list. */
   https: { cidr: string; except: string[] };
+  /** The OpenTelemetry collector's pods (tracing on): where the services export OTLP. */
+  tracingCollector: { namespace: string; podLabels: Record<string, string>; ports: NetworkPolicyPort[] };
   /** Peers allowed to reach the gateway's public port; [] = anyone (the public edge). */
   gatewayFrom: NetworkPolicyPeer[];
 }
@@ -107,7 +109,11 @@ export type NetworkPolicyCondition =
   /** Pods read the Kubernetes API: events-OIDC keys (`eventsOidc.fromKubernetesApi`) or the VAPID Secret (`vapid.store: k8s-secret`). */
   | 'kubeApi'
   /** The reconciler CronJob (`reconciler.enabled`). */
-  | 'reconciler';
+  | 'reconciler'
+  /** Tracing on (`tracing.endpoint` set): the services export to the collector. */
+  | 'tracing'
+  /** Tracing on with the stand-ins: s3-source reads each upload's recorded trace from DynamoDB Local. */
+  | 'tracingStandIns';
 
 export interface NetworkPolicyDef {
   name: string;
@@ -158,6 +164,8 @@ export const DNS_PORT = 53;
 const S3_CLIENTS: readonly string[] = ['presign', 'moderate', 'thumbnail', 'profile'] satisfies ServiceName[];
 /** Every service but s3-source uses the table. */
 const TABLE_CLIENTS: readonly string[] = serviceNames.filter((name) => name !== WORKLOADS.s3Source);
+/** Services that export traces (tracing on): every service; the reconciler does not trace. */
+const TRACING_CLIENTS: readonly string[] = serviceNames;
 /** Services that read the VAPID keys (from a Secret on kind). */
 const VAPID_READERS: readonly string[] = ['subscribe', 'push'] satisfies ServiceName[];
 
@@ -176,6 +184,7 @@ export const CLIENTS = {
   kubeApi: sorted([...eventConsumers, ...VAPID_READERS, WORKLOADS.vapidInit]),
   /** Services that post to K_SINK (kit topology). */
   broker: sorted(sinkBound),
+  tracingCollector: sorted(TRACING_CLIENTS),
 };
 
 const byName = (name: string): LabelSelector => ({ matchLabels: { [APP_NAME_LABEL]: name } });
@@ -338,6 +347,32 @@ export function networkPolicies(s: NetworkPolicySettings): NetworkPolicyDef[] {
       name: 'dynamodb-clients',
       when: 'standIns',
       spec: { podSelector: byNames(CLIENTS.dynamodb), policyTypes: ['Egress'], egress: [{ to: [{ podSelector: byName(WORKLOADS.dynamodb) }], ports: tcp(DYNAMODB_PORT) }] },
+    },
+    // Tracing on: every service exports OTLP to the collector's pods (a collector outside the cluster on 443 goes through https-egress).
+    {
+      name: 'tracing-egress',
+      when: 'tracing',
+      spec: {
+        podSelector: byNames(CLIENTS.tracingCollector),
+        policyTypes: ['Egress'],
+        egress: [
+          {
+            to: [{ namespaceSelector: namespace(s.tracingCollector.namespace), podSelector: { matchLabels: s.tracingCollector.podLabels } }],
+            ports: s.tracingCollector.ports,
+          },
+        ],
+      },
+    },
+    // Tracing on with the stand-ins: s3-source reads the trace presign recorded with each upload from DynamoDB Local (on AWS through https-egress, or the poller's).
+    {
+      name: 's3-source-trace-lookup',
+      when: 'tracingStandIns',
+      spec: { podSelector: byName(WORKLOADS.s3Source), policyTypes: ['Egress'], egress: [{ to: [{ podSelector: byName(WORKLOADS.dynamodb) }], ports: tcp(DYNAMODB_PORT) }] },
+    },
+    {
+      name: 'dynamodb-from-s3-source',
+      when: 'tracingStandIns',
+      spec: { podSelector: byName(WORKLOADS.dynamodb), policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: byName(WORKLOADS.s3Source) }], ports: tcp(DYNAMODB_PORT) }] },
     },
     // The setup Job takes no connections (its egress: minio-clients and dynamodb-clients).
     { name: WORKLOADS.standInsSetup, when: 'standIns', spec: { podSelector: byName(WORKLOADS.standInsSetup), policyTypes: ['Ingress'] } },

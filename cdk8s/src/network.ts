@@ -17,6 +17,8 @@ const when: Readonly<Record<NonNullable<NetworkPolicyDef['when']>, Condition>> =
   s3SourcePoller: settings.s3Source.polls,
   kubeApi: new Condition(`(or ${settings.eventsOidc.fromKubernetesApi.expression} ${settings.vapid.inSecret.expression})`),
   reconciler: settings.reconciler.enabled,
+  tracing: settings.tracing.enabled,
+  tracingStandIns: settings.tracing.enabled.and(settings.standIns.enabled),
 };
 
 export function createNetworkPolicyObjects(scope: Construct): void {
@@ -32,6 +34,11 @@ export function createNetworkPolicyObjects(scope: Construct): void {
     kubeApiServer: { cidr: value('networkPolicy', 'kubeApiServer', 'cidr'), port: num('networkPolicy', 'kubeApiServer', 'port') },
     https: { cidr: value('networkPolicy', 'https', 'cidr'), except: value('networkPolicy', 'https', 'except') },
     gatewayFrom: value('networkPolicy', 'gatewayFrom'),
+    tracingCollector: {
+      namespace: value('tracing', 'collector', 'namespace'),
+      podLabels: value('tracing', 'collector', 'podLabels'),
+      ports: value('tracing', 'collector', 'ports'),
+    },
   });
   for (const def of defs) {
     const parent = def.when ? new Conditional(scope, `np-${def.name}-when`, when[def.when]) : scope;

@@ -88,6 +88,10 @@ export function sharedEnv(): Record<string, string> {
     JWT_ACCESS_PLAYER_CLAIM: auth.accessPlayerClaim,
     EVENTS_OIDC_ISSUER: settings.eventsOidc.issuer,
     EVENTS_OIDC_JWKS_URL: settings.eventsOidc.jwksUrl,
+    OTEL_EXPORTER_OTLP_ENDPOINT: settings.tracing.endpoint,
+    OTEL_EXPORTER_OTLP_PROTOCOL: settings.tracing.protocol,
+    OTEL_TRACES_SAMPLER: settings.tracing.sampler,
+    OTEL_TRACES_SAMPLER_ARG: settings.tracing.samplerArg,
     AWS_ENDPOINT_URL_S3: choose(settings.standIns.enabled, `${serviceUrl(MINIO_SERVICE)}:9000`),
     AWS_ENDPOINT_URL_DYNAMODB: choose(settings.standIns.enabled, `${serviceUrl(DYNAMODB_SERVICE)}:8000`),
   };

@@ -129,6 +129,14 @@ export const settings = {
     pendingTimeoutSeconds: num('reconciler', 'pendingTimeoutSeconds'),
     processingTimeoutSeconds: num('reconciler', 'processingTimeoutSeconds'),
   },
+  tracing: {
+    /** An OTLP endpoint is set: the services export traces (and s3-source reads each upload's recorded trace from the table). */
+    enabled: new Condition(`(not (empty (${valuesRef(['tracing', 'endpoint'])})))`),
+    endpoint: text('tracing', 'endpoint'),
+    protocol: text('tracing', 'protocol'),
+    sampler: text('tracing', 'sampler'),
+    samplerArg: text('tracing', 'samplerArg'),
+  },
   networkPolicy: Condition.isTrue('networkPolicy', 'enabled'),
   monitoringLabels: value<Record<string, string>>('monitoring', 'selectorLabels'),
   runbookUrl: text('monitoring', 'runbookUrl'),

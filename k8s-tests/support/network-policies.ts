@@ -265,6 +265,10 @@ export function pushEgressProblems(objects: readonly K8sObject[], options: Netwo
         const https = protocol === 'TCP' && port.port === 443 && port.endPort === undefined;
         const dns = port.port === 53 && port.endPort === undefined && peers.length > 0 && peers.every((peer) => peer.namespaceSelector && !peer.ipBlock);
         const standIns = peers.length > 0 && peers.every(inNamespace);
+        // Named pods in a named namespace (the trace collector): no address a client could choose.
+        const labelledPods =
+          peers.length > 0 &&
+          peers.every((peer) => !peer.ipBlock && Object.keys(peer.namespaceSelector?.matchLabels ?? {}).length > 0 && Object.keys(peer.podSelector?.matchLabels ?? {}).length > 0);
         const kubeApi =
           options.kubeApi !== undefined &&
           protocol === 'TCP' &&
@@ -272,7 +276,7 @@ export function pushEgressProblems(objects: readonly K8sObject[], options: Netwo
           port.endPort === undefined &&
           peers.length > 0 &&
           peers.every((peer) => peer.ipBlock?.cidr === options.kubeApi?.cidr && !peer.podSelector && !peer.namespaceSelector);
-        if (!(https || dns || standIns || kubeApi)) problems.push(`${where} allows ${protocol} ${port.port ?? 'every port'}${port.endPort ? `-${port.endPort}` : ''}`);
+        if (!(https || dns || standIns || labelledPods || kubeApi)) problems.push(`${where} allows ${protocol} ${port.port ?? 'every port'}${port.endPort ? `-${port.endPort}` : ''}`);
       }
     });
   }

@@ -63,6 +63,11 @@ export const tracingEnv = {
     .describe(
       'The export protocol (unset: http/protobuf). The SDK reads every other standard OTEL_* variable itself (OTEL_TRACES_SAMPLER, OTEL_BSP_SCHEDULE_DELAY, OTEL_RESOURCE_ATTRIBUTES, ...).',
     ),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .optional()
+    .describe('Which spans are kept (unset: parentbased_always_on: all, or as the caller\'s trace says); read by the SDK.'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional().describe('The ratio of the *traceidratio samplers (0-1); read by the SDK.'),
   OTEL_SERVICE_NAME: z.string().min(1).optional().describe('`service.name` of its spans (default: the service\'s name).'),
   OTEL_SDK_DISABLED: env.bool(false).describe('Tracing off even with an endpoint set.'),
   /** The SDK's warnings are log lines of the service. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { defaultPolicy, policySchema, type Policy } from './policy.js';
 import type { NsfwjsModelName } from './providers/nsfwjs.js';
 
@@ -9,6 +9,7 @@ const nsfwjsModels = ['MobileNetV2', 'MobileNetV2Mid', 'InceptionV3'] as const s
 
 export const moderateEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,

@@ -1,11 +1,12 @@
 /** Presign's environment: the kit's common, AWS, table, bucket and player-auth variables, and its own. */
-import { authEnv, awsEnv, bucketEnv, commonEnv, env, tableEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, bucketEnv, commonEnv, env, tableEnv, tracingEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
 
 export const allowedContentTypes = ['image/jpeg', 'image/png', 'image/webp'] as const;
 export type AllowedContentType = (typeof allowedContentTypes)[number];
 
 export const presignEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,

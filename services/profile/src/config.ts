@@ -1,10 +1,11 @@
 /** The profile service's environment. */
 import { z } from 'zod';
-import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { reconcileTimeoutsEnv, reconcileTimerEnv } from './reconcile-config.js';
 
 export const profileEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,

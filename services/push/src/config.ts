@@ -1,7 +1,7 @@
 /** The push service's environment. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { awsEnv, commonEnv, env, eventAuthEnv, pushEndpointEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, commonEnv, env, eventAuthEnv, pushEndpointEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { vapidEnv } from '@avatar-pipeline/vapid';
 
 /** 127.0.0.0/8, ::1, localhost and *.localhost. */
@@ -37,6 +37,7 @@ export const vapidSubjectSchema = z.string().superRefine((value, ctx) => {
 
 export const pushEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...tableEnv,
   ...vapidEnv,

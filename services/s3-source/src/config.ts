@@ -1,9 +1,10 @@
 /** Environment of the s3-source service. */
 import { z } from 'zod';
-import { ConfigError, awsEnv, commonEnv, env, loadConfig, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, commonEnv, ConfigError, env, loadConfig, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 
 export const s3SourceEnv = {
   ...commonEnv,
+  ...tracingEnv,
   AWS_REGION: awsEnv.AWS_REGION,
   AWS_ENDPOINT_URL_SQS: env.url().optional().describe('SQS endpoint override, for a stand-in.'),
   /** Read only with tracing on, for the trace presign recorded with each upload, which its event continues (s3-source then needs `dynamodb:GetItem` on the table). */

@@ -1,9 +1,10 @@
 /** Subscribe's environment: the kit's common, AWS, table, player-auth and push endpoint variables, the VAPID store's, and its own. */
-import { authEnv, awsEnv, commonEnv, env, pushEndpointEnv, tableEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, commonEnv, env, pushEndpointEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { vapidEnv } from '@avatar-pipeline/vapid';
 
 export const subscribeEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...tableEnv,
   ...authEnv,

@@ -1,5 +1,5 @@
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { z } from 'zod';
 
 const sizeList = env
@@ -14,6 +14,7 @@ const sizeList = env
 
 export const thumbnailEnv = {
   ...commonEnv,
+  ...tracingEnv,
   ...awsEnv,
   ...bucketEnv,
   ...tableEnv,
