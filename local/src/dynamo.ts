@@ -1,10 +1,11 @@
-/** A DynamoDB-compatible server (dynalite, LevelDB-backed) with the table created. */
+/** A DynamoDB-compatible server (dynalite, LevelDB-backed, with TransactWriteItems added) with the table created. */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { BatchWriteItemCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, ensureTable } from '@avatar-pipeline/kit';
+import { addTransactions } from './dynamo-transactions.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 
 export interface DynamoServerOptions {
@@ -30,6 +31,7 @@ export async function startDynamoServer(options: DynamoServerOptions): Promise<D
     deleteTableMs: 0,
     updateTableMs: 0,
   });
+  addTransactions(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
