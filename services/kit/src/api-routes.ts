@@ -39,6 +39,8 @@ export const apiRoutes: readonly ApiRoute[] = [
   { match: 'prefix', path: '/v1/uploads/', service: 'profile', methods: ['GET'] },
   { match: 'exact', path: '/v1/players', service: 'profile' },
   { match: 'prefix', path: '/v1/players/', service: 'profile' },
+  // Moderators' reviews and ban list (profile checks their role).
+  { match: 'prefix', path: '/v1/moderation/', service: 'profile', methods: ['GET', 'POST', 'DELETE'] },
   { match: 'exact', path: '/v1/push', service: 'subscribe' },
   { match: 'prefix', path: '/v1/push/', service: 'subscribe' },
 ];

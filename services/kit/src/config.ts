@@ -79,6 +79,28 @@ export const bucketEnv = {
   BUCKET: z.string().min(3).default('avatars').describe('The S3 bucket: uploads under `uploads/`, avatars under `avatars/`.'),
 };
 
+/** Where browsers reach S3 when it is not S3's own URL (a stand-in behind the gateway). */
+export const browserS3Env = {
+  S3_PUBLIC_URL: env
+    .url()
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional()
+    .describe(
+      'Public base URL browsers reach the bucket at (`<url>/<bucket>`), e.g. http://localhost:8080/s3: upload forms post there, moderators\' image links point there (unset: the URL S3 itself gives).',
+    ),
+};
+
+/**
+ * A URL S3 (path-style, as a stand-in serves it) gave for the bucket, as browsers reach it: the
+ * public base in place of its origin. A presigned URL stays valid when the proxy at the public base
+ * forwards to S3 under the signed host (the gateway's `/s3` route does).
+ */
+export const browserS3Url = (url: string, publicUrl: string | undefined): string => {
+  if (publicUrl === undefined) return url;
+  const { pathname, search } = new URL(url);
+  return `${publicUrl}${pathname}${search}`;
+};
+
 /**
  * OIDC tokens on event deliveries (Knative Eventing's `authentication-oidc`): the issuer, the
  * audiences this service answers to and the JWKS, all set or none (see `eventAuthFromConfig`).

@@ -116,6 +116,31 @@ export const uploadExpired: Reason = { code: 'expired', message: 'the upload did
 /** Why the reconciler fails an upload still `processing` after UPLOAD_PROCESSING_TIMEOUT_SECONDS. */
 export const processingTimedOut: Reason = { code: 'timeout', message: 'processing did not finish in time; upload it again' };
 
+/** Why moderate refuses a picture near a banned one's fingerprint (before the model runs). */
+export const bannedPicture: Reason = { code: 'banned', message: 'this picture is not allowed' };
+
+/** Why an upload a moderator rejected in review ends. */
+export const moderatorRejected: Reason = { code: 'moderator', message: 'a moderator rejected this picture' };
+
+/** Why the reconciler rejects an upload left in review past REVIEW_TIMEOUT_SECONDS (no one judged it: no ban). */
+export const reviewTimedOut: Reason = { code: 'review_timeout', message: 'the picture was not reviewed in time; upload it again' };
+
+/** An upload in moderation's review band: it waits `in_review` until a moderator decides (or the review times out). */
+export const reviewRequestedSchema = z.object({
+  ...uploadRef,
+  /** The scores that put it in review (every label the model gave). */
+  labels: z.array(labelSchema),
+});
+
+/**
+ * Everything the system held about a player was erased. For consumers outside the pipeline (a game
+ * backend's own Trigger): see `externalEvents`.
+ */
+export const playerErasedSchema = z.object({
+  playerId: playerIdSchema,
+  erasedAt: z.iso.datetime({ offset: true }),
+});
+
 export const eventDataSchemas = {
   [EventType.approved]: approvedSchema,
   [EventType.rejected]: rejectedSchema,
@@ -123,6 +148,8 @@ export const eventDataSchemas = {
   [EventType.ready]: readySchema,
   [EventType.failed]: failedSchema,
   [EventType.expired]: expiredSchema,
+  [EventType.reviewRequested]: reviewRequestedSchema,
+  [EventType.playerErased]: playerErasedSchema,
 } as const;
 
 export type ApprovedData = z.infer<typeof approvedSchema>;
@@ -131,6 +158,8 @@ export type ThumbnailedData = z.infer<typeof thumbnailedSchema>;
 export type ReadyData = z.infer<typeof readySchema>;
 export type FailedData = z.infer<typeof failedSchema>;
 export type ExpiredData = z.infer<typeof expiredSchema>;
+export type ReviewRequestedData = z.infer<typeof reviewRequestedSchema>;
+export type PlayerErasedData = z.infer<typeof playerErasedSchema>;
 
 /** `uploads/<playerId>/<uploadId>`: the only keys presign ever hands out. */
 export function uploadKey(playerId: string, uploadId: string): string {

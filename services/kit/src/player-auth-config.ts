@@ -28,6 +28,12 @@ export const authEnv = {
     .min(1)
     .optional()
     .describe('That claim in access tokens (default JWT_PLAYER_CLAIM): Cognito names the username `username` there, `cognito:username` in ID tokens.'),
+  JWT_ROLES_CLAIM: z
+    .string()
+    .min(1)
+    .default('roles')
+    .describe('The claim holding the player\'s roles, an array of strings (Cognito groups: `cognito:groups`); a token without it, or with anything but an array there, has no roles.'),
+  MODERATOR_ROLE: z.string().min(1).default('moderator').describe('The role (in JWT_ROLES_CLAIM) that opens the moderation API and lets its holder remove or erase any player.'),
 };
 
 export type AuthConfig = z.output<z.ZodObject<typeof authEnv>>;
@@ -39,6 +45,8 @@ export interface PlayerAuthSettings {
   algorithms: string[];
   playerClaim: string;
   accessPlayerClaim: string;
+  rolesClaim: string;
+  moderatorRole: string;
 }
 
 const isHttpUrl = (value: string) => env.url().safeParse(value).success;
@@ -75,5 +83,7 @@ export function playerAuthSettings(config: AuthConfig): PlayerAuthSettings {
     algorithms: config.JWT_ALGORITHMS,
     playerClaim: config.JWT_PLAYER_CLAIM,
     accessPlayerClaim: config.JWT_ACCESS_PLAYER_CLAIM ?? config.JWT_PLAYER_CLAIM,
+    rolesClaim: config.JWT_ROLES_CLAIM,
+    moderatorRole: config.MODERATOR_ROLE,
   };
 }

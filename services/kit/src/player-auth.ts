@@ -6,11 +6,14 @@
  *   an accepted `aud`;
  * - access tokens (`token_use: access`, Cognito's, which have no `aud`): an accepted `client_id`;
  * - anything else (`refresh`, ...) is refused.
- * The player id is a claim of the verified token (`sub` unless configured).
+ * The player id is a claim of the verified token (`sub` unless configured), its roles another
+ * (`roles` unless configured: see `requireRole`).
  */
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { decodeJwt, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { bearerToken, invalidToken, remoteJwks, verifyToken } from './auth.js';
+import { HttpError } from './errors.js';
 import { playerIdSchema } from './events.js';
 import { playerAuthSettings, type AuthConfig } from './player-auth-config.js';
 import type { AppEnv } from './service.js';
@@ -34,6 +37,16 @@ export interface AuthOptions {
   accessPlayerClaim?: string | undefined;
   /** Seconds of clock skew tolerated on exp/nbf (default 5). */
   clockToleranceSeconds?: number | undefined;
+  /** Claim holding the player's roles, an array of strings (default `roles`). */
+  rolesClaim?: string | undefined;
+}
+
+/** More than any real token carries: a forged one cannot make each request scan a huge list. */
+const MAX_ROLES = 100;
+
+/** The roles a claim holds: its strings when it is an array; anything else (absent, a string, an object) is none. */
+export function rolesOf(claim: unknown): string[] {
+  return Array.isArray(claim) ? claim.filter((role): role is string => typeof role === 'string').slice(0, MAX_ROLES) : [];
 }
 
 /** Auth options from the shared JWT_* variables (see `authEnv`), each issuer's JWKS fetched remotely. */
@@ -51,12 +64,13 @@ function unverifiedClaims(token: string): JWTPayload {
   }
 }
 
-/** Sets `playerId` from a token `options` accept; 401 otherwise (503 while the issuer's keys cannot be fetched). */
+/** Sets `playerId` and `roles` from a token `options` accept; 401 otherwise (503 while the issuer's keys cannot be fetched). */
 export function bearerAuth(options: AuthOptions) {
   const keysOf = new Map(options.issuers.map(({ issuer, keys }) => [issuer, keys]));
   const clientIds = new Set(options.clientIds ?? []);
   const playerClaim = options.playerClaim ?? 'sub';
   const accessPlayerClaim = options.accessPlayerClaim ?? playerClaim;
+  const rolesClaim = options.rolesClaim ?? 'roles';
   return createMiddleware<AppEnv>(async (c, next) => {
     const token = bearerToken(c);
     const { iss, token_use: use } = unverifiedClaims(token);
@@ -82,6 +96,20 @@ export function bearerAuth(options: AuthOptions) {
     const player = playerIdSchema.safeParse(payload[claim]);
     if (!player.success) throw invalidToken(`claim ${claim} is not a usable player id`);
     c.set('playerId', player.data);
+    c.set('roles', rolesOf(payload[rolesClaim]));
+    await next();
+  });
+}
+
+/** Whether the request's verified token (`bearerAuth`, before) carries `role`. */
+export function hasRole(c: Context<AppEnv>, role: string): boolean {
+  return (c.get('roles') ?? []).includes(role);
+}
+
+/** After `bearerAuth`: 403 `forbidden` unless the token carries `role` (e.g. the config's MODERATOR_ROLE). */
+export function requireRole(role: string) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (!hasRole(c, role)) throw new HttpError(403, 'forbidden', `this needs the ${role} role`);
     await next();
   });
 }

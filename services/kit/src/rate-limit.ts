@@ -16,6 +16,9 @@ import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Cloc
 
 const UpdateCommand = documentCommand('UpdateCommand');
 
+/** The public APIs' per-player limits: presign's uploads, subscribe's subscriptions (erasing a player deletes their windows). */
+export const playerRateLimitScopes = ['uploads', 'subscriptions'] as const satisfies readonly string[];
+
 export interface RateLimitOptions {
   /** Names the limited action (`uploads`, `subscriptions`): part of the key and the metric label. */
   scope: string;

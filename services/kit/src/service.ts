@@ -19,6 +19,8 @@ export interface AppEnv {
     log: Logger;
     /** Set by the bearer auth middleware. */
     playerId: string;
+    /** Set by the bearer auth middleware: the token's roles (none: an empty list). */
+    roles: string[];
   };
 }
 

@@ -3,6 +3,7 @@
  *
  *   PLAYER#<playerId>  PROFILE            the player's current avatar
  *   PLAYER#<playerId>  UPLOAD#<uploadId>  one upload and its status
+ *   REVIEW#<uploadId>  REVIEW             an upload in moderation's review band, and its decision
  *   PLAYER#<playerId>  SUB#<hash>         one Web Push subscription
  *   PUSHEP#<hash>      OWNER              the player holding a push endpoint (subscriptions.ts)
  *   EVENT#<consumer>#<hash>  EVENT        an event a consumer has processed (TTL)
@@ -13,7 +14,7 @@
  */
 import type { AttributeDefinition, DynamoDBClient, GlobalSecondaryIndex } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient, NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
-import type { Avatar, ModerationLabel, Reason } from './events.js';
+import type { ApprovedData, Avatar, ModerationLabel, Reason } from './events.js';
 import { documentCommand, dynamoCommand } from './sdk.js';
 import type { TraceContext } from './tracing.js';
 
@@ -24,6 +25,7 @@ const UpdateTimeToLiveCommand = dynamoCommand('UpdateTimeToLiveCommand');
 const GetCommand = documentCommand('GetCommand');
 const PutCommand = documentCommand('PutCommand');
 const QueryCommand = documentCommand('QueryCommand');
+const TransactWriteCommand = documentCommand('TransactWriteCommand');
 const UpdateCommand = documentCommand('UpdateCommand');
 
 export const TTL_ATTRIBUTE = 'expiresAt';
@@ -34,6 +36,8 @@ export const keys = {
   upload: (uploadId: string) => `UPLOAD#${uploadId}`,
   subscription: (hash: string) => `SUB#${hash}`,
   subscriptionPrefix: 'SUB#',
+  review: (uploadId: string) => `REVIEW#${uploadId}`,
+  reviewSk: 'REVIEW',
 };
 
 export type Clock = () => Date;
@@ -43,8 +47,12 @@ export const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 /** `expired`: the ticket was never used in time (only the reconciler ends an upload so). */
 export const terminalStatuses = ['ready', 'rejected', 'failed', 'expired'] as const;
 export type TerminalStatus = (typeof terminalStatuses)[number];
-/** The statuses an upload waits in; the reconciler ends one that waits too long. */
-export const openStatuses = ['pending', 'processing'] as const;
+/**
+ * The statuses an upload waits in; the reconciler ends one that waits too long. `in_review`: moderation
+ * put it in the policy's review band; a moderator's approval moves it back to `processing` (the
+ * pipeline goes on as after an automatic approval), a rejection or the review timeout ends it `rejected`.
+ */
+export const openStatuses = ['pending', 'processing', 'in_review'] as const;
 export type OpenStatus = (typeof openStatuses)[number];
 export type UploadStatus = OpenStatus | TerminalStatus;
 
@@ -52,7 +60,8 @@ export type UploadStatus = OpenStatus | TerminalStatus;
  * The sparse index of the uploads the reconciler watches (`reconcile` in the profile package):
  * partition `openStatus` (the status it waits in), sort `openSince` (ISO 8601, UTC: when that
  * wait's clock started: for `pending` the ticket's expiry, as no upload can begin after it; for
- * `processing` the moment processing began). Only upload items in a non-terminal state carry the
+ * `processing` the moment processing began; for `in_review` the moment review was requested, so the
+ * open reviews are one Query too, oldest first). Only upload items in a non-terminal state carry the
  * two attributes, so the index holds nothing else and "pending for too long" is one Query
  * (`openStatus = pending AND openSince < now - timeout`), never a table scan. Every terminal
  * transition removes them, except the reconciler's own, which keeps them until the outcome has
@@ -93,11 +102,49 @@ export interface UploadRecord {
   reason?: Reason;
   labels?: ModerationLabel[];
   avatar?: Avatar;
-  /** SHA-256 of the bytes moderate approved: the first approved object decides the upload. */
+  /** SHA-256 of the bytes moderate approved (or sent to review): the first such object decides the upload. */
   sha256?: string;
+  /** The picture's 64-bit perceptual hash (16 lowercase hex digits), written by moderate when it decides. */
+  fingerprint?: string;
   /** With tracing on, the trace of the request that issued the upload: its events continue it (see `trace`). */
   traceparent?: string;
   tracestate?: string;
+}
+
+export const reviewStatuses = ['open', 'approved', 'rejected', 'expired'] as const;
+/** `open` until a moderator decides (`approved`, `rejected`) or the review times out (`expired`). */
+export type ReviewStatus = (typeof reviewStatuses)[number];
+
+/** A moderator's decision on a review. */
+export interface ReviewDecision {
+  /** The moderator's player id. */
+  by: string;
+  at: string;
+  decision: 'approve' | 'reject';
+  note?: string;
+}
+
+/** `REVIEW#<uploadId>` / `REVIEW`: an upload in moderation's review band (kept after the decision: the record of who decided what). */
+export interface Review {
+  uploadId: string;
+  playerId: string;
+  status: ReviewStatus;
+  /** Every label the model gave, with its confidence: the scores a moderator sees. */
+  labels: ModerationLabel[];
+  fingerprint: string;
+  requestedAt: string;
+  uploadedAt: string;
+  /** The exact data of the `avatarpipeline.avatar.approved` event moderate would have sent: an approval sends it. */
+  approved: ApprovedData;
+  decision?: ReviewDecision;
+}
+
+/** What moderate knows when it sends an upload to review. */
+export interface ReviewRequest {
+  fingerprint: string;
+  labels: ModerationLabel[];
+  uploadedAt: string;
+  approved: ApprovedData;
 }
 
 /** Pending uploads that never arrive vanish after a day; finished ones are kept for 30 days. */
@@ -107,6 +154,15 @@ const FINISHED_TTL_SECONDS = 30 * 24 * 3600;
 /** The SDK's ConditionalCheckFailedException (or a stand-in's error of that name), known by its name. */
 export function isConditionFailure(err: unknown): boolean {
   return (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+/**
+ * A TransactWriteItems call refused because a condition of one of its items failed (as opposed to a
+ * conflict with another transaction or a throttle, worth retrying as they are).
+ */
+export function isTransactionConditionFailure(err: unknown): boolean {
+  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | null;
+  return e?.name === 'TransactionCanceledException' && (e.CancellationReasons ?? []).some((r) => r?.Code === 'ConditionalCheckFailed');
 }
 
 /** An upload item as its record: the table's keys, TTL and index attributes left out. */
@@ -135,6 +191,37 @@ export interface OverdueEnd {
   record: UploadRecord | undefined;
   /** The upload is still in the index in a terminal state: its end has not been announced yet. */
   unannounced: boolean;
+}
+
+/**
+ * The `open-uploads` index entries filed under `openStatus` (an upload's waiting status, or another
+ * item's: an erasure, a superseded avatar) whose clock started before `before`, oldest first, a page
+ * at a time.
+ */
+export async function* openIndexEntries(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  openStatus: string,
+  before?: Date,
+  pageSize = 100,
+): AsyncGenerator<Record<string, NativeAttributeValue>> {
+  let start: Record<string, NativeAttributeValue> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({
+        TableName: table,
+        IndexName: OPEN_UPLOADS_INDEX,
+        KeyConditionExpression: before ? '#openStatus = :status AND #openSince < :before' : '#openStatus = :status',
+        ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE, ...(before ? { '#openSince': OPEN_SINCE_ATTRIBUTE } : {}) },
+        ExpressionAttributeValues: { ':status': openStatus, ...(before ? { ':before': before.toISOString() } : {}) },
+        ScanIndexForward: true,
+        Limit: pageSize,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    yield* page.Items ?? [];
+    start = page.LastEvaluatedKey;
+  } while (start);
 }
 
 export class UploadStore {
@@ -255,9 +342,76 @@ export class UploadStore {
   }
 
   /**
+   * processing -> in_review, and the REVIEW item (status open) with it, in one transaction: the
+   * pair is never half written. The bytes under review decide the upload as approved ones do
+   * (`approve`): their SHA-256 goes on the record, and other bytes never take their place. Returns
+   * the record as it stands afterwards; `changed: false` when the upload was not processing (a
+   * redelivery finding it already in review, or it ended or moved on) or held other bytes, as
+   * `finish` does. A REVIEW item already there is kept: a decided review never reopens (after an
+   * approval the upload is processing again and a redelivery must not send it back); one still
+   * open with the same picture is written again, so the request is idempotent either way.
+   */
+  async requestReview(request: { playerId: string; uploadId: string; review: ReviewRequest }): Promise<{ changed: boolean; record: UploadRecord | undefined }> {
+    const { playerId, uploadId, review } = request;
+    const clock = this.clock();
+    const now = clock.toISOString();
+    const item: Review = {
+      uploadId,
+      playerId,
+      status: 'open',
+      labels: review.labels,
+      fingerprint: review.fingerprint,
+      requestedAt: now,
+      uploadedAt: review.uploadedAt,
+      approved: review.approved,
+    };
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+                // Kept as long as a finished record: a review may outlast the day a pending record is given.
+                UpdateExpression:
+                  'SET #status = :inReview, updatedAt = :now, #openStatus = :inReview, #openSince = :now, fingerprint = :fingerprint, sha256 = :sha256, #ttl = :ttl',
+                ConditionExpression: 'attribute_exists(pk) AND #status = :processing AND (attribute_not_exists(sha256) OR sha256 = :sha256)',
+                ExpressionAttributeNames: { '#status': 'status', '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE, '#ttl': TTL_ATTRIBUTE },
+                ExpressionAttributeValues: {
+                  ':ttl': epochSeconds(clock) + FINISHED_TTL_SECONDS,
+                  ':inReview': 'in_review',
+                  ':processing': 'processing',
+                  ':now': now,
+                  ':fingerprint': review.fingerprint,
+                  ':sha256': review.approved.sha256,
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: { pk: keys.review(uploadId), sk: keys.reviewSk, ...item },
+                ConditionExpression: 'attribute_not_exists(pk) OR (#status = :open AND fingerprint = :fingerprint AND #approved.#sha256 = :sha256)',
+                ExpressionAttributeNames: { '#status': 'status', '#approved': 'approved', '#sha256': 'sha256' },
+                ExpressionAttributeValues: { ':open': 'open', ':fingerprint': review.fingerprint, ':sha256': review.approved.sha256 },
+              },
+            },
+          ],
+        }),
+      );
+      return { changed: true, record: await this.get(playerId, uploadId) };
+    } catch (err) {
+      if (!isTransactionConditionFailure(err)) throw err;
+      return { changed: false, record: await this.get(playerId, uploadId) };
+    }
+  }
+
+  /**
    * Moves an upload into a terminal state exactly once. Returns the record as it stands
    * afterwards: if it had already ended (in any terminal state) it is returned unchanged, so a
-   * redelivered event sees the first outcome and never a second one.
+   * redelivered event sees the first outcome and never a second one. An upload `in_review` is not
+   * ended here: only a moderator's decision or the review timeout (`endOverdue`) ends it.
    *
    * `moderated` (moderate's own outcomes) names the bytes the outcome is about (undefined: none
    * were read); it is refused, leaving the upload in flight, when other bytes were approved first.
@@ -316,31 +470,7 @@ export class UploadStore {
    * time (the index is eventually consistent: every change made from it is a conditional write).
    */
   async *openUploads(status: OpenStatus, before?: Date, pageSize = 100): AsyncGenerator<OpenUpload> {
-    let start: Record<string, NativeAttributeValue> | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: OPEN_UPLOADS_INDEX,
-          ...(before
-            ? {
-                KeyConditionExpression: '#openStatus = :status AND #openSince < :before',
-                ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
-                ExpressionAttributeValues: { ':status': status, ':before': before.toISOString() },
-              }
-            : {
-                KeyConditionExpression: '#openStatus = :status',
-                ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE },
-                ExpressionAttributeValues: { ':status': status },
-              }),
-          ScanIndexForward: true,
-          Limit: pageSize,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const item of page.Items ?? []) yield item as OpenUpload;
-      start = page.LastEvaluatedKey;
-    } while (start);
+    for await (const item of openIndexEntries(this.doc, this.table, status, before, pageSize)) yield item as OpenUpload;
   }
 
   /** The upload that has waited longest in `status` and still does (undefined: none). */
@@ -352,13 +482,13 @@ export class UploadStore {
 
   /**
    * Ends an upload that waited in `from` since before `cutoff` (`pending` -> `expired`,
-   * `processing` -> `failed`), exactly once and only if it still waits: a concurrent step of the
+   * `processing` -> `failed`, `in_review` -> `rejected`), exactly once and only if it still waits: a concurrent step of the
    * pipeline that moved it on or ended it wins, and this changes nothing. The upload stays in the
    * index (now terminal) until `announced`, so a run that dies before telling the player is
    * followed by one that does. Not changed, `unannounced` says whether an earlier run ended it
    * without announcing it yet.
    */
-  async endOverdue(playerId: string, uploadId: string, from: OpenStatus, to: 'expired' | 'failed', cutoff: Date, reason: Reason): Promise<OverdueEnd> {
+  async endOverdue(playerId: string, uploadId: string, from: OpenStatus, to: 'expired' | 'failed' | 'rejected', cutoff: Date, reason: Reason): Promise<OverdueEnd> {
     const now = this.clock();
     const key = { pk: keys.player(playerId), sk: keys.upload(uploadId) };
     try {

@@ -14,6 +14,8 @@ export const EventType = {
   ready: 'avatarpipeline.avatar.ready',
   failed: 'avatarpipeline.avatar.failed',
   expired: 'avatarpipeline.avatar.expired',
+  reviewRequested: 'avatarpipeline.avatar.review_requested',
+  playerErased: 'avatarpipeline.player.erased',
 } as const;
 export type DomainEventType = (typeof EventType)[keyof typeof EventType];
 
@@ -60,7 +62,7 @@ export interface TriggerSpec {
 /**
  * Events that exhaust their retries end here: profile turns a processing-stage
  * event into `avatarpipeline.avatar.failed` for its upload, and only counts a
- * notification event (ready/rejected/failed/expired) that push could not take.
+ * notification event (ready/rejected/failed/expired/review_requested) that push could not take.
  */
 export const deadLetterSink: Destination = { service: 'profile', path: '/dead-letter' };
 
@@ -82,7 +84,7 @@ const processing: DeliveryPolicy = {
 /**
  * Processing stages, whose failure fails the upload: the image stages (S3, approved) and
  * publishing (thumbnailed, to profile: table writes only, 45 s under its 60 s `timeoutSeconds`).
- * Notifications (ready, rejected, failed, expired, to push: its own budget per event is PUSH_TIMEOUT_MS,
+ * Notifications (ready, rejected, failed, expired, review_requested, to push: its own budget per event is PUSH_TIMEOUT_MS,
  * 20 s) retry longer. `deadLetters` is how dead letters reach profile's `/dead-letter` when it does
  * not take them at once (in the cluster: the dead-letter broker's trigger; locally: the broker's
  * dead-letter retries), longest of all, since a lost dead letter leaves its upload unsettled.
@@ -124,9 +126,10 @@ export const triggers: readonly TriggerSpec[] = defineTriggers([
     subscriber: { service: 'profile', path: '/events' },
     delivery: deliveryPolicies.publishing,
   },
-  ...([EventType.ready, EventType.rejected, EventType.failed, EventType.expired] as const).map(
+  ...([EventType.ready, EventType.rejected, EventType.failed, EventType.expired, EventType.reviewRequested] as const).map(
     (type): TriggerSpec => ({
-      name: `push-${type.slice(type.lastIndexOf('.') + 1)}`,
+      // push-ready, ..., push-review-requested (Kubernetes names take no `_`).
+      name: `push-${type.slice(type.lastIndexOf('.') + 1).replaceAll('_', '-')}`,
       filters: [{ exact: { type } }],
       subscriber: { service: 'push', path: '/events' },
       delivery: deliveryPolicies.notification,
@@ -135,16 +138,24 @@ export const triggers: readonly TriggerSpec[] = defineTriggers([
 ]);
 
 /**
+ * Types put on the broker for consumers outside the system (a game backend's own Trigger on the
+ * Broker): no trigger of ours takes them, and the check that every emitted type has a consumer
+ * allows them.
+ */
+export const externalEvents: readonly DomainEventType[] = [EventType.playerErased];
+
+/**
  * What each service puts on the broker (as replies, or as a source). Checked
- * against `triggers`: every emitted type must have a consumer.
+ * against `triggers`: every emitted type must have a consumer (or be one of `externalEvents`).
  */
 export const emits: Readonly<Record<ServiceName, readonly string[]>> = {
   presign: [],
   's3-source': [`${S3_OBJECT_CREATED_PREFIX}*`],
-  moderate: [EventType.approved, EventType.rejected],
+  moderate: [EventType.approved, EventType.rejected, EventType.reviewRequested],
   thumbnail: [EventType.thumbnailed],
-  // expired and some failed come from the reconciler, a job of the profile package (posting to K_SINK).
-  profile: [EventType.ready, EventType.failed, EventType.expired],
+  // expired and some failed come from the reconciler, a job of the profile package (posting to K_SINK);
+  // approved and rejected from a moderator's decision on a review, player.erased from an erasure.
+  profile: [EventType.ready, EventType.failed, EventType.expired, EventType.approved, EventType.rejected, EventType.playerErased],
   subscribe: [],
   push: [],
 };

@@ -43,6 +43,8 @@ describe('loadConfig', () => {
       JWT_CLIENT_IDS: [],
       JWT_ALGORITHMS: ['RS256', 'ES256'],
       JWT_PLAYER_CLAIM: 'sub',
+      JWT_ROLES_CLAIM: 'roles',
+      MODERATOR_ROLE: 'moderator',
     });
     expect(config).not.toHaveProperty('UNRELATED');
     expect(config).not.toHaveProperty('AWS_ENDPOINT_URL_S3');

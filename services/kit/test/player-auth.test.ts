@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, authEnv, authFromConfig, bearerAuth, createService, loadConfig, playerAuthSettings } from '../src/index.js';
+import { ConfigError, authEnv, authFromConfig, bearerAuth, createService, hasRole, loadConfig, playerAuthSettings, requireRole, rolesOf } from '../src/index.js';
 import { startTestIssuer, type TestIssuer } from '../src/testing.js';
 import { captureLogs } from './helpers.js';
 
@@ -170,6 +170,79 @@ describe('player claims and issuer forms', () => {
   });
 });
 
+describe('roles', () => {
+  let pool: TestIssuer;
+  beforeAll(async () => {
+    pool = await startTestIssuer();
+  });
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  /** `/me` answers the token's roles; `/moderation` needs the configured moderator role. */
+  function rolesApp(vars: Record<string, string>) {
+    const config = loadConfig(authEnv, { JWT_ISSUER: pool.issuer, JWT_AUDIENCE: WEB_CLIENT, JWT_CLIENT_IDS: GAME_CLIENT, ...vars });
+    const { moderatorRole } = playerAuthSettings(config);
+    const service = createService({ name: 'roles-test', logger: captureLogs('roles-test').logger });
+    const auth = bearerAuth(authFromConfig(config));
+    service.app.get('/me', auth, (c) => c.json({ playerId: c.get('playerId'), roles: c.get('roles'), moderator: hasRole(c, moderatorRole) }));
+    service.app.get('/moderation', auth, requireRole(moderatorRole), (c) => c.json({ ok: true }));
+    const call = async (path: string, token: string) => {
+      const res = await service.app.request(path, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    return call;
+  }
+
+  it('reads the roles claim of either kind of token; without it a player has none', async () => {
+    const call = rolesApp({});
+    const id = await pool.idToken(WEB_CLIENT, { sub: 'mod-1', claims: { roles: ['moderator', 'support'] } });
+    expect(await call('/me', id)).toEqual({ status: 200, body: { playerId: 'mod-1', roles: ['moderator', 'support'], moderator: true } });
+    const access = await pool.accessToken(GAME_CLIENT, { sub: 'mod-2', claims: { roles: ['moderator'] } });
+    expect(await call('/me', access)).toEqual({ status: 200, body: { playerId: 'mod-2', roles: ['moderator'], moderator: true } });
+    expect(await call('/me', await pool.idToken(WEB_CLIENT, { sub: 'p1' }))).toEqual({ status: 200, body: { playerId: 'p1', roles: [], moderator: false } });
+  });
+
+  it('lets only holders of the role through requireRole: 403 forbidden for the others, 401 without a token', async () => {
+    const call = rolesApp({});
+    expect(await call('/moderation', await pool.idToken(WEB_CLIENT, { claims: { roles: ['moderator'] } }))).toEqual({ status: 200, body: { ok: true } });
+    const forbidden = { status: 403, body: { error: { code: 'forbidden', message: 'this needs the moderator role' } } };
+    expect(await call('/moderation', await pool.idToken(WEB_CLIENT))).toEqual(forbidden);
+    expect(await call('/moderation', await pool.idToken(WEB_CLIENT, { claims: { roles: ['Moderator', 'moderators'] } }))).toEqual(forbidden);
+    // A role elsewhere than the configured claim counts for nothing.
+    expect(await call('/moderation', await pool.idToken(WEB_CLIENT, { claims: { groups: ['moderator'] } }))).toEqual(forbidden);
+    expect((await call('/moderation', 'not-a-token')).status).toBe(401);
+  });
+
+  it.each([['moderator'], [{ 0: 'moderator' }], [42], [null], [{ moderator: true }]])('treats a roles claim that is not an array (%j) as no roles', async (claim) => {
+    const call = rolesApp({});
+    expect(await call('/me', await pool.idToken(WEB_CLIENT, { sub: 'p1', claims: { roles: claim } }))).toEqual({
+      status: 200,
+      body: { playerId: 'p1', roles: [], moderator: false },
+    });
+  });
+
+  it('keeps only the strings of the array, and a bounded number of them', () => {
+    expect(rolesOf(['a', 1, null, 'b', ['moderator'], { x: 1 }])).toEqual(['a', 'b']);
+    expect(rolesOf(Array.from({ length: 1000 }, (_, i) => `r${i}`))).toHaveLength(100);
+  });
+
+  it('takes Cognito groups with JWT_ROLES_CLAIM, and another moderator role with MODERATOR_ROLE', async () => {
+    const call = rolesApp({ JWT_ROLES_CLAIM: 'cognito:groups', MODERATOR_ROLE: 'trust-and-safety' });
+    const grouped = await pool.idToken(WEB_CLIENT, { sub: 'm', claims: { 'cognito:groups': ['trust-and-safety'], roles: ['moderator'] } });
+    expect(await call('/me', grouped)).toEqual({ status: 200, body: { playerId: 'm', roles: ['trust-and-safety'], moderator: true } });
+    expect((await call('/moderation', grouped)).status).toBe(200);
+    expect((await call('/moderation', await pool.idToken(WEB_CLIENT, { claims: { roles: ['moderator'] } }))).status).toBe(403);
+  });
+
+  it('takes an empty JWT_ROLES_CLAIM or MODERATOR_ROLE as unset, like every variable', () => {
+    expect(playerAuthSettings(loadConfig(authEnv, { JWT_ISSUER: pool.issuer, JWT_AUDIENCE: 'a', JWT_ROLES_CLAIM: '', MODERATOR_ROLE: '' }))).toMatchObject({
+      rolesClaim: 'roles',
+      moderatorRole: 'moderator',
+    });
+  });
+});
+
 describe('JWT_* settings', () => {
   const settings = (vars: Record<string, string>) => playerAuthSettings(loadConfig(authEnv, vars));
   const problem = (vars: Record<string, string>) => {
@@ -191,6 +264,8 @@ describe('JWT_* settings', () => {
       algorithms: ['RS256', 'ES256'],
       playerClaim: 'sub',
       accessPlayerClaim: 'sub',
+      rolesClaim: 'roles',
+      moderatorRole: 'moderator',
     });
     expect(settings({ JWT_ISSUERS: `${cognito},https://tenant.example/`, JWT_CLIENT_IDS: 'a,b' })).toMatchObject({
       issuers: [

@@ -1,5 +1,5 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -7,14 +7,18 @@ import {
   epochSeconds,
   isConditionFailure,
   isTerminal,
+  isTransactionConditionFailure,
   keys,
+  openStatuses,
   ensureTable,
   hasOpenUploadsIndex,
   OPEN_UPLOADS_INDEX,
   ProcessedEvents,
   UploadStore,
+  type ApprovedData,
   type OpenUpload,
   type OutgoingEvent,
+  type Review,
 } from '../src/index.js';
 
 const TABLE = 'kit-test';
@@ -88,7 +92,8 @@ describe('UploadStore', () => {
   });
 
   it('knows which statuses are terminal', () => {
-    expect((['pending', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const).filter(isTerminal)).toEqual(['ready', 'rejected', 'failed', 'expired']);
+    expect((['pending', 'processing', 'in_review', 'ready', 'rejected', 'failed', 'expired'] as const).filter(isTerminal)).toEqual(['ready', 'rejected', 'failed', 'expired']);
+    expect(openStatuses).toEqual(['pending', 'processing', 'in_review']);
   });
 
   it('finishes an upload once; a second finish changes nothing and returns the first outcome', async () => {
@@ -163,6 +168,154 @@ describe('UploadStore', () => {
   });
 });
 
+describe('UploadStore.requestReview', () => {
+  let player = 0;
+  const nextPlayer = () => `p-review-${++player}`;
+  const SHA = 'c'.repeat(64);
+  const FINGERPRINT = '0123456789abcdef';
+  const labels = [{ name: 'Suggestive', confidence: 71.5 }];
+  const approvedData = (playerId: string, uploadId: string, sha256 = SHA): ApprovedData => ({
+    playerId,
+    uploadId,
+    uploadedAt: NOW.toISOString(),
+    bucket: 'avatars',
+    key: `uploads/${playerId}/${uploadId}`,
+    eTag: '"etag"',
+    sha256,
+    contentType: 'image/png',
+    width: 512,
+    height: 512,
+    square: { left: 0, top: 0, size: 512 },
+    provider: 'fake',
+    labels,
+  });
+  const request = (playerId: string, uploadId: string, sha256 = SHA, fingerprint = FINGERPRINT) => ({
+    playerId,
+    uploadId,
+    review: { fingerprint, labels, uploadedAt: NOW.toISOString(), approved: approvedData(playerId, uploadId, sha256) },
+  });
+  async function processing(playerId: string) {
+    const id = nextUploadId();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    await store.createPending({ playerId, uploadId: id, contentType: 'image/png', maxBytes: 1024 });
+    await store.markProcessing(playerId, id);
+    return id;
+  }
+  async function rawReview(uploadId: string) {
+    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.review(uploadId), sk: keys.reviewSk }, ConsistentRead: true }));
+    return Item;
+  }
+  const inIndex = async (store: UploadStore, playerId: string) => {
+    const found: OpenUpload[] = [];
+    for await (const u of store.openUploads('in_review')) if (u.playerId === playerId) found.push(u);
+    return found;
+  };
+
+  it('moves a processing upload to in_review with its REVIEW item, in the open-uploads index from the request on', async () => {
+    const playerId = nextPlayer();
+    const id = await processing(playerId);
+    const store = new UploadStore(doc, TABLE, clockAt(LATER));
+    const { changed, record } = await store.requestReview(request(playerId, id));
+    expect(changed).toBe(true);
+    expect(record).toMatchObject({ status: 'in_review', fingerprint: FINGERPRINT, sha256: SHA, updatedAt: LATER.toISOString() });
+    expect(record).not.toHaveProperty('openStatus');
+    const raw = await rawUpload(playerId, id);
+    expect(raw).toMatchObject({ openStatus: 'in_review', openSince: LATER.toISOString(), expiresAt: epochSeconds(LATER) + 30 * 24 * 3600 });
+    expect((await inIndex(store, playerId)).map((u) => [u.uploadId, u.openSince, u.status])).toEqual([[id, LATER.toISOString(), 'in_review']]);
+
+    const { pk, sk, ...review } = (await rawReview(id)) ?? {};
+    expect([pk, sk]).toEqual([`REVIEW#${id}`, 'REVIEW']);
+    expect(review).toEqual({
+      uploadId: id,
+      playerId,
+      status: 'open',
+      labels,
+      fingerprint: FINGERPRINT,
+      requestedAt: LATER.toISOString(),
+      uploadedAt: NOW.toISOString(),
+      approved: approvedData(playerId, id),
+    } satisfies Review);
+  });
+
+  it('is idempotent: a redelivery finds the upload in review and changes nothing', async () => {
+    const playerId = nextPlayer();
+    const id = await processing(playerId);
+    const first = await new UploadStore(doc, TABLE, clockAt(NOW)).requestReview(request(playerId, id));
+    const reviewBefore = await rawReview(id);
+    const again = await new UploadStore(doc, TABLE, clockAt(LATER)).requestReview(request(playerId, id));
+    expect(again).toEqual({ changed: false, record: first.record });
+    expect(await rawReview(id)).toEqual(reviewBefore);
+  });
+
+  it('leaves an upload alone unless it is processing: pending, ended or unknown', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const pending = nextUploadId();
+    await store.createPending({ playerId, uploadId: pending, contentType: 'image/png', maxBytes: 1024 });
+    expect(await store.requestReview(request(playerId, pending))).toMatchObject({ changed: false, record: { status: 'pending' } });
+
+    const ended = await processing(playerId);
+    await store.finish(playerId, ended, 'rejected', { reason: { code: 'moderation', message: 'no' } });
+    expect(await store.requestReview(request(playerId, ended))).toMatchObject({ changed: false, record: { status: 'rejected' } });
+
+    const unknown = nextUploadId();
+    expect(await store.requestReview(request(playerId, unknown))).toEqual({ changed: false, record: undefined });
+    // Nothing half written: no REVIEW item for any of them.
+    for (const id of [pending, ended, unknown]) expect(await rawReview(id)).toBeUndefined();
+    expect(await rawUpload(playerId, unknown)).toBeUndefined();
+  });
+
+  it('holds to the first bytes decided: other bytes never go to review after an approval', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const id = await processing(playerId);
+    await store.approve(playerId, id, SHA);
+    expect(await store.requestReview(request(playerId, id, 'd'.repeat(64)))).toMatchObject({ changed: false, record: { status: 'processing', sha256: SHA } });
+    expect(await rawReview(id)).toBeUndefined();
+    // The approved bytes themselves may still go (their own verdict, from the same pixels).
+    expect(await store.requestReview(request(playerId, id))).toMatchObject({ changed: true, record: { status: 'in_review' } });
+    // In review, other bytes cannot be approved nor end the upload; finish leaves in_review to a moderator or the timeout.
+    expect(await store.approve(playerId, id, SHA)).toMatchObject({ approved: false, record: { status: 'in_review' } });
+    expect(await store.finish(playerId, id, 'rejected', { reason: { code: 'moderation', message: 'no' } }, { sha256: SHA })).toMatchObject({ changed: false, record: { status: 'in_review' } });
+  });
+
+  it('never reopens a decided review: after an approval the upload is processing again, and a redelivery changes nothing', async () => {
+    const playerId = nextPlayer();
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    const id = await processing(playerId);
+    await store.requestReview(request(playerId, id));
+    // A moderator's approval, as profile writes it: the review decided and the upload processing again, together.
+    await doc.send(
+      new UpdateCommand({ TableName: TABLE, Key: { pk: keys.review(id), sk: keys.reviewSk }, UpdateExpression: 'SET #status = :approved', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':approved': 'approved' } }),
+    );
+    await doc.send(
+      new UpdateCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(id) }, UpdateExpression: 'SET #status = :processing', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':processing': 'processing' } }),
+    );
+    expect(await store.requestReview(request(playerId, id))).toMatchObject({ changed: false, record: { status: 'processing' } });
+    expect(await rawReview(id)).toMatchObject({ status: 'approved' });
+  });
+
+  it('ends an overdue review rejected through endOverdue, like the other open states', async () => {
+    const playerId = nextPlayer();
+    const id = await processing(playerId);
+    const store = new UploadStore(doc, TABLE, clockAt(NOW));
+    await store.requestReview(request(playerId, id));
+    const timeout = { code: 'review_timeout', message: 'not reviewed in time' };
+    expect((await store.endOverdue(playerId, id, 'processing', 'failed', LATER, timeout)).changed).toBe(false);
+    expect(await store.endOverdue(playerId, id, 'in_review', 'rejected', LATER, timeout)).toMatchObject({ changed: true, unannounced: true, record: { status: 'rejected', reason: timeout } });
+    await store.announced(playerId, id, 'rejected');
+    expect(await inIndex(store, playerId)).toEqual([]);
+  });
+
+  it('tells a condition that failed in a transaction from other cancellations', () => {
+    const cancelled = (codes: string[]) => Object.assign(new Error('cancelled'), { name: 'TransactionCanceledException', CancellationReasons: codes.map((Code) => ({ Code })) });
+    expect(isTransactionConditionFailure(cancelled(['None', 'ConditionalCheckFailed']))).toBe(true);
+    expect(isTransactionConditionFailure(cancelled(['TransactionConflict', 'None']))).toBe(false);
+    expect(isTransactionConditionFailure(Object.assign(new Error('x'), { name: 'ConditionalCheckFailedException' }))).toBe(false);
+    expect(isTransactionConditionFailure(undefined)).toBe(false);
+  });
+});
+
 describe('ProcessedEvents', () => {
   const reply = (uploadId: string): OutgoingEvent => ({
     id: `${uploadId}.approved`,
@@ -208,23 +361,38 @@ describe('ProcessedEvents', () => {
         throw new Error('transient');
       }),
     ).rejects.toThrow('transient');
-    expect(await events.lookup(event.source, event.id)).toBeUndefined();
+    expect(await events.lookup(event)).toBeUndefined();
     expect(await events.once(event, async () => reply('r'))).toEqual({ reply: reply('r'), duplicate: false });
   });
 
   it('keys on source and id, per consumer, with a TTL', async () => {
     const id = nextUploadId();
     const moderate = new ProcessedEvents(doc, TABLE, 'moderate', clockAt(NOW), 3600);
-    await moderate.record('/a', id, reply(id));
-    expect(await moderate.lookup('/a', id)).toEqual({ reply: reply(id) });
-    expect(await moderate.lookup('/b', id)).toBeUndefined();
-    expect(await moderate.lookup('/a', `${id}x`)).toBeUndefined();
-    expect(await new ProcessedEvents(doc, TABLE, 'thumbnail').lookup('/a', id)).toBeUndefined();
+    await moderate.record({ source: '/a', id }, reply(id));
+    expect(await moderate.lookup({ source: '/a', id })).toEqual({ reply: reply(id) });
+    expect(await moderate.lookup({ source: '/b', id })).toBeUndefined();
+    expect(await moderate.lookup({ source: '/a', id: `${id}x` })).toBeUndefined();
+    expect(await new ProcessedEvents(doc, TABLE, 'thumbnail').lookup({ source: '/a', id })).toBeUndefined();
     const { Items } = await doc.send(
       new ScanCommand({ TableName: TABLE, FilterExpression: 'begins_with(pk, :p) AND reply.id = :r', ExpressionAttributeValues: { ':p': 'EVENT#moderate#', ':r': `${id}.approved` } }),
     );
     expect(Items).toHaveLength(1);
     expect(Items?.[0]).toMatchObject({ sk: 'EVENT', processedAt: NOW.toISOString(), expiresAt: epochSeconds(NOW) + 3600 });
+  });
+
+  it("keeps the records of an upload's events in its player's partition, where erasing the player finds them", async () => {
+    const uploadId = nextUploadId();
+    const moderate = new ProcessedEvents(doc, TABLE, 'moderate', clockAt(NOW));
+    const event = { source: 'aws:s3.us-east-1.avatars', id: 'REQ.HOST', subject: `uploads/p-events/${uploadId}` };
+    await moderate.record(event, reply(uploadId));
+    expect(await moderate.lookup(event)).toEqual({ reply: reply(uploadId) });
+    // The same source and id about another upload, or about none, is another record.
+    expect(await moderate.lookup({ ...event, subject: `uploads/p-other/${uploadId}` })).toBeUndefined();
+    expect(await moderate.lookup({ source: event.source, id: event.id })).toBeUndefined();
+    const { Items } = await doc.send(
+      new QueryCommand({ TableName: TABLE, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)', ExpressionAttributeValues: { ':pk': 'PLAYER#p-events', ':sk': 'EVENT#moderate#' } }),
+    );
+    expect(Items?.map((item) => (item['reply'] as { id: string }).id)).toEqual([`${uploadId}.approved`]);
   });
 });
 

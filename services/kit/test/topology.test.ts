@@ -8,6 +8,7 @@ import {
   EventType,
   eventDataSchemas,
   eventTypeLabel,
+  externalEvents,
   filterProblems,
   matchesFilters,
   publicServices,
@@ -167,9 +168,11 @@ describe('topology invariants', () => {
     expect(Object.keys(emits).sort()).toEqual([...serviceNames].sort());
   });
 
-  it('gives every emitted event type at least one consumer', () => {
+  it('gives every emitted event type at least one consumer, except the types meant for consumers outside the system', () => {
+    const external = new Set<string>(externalEvents);
     for (const [service, types] of Object.entries(emits)) {
       for (const type of types) {
+        if (external.has(type)) continue;
         const consumers = triggers.filter((t) => matchesFilters(t.filters, example(type)));
         expect(consumers.length, `${service} emits ${type}`).toBeGreaterThan(0);
       }
@@ -184,11 +187,27 @@ describe('topology invariants', () => {
         expect(emitted.has(type), `${trigger.name} consumes ${type}`).toBe(true);
       }
     }
-    // ... and every domain type is consumed by some trigger and has a data schema.
+    // ... and every domain type is consumed by some trigger (or outside the system) and has a data schema.
     for (const type of domainTypes) {
-      expect(triggers.some((t) => matchesFilters(t.filters, { type, subject: 'uploads/p/u' })), type).toBe(true);
+      const external = (externalEvents as readonly string[]).includes(type);
+      expect(triggers.some((t) => matchesFilters(t.filters, { type, subject: 'uploads/p/u' })), type).toBe(!external);
       expect(eventDataSchemas).toHaveProperty([type]);
     }
+  });
+
+  it('emits every external type from some service, and takes none of them itself', () => {
+    const emitted = new Set(Object.values(emits).flat());
+    for (const type of externalEvents) {
+      expect(emitted.has(type), type).toBe(true);
+      expect(triggers.some((t) => matchesFilters(t.filters, { type })), type).toBe(false);
+    }
+  });
+
+  it('tells the player of a review through push, with the notification policy', () => {
+    const trigger = triggers.find((t) => t.name === 'push-review-requested');
+    expect(trigger).toMatchObject({ filters: [{ exact: { type: EventType.reviewRequested } }], subscriber: { service: 'push', path: '/events' } });
+    expect(trigger?.delivery).toBe(deliveryPolicies.notification);
+    expect(emits.moderate).toContain(EventType.reviewRequested);
   });
 
   it('never delivers one event twice to the same subscriber', () => {

@@ -10,6 +10,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import {
   HttpError,
+  browserS3Url,
   RateLimiter,
   UploadStore,
   bearerAuth,
@@ -30,6 +31,7 @@ import {
 import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { allowedContentTypes, type AllowedContentType } from './config.js';
 import { PostSigner, type SignedPost } from './post-signer.js';
+import type { playerRateLimitScopes } from '@avatar-pipeline/kit';
 
 export interface PresignSettings {
   bucket: string;
@@ -38,7 +40,7 @@ export interface PresignSettings {
   maxBytes: number;
   /** Lifetime of an issued POST policy. */
   expiresSeconds: number;
-  /** Replaces the origin of the POST URL (`${publicUrl}/${bucket}`); see S3_PUBLIC_URL. */
+  /** Replaces the origin of the POST URL (`${publicUrl}/${bucket}`); see S3_PUBLIC_URL and `browserS3Url`. */
   publicUrl?: string | undefined;
   rateLimit: { uploads: number; windowSeconds: number };
 }
@@ -119,7 +121,7 @@ export function createPresignService(deps: PresignDependencies): Service {
   const uploads = new UploadStore(doc, settings.table, clock);
   const signer = new PostSigner(s3);
   const limiter = new RateLimiter(doc, settings.table, {
-    scope: 'uploads',
+    scope: 'uploads' satisfies (typeof playerRateLimitScopes)[number],
     limit: settings.rateLimit.uploads,
     windowSeconds: settings.rateLimit.windowSeconds,
     clock,
@@ -182,7 +184,7 @@ export function createPresignService(deps: PresignDependencies): Service {
     const ticket: UploadTicket = {
       uploadId,
       method: 'POST',
-      url: publicUrl ? `${publicUrl}/${settings.bucket}` : post.url,
+      url: browserS3Url(post.url, publicUrl),
       fields: post.fields,
       expiresAt,
       maxBytes: contentLength,

@@ -1,5 +1,5 @@
 /** Presign's environment: the kit's common, AWS, table, bucket and player-auth variables, and its own. */
-import { authEnv, awsEnv, bucketEnv, commonEnv, env, tableEnv, tracingEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, browserS3Env, bucketEnv, commonEnv, env, tableEnv, tracingEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
 
 export const allowedContentTypes = ['image/jpeg', 'image/png', 'image/webp'] as const;
 export type AllowedContentType = (typeof allowedContentTypes)[number];
@@ -15,10 +15,7 @@ export const presignEnv = {
   /** Kept short because a ticket is a bearer capability. */
   PRESIGN_EXPIRES_SECONDS: env.int(300, 1, 3600).describe('Lifetime of a presigned POST policy.'),
   /** A POST policy signature covers the policy, not the host, so the URL may be swapped freely. */
-  S3_PUBLIC_URL: env
-    .url()
-    .optional()
-    .describe('Public base URL browsers post uploads to (`<url>/<bucket>`), e.g. http://localhost:8080/s3 (unset: the URL S3 itself returns).'),
+  ...browserS3Env,
   RATE_LIMIT_UPLOADS: env.int(10, 1).describe('Uploads per player per window.'),
   RATE_LIMIT_WINDOW_SECONDS: env.int(60, 1).describe('The rate-limit window.'),
 };

@@ -9,6 +9,7 @@ describe('s3-source configuration', () => {
       HOST: '0.0.0.0',
       LOG_LEVEL: 'info',
       SHUTDOWN_GRACE_SECONDS: 20,
+      OTEL_SDK_DISABLED: false,
       AWS_REGION: 'us-east-1',
       TABLE_NAME: 'avatar-pipeline',
       K_SINK: 'http://broker-ingress.knative-eventing.svc.cluster.local/avatars/default',

@@ -27,6 +27,7 @@ import {
 import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { subscriptionCounter } from './metrics.js';
 import { normaliseEndpoint, parseSubscription, subscriptionBodySchema, unsubscribeBodySchema } from './subscription.js';
+import type { playerRateLimitScopes } from '@avatar-pipeline/kit';
 
 export interface SubscribeSettings {
   table: string;
@@ -83,7 +84,7 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
   const outcomes = subscriptionCounter(service.metrics.registry);
   const store = new SubscriptionStore(doc, settings.table, clock);
   const limiter = new RateLimiter(doc, settings.table, {
-    scope: 'subscriptions',
+    scope: 'subscriptions' satisfies (typeof playerRateLimitScopes)[number],
     limit: settings.rateLimit.subscriptions,
     windowSeconds: settings.rateLimit.windowSeconds,
     clock,
