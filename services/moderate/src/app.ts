@@ -1,8 +1,11 @@
 /**
  * moderate: decides whether an uploaded avatar may be used. It consumes S3 object-created events
- * for `uploads/<playerId>/<uploadId>` and replies `avatarpipeline.avatar.approved` or
- * `avatarpipeline.avatar.rejected`; a rejected upload's object is deleted and its record ends
- * `rejected`. Transient failures (S3, DynamoDB, the provider) answer 500 so the broker retries.
+ * for `uploads/<playerId>/<uploadId>` and replies `avatarpipeline.avatar.approved`,
+ * `avatarpipeline.avatar.rejected`, or (the policy's review band) `avatarpipeline.avatar.review_requested`
+ * with the upload left `in_review` for a moderator; a rejected upload's object is deleted and its
+ * record ends `rejected`. Each picture's perceptual hash (fingerprint) is checked against the ban
+ * list before the model runs, and a picture the policy rejects is banned. Transient failures (S3,
+ * DynamoDB, the provider) answer 500 so the broker retries.
  *
  * Redeliveries: the same event gets the reply it got the first time (ProcessedEvents). A
  * different event for an upload that is already over gets no new work: the object under its key
@@ -22,9 +25,11 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { decodeProblem, imageLimits, type ImageProblem } from '@avatar-pipeline/imaging';
+import { decodeProblem, fingerprint, imageLimits, type ImageProblem } from '@avatar-pipeline/imaging';
 import {
   approvedSchema,
+  BanList,
+  bannedPicture,
   bucketReadiness,
   contentSha256,
   createService,
@@ -36,12 +41,15 @@ import {
   PermanentEventError,
   ProcessedEvents,
   rejectedSchema,
+  reviewRequestedSchema,
   S3_OBJECT_CREATED_PREFIX,
   s3EntitySchema,
   systemClock,
   tableReadiness,
   UPLOAD_PREFIX,
+  UploadOwners,
   UploadStore,
+  type ApprovedData,
   type Clock,
   type Logger,
   type ModerationLabel,
@@ -73,6 +81,7 @@ export type ModerateAppConfig = Pick<
   | 'IMAGE_MAX_ASPECT'
   | 'THUMBNAIL_CROP'
   | 'MODERATION_POLICY'
+  | 'BAN_MAX_DISTANCE'
 >;
 
 export interface ModerateDeps {
@@ -107,6 +116,8 @@ export function createModerateApp(deps: ModerateDeps): Service {
   });
   const uploads = new UploadStore(deps.doc, config.TABLE_NAME, clock);
   const processed = new ProcessedEvents(deps.doc, config.TABLE_NAME, 'moderate', clock);
+  const owners = new UploadOwners(deps.doc, config.TABLE_NAME, clock);
+  const bans = new BanList(deps.doc, config.TABLE_NAME, clock);
   const metrics = moderationMetrics(service.metrics.registry, provider.name);
   const policy = moderationPolicy(config);
 
@@ -228,6 +239,14 @@ export function createModerateApp(deps: ModerateDeps): Service {
       return invalid(upload, decodeProblem(err), sha256, log);
     }
     const { views, square } = decoded;
+    // The picture's fingerprint, from the pixels just decoded: a banned picture, even resized or
+    // recompressed, is refused before the model runs.
+    const print = await fingerprint(decoded.decoded);
+    const ban = await bans.match(print, config.BAN_MAX_DISTANCE);
+    if (ban) {
+      log.info({ ban: ban.id }, 'a banned picture');
+      return reject(upload, 'banned', bannedPicture, undefined, sha256, log);
+    }
     for (const view of views) metrics.views.inc({ region: view.region, background: view.background });
     const labels = await provider.moderate({
       bucket: upload.bucket,
@@ -241,12 +260,11 @@ export function createModerateApp(deps: ModerateDeps): Service {
     endTimer();
 
     const decision = decide(labels, policy);
-    if (decision.outcome === 'rejected') return reject(upload, 'rejected', decision.reason, decision.deciding, sha256, log);
-
-    const approval = await uploads.approve(upload.playerId, upload.uploadId, sha256);
-    if (!approval.approved) return notDecided(upload, approval.record, log);
-    metrics.decisions.inc({ outcome: 'approved', provider: provider.name });
-    log.info({ labels: labels.length }, 'upload approved');
+    if (decision.outcome === 'rejected') {
+      // Banned before the record says rejected: a retry after a crash in between bans again (idempotent) rather than never.
+      await bans.add({ fingerprint: print, uploadId: upload.uploadId, reason: 'moderation', by: 'moderate', labels: decision.deciding });
+      return reject(upload, 'rejected', decision.reason, decision.deciding, sha256, log);
+    }
     const data = approvedSchema.parse({
       playerId: upload.playerId,
       uploadId: upload.uploadId,
@@ -262,7 +280,40 @@ export function createModerateApp(deps: ModerateDeps): Service {
       provider: provider.name,
       labels,
     });
+    if (decision.outcome === 'review') return sendToReview(upload, data, print, log);
+
+    const approval = await uploads.approve(upload.playerId, upload.uploadId, sha256);
+    if (!approval.approved) return notDecided(upload, approval.record, log);
+    await recordOwner(upload, print);
+    metrics.decisions.inc({ outcome: 'approved', provider: provider.name });
+    log.info({ labels: labels.length }, 'upload approved');
     return { id: `${upload.uploadId}.approved`, source: SOURCE, type: EventType.approved, subject: upload.key, time: clock().toISOString(), data };
+  }
+
+  /**
+   * Whose picture this is, for moderators who may ban it (or the avatar it becomes) knowing only the
+   * upload id. Written only once the upload record took the decision: an upload erased meanwhile
+   * (its record gone) leaves no owner behind.
+   */
+  const recordOwner = (upload: Upload, print: string) => owners.put({ uploadId: upload.uploadId, playerId: upload.playerId, fingerprint: print });
+
+  /**
+   * In the policy's review band: the upload waits in `in_review` with what approving it would send
+   * (`approved`), until a moderator decides (profile) or the review times out (the reconciler).
+   * A redelivery that finds it already waiting answers the same `review_requested` again.
+   */
+  async function sendToReview(upload: Upload, approved: ApprovedData, print: string, log: Logger): Promise<OutgoingEvent | undefined> {
+    const { changed, record } = await uploads.requestReview({
+      playerId: upload.playerId,
+      uploadId: upload.uploadId,
+      review: { fingerprint: print, labels: approved.labels, uploadedAt: upload.uploadedAt, approved },
+    });
+    if (!changed && record?.status !== 'in_review') return notDecided(upload, record, log);
+    await recordOwner(upload, print);
+    if (changed) metrics.decisions.inc({ outcome: 'review', provider: provider.name });
+    log.info({ labels: approved.labels.map((l) => l.name) }, 'upload sent to review');
+    const data = reviewRequestedSchema.parse({ playerId: upload.playerId, uploadId: upload.uploadId, uploadedAt: upload.uploadedAt, labels: approved.labels });
+    return { id: `${upload.uploadId}.review_requested`, source: SOURCE, type: EventType.reviewRequested, subject: upload.key, time: clock().toISOString(), data };
   }
 
   async function onObjectCreated(event: ReceivedEvent<S3Entity>, { log }: { log: Logger }): Promise<OutgoingEvent | undefined> {

@@ -4,7 +4,8 @@ import { imageProblemCodes } from '@avatar-pipeline/imaging';
 import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
 import { viewBackgrounds, viewRegions } from './views.js';
 
-export const decisionOutcomes = ['approved', 'rejected', 'invalid'] as const;
+/** `review`: sent to a moderator (the policy's review band); `banned`: a banned picture, refused before the model. */
+export const decisionOutcomes = ['approved', 'review', 'rejected', 'banned', 'invalid'] as const;
 export type DecisionOutcome = (typeof decisionOutcomes)[number];
 
 /** `provider`: the configured provider's name (one per process). */
@@ -13,7 +14,7 @@ export function moderationMetrics(registry: Registry, provider: string) {
     decisions: zeroed(
       new Counter({
         name: 'avatarpipeline_moderation_decisions_total',
-        help: 'Uploads decided, by outcome (approved, rejected by the policy, invalid image) and provider',
+        help: 'Uploads decided, by outcome (approved, sent to review, rejected by the policy, a banned picture, invalid image) and provider',
         labelNames: ['outcome', 'provider'] as const,
         registers: [registry],
       }),

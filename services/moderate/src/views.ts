@@ -46,6 +46,8 @@ const backgrounds = { black: '#000000', white: '#ffffff' } as const;
 
 export interface ModerationDecode {
   views: ModerationView[];
+  /** The decoded pixels the views were cut from (at a reduced scale): what the fingerprint is taken of. */
+  decoded: RawImage;
   /** The avatar square, in `image`'s coordinates. */
   square: SquareRegion;
 }
@@ -72,7 +74,7 @@ export async function decodeForModeration(input: Buffer, image: Dimensions & { f
       views.push({ region: part, background, pixels: { data, width: info.width, height: info.height, channels: 3 } });
     }
   }
-  return { views, square: region };
+  return { views, decoded, square: region };
 }
 
 /** No alpha channel, or one that is fully opaque everywhere (then both composites would be the same). */

@@ -6,10 +6,11 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
 import { hiddenInAlpha, meanDifference, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
 import {
+  BanList,
   createLogger,
   dynamoDocumentClient,
   objectExists,
@@ -17,6 +18,7 @@ import {
   loadConfig,
   s3Client,
   uploadKey,
+  UploadOwners,
   UploadStore,
   type Service,
 } from '@avatar-pipeline/kit';
@@ -39,6 +41,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
   let config: ModerateConfig;
   let provider: ReturnType<typeof fakeProvider>;
   let service: Service;
+  let bans: BanList;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ap-moderate-'));
@@ -47,7 +50,16 @@ describe('moderate event handling against s3rver and dynalite', () => {
     s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
     doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddbServer.endpoint });
     uploads = new UploadStore(doc, TABLE);
+    bans = new BanList(doc, TABLE);
     config = loadConfig(moderateEnv, { AWS_ENDPOINT_URL_S3: s3Server.endpoint, AWS_ENDPOINT_URL_DYNAMODB: ddbServer.endpoint });
+  });
+  // Every rejection by the policy bans its picture: lift them, so the next test may use the same photos.
+  afterEach(async () => {
+    for (let page = await bans.list({ limit: 100 }); ; ) {
+      for (const ban of page.items) await bans.remove(ban.id);
+      if (page.cursor === undefined) break;
+      page = await bans.list({ limit: 100, cursor: page.cursor });
+    }
   });
   beforeEach(() => {
     provider = fakeProvider();
@@ -112,6 +124,8 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(provider.calls[0]).toMatchObject({ bucket: BUCKET, key, format: contentType.slice(6), width, height });
     expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'processing', sha256 });
     expect(await exists(key)).toBe(true);
+    // Its owner and fingerprint, for a moderator who may ban the avatar it becomes.
+    expect(await new UploadOwners(doc, TABLE).get(uploadId)).toMatchObject({ uploadId, playerId, fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) });
   });
 
   it.each([
@@ -436,5 +450,70 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(views[1]!.region).toBe('square');
     const square = await sharp(input).extract({ left: strip.tileLeft, top: 0, width: strip.height, height: strip.height }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
     expect(meanDifference(views[1]!.pixels.data, square)).toBeLessThan(3);
+  });
+
+  describe('fingerprints, bans and the review band', () => {
+    it('bans the picture of a policy rejection; the same picture resized to 90% and recompressed is then rejected `banned` without the model', async () => {
+      provider.answer = async () => [{ name: 'Explicit', confidence: 97.5 }];
+      const original = await photo('leaf.jpg');
+      const first = await upload(original, 'image/jpeg');
+      expect((await deliver(service, first.event)).reply).toMatchObject({ data: { reason: { code: 'moderation' } } });
+      const [banned, ...others] = (await bans.list({ limit: 10 })).items;
+      expect(others).toEqual([]);
+      expect(banned).toMatchObject({ fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/), uploadId: first.uploadId, reason: 'moderation', by: 'moderate' });
+      // A rejected picture's owner is not kept: only uploads that may become an avatar need it.
+      expect(await new UploadOwners(doc, TABLE).get(first.uploadId)).toBeUndefined();
+
+      provider.answer = async () => [];
+      const meta = await sharp(original).metadata();
+      const copy = await sharp(original).resize(Math.round(meta.width * 0.9)).jpeg({ quality: 70 }).toBuffer();
+      const second = await upload(copy, 'image/jpeg', { playerId: 'player-2' });
+      const res = await deliver(service, second.event);
+      expect(res.reply).toMatchObject({ id: `${second.uploadId}.rejected`, data: { reason: { code: 'banned' } } });
+      expect(provider.calls).toHaveLength(1);
+      expect(await exists(second.key)).toBe(false);
+      expect(await uploads.get('player-2', second.uploadId)).toMatchObject({ status: 'rejected', reason: { code: 'banned' } });
+      const metrics = await (await service.app.request('/metrics')).text();
+      expect(metrics).toContain('avatarpipeline_moderation_decisions_total{outcome="banned",provider="nsfwjs",service="moderate"} 1');
+
+      // Lifted, the picture is moderated again.
+      await bans.remove(banned!.id);
+      const third = await upload(copy, 'image/jpeg', { playerId: 'player-2' });
+      expect((await deliver(service, third.event)).reply).toMatchObject({ id: `${third.uploadId}.approved` });
+      expect(provider.calls).toHaveLength(2);
+    });
+
+    it('sends an upload in the review band to review: in_review with what approval would send, and review_requested; a redelivery answers the same', async () => {
+      const reviewing = createModerateApp({
+        config: { ...config, MODERATION_POLICY: { Explicit: { block: 90, review: 40 } } },
+        s3,
+        doc,
+        provider,
+        logger,
+        clock: () => now,
+      });
+      provider.answer = async () => [{ name: 'Explicit', confidence: 55 }];
+      const { playerId, uploadId, key, event } = await upload(await photo('path.png'), 'image/png');
+      const res = await deliver(reviewing, event);
+      expect(res.status).toBe(200);
+      expect(res.reply).toMatchObject({
+        id: `${uploadId}.review_requested`,
+        type: EventType.reviewRequested,
+        subject: key,
+        data: { playerId, uploadId, uploadedAt: '2026-01-02T03:04:05.000Z', labels: [{ name: 'Explicit', confidence: 55 }] },
+      });
+      expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'in_review' });
+      expect(await new UploadOwners(doc, TABLE).get(uploadId)).toMatchObject({ playerId, fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) });
+      // The original stays for the moderator to see; nothing is banned yet.
+      expect(await exists(key)).toBe(true);
+      expect((await bans.list({ limit: 10 })).items).toEqual([]);
+      const metrics = await (await reviewing.app.request('/metrics')).text();
+      expect(metrics).toContain('avatarpipeline_moderation_decisions_total{outcome="review",provider="nsfwjs",service="moderate"} 1');
+
+      // Another event for the same upload (its reply was lost and the idempotency record too): the same reply.
+      const again = await deliver(reviewing, { ...event, id: 'another-request.host' });
+      expect(again.reply).toMatchObject({ id: `${uploadId}.review_requested`, type: EventType.reviewRequested });
+      expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'in_review' });
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '@avatar-pipeline/kit';
 import { moderateEnv, moderationPolicy } from '../src/config.js';
-import { decide, defaultPolicy, type Policy } from '../src/policy.js';
+import { decide, defaultPolicy, policyFloor, type Policy } from '../src/policy.js';
 
 const label = (name: string, confidence: number, parent?: string) => ({ name, confidence, ...(parent ? { parent } : {}) });
 
@@ -61,5 +61,35 @@ describe('moderation policy', () => {
     expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: '{"Explicit":150}' })).toThrow(/MODERATION_POLICY/);
     expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: 'Explicit=60' })).toThrow(/MODERATION_POLICY.*JSON/);
     expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: '["Explicit"]' })).toThrow(/MODERATION_POLICY/);
+  });
+
+  it('sends an upload to review between a label\'s review and blocking thresholds, and blocks from the blocking one', () => {
+    const policy: Policy = { Explicit: { block: 80, review: 40 }, 'Hate Symbols': 60 };
+    expect(decide([label('Explicit', 39.9)], policy)).toEqual({ outcome: 'approved' });
+    const flagged = label('Explicit Nudity', 40, 'Explicit');
+    expect(decide([flagged, label('Alcohol', 99)], policy)).toEqual({ outcome: 'review', flagged: [flagged] });
+    expect(decide([label('Explicit', 80)], policy).outcome).toBe('rejected');
+    // Any blocking label wins over a flagged one.
+    expect(decide([label('Explicit', 50), label('Hate Symbols', 61)], policy)).toMatchObject({ outcome: 'rejected', deciding: [label('Hate Symbols', 61)] });
+    // A review-only entry never blocks; flagged labels come most confident first.
+    const reviewOnly: Policy = { Violence: { review: 70 }, Explicit: { review: 30 } };
+    expect(decide([label('Explicit', 35), label('Weapons', 99, 'Violence')], reviewOnly)).toEqual({
+      outcome: 'review',
+      flagged: [label('Weapons', 99, 'Violence'), label('Explicit', 35)],
+    });
+  });
+
+  it('reports labels from the lowest threshold the policy acts on', () => {
+    expect(policyFloor(defaultPolicy)).toBe(60);
+    expect(policyFloor({ Explicit: { block: 80, review: 25 }, 'Hate Symbols': 60 })).toBe(25);
+    expect(policyFloor({})).toBe(100);
+  });
+
+  it('reads thresholds objects in MODERATION_POLICY and refuses a review band at or above its block', () => {
+    const config = loadConfig(moderateEnv, { MODERATION_POLICY: '{"Explicit":{"block":80,"review":40},"Violence":{"review":90},"Alcohol":95}' });
+    expect(moderationPolicy(config)).toEqual({ Explicit: { block: 80, review: 40 }, Violence: { review: 90 }, Alcohol: 95 });
+    expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: '{"Explicit":{"block":40,"review":40}}' })).toThrow(/review must be below block/);
+    expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: '{"Explicit":{}}' })).toThrow(/block, review or both/);
+    expect(() => loadConfig(moderateEnv, { MODERATION_POLICY: '{"Explicit":{"block":80,"warn":10}}' })).toThrow(/MODERATION_POLICY/);
   });
 });

@@ -1,17 +1,20 @@
 /** Builds the configured provider; the nsfwjs model is loaded here, once, before serving. */
 import { RekognitionClient } from '@aws-sdk/client-rekognition';
 import { clientOptions } from '@avatar-pipeline/kit';
-import type { ModerateConfig } from '../config.js';
+import { moderationPolicy, type ModerateConfig } from '../config.js';
+import { policyFloor } from '../policy.js';
 import { loadNsfwjsProvider } from './nsfwjs.js';
 import type { ModerationProvider } from './provider.js';
 import { rekognitionProvider } from './rekognition.js';
 
 export async function createProvider(config: ModerateConfig): Promise<ModerationProvider> {
+  // A review threshold under MODERATION_MIN_CONFIDENCE would never see its labels: report from the lower.
+  const minConfidence = Math.min(config.MODERATION_MIN_CONFIDENCE, policyFloor(moderationPolicy(config)));
   if (config.MODERATION_PROVIDER === 'rekognition') {
     const client = new RekognitionClient(clientOptions(config.AWS_REGION));
-    return { ...rekognitionProvider({ client, minConfidence: config.MODERATION_MIN_CONFIDENCE }), close: () => client.destroy() };
+    return { ...rekognitionProvider({ client, minConfidence }), close: () => client.destroy() };
   }
-  return loadNsfwjsProvider({ model: config.NSFWJS_MODEL, minConfidence: config.MODERATION_MIN_CONFIDENCE });
+  return loadNsfwjsProvider({ model: config.NSFWJS_MODEL, minConfidence });
 }
 
 export type { ModerationInput, ModerationProvider } from './provider.js';
