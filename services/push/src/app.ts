@@ -1,6 +1,7 @@
 /**
  * The push service: tells every device of a player how an upload ended (POST /events with
- * `avatarpipeline.avatar.ready`, `.rejected`, `.failed` or `.expired`) over standard Web Push.
+ * `avatarpipeline.avatar.ready`, `.rejected`, `.failed` or `.expired`; and that one waits for a
+ * moderator: `.review_requested`) over standard Web Push.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Dispatcher } from 'undici';

@@ -1,5 +1,5 @@
 /**
- * ready / rejected / failed / expired -> one Web Push message to every device of the player.
+ * ready / rejected / failed / expired / review_requested -> one Web Push message to every device of the player.
  *
  * Each device ends in one outcome (see metrics.ts). The event is answered 202 once every device is
  * settled (sent, pruned, refused, rejected, or notified before), and 500 when any device failed
@@ -20,6 +20,7 @@ import {
   on,
   readySchema,
   rejectedSchema,
+  reviewRequestedSchema,
   type EventRoute,
   type Logger,
   type PushEndpointPolicy,
@@ -57,6 +58,8 @@ const urgencyFor: Readonly<Record<OutcomeEvent['type'], Urgency>> = {
   [EventType.failed]: 'normal',
   // An abandoned upload, ended an hour or more later: nothing is urgent about it.
   [EventType.expired]: 'normal',
+  // Sent while the player waits for the outcome, like ready and rejected; the decision follows with the same topic.
+  [EventType.reviewRequested]: 'high',
 };
 
 /** Devices whose notification a redelivery has to retry. */
@@ -218,5 +221,6 @@ export function notificationRoutes(deps: NotifyDeps): EventRoute<any>[] {
     on(EventType.rejected, rejectedSchema, (e, { log }) => handle({ type: EventType.rejected, data: e.data }, e, log)),
     on(EventType.failed, failedSchema, (e, { log }) => handle({ type: EventType.failed, data: e.data }, e, log)),
     on(EventType.expired, expiredSchema, (e, { log }) => handle({ type: EventType.expired, data: e.data }, e, log)),
+    on(EventType.reviewRequested, reviewRequestedSchema, (e, { log }) => handle({ type: EventType.reviewRequested, data: e.data }, e, log)),
   ];
 }

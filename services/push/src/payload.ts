@@ -3,11 +3,21 @@
  * in plain words for a service worker to show as they are. The encrypted record holds 4096 bytes
  * (103 of them overhead) and some mobile bridges take less, so the JSON stays within 3 KB.
  */
-import { EventType, type Avatar, type ExpiredData, type FailedData, type ReadyData, type Reason, type RejectedData } from '@avatar-pipeline/kit';
+import {
+  EventType,
+  type Avatar,
+  type ExpiredData,
+  type FailedData,
+  type ReadyData,
+  type Reason,
+  type RejectedData,
+  type ReviewRequestedData,
+} from '@avatar-pipeline/kit';
 
 export const MAX_PAYLOAD_BYTES = 3072;
 
-export type NotificationStatus = 'ready' | 'rejected' | 'failed' | 'expired';
+/** The upload's status after the event, as the status API names it (`in_review` is not final: another notification follows). */
+export type NotificationStatus = 'ready' | 'rejected' | 'failed' | 'expired' | 'in_review';
 
 export interface Notification {
   type: `avatar.${NotificationStatus}`;
@@ -25,7 +35,8 @@ export type OutcomeEvent =
   | { type: typeof EventType.ready; data: ReadyData }
   | { type: typeof EventType.rejected; data: RejectedData }
   | { type: typeof EventType.failed; data: FailedData }
-  | { type: typeof EventType.expired; data: ExpiredData };
+  | { type: typeof EventType.expired; data: ExpiredData }
+  | { type: typeof EventType.reviewRequested; data: ReviewRequestedData };
 
 /** "the image was refused: X" -> "The image was refused: X." */
 function sentence(text: string): string {
@@ -77,6 +88,15 @@ export function notificationFor(event: OutcomeEvent): Notification {
         reason: event.data.reason,
         title: 'Your avatar upload did not arrive',
         body: 'The upload was not finished in time. Please choose your picture again.',
+      };
+    case EventType.reviewRequested:
+      // No labels: what the model suspected is for moderators, not a message to the player.
+      return {
+        type: 'avatar.in_review',
+        uploadId,
+        status: 'in_review',
+        title: 'Your avatar is under review',
+        body: 'A moderator will check your picture before it can be seen. We will let you know.',
       };
   }
 }

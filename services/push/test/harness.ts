@@ -208,6 +208,16 @@ export function rejectedEvent(playerId: string, uploadId: string, message = 'the
   };
 }
 
+export function reviewRequestedEvent(playerId: string, uploadId: string): OutgoingEvent {
+  return {
+    id: `${uploadId}.review_requested`,
+    source: '/avatar-pipeline/moderate',
+    type: EventType.reviewRequested,
+    subject: uploadKey(playerId, uploadId),
+    data: { playerId, uploadId, uploadedAt, labels: [{ name: 'Suggestive', confidence: 72.4 }] },
+  };
+}
+
 export function failedEvent(playerId: string, uploadId: string): OutgoingEvent {
   return {
     id: `${uploadId}.failed`,

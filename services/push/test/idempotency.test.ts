@@ -12,6 +12,7 @@ import {
   pushService,
   readyEvent,
   rejectedEvent,
+  reviewRequestedEvent,
   startFakePushService,
   startStack,
   testClock,
@@ -87,6 +88,21 @@ describe('idempotent notifications', () => {
     await deliver(push.service, readyEvent(playerId, uploadId));
     await deliver(push.service, rejectedEvent(playerId, uploadId));
     expect(fake.to(`${playerId}-a`)).toHaveLength(2);
+  });
+
+  it('tells "under review" once, at high urgency, and the decision after it as another notification', async () => {
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await device(playerId, `${playerId}-a`);
+    expect((await deliver(push.service, reviewRequestedEvent(playerId, uploadId))).status).toBe(202);
+    expect((await deliver(push.service, reviewRequestedEvent(playerId, uploadId))).status).toBe(202);
+    expect(fake.to(`${playerId}-a`)).toHaveLength(1);
+    expect(fake.to(`${playerId}-a`)[0]?.headers['urgency']).toBe('high');
+    await deliver(push.service, readyEvent(playerId, uploadId));
+    const sent = fake.to(`${playerId}-a`);
+    expect(sent).toHaveLength(2);
+    // The same topic: a push service still holding "under review" replaces it with the decision.
+    expect(sent[1]?.headers['topic']).toBe(sent[0]?.headers['topic']);
   });
 
   it('sends after the lease of a claim left by a crashed delivery runs out', async () => {

@@ -61,6 +61,19 @@ describe('notification payloads', () => {
     });
   });
 
+  it('review requested: status in_review, plain words, and nothing of what the model suspected', () => {
+    const data = { playerId: 'p', uploadId, uploadedAt, labels: [{ name: 'Suggestive', confidence: 72.4 }] };
+    const json = encodeNotification(notificationFor({ type: EventType.reviewRequested, data }));
+    expect(JSON.parse(json)).toEqual({
+      type: 'avatar.in_review',
+      uploadId,
+      status: 'in_review',
+      title: 'Your avatar is under review',
+      body: 'A moderator will check your picture before it can be seen. We will let you know.',
+    });
+    expect(json).not.toContain('Suggestive');
+  });
+
   it('cuts display text, never the structured fields, to fit 3 KB of UTF-8', () => {
     // Multi-byte characters: the limit is in bytes, not characters; no half surrogate pairs.
     const long = `the image was refused: ${'überlange Begründung 😀 '.repeat(200)}`;

@@ -15,6 +15,7 @@ import {
   pushService,
   readyEvent,
   rejectedEvent,
+  reviewRequestedEvent,
   startStack,
   type PushUnderTest,
   type Stack,
@@ -92,6 +93,18 @@ describe('Web Push through web-push-testing', () => {
         title: 'Your avatar could not be processed',
         body: 'Something went wrong on our side. Please try uploading it again.',
       },
+    ]);
+  });
+
+  it('tells the player an upload is under review, then how the review ended', async () => {
+    const playerId = newPlayerId();
+    const phone = await device(playerId);
+    const uploadId = newUploadId();
+    expect((await deliver(push.service, reviewRequestedEvent(playerId, uploadId))).status).toBe(202);
+    expect((await deliver(push.service, readyEvent(playerId, uploadId))).status).toBe(202);
+    expect((await received(phone)).map((n) => [n['type'], n['status'], n['uploadId'], n['title']])).toEqual([
+      ['avatar.in_review', 'in_review', uploadId, 'Your avatar is under review'],
+      ['avatar.ready', 'ready', uploadId, 'Your new avatar is ready'],
     ]);
   });
 
