@@ -34,7 +34,7 @@ const profileSchema = z
 const uploadStatusSchema = z
   .object({
     uploadId: z.string(),
-    status: z.enum([...openStatuses, ...terminalStatuses]).meta({ description: 'pending and processing change; the others are final' }),
+    status: z.enum([...openStatuses, ...terminalStatuses]).meta({ description: 'pending, processing and in_review (a moderator decides) change; the others are final' }),
     reason: reasonSchema.optional().meta({ description: 'Why it was rejected or failed' }),
     labels: z.array(labelSchema).optional().meta({ description: 'What moderation found, for a rejection' }),
     avatar: avatar.optional(),

@@ -26,6 +26,11 @@ export interface PictureSync {
    * `signal` aborts the call (and the SDK's own retries) when the caller's budget runs out.
    */
   setPicture(playerId: string, url: string, signal?: AbortSignal): Promise<'updated' | 'user_not_found'>;
+  /**
+   * Removes the attribute (an avatar removed, a player erased): unlike the mirror, not best effort,
+   * the caller fails (and is retried) until it is gone. `user_not_found`: nothing to remove.
+   */
+  clearPicture(playerId: string, signal?: AbortSignal): Promise<'cleared' | 'user_not_found'>;
 }
 
 export function cognitoClient(region: string, endpoint?: string): CognitoIdentityProviderClient {
@@ -34,7 +39,7 @@ export function cognitoClient(region: string, endpoint?: string): CognitoIdentit
 }
 
 export function cognitoPictureSync(client: CognitoIdentityProviderClient, userPoolId: string): PictureSync {
-  const { AdminUpdateUserAttributesCommand } = cognitoSdk();
+  const { AdminDeleteUserAttributesCommand, AdminGetUserCommand, AdminUpdateUserAttributesCommand } = cognitoSdk();
   return {
     async setPicture(playerId, url, signal) {
       try {
@@ -45,6 +50,22 @@ export function cognitoPictureSync(client: CognitoIdentityProviderClient, userPo
         return 'updated';
       } catch (err) {
         // Retrying cannot create the user: holding back the ready event for it would only hurt.
+        if ((err as { name?: string }).name === 'UserNotFoundException') return 'user_not_found';
+        throw err;
+      }
+    },
+    async clearPicture(playerId, signal) {
+      const options = signal ? { abortSignal: signal } : {};
+      try {
+        // Only when set: Cognito answers a delete of an absent attribute with 200, its stand-in (moto) with an error.
+        const { UserAttributes = [] } = await client.send(new AdminGetUserCommand({ UserPoolId: userPoolId, Username: playerId }), options);
+        if (!UserAttributes.some((attribute) => attribute.Name === 'picture')) return 'cleared';
+        await client.send(
+          new AdminDeleteUserAttributesCommand({ UserPoolId: userPoolId, Username: playerId, UserAttributeNames: ['picture'] }),
+          options,
+        );
+        return 'cleared';
+      } catch (err) {
         if ((err as { name?: string }).name === 'UserNotFoundException') return 'user_not_found';
         throw err;
       }

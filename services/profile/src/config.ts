@@ -1,6 +1,6 @@
 /** The profile service's environment. */
 import { z } from 'zod';
-import { authEnv, awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
+import { authEnv, awsEnv, browserS3Env, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
 import { reconcileTimeoutsEnv, reconcileTimerEnv } from './reconcile-config.js';
 
 export const profileEnv = {
@@ -9,6 +9,7 @@ export const profileEnv = {
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,
+  ...browserS3Env,
   ...authEnv,
   ...eventAuthEnv,
   MEDIA_BASE_URL: env

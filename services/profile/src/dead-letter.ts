@@ -34,7 +34,8 @@ import {
 } from '@avatar-pipeline/kit';
 import { deleteRenditions } from './avatar.js';
 import type { ProfileMetrics } from './metrics.js';
-import { SOURCE, readyEvent, type CompleteReady } from './ready.js';
+import type { ProfileStore } from './profiles.js';
+import { SOURCE, discardUnrecorded, readyEvent, type CompleteReady } from './ready.js';
 
 /** The step each processing-stage event was on its way to, by the event's type label. */
 const processingSteps: Readonly<Record<string, string>> = {
@@ -43,7 +44,8 @@ const processingSteps: Readonly<Record<string, string>> = {
   [EventType.thumbnailed]: 'Profile update',
 };
 
-const notificationTypes: readonly string[] = [EventType.ready, EventType.rejected, EventType.failed, EventType.expired];
+/** What push consumes: a dead one is only counted (the upload's state does not depend on it). */
+const notificationTypes: readonly string[] = [EventType.ready, EventType.rejected, EventType.failed, EventType.expired, EventType.reviewRequested];
 
 /** What became of a processing-stage dead letter; a notification or any other event is only `logged`. */
 const processingOutcomes = ['failed', 'ready', 'already_ended', 'unknown_upload', 'duplicate', 'unidentified'] as const;
@@ -98,12 +100,26 @@ export function failureReason(step: string, attempt: { status?: number; code?: s
   return { code: 'processing_failed', message: `${step} failed after retries${detail}` };
 }
 
+/** Whose processed-event records the sink keeps (`ProcessedEvents`: in the player's partition, which erasure deletes). */
+export const DEAD_LETTER_CONSUMER = 'profile-dead-letter';
+
+/**
+ * The ids the sink settles an upload's dead letters under (with SOURCE): one per upload, and one of
+ * its own for `thumbnailed` (see `settled`).
+ */
+function deadLetterIds(playerId: string, uploadId: string): [upload: string, thumbnailed: string] {
+  const id = uploadKey(playerId, uploadId);
+  return [id, `${id}#thumbnailed`];
+}
+
 export interface DeadLetterDeps {
   bucket: string;
   sink: string;
   /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
   sinkTokenFile?: string | undefined;
   uploads: UploadStore;
+  /** Whose current avatar an upload without a record may still be (its renditions then stay). */
+  profiles: Pick<ProfileStore, 'get'>;
   s3: S3Client;
   /**
    * Keyed per upload: the first dead letter of an upload settles it, later ones find it done. A
@@ -139,7 +155,8 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
     if (!record.avatar) return 'already_ended';
     let incomplete: unknown;
     try {
-      await deps.complete(record, record.avatar, log);
+      // Its player was erased meanwhile: nothing is left to announce.
+      if ((await deps.complete(record, record.avatar, log)) === 'erased') return 'already_ended';
     } catch (err) {
       incomplete = err;
       log.warn({ playerId: upload.playerId, uploadId: upload.uploadId, err }, 'could not complete the profile of a ready upload; announcing ready anyway');
@@ -158,10 +175,13 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
       await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
       return 'already_ended';
     }
-    // No record (expired or never issued): nothing to announce, but the object must not linger.
-    // Its renditions stay: a record expires 30 days after it ended, and they may be the avatar.
+    // No record (erased, expired or never issued): nothing to announce, but nothing of it may
+    // linger either, except renditions that are the current avatar (a record past its TTL).
+    if (!record) {
+      await discardUnrecorded(deps, playerId, uploadId);
+      return 'unknown_upload';
+    }
     await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: key }));
-    if (!record) return 'unknown_upload';
     await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
 
     const data: FailedData = {
@@ -185,8 +205,9 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
     let outcome: Outcome = 'logged';
     if (step && upload) {
       outcome = 'duplicate';
-      const id = uploadKey(upload.playerId, upload.uploadId) + (event.type === EventType.thumbnailed ? '#thumbnailed' : '');
-      await settled.once({ source: SOURCE, id }, async () => {
+      const [perUpload, thumbnailed] = deadLetterIds(upload.playerId, upload.uploadId);
+      const id = event.type === EventType.thumbnailed ? thumbnailed : perUpload;
+      await settled.once({ source: SOURCE, id, subject: uploadKey(upload.playerId, upload.uploadId) }, async () => {
         outcome = await settle(event, upload, failureReason(step, attempt), log);
         return undefined;
       });

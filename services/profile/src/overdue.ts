@@ -1,7 +1,7 @@
 /**
  * Uploads not ended in time, on profile's /metrics. The reconciler ends an upload that waited past
  * its deadline (UPLOAD_PENDING_TIMEOUT_SECONDS after its ticket expired, UPLOAD_PROCESSING_TIMEOUT_SECONDS
- * after processing began), but in a cluster it is a CronJob whose own metrics leave with its pod:
+ * after processing began, REVIEW_TIMEOUT_SECONDS after review was requested), but in a cluster it is a CronJob whose own metrics leave with its pod:
  * nothing scrapes them. Profile is scraped, so each scrape reads the head of the `open-uploads`
  * index per open status (one Query of one item: the index sorts by when the wait began) and
  * reports how far the longest wait is past its deadline. That stays 0 while the reconciler keeps
@@ -33,7 +33,7 @@ export function overdueUploadsGauge(registry: Registry, deps: OverdueDeps): Gaug
   }
   return new Gauge({
     name: 'avatarpipeline_uploads_overdue_seconds',
-    help: 'How long the longest-waiting upload in each open status (pending, processing) is past the deadline by which the reconciler must end it; 0 when none is. Read from the table on each scrape',
+    help: 'How long the longest-waiting upload in each open status (pending, processing, in_review) is past the deadline by which the reconciler must end it; 0 when none is. Read from the table on each scrape',
     labelNames: ['status'],
     registers: [registry],
     async collect() {

@@ -11,6 +11,17 @@
  * does the same (`completeReady`) and announces ready itself. The ready event is the same whoever
  * sends it and however often: id `<uploadId>.ready`, time = when the upload became ready, the
  * avatar on the upload record, so push's per-notification claims take it once.
+ *
+ * Avatars' lives: the upload that becomes current keeps its record and OWNER item (no TTL) while it
+ * is; the one it replaces is superseded, its objects deleted by the reconciler
+ * AVATAR_RETAIN_SECONDS later (CDN caches expire first); an upload that ends ready but never
+ * becomes current (a newer one already is) is superseded at once.
+ *
+ * Erasure (erasure.ts): an upload whose record is gone (erased) leaves nothing (its renditions and
+ * original are deleted, unless it is somehow the current avatar), and one that ended ready just
+ * before the erasure deleted its record never brings the profile back: the tombstone is read after
+ * the profile and Cognito writes (the erasure writes it before deleting anything), and what they
+ * wrote is undone when the upload was issued before the erasure.
  */
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
@@ -24,15 +35,20 @@ import {
   type OutgoingEvent,
   type ProcessedEvents,
   type ReadyData,
+  type UploadOwners,
   type UploadRecord,
   type UploadStore,
 } from '@avatar-pipeline/kit';
 import { avatarFromObjects, deleteRenditions } from './avatar.js';
 import { defaultPictureRetry, syncPicture, type PictureRetryPolicy, type PictureSync } from './cognito.js';
+import type { Tombstones } from './erasure.js';
 import type { ProfileMetrics } from './metrics.js';
-import type { AvatarOutcome, ProfileStore } from './profiles.js';
+import type { AvatarOutcome, AvatarRecords, ProfileStore } from './profiles.js';
 
 export const SOURCE = '/avatar-pipeline/profile';
+
+/** Whose processed-event records the thumbnailed route keeps (`ProcessedEvents`); erasure deletes them by key. */
+export const THUMBNAILED_CONSUMER = 'profile';
 
 /**
  * The ready event of an upload that is ready, identical on every path and attempt: its id is
@@ -49,17 +65,34 @@ export interface CompletionDeps {
   bucket: string;
   s3: S3Client;
   profiles: ProfileStore;
+  records: Pick<AvatarRecords, 'keep' | 'supersede'>;
+  owners: Pick<UploadOwners, 'keep'>;
+  tombstones: Pick<Tombstones, 'get'>;
   pictures: PictureSync | undefined;
   pictureRetry?: PictureRetryPolicy | undefined;
   metrics: ProfileMetrics;
 }
 
+/** What a ready upload came to: `erased` when its player was erased meanwhile (nothing of it is left). */
+export type CompletionOutcome = AvatarOutcome | 'erased';
+
+/**
+ * An upload without a record (erased, or never issued) whose objects were written anyway (a step
+ * that began before the erasure): its original and renditions are deleted, the renditions unless
+ * they are the player's current avatar (a record past its TTL).
+ */
+export async function discardUnrecorded(deps: { s3: S3Client; bucket: string; profiles: Pick<ProfileStore, 'get'> }, playerId: string, uploadId: string): Promise<void> {
+  await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
+  if ((await deps.profiles.get(playerId))?.avatarUploadId !== uploadId) await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+}
+
 /**
  * What follows an upload's `ready`, every step idempotent, so each attempt (a redelivery, the
  * dead-letter sink) runs them all again: deletes whatever is under the upload key (a later write
- * there was never moderated), makes the avatar current unless the same or a newer one is, and
- * mirrors it to Cognito. Rejects only when the S3 delete or the profile write fails; Cognito
- * never makes it reject (see `syncPicture`).
+ * there was never moderated), makes the avatar current unless the same or a newer one is, keeps
+ * or supersedes the records (see the module comment), mirrors it to Cognito, and checks for an
+ * erasure. Rejects when a table or S3 call fails; the Cognito mirror never makes it reject (see
+ * `syncPicture`), its undo after an erasure does (a retry must finish it).
  */
 export function readyCompletion(deps: CompletionDeps) {
   const { profiles, pictures, metrics } = deps;
@@ -83,20 +116,41 @@ export function readyCompletion(deps: CompletionDeps) {
     }
   }
 
-  return async function completeReady(record: Pick<UploadRecord, 'playerId' | 'uploadId'>, avatar: Avatar, log: Logger): Promise<AvatarOutcome> {
+  /** The player was erased after this upload's record ended ready: what this attempt wrote goes too. */
+  async function undo(playerId: string, uploadId: string, mirrored: boolean, log: Logger): Promise<void> {
+    await profiles.deleteIfCurrent(playerId, uploadId);
+    await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+    if (mirrored && pictures) await pictures.clearPicture(playerId, AbortSignal.timeout(10_000));
+    log.warn({ playerId, uploadId }, 'the player was erased while the upload finished; its avatar was removed again');
+  }
+
+  return async function completeReady(record: Pick<UploadRecord, 'playerId' | 'uploadId' | 'createdAt'>, avatar: Avatar, log: Logger): Promise<CompletionOutcome> {
     const { playerId, uploadId } = record;
     // Thumbnail deleted the original; a later write since (a reused presigned POST) was never moderated.
     await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
 
-    // A stale upload stays ready (its thumbnails exist) but is not the avatar; its objects are
-    // left to the bucket's lifecycle rule.
-    const outcome = await profiles.setAvatar(playerId, uploadId, avatar);
+    const { outcome, previous } = await profiles.setAvatar(playerId, uploadId, avatar);
     const current = outcome !== 'stale';
     if (outcome !== 'unchanged') metrics.profileUpdates.inc({ outcome: current ? 'current' : 'stale' });
-    log.info({ playerId, uploadId, outcome }, 'profile avatar decided');
+    log.info({ playerId, uploadId, outcome, previous }, 'profile avatar decided');
 
-    // Repeated on a redelivery ('unchanged'): the attempt before may have stopped before it.
-    if (current) await mirrorPicture(playerId, uploadId, avatar, outcome, log);
+    if (current) {
+      // Kept while current; the avatar it replaced goes after the retention. Repeated on a
+      // redelivery ('unchanged'): the attempt before may have stopped before them.
+      await Promise.all([deps.records.keep(playerId, uploadId), deps.owners.keep(uploadId), previous ? deps.records.supersede(playerId, previous) : undefined]);
+      await mirrorPicture(playerId, uploadId, avatar, outcome, log);
+    } else {
+      // Not the avatar (a newer one is, or this one was removed): its objects go after the retention too.
+      await deps.records.supersede(playerId, uploadId);
+    }
+
+    // Read after the writes above: an erasure that began before them is seen here (it writes the
+    // tombstone first), and one that began after deletes what they wrote itself.
+    const tombstone = await deps.tombstones.get(playerId);
+    if (tombstone && record.createdAt <= tombstone.requestedAt) {
+      await undo(playerId, uploadId, current && pictures !== undefined, log);
+      return 'erased';
+    }
     return outcome;
   };
 }
@@ -108,6 +162,7 @@ export interface ReadyDeps {
   bucket: string;
   s3: S3Client;
   uploads: UploadStore;
+  profiles: Pick<ProfileStore, 'get'>;
   processed: ProcessedEvents;
   complete: CompleteReady;
   metrics: ProfileMetrics;
@@ -125,8 +180,9 @@ export function thumbnailedRoute(deps: ReadyDeps) {
       // failed or was rejected (and told the player so) never becomes the avatar.
       const { changed, record } = await uploads.finish(playerId, uploadId, 'ready', { avatar });
       if (record?.status !== 'ready') {
-        // Rendered by an attempt that outlived the upload's end (rejected or failed).
+        // Rendered by an attempt that outlived the upload's end (rejected or failed), or its player's erasure.
         if (record) await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+        else await discardUnrecorded(deps, playerId, uploadId);
         log.warn({ playerId, uploadId, status: record?.status ?? 'unknown' }, 'upload is not ready; thumbnails ignored');
         return undefined;
       }
@@ -135,7 +191,7 @@ export function thumbnailedRoute(deps: ReadyDeps) {
       // The avatar the upload became ready with (the same URLs for the same upload).
       const final = record.avatar ?? avatar;
       // A failure here answers 5xx: the redelivery (or, at the end, the dead-letter sink) finishes it.
-      await deps.complete(record, final, log);
+      if ((await deps.complete(record, final, log)) === 'erased') return undefined;
       return readyEvent(record, final, uploadedAt);
     });
     return reply;

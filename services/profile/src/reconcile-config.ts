@@ -36,13 +36,40 @@ const timeout = (fallback: number, min: number) =>
     .max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} (20 h): unfinished upload records expire a day after their ticket`)
     .default(fallback);
 
+/** How long an upload may wait in review for a moderator (default 1 day) before it ends `rejected` (reason `review_timeout`). */
+export const DEFAULT_REVIEW_TIMEOUT_SECONDS = 86_400;
+
+/** How long a superseded avatar's objects are kept (default 1 day): longer than CDN caches keep them, so no client is left with a broken link. */
+export const DEFAULT_AVATAR_RETAIN_SECONDS = 86_400;
+
+/**
+ * The longest a review may wait, or a superseded avatar be kept: the record that carries either
+ * wait expires (DynamoDB TTL) 30 days after the wait began, and the reconciler must act on it
+ * before then.
+ */
+export const MAX_RETENTION_SECONDS = 20 * 86_400;
+
+const retention = (fallback: number, min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(MAX_RETENTION_SECONDS, `must be at most ${MAX_RETENTION_SECONDS} (20 days): the record it is kept by expires 30 days after it began`)
+    .default(fallback);
+
 /** The timeouts, shared by both ways of running. */
 export const reconcileTimeoutsEnv = {
   UPLOAD_PENDING_TIMEOUT_SECONDS: timeout(DEFAULT_PENDING_TIMEOUT_SECONDS, 0).describe(
     'How long after its ticket expired an upload may stay `pending` before it ends `expired` (at most 72000: unfinished records expire a day after their ticket).',
   ),
   UPLOAD_PROCESSING_TIMEOUT_SECONDS: timeout(DEFAULT_PROCESSING_TIMEOUT_SECONDS, 1).describe(
-    'How long an upload may stay `processing` before it ends `failed` (reason `timeout`; at most 72000).',
+    'How long an upload may stay `processing` before it ends `failed` (reason `timeout`; at most 72000). Also how long after an erasure the reconciler sweeps the player once more: no pipeline step begun before it can still be running.',
+  ),
+  REVIEW_TIMEOUT_SECONDS: retention(DEFAULT_REVIEW_TIMEOUT_SECONDS, 1).describe(
+    'How long an upload may wait `in_review` for a moderator before it ends `rejected` (reason `review_timeout`, no ban; at most 1728000).',
+  ),
+  AVATAR_RETAIN_SECONDS: retention(DEFAULT_AVATAR_RETAIN_SECONDS, 0).describe(
+    'How long a superseded avatar\'s objects are kept after a newer one became current, so CDN caches expire first (at most 1728000).',
   ),
 };
 
@@ -52,7 +79,7 @@ export const reconcileEnv = {
   ...awsEnv,
   ...tableEnv,
   ...bucketEnv,
-  K_SINK: env.url().describe('Where `expired` and `failed` are posted: the broker (the CronJob\'s SinkBinding sets it).'),
+  K_SINK: env.url().describe('Where `expired`, `failed`, `rejected` (review timeout) and `player.erased` (an erasure\'s last pass) are posted: the broker (the CronJob\'s SinkBinding sets it).'),
   ...sinkTokenEnv,
   ...reconcileTimeoutsEnv,
 };

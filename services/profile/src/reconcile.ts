@@ -16,26 +16,43 @@
  *   too; then the event goes to K_SINK with a deterministic id (`<uploadId>.expired`,
  *   `<uploadId>.failed`: push takes each once per device), and only then does the upload leave the
  *   index: a pass that dies in between leaves it there, and the next pass announces it again.
+ * - `in_review` for more than REVIEW_TIMEOUT_SECONDS -> `rejected` (reason `review_timeout`: no
+ *   moderator judged it, so no ban), its REVIEW item `expired`, announced as
+ *   `avatarpipeline.avatar.rejected` (the same index entry, conditional writes and announcement as
+ *   above; a moderator deciding at the same moment wins or loses cleanly: the decision's write holds
+ *   only while the upload is still in review);
  * - every object under `uploads/` without an upload record, with a key presign never issues, or of
- *   an upload that is over, is deleted (nothing will ever read it; moderate would only delete it).
+ *   an upload that is over, is deleted (nothing will ever read it; moderate would only delete it);
+ * - superseded avatars (`openStatus = superseded` in the same index, since when) older than
+ *   AVATAR_RETAIN_SECONDS: their objects and OWNER item are deleted, and they leave the index;
+ * - erasures (`openStatus = erasure`, since the latest request) older than
+ *   UPLOAD_PROCESSING_TIMEOUT_SECONDS, when no pipeline step begun before them can still write:
+ *   the player is swept once more, the erasure announced if it was not, and it leaves the index.
  *
  * A pass records metrics (`reconcilerMetrics`) and returns a summary, which the CronJob logs as its
  * result; any failure is counted and logged, and the pass goes on with the next upload.
  */
 import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
   EventType,
+  SubscriptionStore,
   UPLOAD_PREFIX,
+  UploadOwners,
   UploadStore,
   avatarPrefix,
   deletePrefix,
   expiredSchema,
   failedSchema,
+  isConditionFailure,
   isTerminal,
+  keys,
+  openStatuses,
   parseUploadKey,
   processingTimedOut,
+  rejectedSchema,
+  reviewTimedOut,
   sendEvent,
   systemClock,
   uploadExpired,
@@ -49,10 +66,12 @@ import {
   type Reason,
   type UploadRecord,
 } from '@avatar-pipeline/kit';
+import { Tombstones, announceErasure, sweep, type ErasureDeps } from './erasure.js';
+import { AvatarRecords, ProfileStore } from './profiles.js';
 import type { ReconcileConfig } from './reconcile-config.js';
 import { SOURCE } from './ready.js';
 
-export const endReasons = ['expired', 'timeout'] as const;
+export const endReasons = ['expired', 'timeout', 'review_timeout'] as const;
 export type EndReason = (typeof endReasons)[number];
 export const orphanReasons = ['no_record', 'ended', 'invalid_key'] as const;
 export type OrphanReason = (typeof orphanReasons)[number];
@@ -63,7 +82,7 @@ export function reconcilerMetrics(registry: Registry) {
     ended: zeroed(
       new Counter<'reason'>({
         name: 'avatarpipeline_reconciler_uploads_ended_total',
-        help: 'Uploads the reconciler ended, by reason (expired: pending past its ticket; timeout: processing too long, failed)',
+        help: 'Uploads the reconciler ended, by reason (expired: pending past its ticket; timeout: processing too long, failed; review_timeout: in review too long, rejected)',
         labelNames: ['reason'],
         registers: [registry],
       }),
@@ -78,9 +97,19 @@ export function reconcilerMetrics(registry: Registry) {
       }),
       orphanReasons.map((reason) => ({ reason })),
     ),
+    avatarsDeleted: new Counter({
+      name: 'avatarpipeline_reconciler_superseded_avatars_deleted_total',
+      help: 'Superseded avatars whose objects the reconciler deleted, AVATAR_RETAIN_SECONDS after a newer one became current',
+      registers: [registry],
+    }),
+    erasuresFinished: new Counter({
+      name: 'avatarpipeline_reconciler_erasures_finished_total',
+      help: "Erasures the reconciler swept a last time (once no pipeline step begun before them could still write), announcing those the request could not",
+      registers: [registry],
+    }),
     oldest: new Gauge<'status'>({
       name: 'avatarpipeline_reconciler_oldest_open_upload_seconds',
-      help: 'Age (since its ticket was issued) of the oldest upload still pending or processing after the last pass, by status; 0 when none',
+      help: 'Age (since its ticket was issued) of the oldest upload still pending, processing or in review after the last pass, by status; 0 when none',
       labelNames: ['status'],
       registers: [registry],
     }),
@@ -105,6 +134,9 @@ export type ReconcilerMetrics = ReturnType<typeof reconcilerMetrics>;
 
 export interface ReconcileDeps {
   uploads: UploadStore;
+  /** The table's client and name, for the avatars', reviews' and erasures' items. */
+  doc: DynamoDBDocumentClient;
+  table: string;
   s3: S3Client;
   bucket: string;
   /** The broker (K_SINK). */
@@ -114,6 +146,8 @@ export interface ReconcileDeps {
   fetch?: typeof fetch;
   pendingTimeoutSeconds: number;
   processingTimeoutSeconds: number;
+  reviewTimeoutSeconds: number;
+  avatarRetainSeconds: number;
   metrics: ReconcilerMetrics;
   logger: Logger;
   clock?: Clock;
@@ -124,17 +158,31 @@ export interface ReconcileDeps {
  * local stack's timer inside profile (start.ts) run the same pass.
  */
 export function reconcileDeps(
-  config: Pick<ReconcileConfig, 'TABLE_NAME' | 'BUCKET' | 'K_SINK' | 'K_SINK_OIDC_TOKEN_FILE' | 'UPLOAD_PENDING_TIMEOUT_SECONDS' | 'UPLOAD_PROCESSING_TIMEOUT_SECONDS'>,
+  config: Pick<
+    ReconcileConfig,
+    | 'TABLE_NAME'
+    | 'BUCKET'
+    | 'K_SINK'
+    | 'K_SINK_OIDC_TOKEN_FILE'
+    | 'UPLOAD_PENDING_TIMEOUT_SECONDS'
+    | 'UPLOAD_PROCESSING_TIMEOUT_SECONDS'
+    | 'REVIEW_TIMEOUT_SECONDS'
+    | 'AVATAR_RETAIN_SECONDS'
+  >,
   clients: { doc: DynamoDBDocumentClient; s3: S3Client; metrics: ReconcilerMetrics; logger: Logger },
 ): ReconcileDeps {
   return {
     uploads: new UploadStore(clients.doc, config.TABLE_NAME),
+    doc: clients.doc,
+    table: config.TABLE_NAME,
     s3: clients.s3,
     bucket: config.BUCKET,
     sink: config.K_SINK,
     sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
     pendingTimeoutSeconds: config.UPLOAD_PENDING_TIMEOUT_SECONDS,
     processingTimeoutSeconds: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
+    reviewTimeoutSeconds: config.REVIEW_TIMEOUT_SECONDS,
+    avatarRetainSeconds: config.AVATAR_RETAIN_SECONDS,
     metrics: clients.metrics,
     logger: clients.logger,
   };
@@ -145,11 +193,17 @@ export interface ReconcileSummary {
   expired: number;
   /** processing -> failed (timeout) in this pass. */
   timedOut: number;
+  /** in_review -> rejected (review_timeout) in this pass. */
+  reviewsExpired: number;
   /** Ended by an earlier pass that did not get to announce them: announced now. */
   reannounced: number;
   /** Found overdue in the index but moved on or ended by the pipeline meanwhile: left alone. */
   skipped: number;
   orphansDeleted: Record<OrphanReason, number>;
+  /** Superseded avatars whose objects were deleted. */
+  avatarsDeleted: number;
+  /** Erasures swept a last time. */
+  erasuresFinished: number;
   /** Seconds since the oldest still-open upload's ticket was issued, per status (absent: none). */
   oldestOpenSeconds: Partial<Record<OpenStatus, number>>;
   /** Uploads or objects that could not be handled (retried by the next pass). */
@@ -160,7 +214,7 @@ export interface ReconcileSummary {
 /** What each open state becomes when it lasts too long. */
 interface Rule {
   from: OpenStatus;
-  to: 'expired' | 'failed';
+  to: 'expired' | 'failed' | 'rejected';
   reason: Reason;
   metric: EndReason;
   timeoutSeconds: (deps: ReconcileDeps) => number;
@@ -169,18 +223,27 @@ interface Rule {
 const rules: readonly Rule[] = [
   { from: 'pending', to: 'expired', reason: uploadExpired, metric: 'expired', timeoutSeconds: (d) => d.pendingTimeoutSeconds },
   { from: 'processing', to: 'failed', reason: processingTimedOut, metric: 'timeout', timeoutSeconds: (d) => d.processingTimeoutSeconds },
+  { from: 'in_review', to: 'rejected', reason: reviewTimedOut, metric: 'review_timeout', timeoutSeconds: (d) => d.reviewTimeoutSeconds },
 ];
 
-/** The event telling the player how a reconciled upload ended: the same on every pass. */
-export function outcomeEvent(record: UploadRecord): OutgoingEvent {
+/**
+ * The event telling the player how a reconciled upload ended: the same on every pass. `uploadedAt`:
+ * when the object was uploaded, if known (a review keeps it); the record's creation otherwise.
+ */
+export function outcomeEvent(record: UploadRecord, uploadedAt: string = record.createdAt): OutgoingEvent {
   const { playerId, uploadId } = record;
   const base = { source: SOURCE, subject: uploadKey(playerId, uploadId), time: record.updatedAt };
   if (record.status === 'expired') {
     const data = expiredSchema.parse({ playerId, uploadId, createdAt: record.createdAt, reason: record.reason ?? uploadExpired });
     return { ...base, id: `${uploadId}.expired`, type: EventType.expired, data };
   }
+  if (record.status === 'rejected') {
+    // No labels: nobody judged the picture, the scores are not why it ended.
+    const data = rejectedSchema.parse({ playerId, uploadId, uploadedAt, reason: record.reason ?? reviewTimedOut });
+    return { ...base, id: `${uploadId}.rejected`, type: EventType.rejected, data };
+  }
   // No object event started this upload's clock that we know of: its issue time stands in, as the dead-letter sink's fallback.
-  const data = failedSchema.parse({ playerId, uploadId, uploadedAt: record.createdAt, reason: record.reason ?? processingTimedOut });
+  const data = failedSchema.parse({ playerId, uploadId, uploadedAt, reason: record.reason ?? processingTimedOut });
   return { ...base, id: `${uploadId}.failed`, type: EventType.failed, data };
 }
 
@@ -192,9 +255,12 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
   const summary: ReconcileSummary = {
     expired: 0,
     timedOut: 0,
+    reviewsExpired: 0,
     reannounced: 0,
     skipped: 0,
     orphansDeleted: { no_record: 0, ended: 0, invalid_key: 0 },
+    avatarsDeleted: 0,
+    erasuresFinished: 0,
     oldestOpenSeconds: {},
     errors: 0,
     durationMs: 0,
@@ -213,18 +279,22 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
     if (changed) {
       metrics.ended.inc({ reason: rule.metric });
       if (rule.to === 'expired') summary.expired += 1;
+      else if (rule.to === 'rejected') summary.reviewsExpired += 1;
       else summary.timedOut += 1;
       log.info({ from: rule.from, status: record.status, reason: record.reason?.code }, 'overdue upload ended');
     } else {
       summary.reannounced += 1;
       log.warn({ status: record.status }, 'upload ended by an earlier pass was not announced; announcing it now');
     }
-    // A late upload under the key is never moderated; a failed upload's renditions must not stay public.
+    // The review ends with its upload (a moderator's decision now finds it over); again on a re-run.
+    const review = record.status === 'rejected' ? await expireReview(deps.doc, deps.table, uploadId, clock()) : undefined;
+    // A late upload under the key is never moderated, nor is a timed-out review's original ever
+    // rendered; a failed upload's renditions must not stay public.
     await deleteObject(uploadKey(playerId, uploadId));
     if (record.status === 'failed') await deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
-    const event = outcomeEvent(record);
+    const event = outcomeEvent(record, review?.uploadedAt);
     await sendEvent(deps.sink, event, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
-    await uploads.announced(playerId, uploadId, record.status as 'expired' | 'failed');
+    await uploads.announced(playerId, uploadId, record.status as Rule['to']);
     log.info({ eventId: event.id, eventType: event.type }, 'outcome announced');
   }
 
@@ -271,7 +341,71 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
     logger.error({ err }, 'could not list uploads/');
   }
 
-  for (const status of ['pending', 'processing'] as const) {
+  // Superseded avatars past their retention: CDN caches have let them go.
+  const avatars = new AvatarRecords(deps.doc, deps.table, clock);
+  const owners = new UploadOwners(deps.doc, deps.table, clock);
+  const profiles = new ProfileStore(deps.doc, deps.table, clock);
+  try {
+    for await (const old of avatars.superseded(new Date(started.getTime() - deps.avatarRetainSeconds * 1000))) {
+      const { playerId, uploadId } = old;
+      try {
+        // Superseded ids only ever trail the current one; never delete what a profile serves.
+        if ((await profiles.get(playerId))?.avatarUploadId === uploadId) {
+          logger.warn({ playerId, uploadId }, 'a superseded avatar is the current one; kept');
+        } else {
+          await deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
+          await owners.delete(uploadId);
+          summary.avatarsDeleted += 1;
+          metrics.avatarsDeleted.inc();
+          logger.info({ playerId, uploadId, supersededAt: old.openSince }, 'superseded avatar deleted');
+        }
+        await avatars.retired(playerId, uploadId);
+      } catch (err) {
+        summary.errors += 1;
+        logger.error({ err, playerId, uploadId }, 'could not delete a superseded avatar; the next pass retries');
+      }
+    }
+  } catch (err) {
+    summary.errors += 1;
+    logger.error({ err }, 'could not query the superseded avatars');
+  }
+
+  // Erasures whose in-flight window has passed: anything a step begun before them wrote since goes.
+  const erasure: ErasureDeps = {
+    doc: deps.doc,
+    table: deps.table,
+    s3,
+    bucket,
+    tombstones: new Tombstones(deps.doc, deps.table, clock),
+    subscriptions: new SubscriptionStore(deps.doc, deps.table, clock),
+    owners,
+    sink: deps.sink,
+    sinkTokenFile: deps.sinkTokenFile,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+  };
+  try {
+    for await (const playerId of erasure.tombstones.due(new Date(started.getTime() - deps.processingTimeoutSeconds * 1000))) {
+      const log = logger.child({ playerId });
+      try {
+        const tombstone = await erasure.tombstones.get(playerId);
+        if (!tombstone) continue;
+        const swept = await sweep(erasure, playerId, tombstone, log);
+        const announced = await announceErasure(erasure, tombstone);
+        await erasure.tombstones.settled(tombstone);
+        summary.erasuresFinished += 1;
+        metrics.erasuresFinished.inc();
+        log.info({ erasedAt: tombstone.erasedAt, objects: swept.objects, announced }, 'erasure finished');
+      } catch (err) {
+        summary.errors += 1;
+        log.error({ err }, 'could not finish an erasure; the next pass retries');
+      }
+    }
+  } catch (err) {
+    summary.errors += 1;
+    logger.error({ err }, 'could not query the erasures');
+  }
+
+  for (const status of openStatuses) {
     try {
       const oldest = await uploads.oldestOpen(status);
       const seconds = oldest ? Math.max(0, Math.round((clock().getTime() - Date.parse(oldest.createdAt)) / 1000)) : undefined;
@@ -289,6 +423,36 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
   if (summary.errors === 0) metrics.lastSuccess.set(finished.getTime() / 1000);
   return summary;
 }
+
+/**
+ * The review of an upload that timed out: `open` -> `expired` (a decided one stays as decided:
+ * the upload record's conditional end already settled which came first). Returns when the object
+ * was uploaded, for the rejected event.
+ */
+async function expireReview(doc: DynamoDBDocumentClient, table: string, uploadId: string, now: Date): Promise<{ uploadedAt?: string }> {
+  const key = { pk: keys.review(uploadId), sk: keys.reviewSk };
+  try {
+    const { Attributes } = await doc.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: key,
+        UpdateExpression: 'SET #status = :expired, expiredAt = :now',
+        ConditionExpression: '#status = :open',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':expired': 'expired', ':open': 'open', ':now': now.toISOString() },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return uploadedAtOf(Attributes);
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+  }
+  const { Item } = await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+  return uploadedAtOf(Item);
+}
+
+const uploadedAtOf = (item: Record<string, unknown> | undefined): { uploadedAt?: string } =>
+  typeof item?.['uploadedAt'] === 'string' ? { uploadedAt: item['uploadedAt'] } : {};
 
 /** Why an object under uploads/ is to be deleted, or undefined when its upload may still need it. */
 async function orphanReason(uploads: UploadStore, key: string): Promise<OrphanReason | undefined> {
@@ -335,7 +499,15 @@ export function startReconcileTimer(pass: () => Promise<unknown>, periodMs: numb
 
 /** Logs a pass's summary: the CronJob's result (its metrics live only as long as its pod). */
 export function logSummary(logger: Logger, summary: ReconcileSummary, quietWhenIdle = false): void {
-  const acted = summary.expired + summary.timedOut + summary.reannounced + summary.skipped + Object.values(summary.orphansDeleted).reduce((a, b) => a + b, 0);
+  const acted =
+    summary.expired +
+    summary.timedOut +
+    summary.reviewsExpired +
+    summary.reannounced +
+    summary.skipped +
+    summary.avatarsDeleted +
+    summary.erasuresFinished +
+    Object.values(summary.orphansDeleted).reduce((a, b) => a + b, 0);
   const level = summary.errors > 0 ? 'error' : acted === 0 && quietWhenIdle ? 'debug' : 'info';
   logger[level]({ summary }, 'reconcile pass finished');
 }

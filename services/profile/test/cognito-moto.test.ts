@@ -71,6 +71,33 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
     });
   });
 
+  describe('removal and erasure', () => {
+    it('clearPicture removes the attribute; a repeat, or a player the pool does not know, is fine', async () => {
+      const playerId = await player();
+      const sync = cognitoPictureSync(cognito, userPoolId);
+      await sync.setPicture(playerId, 'https://cdn.example/a.webp');
+      expect(await sync.clearPicture(playerId)).toBe('cleared');
+      expect(await pictureOf(playerId)).toBeUndefined();
+      expect(await sync.clearPicture(playerId)).toBe('cleared');
+      expect(await sync.clearPicture('nobody')).toBe('user_not_found');
+    });
+
+    it("DELETE /v1/players/{id}/avatar and DELETE /v1/players/{id} clear the player's picture", async () => {
+      const service = profileService(stack, { cognito, userPoolId });
+      for (const suffix of ['/avatar', '']) {
+        const playerId = await player();
+        const uploadId = newUploadId();
+        await processingUpload(stack, playerId, uploadId);
+        expect((await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()))).status).toBe(200);
+        expect(await pictureOf(playerId)).toBe(picture(playerId, uploadId));
+        const token = await stack.issuer.mint(playerId);
+        const res = await service.app.request(`/v1/players/${playerId}${suffix}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(suffix ? 204 : 202);
+        expect(await pictureOf(playerId)).toBeUndefined();
+      }
+    });
+  });
+
   describe('thumbnailed -> ready', () => {
     it('mirrors the avatar that became current, not a late older upload', async () => {
       const service = profileService(stack, { cognito, userPoolId });

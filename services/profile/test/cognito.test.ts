@@ -10,6 +10,7 @@ function scripted(answers: (() => Promise<'updated' | 'user_not_found'>)[]) {
       const answer = answers[Math.min(calls.length - 1, answers.length - 1)]!;
       return answer();
     },
+    clearPicture: async () => 'cleared',
   };
   return { sync, calls };
 }

@@ -27,6 +27,11 @@ import {
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
+const avatarOf = (playerId: string, uploadId: string) => ({
+  thumbnails: { '128': `${MEDIA}/avatars/${playerId}/${uploadId}/128.webp` },
+  full: `${MEDIA}/avatars/${playerId}/${uploadId}/full.webp`,
+});
+
 /** What Knative adds to an event it gives up on. */
 const knativeError = (dest: string, code: number, body: string) => ({
   knativeerrordest: dest,
@@ -373,19 +378,24 @@ describe('POST /dead-letter', () => {
     expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'already_ended' })).toBe(1);
   });
 
-  it('deletes the original of an upload it has no record of, without announcing anything', async () => {
+  it('deletes the original and renditions of an upload it has no record of, without announcing anything, unless they are the current avatar', async () => {
     const service = profileService(stack);
     const playerId = newPlayerId();
-    const uploadId = newUploadId();
-    await putOriginal(stack, playerId, uploadId);
+    const [current, erased] = [newUploadId(1_000), newUploadId()];
     // Finished records expire after 30 days; the avatar they made may still be the player's.
-    const renditions = await putRenditions(stack, playerId, uploadId);
+    await new ProfileStore(stack.doc, TABLE).setAvatar(playerId, current, avatarOf(playerId, current));
+    const kept = await putRenditions(stack, playerId, current);
+    // An erased upload whose renditions a step begun before the erasure wrote afterwards.
+    await putOriginal(stack, playerId, erased);
+    const late = await putRenditions(stack, playerId, erased);
 
-    expect((await deliver(service, '/dead-letter', s3Event(playerId, uploadId))).status).toBe(202);
-    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
-    expect(await existing(stack, renditions)).toEqual([true, true, true, true]);
+    expect((await deliver(service, '/dead-letter', s3Event(playerId, current))).status).toBe(202);
+    expect((await deliver(service, '/dead-letter', s3Event(playerId, erased))).status).toBe(202);
+    expect(await objectExists(stack, uploadKey(playerId, erased))).toBe(false);
+    expect(await existing(stack, late)).toEqual([false, false, false, false]);
+    expect(await existing(stack, kept)).toEqual([true, true, true, true]);
     expect(stack.sink.received).toHaveLength(0);
-    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'unknown_upload' })).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_deadletter_events_total', { outcome: 'unknown_upload' })).toBe(2);
   });
 
   it('counts events it cannot tie to an upload, or of unknown types, with bounded labels', async () => {

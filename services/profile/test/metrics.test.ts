@@ -49,7 +49,7 @@ describe('avatarpipeline_uploads_overdue_seconds', () => {
 
   it('is 0 per open status while no upload is past its deadline, and how far the longest wait is past it once one is', async () => {
     const t0 = testClock(Date.now());
-    expect(await overdue(t0.fn)).toEqual(new Map([['status="pending"', 0], ['status="processing"', 0]]));
+    expect(await overdue(t0.fn)).toEqual(new Map([['status="pending"', 0], ['status="processing"', 0], ['status="in_review"', 0]]));
 
     // Written with their clocks started at t0 (pending: the ticket's expiry; processing: its start), the second a minute later.
     const uploads = new UploadStore(stack.doc, TABLE, t0.fn);
@@ -63,11 +63,12 @@ describe('avatarpipeline_uploads_overdue_seconds', () => {
     await uploads.markProcessing(player, newer);
 
     const at = (secondsAfterT0: number) => () => new Date(t0.now - 60_000 + secondsAfterT0 * 1000);
-    expect(await overdue(at(DEFAULT_PENDING_TIMEOUT_SECONDS))).toEqual(new Map([['status="pending"', 0], ['status="processing"', 0]]));
+    expect(await overdue(at(DEFAULT_PENDING_TIMEOUT_SECONDS))).toEqual(new Map([['status="pending"', 0], ['status="processing"', 0], ['status="in_review"', 0]]));
     expect(await overdue(at(DEFAULT_PROCESSING_TIMEOUT_SECONDS + 250))).toEqual(
       new Map([
         ['status="pending"', DEFAULT_PROCESSING_TIMEOUT_SECONDS + 250 - DEFAULT_PENDING_TIMEOUT_SECONDS],
         ['status="processing"', 250],
+        ['status="in_review"', 0],
       ]),
     );
 

@@ -2,7 +2,8 @@ import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from 
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { uploadKey } from '@avatar-pipeline/kit';
-import { ProfileStore, type AvatarOutcome } from '../src/index.js';
+import { ProfileStore } from '../src/index.js';
+import type { AvatarChange } from '../src/profiles.js';
 import {
   MEDIA,
   TABLE,
@@ -306,7 +307,7 @@ describe('ProfileStore.setAvatar', () => {
     const store = new ProfileStore(stack.doc, TABLE, clock.fn);
     const playerId = newPlayerId();
     const [a, b] = [newUploadId(1_000), newUploadId()] as const;
-    const results: AvatarOutcome[] = [];
+    const results: AvatarChange[] = [];
     results.push(await store.setAvatar(playerId, a, urls(playerId, a)));
     clock.advance(1_000);
     results.push(await store.setAvatar(playerId, b, urls(playerId, b)));
@@ -314,7 +315,18 @@ describe('ProfileStore.setAvatar', () => {
     clock.advance(1_000);
     results.push(await store.setAvatar(playerId, b, urls(playerId, b)));
     results.push(await store.setAvatar(playerId, a, urls(playerId, a)));
-    expect(results).toEqual(['updated', 'updated', 'unchanged', 'stale']);
+    // The avatar each one replaced, for superseding (again on a redelivery).
+    expect(results).toEqual([{ outcome: 'updated' }, { outcome: 'updated', previous: a }, { outcome: 'unchanged', previous: a }, { outcome: 'stale' }]);
     expect(await store.get(playerId)).toEqual(afterB);
+
+    // A removed avatar stays removed: neither it (a redelivery) nor an older one comes back.
+    expect(await store.removeAvatar(playerId, a)).toBe(false);
+    expect(await store.removeAvatar(playerId, b)).toBe(true);
+    expect(await store.get(playerId)).toBeUndefined();
+    expect(await store.removeAvatar(playerId, b)).toBe(false);
+    expect(await store.setAvatar(playerId, b, urls(playerId, b))).toEqual({ outcome: 'stale' });
+    expect(await store.setAvatar(playerId, a, urls(playerId, a))).toEqual({ outcome: 'stale' });
+    expect(await store.item(playerId)).toMatchObject({ avatarUploadId: b, avatarRemovedAt: new Date(clock.now).toISOString() });
+    expect(await store.item(playerId)).not.toHaveProperty('avatar');
   });
 });

@@ -5,13 +5,43 @@
  * and a second pass changes nothing.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventType, UploadStore, createLogger, loadConfig, processingWorstCaseMs, uploadDeliveryWorstCaseMs, uploadKey, type OpenUpload } from '@avatar-pipeline/kit';
+import {
+  EventType,
+  TTL_ATTRIBUTE,
+  UploadOwners,
+  UploadStore,
+  createLogger,
+  keys,
+  loadConfig,
+  processingWorstCaseMs,
+  uploadDeliveryWorstCaseMs,
+  uploadKey,
+  type OpenUpload,
+} from '@avatar-pipeline/kit';
 import { metricValue } from '@avatar-pipeline/kit/testing';
-import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimeoutsEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
+import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_RETENTION_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimeoutsEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
+import { ProfileStore } from '../src/profiles.js';
 import { reconcile, reconcilerMetrics, startReconcileTimer, type ReconcileDeps } from '../src/reconcile.js';
-import { BUCKET, TABLE, existing, newPlayerId, newUploadId, objectExists, putOriginal, putRenditions, readEvent, startStack, testClock, type Stack } from './harness.js';
+import {
+  BUCKET,
+  TABLE,
+  deliver,
+  existing,
+  newPlayerId,
+  newUploadId,
+  objectExists,
+  profileService,
+  putOriginal,
+  putRenditions,
+  readEvent,
+  startStack,
+  testClock,
+  thumbnailedEvent,
+  type Stack,
+} from './harness.js';
 
 const PENDING_TIMEOUT = 600;
 const PROCESSING_TIMEOUT = 1800;
@@ -32,11 +62,15 @@ describe('reconcile', () => {
     registry = new Registry();
     deps = {
       uploads,
+      doc: stack.doc,
+      table: TABLE,
       s3: stack.s3,
       bucket: BUCKET,
       sink: stack.sink.url,
       pendingTimeoutSeconds: PENDING_TIMEOUT,
       processingTimeoutSeconds: PROCESSING_TIMEOUT,
+      reviewTimeoutSeconds: 86_400,
+      avatarRetainSeconds: 86_400,
       metrics: reconcilerMetrics(registry),
       logger,
       clock: clock.fn,
@@ -201,6 +235,123 @@ describe('reconcile', () => {
     expect(sent()).toEqual([]);
   });
 
+  it("deletes a superseded avatar's objects and OWNER item AVATAR_RETAIN_SECONDS after a newer one became current, never the current one's", async () => {
+    const RETAIN = 3600;
+    deps = { ...deps, avatarRetainSeconds: RETAIN };
+    const service = profileService(stack, { clock: clock.fn });
+    const owners = new UploadOwners(stack.doc, TABLE);
+    const playerId = newPlayerId();
+    const [first, late, current] = [newUploadId(3_000), newUploadId(2_000), newUploadId(1_000)];
+    const renditions: Record<string, string[]> = {};
+    async function ready(uploadId: string) {
+      await ticket(playerId, uploadId);
+      await uploads.markProcessing(playerId, uploadId);
+      await owners.put({ uploadId, playerId, fingerprint: '0123456789abcdef' });
+      renditions[uploadId] = await putRenditions(stack, playerId, uploadId);
+      expect((await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date(clock.now).toISOString()))).status).toBe(200);
+    }
+    const item = async (uploadId: string) =>
+      (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }))).Item;
+
+    await ready(first);
+    // The current avatar's record is kept while it is (no TTL): it will carry the deletion's date.
+    expect(await item(first)).not.toHaveProperty(TTL_ATTRIBUTE);
+    clock.advance(1_000);
+    await ready(current);
+    const supersededAt = new Date(clock.now).toISOString();
+    expect(await item(first)).toMatchObject({ openStatus: 'superseded', openSince: supersededAt, supersededAt, [TTL_ATTRIBUTE]: expect.any(Number) });
+    expect(await item(current)).not.toHaveProperty(TTL_ATTRIBUTE);
+    // An older upload finishing late is never current: superseded at once.
+    clock.advance(1_000);
+    await ready(late);
+    expect(await item(late)).toMatchObject({ openStatus: 'superseded', openSince: new Date(clock.now).toISOString() });
+
+    // Kept for the retention (CDN caches may still serve them), then deleted one by one as each is due.
+    clock.advance(RETAIN * 1000 - 1_000);
+    expect(await reconcile(deps)).toMatchObject({ avatarsDeleted: 0, errors: 0 });
+    expect(await existing(stack, renditions[first]!)).toEqual([true, true, true, true]);
+    clock.advance(500);
+    expect(await reconcile(deps)).toMatchObject({ avatarsDeleted: 1, errors: 0 });
+    expect(await existing(stack, renditions[first]!)).toEqual([false, false, false, false]);
+    expect(await existing(stack, renditions[late]!)).toEqual([true, true, true, true]);
+    clock.advance(1_000);
+    expect(await reconcile(deps)).toMatchObject({ avatarsDeleted: 1, errors: 0 });
+    expect(await existing(stack, renditions[late]!)).toEqual([false, false, false, false]);
+
+    expect(await existing(stack, renditions[current]!)).toEqual([true, true, true, true]);
+    expect(await owners.get(first)).toBeUndefined();
+    expect(await owners.get(late)).toBeUndefined();
+    expect(await owners.get(current)).toBeDefined();
+    // Out of the index; the records expire like any finished one.
+    for (const id of [first, late]) {
+      expect(await item(id)).not.toHaveProperty('openStatus');
+      // The status API no longer lists URLs that are gone.
+      expect(await item(id)).not.toHaveProperty('avatar');
+    }
+    expect(await item(current)).toHaveProperty('avatar');
+    expect(await metric('avatarpipeline_reconciler_superseded_avatars_deleted_total')).toBe(2);
+    clock.advance(RETAIN * 1000);
+    expect(await reconcile(deps)).toMatchObject({ avatarsDeleted: 0, errors: 0 });
+    expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.avatarUploadId).toBe(current);
+  });
+
+  it('rejects an upload left in review past REVIEW_TIMEOUT_SECONDS: review expired, original deleted, rejected announced once', async () => {
+    const REVIEW_TIMEOUT = 7200;
+    // Longer than the review, so only the review's own timeout can end it.
+    deps = { ...deps, reviewTimeoutSeconds: REVIEW_TIMEOUT, processingTimeoutSeconds: 3 * REVIEW_TIMEOUT };
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await ticket(playerId, uploadId);
+    await uploads.markProcessing(playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const uploadedAt = new Date(clock.now - 1_000).toISOString();
+    const label = { name: 'Suggestive', confidence: 62 };
+    const approved = {
+      playerId,
+      uploadId,
+      uploadedAt,
+      bucket: BUCKET,
+      key: uploadKey(playerId, uploadId),
+      eTag: 'etag',
+      sha256: 'a'.repeat(64),
+      contentType: 'image/png' as const,
+      width: 512,
+      height: 512,
+      provider: 'nsfwjs',
+      labels: [label],
+    };
+    expect((await uploads.requestReview({ playerId, uploadId, review: { fingerprint: '0123456789abcdef', labels: [label], uploadedAt, approved } })).changed).toBe(true);
+    const review = async () => (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.review(uploadId), sk: keys.reviewSk }, ConsistentRead: true }))).Item;
+
+    clock.advance(REVIEW_TIMEOUT * 1000 - 1_000);
+    expect(await reconcile(deps)).toMatchObject({ reviewsExpired: 0, errors: 0, oldestOpenSeconds: { in_review: REVIEW_TIMEOUT - 1 } });
+    expect((await uploads.get(playerId, uploadId))?.status).toBe('in_review');
+
+    // The announcement fails once: the next pass announces it.
+    clock.advance(2_000);
+    stack.sink.state.failNext = 1;
+    expect(await reconcile(deps)).toMatchObject({ reviewsExpired: 1, errors: 1 });
+    expect(await uploads.get(playerId, uploadId)).toMatchObject({ status: 'rejected', reason: { code: 'review_timeout' } });
+    expect(await review()).toMatchObject({ status: 'expired', expiredAt: new Date(clock.now).toISOString() });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    expect(sent()).toEqual([]);
+
+    expect(await reconcile(deps)).toMatchObject({ reviewsExpired: 0, reannounced: 1, errors: 0 });
+    expect(sent()).toEqual([
+      {
+        id: `${uploadId}.rejected`,
+        type: EventType.rejected,
+        source: '/avatar-pipeline/profile',
+        subject: uploadKey(playerId, uploadId),
+        data: { playerId, uploadId, uploadedAt, reason: { code: 'review_timeout', message: expect.any(String) } },
+      },
+    ]);
+    expect(await metric('avatarpipeline_reconciler_uploads_ended_total', { reason: 'review_timeout' })).toBe(1);
+    expect(await reconcile(deps)).toMatchObject({ reviewsExpired: 0, reannounced: 0, errors: 0 });
+    expect(sent()).toHaveLength(1);
+    expect((await review())?.['status']).toBe('expired');
+  });
+
   it('runs on a timer until stopped, never two passes at once', async () => {
     let running = 0;
     let most = 0;
@@ -228,7 +379,14 @@ describe('reconcile', () => {
 
 describe('reconciler settings', () => {
   it('refuse timeouts the records would not outlive', () => {
-    expect(loadConfig(reconcileTimeoutsEnv, {})).toEqual({ UPLOAD_PENDING_TIMEOUT_SECONDS: 3600, UPLOAD_PROCESSING_TIMEOUT_SECONDS: 7200 });
+    expect(loadConfig(reconcileTimeoutsEnv, {})).toEqual({
+      UPLOAD_PENDING_TIMEOUT_SECONDS: 3600,
+      UPLOAD_PROCESSING_TIMEOUT_SECONDS: 7200,
+      REVIEW_TIMEOUT_SECONDS: 86_400,
+      AVATAR_RETAIN_SECONDS: 86_400,
+    });
+    expect(() => loadConfig(reconcileTimeoutsEnv, { AVATAR_RETAIN_SECONDS: String(MAX_RETENTION_SECONDS + 1) })).toThrow(/AVATAR_RETAIN_SECONDS: must be at most 1728000/);
+    expect(() => loadConfig(reconcileTimeoutsEnv, { REVIEW_TIMEOUT_SECONDS: '0' })).toThrow(/REVIEW_TIMEOUT_SECONDS/);
     expect(loadConfig(reconcileTimeoutsEnv, { UPLOAD_PENDING_TIMEOUT_SECONDS: '2' })).toMatchObject({ UPLOAD_PENDING_TIMEOUT_SECONDS: 2 });
     expect(loadConfig(reconcileTimerEnv, { RECONCILE_PERIOD_SECONDS: '0.5' })).toEqual({ RECONCILE_PERIOD_SECONDS: 0.5 });
     expect(() => loadConfig(reconcileTimeoutsEnv, { UPLOAD_PROCESSING_TIMEOUT_SECONDS: String(MAX_TIMEOUT_SECONDS + 1) })).toThrow(/UPLOAD_PROCESSING_TIMEOUT_SECONDS: must be at most 72000/);
