@@ -1,5 +1,11 @@
-/** The page: index.html and what it imports, with content-hashed names under assets/. */
+/**
+ * The pages: index.html (the player's) and moderator.html, with what they import under assets/
+ * (content-hashed names; code both import is split into a shared chunk).
+ */
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+
+const page = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 export default defineConfig({
   build: {
@@ -7,5 +13,8 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: true,
+    rolldownOptions: {
+      input: { index: page('index.html'), moderator: page('moderator.html') },
+    },
   },
 });

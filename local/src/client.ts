@@ -10,7 +10,7 @@ export type { UploadTicket };
 
 export interface UploadStatus {
   uploadId: string;
-  status: 'pending' | 'processing' | 'ready' | 'rejected' | 'failed' | 'expired';
+  status: 'pending' | 'processing' | 'in_review' | 'ready' | 'rejected' | 'failed' | 'expired';
   reason?: { code: string; message: string };
   avatar?: { thumbnails: Record<string, string>; full: string };
   /** When the status last changed: for a terminal upload, the moment it ended. */
@@ -38,8 +38,9 @@ export class ApiClient {
     return { status: res.status, body: body as T, headers: res.headers };
   }
 
-  async token(playerId: string): Promise<string> {
-    const res = await this.json<{ token: string }>('/dev/token', { method: 'POST', body: JSON.stringify({ playerId }) });
+  /** A token from the dev issuer; `roles` (e.g. `['moderator']`) go in its `roles` claim. */
+  async token(playerId: string, roles?: readonly string[]): Promise<string> {
+    const res = await this.json<{ token: string }>('/dev/token', { method: 'POST', body: JSON.stringify({ playerId, ...(roles ? { roles } : {}) }) });
     if (res.status !== 200) throw new Error(`token: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.token;
   }
@@ -57,12 +58,17 @@ export class ApiClient {
   }
 
   /** Polls the upload (every `intervalMs`) until it reaches a terminal status. */
-  async settled(token: string, uploadId: string, timeoutMs = 20_000, intervalMs = 100): Promise<UploadStatus> {
+  settled(token: string, uploadId: string, timeoutMs = 20_000, intervalMs = 100): Promise<UploadStatus> {
+    return this.reaches(token, uploadId, terminalUploadStates, timeoutMs, intervalMs);
+  }
+
+  /** Polls the upload (every `intervalMs`) until it is in one of `states` (e.g. `['in_review']`, or terminal). */
+  async reaches(token: string, uploadId: string, states: readonly UploadStatus['status'][], timeoutMs = 20_000, intervalMs = 100): Promise<UploadStatus> {
     const deadline = Date.now() + timeoutMs;
     let last: UploadStatus | undefined;
     while (Date.now() < deadline) {
       last = await this.status(token, uploadId);
-      if (terminalUploadStates.includes(last.status)) return last;
+      if (states.includes(last.status)) return last;
       await sleep(intervalMs);
     }
     throw new Error(`upload ${uploadId} still ${last?.status} after ${timeoutMs} ms`);

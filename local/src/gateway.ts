@@ -153,12 +153,15 @@ export function createGateway(options: GatewayOptions): Service {
   app.get('/openapi.json', apiDocument(options.upstream));
   app.get('/docs', apiDocsPage);
   app.get('/docs/*', apiDocsPage);
-  // Browsers only ever POST presigned forms here, and from another origin may ask first (OPTIONS,
-  // answered by the bucket's CORS rule as S3 answers it); any other method would let anyone plant
-  // avatars or read and delete uploads, as s3rver takes anonymous requests.
-  app.on(['POST', 'OPTIONS'], '/s3/*', inProcess('storage', options.storage, '/s3'));
+  // Browsers only ever POST presigned forms here (from another origin they may ask first: OPTIONS,
+  // answered by the bucket's CORS rule as S3 answers it) and GET presigned links (a moderator's
+  // view of an upload); the upload guard refuses the rest of those, and any other method would let
+  // anyone plant avatars or delete uploads, as s3rver takes anonymous requests.
+  app.on(['POST', 'OPTIONS', 'GET', 'HEAD'], '/s3/*', inProcess('storage', options.storage, '/s3'));
   app.all('/s3/*', (c) =>
-    c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on /s3: uploads are presigned POSTs`), 405, { Allow: 'POST, OPTIONS' }),
+    c.json(errorBody('method_not_allowed', `${c.req.method} is not allowed on /s3: uploads are presigned POSTs, reads presigned GETs`), 405, {
+      Allow: 'GET, HEAD, POST, OPTIONS',
+    }),
   );
   if (options.web) app.on(['GET', 'HEAD'], '*', options.web);
   return service;

@@ -1,6 +1,7 @@
 /**
- * The dev identity issuer: a JWKS and `POST /dev/token` minting player tokens. Local stack and
- * tests only; nothing in the services knows it exists beyond the JWKS URL they are given.
+ * The dev identity issuer: a JWKS and `POST /dev/token` minting player tokens (with `roles`, e.g. a
+ * moderator's). Local stack and tests only; nothing in the services knows it exists beyond the
+ * JWKS URL they are given.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +10,11 @@ import { z } from 'zod';
 import { createMetrics, createService, jsonBody, playerIdSchema, type Logger, type Service } from '@avatar-pipeline/kit';
 
 export const DEV_ALGORITHM = 'ES256';
+
+/** Roles as the services read them from the `roles` claim (kit JWT_ROLES_CLAIM's default): a few short names. */
+export const devRolesSchema = z.array(z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a role is 1-32 characters of a-z 0-9 - starting with a letter')).max(10);
+
+const tokenRequestSchema = z.object({ playerId: playerIdSchema, roles: devRolesSchema.optional() });
 
 export interface IssuerOptions {
   issuer: string;
@@ -70,9 +76,11 @@ export async function createDevIssuer(options: IssuerOptions): Promise<DevIssuer
   app.get('/.well-known/openid-configuration', (c) =>
     c.json({ issuer: options.issuer, jwks_uri: new URL('/.well-known/jwks.json', options.issuer).href, id_token_signing_alg_values_supported: [DEV_ALGORITHM] }),
   );
-  app.post('/dev/token', jsonBody(z.object({ playerId: playerIdSchema })), async (c) => {
-    const { playerId } = c.get('body');
-    return c.json({ token: await mint(playerId), tokenType: 'Bearer', expiresIn: ttl });
+  app.post('/dev/token', jsonBody(tokenRequestSchema), async (c) => {
+    const { playerId, roles } = c.get('body');
+    // No roles, no claim: a player's token, exactly as before roles existed.
+    const token = await mint(playerId, roles && roles.length > 0 ? { roles: [...new Set(roles)] } : {});
+    return c.json({ token, tokenType: 'Bearer', expiresIn: ttl });
   });
   return { service, mint, mintFor: (audience, subject) => sign(subject, audience), publicJwk };
 }

@@ -8,7 +8,7 @@
  * write its own policy), then the expiration and every condition. A request that passes is
  * forwarded byte for byte. Anything else is refused as S3 refuses an anonymous request to a
  * private bucket (s3rver would serve it): the guard cannot check other signatures, and browsers
- * send nothing else.
+ * send nothing else but presigned GETs of uploads (moderators' image links), which s3rver checks.
  *
  * Serve it under a public prefix with the prefix stripped (the gateway's `/s3`): a POST policy
  * signature covers the policy, not the host or path, so that URL may differ from the signed one.
@@ -258,6 +258,14 @@ export function createPostPolicyGuard(options: PostPolicyGuardOptions): Hono {
   );
   // A CORS preflight for an upload: s3rver answers it from the bucket's CORS rule, as S3 does.
   app.on('OPTIONS', ['/:bucket', '/:bucket/'], (c) => proxy(target(c), { raw: c.req.raw }));
+  // A presigned GET of an upload (a moderator's image link): s3rver checks a query signature when
+  // there is one (for the host and path it was signed for: the upstream's, which the proxy keeps),
+  // and would serve an unsigned GET to anyone, so one without a signature is refused here.
+  app.on(['GET', 'HEAD'], '/:bucket/uploads/*', (c) => {
+    const url = new URL(c.req.url);
+    if (!url.searchParams.has('X-Amz-Signature') || url.searchParams.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256') return refuse(c, anonymous);
+    return proxy(`${target(c)}${url.search}`, { raw: c.req.raw });
+  });
   app.all('*', (c) => refuse(c, anonymous));
   app.onError((err, c) => {
     logger.error({ err, path: c.req.path }, 'policy guard failed');

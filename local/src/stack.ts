@@ -99,8 +99,8 @@ export interface Stack {
   /** The token issuer (`iss`) and audience the services accept. */
   issuer: string;
   audience: string;
-  /** Mints a player token directly (the same tokens `POST /dev/token` hands out). */
-  mint(playerId: string): Promise<string>;
+  /** Mints a player token directly (the same tokens `POST /dev/token` hands out), with `roles` if given. */
+  mint(playerId: string, roles?: readonly string[]): Promise<string>;
   /** Base URL of each running service. */
   services: Readonly<Partial<Record<ServiceName, string>>>;
   /** Resolves once no S3 notification and no broker delivery is pending. */
@@ -302,7 +302,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       dynamoEndpoint: dynamo.endpoint,
       issuer: gatewayUrl,
       audience: LOCAL_AUDIENCE,
-      mint: (playerId) => issuer.mint(playerId),
+      mint: (playerId, roles) => issuer.mint(playerId, roles && roles.length > 0 ? { roles: [...roles] } : {}),
       services: Object.fromEntries([...children].map(([name, child]) => [name, child.url])),
       idle: async () => {
         await forwarder.idle();

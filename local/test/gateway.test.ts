@@ -141,15 +141,19 @@ describe('gateway', () => {
     expect([upload.name, upload.method, new URL(upload.url).pathname, upload.body]).toEqual(['storage', 'POST', '/avatars', 'form']);
   });
 
-  it('lets only POST (and its preflight) through to storage: any other method on /s3 is 405 with Allow', async () => {
+  it('lets only POST (and its preflight) and GET through to storage (its guard checks them): any other method on /s3 is 405 with Allow', async () => {
     const preflight = (await (await fetch(`${base}/s3/avatars`, { method: 'OPTIONS' })).json()) as Echoed;
     expect([preflight.name, preflight.method, new URL(preflight.url).pathname]).toEqual(['storage', 'OPTIONS', '/avatars']);
-    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH']) {
+    const read = (await (await fetch(`${base}/s3/avatars/uploads/p1/u?X-Amz-Signature=s`)).json()) as Echoed;
+    expect([read.name, read.method, new URL(read.url).pathname, new URL(read.url).search]).toEqual(['storage', 'GET', '/avatars/uploads/p1/u', '?X-Amz-Signature=s']);
+    for (const method of ['PUT', 'DELETE', 'PATCH']) {
       const res = await fetch(`${base}/s3/avatars/avatars/p1/0196b7a4/64.webp`, { method, ...(method === 'PUT' || method === 'PATCH' ? { body: 'forged' } : {}) });
       expect(res.status, method).toBe(405);
-      expect(res.headers.get('allow'), method).toBe('POST, OPTIONS');
+      expect(res.headers.get('allow'), method).toBe('GET, HEAD, POST, OPTIONS');
       expect(res.headers.get('x-upstream'), method).toBeNull();
-      if (method !== 'HEAD') expect(await res.json(), method).toEqual({ error: { code: 'method_not_allowed', message: `${method} is not allowed on /s3: uploads are presigned POSTs` } });
+      expect(await res.json(), method).toEqual({
+        error: { code: 'method_not_allowed', message: `${method} is not allowed on /s3: uploads are presigned POSTs, reads presigned GETs` },
+      });
     }
   });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger, objectExists, s3Client } from '@avatar-pipeline/kit';
@@ -186,5 +187,26 @@ describe('POST policy guard in front of s3rver', () => {
     await expectRefused(await fetch(`${planted}?uploads`, { method: 'POST' }), 403, 'AccessDenied');
     expect(await stored(key)).toBe(true);
     expect(await stored('avatars/p-guard/planted/64.webp')).toBe(false);
+  });
+
+  it("passes a presigned GET of an upload to s3rver, which checks its signature for the host and path it was signed for", async () => {
+    const key = freshKey();
+    const { fields } = await presign(key);
+    expect((await post(form(fields, leaf))).status).toBe(204);
+    // Signed for s3rver as the services reach it; asked through the guard, which keeps that host and path.
+    const signed = new URL(await getSignedUrl(client, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 60 }));
+    const through = (url: URL) => fetch(`${guardUrl}${url.pathname}${url.search}`);
+    const res = await through(signed);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(leaf)).toBe(true);
+    // Another key under the same signature, or a forged signature: s3rver refuses it.
+    const otherKey = new URL(signed);
+    otherKey.pathname = `/${BUCKET}/${freshKey()}`;
+    expect((await through(otherKey)).status).toBe(403);
+    const forged = new URL(signed);
+    forged.searchParams.set('X-Amz-Signature', '0'.repeat(64));
+    expect((await through(forged)).status).toBe(403);
+    // Outside uploads/, or unsigned: refused by the guard itself.
+    await expectRefused(await fetch(`${guardUrl}/${BUCKET}/${key}`), 403, 'AccessDenied');
   });
 });

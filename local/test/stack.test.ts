@@ -151,21 +151,22 @@ describe('local stack', () => {
       expect((await fetch(`${stack.gatewayUrl}/media/avatars/..%2F${uploadKey('p-private', ticket.uploadId)}`)).status).toBe(404);
     });
 
-    it('takes only presigned POSTs on /s3: no planting avatars, no reading or deleting objects', async () => {
+    it('takes only presigned POSTs and GETs on /s3: no planting avatars, no reading or deleting objects', async () => {
       const planted = 'avatars/p-planted/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
       const put = await fetch(`${stack.gatewayUrl}/s3/avatars/${planted}`, { method: 'PUT', body: 'not moderated', headers: { 'content-type': 'image/webp' } });
       expect(put.status).toBe(405);
-      expect(put.headers.get('allow')).toBe('POST, OPTIONS');
+      expect(put.headers.get('allow')).toBe('GET, HEAD, POST, OPTIONS');
       expect(await objectStatus(planted)).toBe(404);
       expect((await fetch(`${stack.gatewayUrl}/media/${planted}`)).status).toBe(404);
 
       // Outside uploads/, so the pipeline leaves it alone while the test runs.
       const existing = 'avatars/p-s3-methods/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
       await s3.send(new PutObjectCommand({ Bucket: 'avatars', Key: existing, Body: 'webp', ContentType: 'image/webp' }));
-      for (const method of ['GET', 'HEAD', 'DELETE']) {
+      // Reads without a signature are refused as S3 refuses anonymous ones; DELETE is not a method of /s3.
+      for (const [method, status] of [['GET', 403], ['HEAD', 403], ['DELETE', 405]] as const) {
         const res = await fetch(`${stack.gatewayUrl}/s3/avatars/${existing}`, { method });
-        expect(res.status, method).toBe(405);
-        if (method !== 'HEAD') expect(((await res.json()) as { error: { code: string } }).error.code).toBe('method_not_allowed');
+        expect(res.status, method).toBe(status);
+        if (method === 'DELETE') expect(((await res.json()) as { error: { code: string } }).error.code).toBe('method_not_allowed');
       }
       // A POST that is not a form upload (DeleteObjects) is refused as S3 refuses an anonymous one.
       const deleteObjects = await fetch(`${stack.gatewayUrl}/s3/avatars?delete`, {
@@ -512,7 +513,22 @@ describe('local stack', () => {
     expect(doc.openapi).toBe('3.1.0');
     const described = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
     expect(described.sort()).toEqual(
-      ['DELETE /v1/push/subscriptions', 'GET /v1/players/{playerId}/profile', 'GET /v1/push/vapid-public-key', 'GET /v1/uploads/{uploadId}', 'POST /v1/push/subscriptions', 'POST /v1/uploads'].sort(),
+      [
+        'DELETE /v1/moderation/bans/{id}',
+        'DELETE /v1/players/{playerId}',
+        'DELETE /v1/players/{playerId}/avatar',
+        'DELETE /v1/push/subscriptions',
+        'GET /v1/moderation/bans',
+        'GET /v1/moderation/reviews',
+        'GET /v1/moderation/reviews/{uploadId}',
+        'GET /v1/players/{playerId}/profile',
+        'GET /v1/push/vapid-public-key',
+        'GET /v1/uploads/{uploadId}',
+        'POST /v1/moderation/bans',
+        'POST /v1/moderation/reviews/{uploadId}',
+        'POST /v1/push/subscriptions',
+        'POST /v1/uploads',
+      ].sort(),
     );
     // Every described operation is one the gateway routes to the service that describes it.
     for (const entry of described) {

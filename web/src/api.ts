@@ -5,7 +5,8 @@
  */
 import * as z from 'zod/mini';
 
-export const uploadStatuses = ['pending', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const;
+/** `in_review`: moderation was unsure and a moderator decides (not an outcome: it goes on from there). */
+export const uploadStatuses = ['pending', 'processing', 'in_review', 'ready', 'rejected', 'failed', 'expired'] as const;
 export type UploadStatus = (typeof uploadStatuses)[number];
 /** `expired`: the upload never arrived before its ticket ran out (the server ends it some time later). */
 export const terminalStatuses: readonly UploadStatus[] = ['ready', 'rejected', 'failed', 'expired'];
@@ -80,7 +81,16 @@ async function errorFrom(res: Response): Promise<ApiError> {
     : new ApiError(res.status, `http_${res.status}`, `the server answered ${res.status} ${res.statusText}`.trim(), retryAfter(res));
 }
 
-export class AvatarApi {
+export interface SendOptions {
+  auth?: boolean;
+  method?: string;
+  json?: unknown;
+  /** A 404 answers undefined instead of throwing. */
+  allow404?: boolean;
+}
+
+/** Requests and answer checks shared by the API clients (this one, and the moderator's: moderation.ts). */
+export class ApiClient {
   private readonly fetch: typeof fetch;
 
   constructor(private readonly options: ApiOptions) {
@@ -88,6 +98,34 @@ export class AvatarApi {
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
+  protected async send(path: string, request: SendOptions): Promise<Response | undefined> {
+    const headers = new Headers({ accept: 'application/json' });
+    if (request.auth) headers.set('authorization', `Bearer ${await this.options.token()}`);
+    if (request.json !== undefined) headers.set('content-type', 'application/json');
+    let res: Response;
+    try {
+      res = await this.fetch(`${this.options.baseUrl}${path}`, {
+        method: request.method ?? 'GET',
+        headers,
+        ...(request.json !== undefined ? { body: JSON.stringify(request.json) } : {}),
+        cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'the server could not be reached');
+    }
+    if (res.ok) return res;
+    if (res.status === 404 && request.allow404) return undefined;
+    throw await errorFrom(res);
+  }
+
+  protected async parse<T>(schema: z.ZodMiniType<T>, res: Response): Promise<T> {
+    const parsed = schema.safeParse(await res.json().catch(() => undefined));
+    if (!parsed.success) throw new ApiError(res.status, 'unexpected_response', 'the server sent an answer this client does not understand');
+    return parsed.data;
+  }
+}
+
+export class AvatarApi extends ApiClient {
   /** The player's current avatar, or undefined while they have none. */
   async profile(playerId: string): Promise<Profile | undefined> {
     const res = await this.send(`/v1/players/${encodeURIComponent(playerId)}/profile`, { auth: true, allow404: true });
@@ -118,34 +156,5 @@ export class AvatarApi {
 
   async deleteSubscription(endpoint: string): Promise<void> {
     await this.send('/v1/push/subscriptions', { auth: true, method: 'DELETE', json: { endpoint }, allow404: true });
-  }
-
-  private async send(
-    path: string,
-    request: { auth?: boolean; method?: string; json?: unknown; allow404?: boolean },
-  ): Promise<Response | undefined> {
-    const headers = new Headers({ accept: 'application/json' });
-    if (request.auth) headers.set('authorization', `Bearer ${await this.options.token()}`);
-    if (request.json !== undefined) headers.set('content-type', 'application/json');
-    let res: Response;
-    try {
-      res = await this.fetch(`${this.options.baseUrl}${path}`, {
-        method: request.method ?? 'GET',
-        headers,
-        ...(request.json !== undefined ? { body: JSON.stringify(request.json) } : {}),
-        cache: 'no-store',
-      });
-    } catch {
-      throw new ApiError(0, 'network', 'the server could not be reached');
-    }
-    if (res.ok) return res;
-    if (res.status === 404 && request.allow404) return undefined;
-    throw await errorFrom(res);
-  }
-
-  private async parse<T>(schema: z.ZodMiniType<T>, res: Response): Promise<T> {
-    const parsed = schema.safeParse(await res.json().catch(() => undefined));
-    if (!parsed.success) throw new ApiError(res.status, 'unexpected_response', 'the server sent an answer this client does not understand');
-    return parsed.data;
   }
 }

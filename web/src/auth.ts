@@ -28,20 +28,32 @@ const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.st
 /** A token this close to expiry is renewed before use. */
 const RENEW_MARGIN_MS = 60_000;
 
+export interface DevTokenOptions {
+  /** The sessionStorage key (pages of one origin share the tab's storage: each role its own key). */
+  key?: string;
+  /** Roles the token carries (the moderator page asks for `moderator`). */
+  roles?: readonly string[];
+}
+
 /**
  * Dev tokens for a player id the user types, kept in sessionStorage (per tab, gone when the tab
  * closes). The dev issuer signs anything it is asked: local use only.
  */
 export class DevTokenSource implements TokenSource {
-  private static readonly KEY = 'avatar-pipeline.session';
+  private readonly key: string;
+  private readonly roles: readonly string[] | undefined;
 
   constructor(
     private readonly baseUrl = '',
     private readonly storage: Storage = sessionStorage,
-  ) {}
+    options: DevTokenOptions = {},
+  ) {
+    this.key = options.key ?? 'avatar-pipeline.session';
+    this.roles = options.roles;
+  }
 
   current(): Session | undefined {
-    const saved = this.storage.getItem(DevTokenSource.KEY);
+    const saved = this.storage.getItem(this.key);
     if (!saved) return undefined;
     try {
       const parsed = sessionSchema.safeParse(JSON.parse(saved));
@@ -57,7 +69,7 @@ export class DevTokenSource implements TokenSource {
       res = await fetch(`${this.baseUrl}/dev/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ playerId }),
+        body: JSON.stringify(this.roles ? { playerId, roles: this.roles } : { playerId }),
       });
     } catch {
       throw new ApiError(0, 'network', 'the server could not be reached');
@@ -72,7 +84,7 @@ export class DevTokenSource implements TokenSource {
     const parsed = tokenSchema.safeParse(body);
     if (!parsed.success) throw new ApiError(res.status, 'unexpected_response', 'unexpected answer from the token endpoint');
     const session = { playerId, token: parsed.data.token, expiresAt: Date.now() + parsed.data.expiresIn * 1000 };
-    this.storage.setItem(DevTokenSource.KEY, JSON.stringify(session));
+    this.storage.setItem(this.key, JSON.stringify(session));
     return session;
   }
 
@@ -84,6 +96,6 @@ export class DevTokenSource implements TokenSource {
   }
 
   signOut(): void {
-    this.storage.removeItem(DevTokenSource.KEY);
+    this.storage.removeItem(this.key);
   }
 }

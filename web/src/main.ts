@@ -6,31 +6,22 @@
 import './style.css';
 import { AvatarApi, type Avatar, type Upload } from './api.js';
 import { DevTokenSource, type Session } from './auth.js';
-import { errorText, formatBytes, statusText } from './messages.js';
+import { describeError, formatBytes, statusText, stillWaitingText } from './messages.js';
+import { apiBaseOfPage, byId } from './page.js';
 import { CHANNEL_NAME, type ChannelMessage } from './payload.js';
 import { initialPushState, registerWorker, subscribe, tellWorker, unsubscribe, type PushState } from './push.js';
 import { checkFile, postFile, StorageError } from './upload.js';
 import { watchUpload, type Watch } from './watch.js';
 
 const config = {
-  /**
-   * The API's origin: this page's own ('', the gateway serves both) unless the page names another
-   * in `<meta name="avatar-api" content="https://api.example.com">` (the gateway must then list
-   * this page's origin in CORS_ORIGINS / corsOrigins).
-   */
-  apiBase: document.querySelector<HTMLMetaElement>('meta[name="avatar-api"]')?.content.trim().replace(/\/+$/, '') ?? '',
+  /** The API's origin ('' = this page's own; see page.ts). */
+  apiBase: apiBaseOfPage(),
   /** Mirrors the server's AVATAR_MAX_BYTES, to refuse early; the server still decides. */
   maxUploadBytes: 5 * 1024 * 1024,
 };
 
 const tokens = new DevTokenSource(config.apiBase);
 const api = new AvatarApi({ baseUrl: config.apiBase, token: () => tokens.token() });
-
-function byId<T extends HTMLElement>(id: string): T {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`#${id} is missing from the page`);
-  return element as T;
-}
 
 const ui = {
   signIn: byId<HTMLFormElement>('sign-in'),
@@ -59,9 +50,7 @@ let watch: Watch | undefined;
 let watchedUpload: string | undefined;
 
 function messageOf(err: unknown): string {
-  if (err instanceof StorageError) return err.message;
-  if (err && typeof err === 'object' && 'code' in err && 'message' in err) return errorText(err as { code: string; message: string });
-  return 'Something went wrong. Please try again.';
+  return err instanceof StorageError ? err.message : describeError(err);
 }
 
 function showAvatar(avatar: Avatar | undefined): void {
@@ -152,7 +141,7 @@ async function follow(uploadId: string): Promise<void> {
     const outcome = await watch.result;
     if (watchedUpload !== uploadId) return; // A newer upload took over.
     if (outcome?.status === 'ready') showAvatar(outcome.avatar);
-    if (!outcome) ui.status.textContent = 'This is taking longer than usual. Your avatar will change here once it is ready.';
+    if (!outcome) ui.status.textContent = stillWaitingText(ui.status.dataset['status']);
   } catch (err) {
     ui.uploadError.textContent = messageOf(err);
   }

@@ -10,34 +10,19 @@
  * as a push service would deliver them.
  */
 import { createECDH } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import type { BrowserContext, CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { builtServices, repoRoot, startStack, type Stack } from '@avatar-pipeline/local';
+import { artifacts, assertBuilt, chromiumMissing, dist, launchChromium, uploadThroughApi, waitForStatus } from './support/browser.js';
 import { startFront, type Front } from './support/front.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** Headless, and no connections to Google's services: this machine's network is closed. */
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const dist = fileURLToPath(new URL('../dist', import.meta.url));
-const artifacts = join(repoRoot, 'test-artifacts');
 /** What the page needs; subscribe runs too once built. push is left out: pushes are injected. */
 const required = ['presign', 's3-source', 'moderate', 'thumbnail', 'profile'] as const;
 const optional = ['subscribe'] as const;
-const skipped = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium)`;
+const skipped = chromiumMissing;
 /** A game's own site, allowed in the stack's CORS_ORIGINS, and one that is not. */
 const GAME_HOST = 'game.test';
 const STRANGER_HOST = 'stranger.test';
@@ -70,11 +55,7 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
   const player = 'web-player-1';
 
   beforeAll(async () => {
-    if (!existsSync(join(dist, 'index.html')) || !existsSync(join(dist, 'sw.js'))) {
-      throw new Error('web/dist is not built: run npm run build -w web');
-    }
-    const missing = required.filter((name) => !builtServices(repoRoot).includes(name));
-    if (missing.length > 0) throw new Error(`services not built (${missing.join(', ')}): run npx tsc -b`);
+    assertBuilt(['index.html', 'sw.js'], required);
 
     dataDir = await mkdtemp(join(tmpdir(), 'ap-web-'));
     const services = builtServices(repoRoot).filter((name) => [...required, ...optional].includes(name as never));
@@ -87,17 +68,11 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
       vapidPublicKey: stack.services.subscribe ? undefined : createECDH('prime256v1').generateKeys().toString('base64url'),
       gameHosts: [GAME_HOST, STRANGER_HOST],
     });
-    // Not launch() + newContext(): those contexts are incognito, where Chromium refuses every push subscription.
-    context = await chromium.launchPersistentContext(join(dataDir, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      args: [
-        ...CHROMIUM_FLAGS,
-        `--proxy-server=${front.proxyUrl}`,
-        '--proxy-bypass-list=<-loopback>',
-        // As if the game's sites were on https: a secure context, as the client expects.
-        `--unsafely-treat-insecure-origin-as-secure=http://${GAME_HOST},http://${STRANGER_HOST}`,
-      ],
-      viewport: { width: 640, height: 760 },
+    context = await launchChromium({
+      profileDir: join(dataDir, 'chromium-profile'),
+      proxyUrl: front.proxyUrl,
+      // As if the game's sites were on https: a secure context, as the client expects.
+      secureOrigins: [`http://${GAME_HOST}`, `http://${STRANGER_HOST}`],
     });
     await context.grantPermissions(['notifications'], { origin });
     page = context.pages()[0] ?? (await context.newPage());
@@ -164,23 +139,9 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
   /** Another device of the same player uploads a photo, straight through the API. */
   async function uploadElsewhere(file: string, contentType: string): Promise<{ uploadId: string; avatar: Avatar }> {
     const token = await stack.mint(player);
-    const bytes = await readFile(join(repoRoot, 'fixtures', 'photos', file));
-    const asked = await fetch(`${origin}/v1/uploads`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ contentType, contentLength: bytes.length }),
-    });
-    expect(asked.status).toBe(201);
-    const ticket = (await asked.json()) as { uploadId: string; url: string; fields: Record<string, string> };
-    const form = new FormData();
-    for (const [name, value] of Object.entries(ticket.fields)) form.append(name, value);
-    form.append('file', new Blob([bytes], { type: contentType }));
-    expect((await fetch(ticket.url, { method: 'POST', body: form })).status).toBe(204);
-    await expect
-      .poll(async () => ((await (await fetch(`${origin}/v1/uploads/${ticket.uploadId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string }).status, { timeout: 30_000, interval: 200 })
-      .toBe('ready');
-    const done = (await (await fetch(`${origin}/v1/uploads/${ticket.uploadId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { avatar: Avatar };
-    return { uploadId: ticket.uploadId, avatar: done.avatar };
+    const uploadId = await uploadThroughApi(origin, token, file, contentType);
+    const done = await waitForStatus(origin, token, uploadId, 'ready');
+    return { uploadId, avatar: done.avatar! };
   }
 
   it('signs in with a dev token and shows the placeholder while the player has no avatar', async () => {
@@ -308,6 +269,20 @@ describe.skipIf(skipped)(`web client in headless Chromium${skipped ? ` (skipped:
     // A rejection leaves the current avatar in place.
     expect(await page.getAttribute('#avatar', 'alt')).toBe('Your avatar');
     await page.screenshot({ path: join(artifacts, 'web-client-rejected.png'), fullPage: true });
+  });
+
+  it('says a pushed upload is under review, with fallback notification text', async () => {
+    showLogs();
+    const uploadId = '01900000-0000-7000-8000-000000000002';
+    await deliverPush({ type: 'avatar.in_review', uploadId, status: 'in_review' });
+    await expect.poll(() => page.getAttribute('#status', 'data-status'), { timeout: 10_000 }).toBe('in_review');
+    expect(await page.textContent('#status')).toBe('Your image is waiting for a moderator to look at it. Your avatar will change once it is approved.');
+    await expect.poll(async () => (await shownNotifications()).find((n) => n.tag === `avatar-upload-${uploadId}`), { timeout: 10_000 }).toMatchObject({
+      title: 'Your avatar is being reviewed',
+      body: 'A moderator will look at your picture. You will be told when it is decided.',
+    });
+    // Not an outcome: the current avatar stays.
+    expect(await page.getAttribute('#avatar', 'alt')).toBe('Your avatar');
   });
 
   it('still shows a notification for a push it cannot read', async () => {

@@ -1,11 +1,13 @@
 /** The client's logic without a browser: status following, wording, checks, payloads, API errors. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ApiError, AvatarApi, type Upload } from '../src/api.js';
-import { errorText, reasonText, statusText } from '../src/messages.js';
+import { DevTokenSource } from '../src/auth.js';
+import { banReasonText, confidenceText, decidedByOtherText, errorText, labelText, notificationText, reasonText, reviewCountText, statusText, stillWaitingText } from '../src/messages.js';
+import { ModerationApi } from '../src/moderation.js';
 import { notificationIcon, parsePushPayload, type ChannelMessage } from '../src/payload.js';
 import { renewSubscription, type RenewDeps } from '../src/sw-renew.js';
 import { checkFile } from '../src/upload.js';
-import { backoffDelay, pollingBackoff, pushBackoff, watchUpload, type WatchOptions } from '../src/watch.js';
+import { backoffDelay, pollingBackoff, pushBackoff, REVIEW_WATCH_MS, reviewBackoff, watchUpload, type WatchOptions } from '../src/watch.js';
 
 const UPLOAD = '01900000-0000-7000-8000-00000000abcd';
 const avatar = {
@@ -96,6 +98,48 @@ describe('watchUpload', () => {
     await expect(watch.result).rejects.toMatchObject({ code: 'upload_not_found' });
   });
 
+  it('follows an upload in review slowly, for as long as a review lasts, then briskly again once decided', async () => {
+    const inReview = { uploadId: UPLOAD, status: 'in_review' } as const;
+    const { watch, seen, time } = watchWith(
+      [{ uploadId: UPLOAD, status: 'processing' }, inReview, inReview, inReview, inReview, inReview, inReview, inReview, inReview, { uploadId: UPLOAD, status: 'processing' }, { uploadId: UPLOAD, status: 'ready', avatar }],
+      { timeoutMs: 20_000 },
+    );
+    expect(await watch.result).toMatchObject({ status: 'ready' });
+    expect(seen).toEqual(['processing', 'in_review', 'processing', 'ready']);
+    // Past the 20 s limit (the review extends it), on the review backoff from its first step, then
+    // the polling one from its first step again.
+    expect(time.waits).toEqual([500, 2_000, 3_000, 4_500, 6_750, 10_125, 15_187.5, 22_781.25, 34_171.875, 500]);
+    expect(backoffDelay(reviewBackoff, 30)).toBe(60_000);
+  });
+
+  it('follows a review until the review time is up, not the usual limit', async () => {
+    const { watch, time } = watchWith([{ uploadId: UPLOAD, status: 'in_review' }], { timeoutMs: 10_000, reviewTimeoutMs: 500_000 });
+    expect(await watch.result).toBeUndefined();
+    expect(time.waits.reduce((a, b) => a + b, 0)).toBe(500_000);
+    expect(time.waits[0]).toBe(reviewBackoff.firstMs);
+    expect(Math.max(...time.waits)).toBe(reviewBackoff.maxMs);
+    expect(REVIEW_WATCH_MS).toBe(86_400_000);
+  });
+
+  it('takes the review backoff from a pushed in_review, from its first step', async () => {
+    const time = fakeTime();
+    let polls = 0;
+    const watch = watchUpload({
+      uploadId: UPLOAD,
+      fetchStatus: async () => (polls++ === 0 ? { uploadId: UPLOAD, status: 'processing' } : { uploadId: UPLOAD, status: 'in_review' }),
+      onUpdate: () => undefined,
+      pushActive: () => true,
+      now: time.now,
+      sleep: async (ms) => {
+        if (time.waits.length === 0) watch.offer({ uploadId: UPLOAD, status: 'in_review' });
+        if (time.waits.length === 2) watch.offer({ uploadId: UPLOAD, status: 'rejected', reason: { code: 'moderator', message: 'no' } });
+        await time.sleep(ms);
+      },
+    });
+    expect(await watch.result).toMatchObject({ status: 'rejected' });
+    expect(time.waits).toEqual([3_000, 2_000, 3_000]);
+  });
+
   it('stops after its time limit without an outcome', async () => {
     const { watch, time } = watchWith([{ uploadId: UPLOAD, status: 'pending' }], { timeoutMs: 20_000 });
     expect(await watch.result).toBeUndefined();
@@ -120,6 +164,29 @@ describe('wording', () => {
   it('says why an upload was refused', () => {
     expect(statusText('rejected', { code: 'corrupt', message: '' })).toBe('Your image was not accepted. The image file is damaged or incomplete.');
     expect(statusText('processing')).toBe('Checking your image and making your avatar…');
+  });
+
+  it('tells the player an upload is under review, in the status line, a notification and when it stops following', () => {
+    expect(statusText('in_review')).toBe('Your image is waiting for a moderator to look at it. Your avatar will change once it is approved.');
+    expect(notificationText('in_review')).toEqual({ title: 'Your avatar is being reviewed', body: 'A moderator will look at your picture. You will be told when it is decided.' });
+    expect(stillWaitingText('in_review')).toBe('A moderator has not decided yet. Come back later to see your avatar.');
+    expect(stillWaitingText('processing')).toContain('taking longer than usual');
+    for (const code of ['banned', 'moderator', 'review_timeout']) expect(reasonText({ code, message: 'technical detail' }), code).toMatch(/^[A-Z][^]*\.$/);
+    expect(statusText('rejected', { code: 'banned', message: 'this picture is not allowed' })).toBe('Your image was not accepted. This picture is not allowed.');
+  });
+
+  it('words the moderator page: scores, counts, ban reasons and a review decided by someone else', () => {
+    expect(confidenceText(42.456)).toBe('42.5%');
+    expect(labelText({ name: 'Explicit' })).toBe('Explicit');
+    expect(labelText({ name: 'Swimwear or Underwear', parent: 'Non-Explicit Nudity' })).toBe('Swimwear or Underwear (Non-Explicit Nudity)');
+    expect(reviewCountText(0, false)).toBe('No pictures are waiting for review.');
+    expect(reviewCountText(1, false)).toBe('1 picture waiting for review, oldest first.');
+    expect(reviewCountText(20, true)).toBe('20 pictures (and more) waiting for review, oldest first.');
+    expect(banReasonText('moderator')).toBe('Rejected by a moderator');
+    expect(banReasonText('something-new')).toBe('something-new');
+    expect(decidedByOtherText({ status: 'rejected', decision: { by: 'mod-2', decision: 'reject' } })).toBe('mod-2 has already rejected this picture.');
+    expect(decidedByOtherText({ status: 'expired' })).toBe('This review ran out of time before anyone decided.');
+    expect(errorText({ code: 'already_decided', message: 'x' })).toBe('Another moderator has already decided this one.');
   });
 
   it('says that an upload that never arrived expired, and why', () => {
@@ -153,6 +220,10 @@ describe('push payloads', () => {
     expect(notificationIcon(payload!)).toBe(avatar.thumbnails['128']);
     expect(notificationIcon({ ...payload!, icon: 'https://cdn.example/icon.png' })).toBe('https://cdn.example/icon.png');
     expect(notificationIcon({ ...payload!, avatar: { thumbnails: { '64': avatar.thumbnails['64'] }, full: avatar.full } })).toBe(avatar.thumbnails['64']);
+  });
+
+  it('reads a push that an upload went to review', () => {
+    expect(parsePushPayload(JSON.stringify({ type: 'avatar.in_review', uploadId: UPLOAD, status: 'in_review', title: 'T', body: 'B' }))).toMatchObject({ status: 'in_review' });
   });
 
   it('refuses anything else', () => {
@@ -255,5 +326,116 @@ describe('renewSubscription (pushsubscriptionchange)', () => {
     const refused = deps({ save: () => Promise.reject(new ApiError(401, 'unauthorized', 'expired')) });
     expect(await renewSubscription(null, subscription('https://push.example/new'), refused.d)).toBe('left-to-pages');
     expect(refused.announced).toEqual([{ kind: 'resubscribe' }]);
+  });
+});
+
+describe('ModerationApi', () => {
+  const review = {
+    uploadId: UPLOAD,
+    playerId: 'p1',
+    status: 'open',
+    labels: [{ name: 'Explicit', confidence: 41.2 }],
+    fingerprint: '0123456789abcdef',
+    requestedAt: '2025-01-01T00:00:01.000Z',
+    uploadedAt: '2025-01-01T00:00:00.000Z',
+    imageUrl: 'http://api.test/s3/avatars/uploads/p1/x?X-Amz-Signature=abc',
+  };
+  const ban = { id: '0123456789abcdef', fingerprint: '0123456789abcdef', uploadId: UPLOAD, reason: 'moderator', by: 'mod-1', createdAt: '2025-01-01T00:00:02.000Z' };
+
+  function recording(answer: (request: Request) => Response) {
+    const calls: Request[] = [];
+    const api = new ModerationApi({
+      baseUrl: 'http://api.test',
+      token: async () => 'm0d',
+      fetch: async (input, init) => {
+        const request = new Request(input, init);
+        calls.push(request.clone());
+        return answer(request);
+      },
+    });
+    return { api, calls };
+  }
+
+  it('lists open reviews page by page, with the token', async () => {
+    const { api, calls } = recording(() => Response.json({ items: [review], cursor: 'next-page' }));
+    expect(await api.openReviews({ limit: 20 })).toEqual({ items: [review], cursor: 'next-page' });
+    await api.openReviews({ limit: 20, cursor: 'next-page' });
+    expect(calls.map((c) => c.url)).toEqual(['http://api.test/v1/moderation/reviews?status=open&limit=20', 'http://api.test/v1/moderation/reviews?status=open&limit=20&cursor=next-page']);
+    expect(calls[0]!.headers.get('authorization')).toBe('Bearer m0d');
+  });
+
+  it('posts a decision with its note, and without an empty one', async () => {
+    const { api, calls } = recording(() => Response.json({ ...review, status: 'approved', decision: { by: 'mod-1', at: review.requestedAt, decision: 'approve', note: 'fine' } }));
+    expect((await api.decide(UPLOAD, 'approve', '  fine ')).decision).toMatchObject({ by: 'mod-1', note: 'fine' });
+    await api.decide(UPLOAD, 'reject', '   ');
+    expect(calls.map((c) => c.method)).toEqual(['POST', 'POST']);
+    expect(calls[0]!.url).toBe(`http://api.test/v1/moderation/reviews/${UPLOAD}`);
+    expect(await calls[0]!.json()).toEqual({ decision: 'approve', note: 'fine' });
+    expect(await calls[1]!.json()).toEqual({ decision: 'reject' });
+  });
+
+  it("passes on the server's refusals: a decided review (409), a player's token (403)", async () => {
+    await expect(recording(() => Response.json({ error: { code: 'already_decided', message: 'decided' } }, { status: 409 })).api.decide(UPLOAD, 'reject')).rejects.toMatchObject({
+      status: 409,
+      code: 'already_decided',
+    });
+    await expect(recording(() => Response.json({ error: { code: 'forbidden', message: 'moderators only' } }, { status: 403 })).api.bans()).rejects.toMatchObject({ status: 403, code: 'forbidden' });
+    await expect(recording(() => Response.json({ items: [{ ...review, status: 'weird' }] })).api.openReviews()).rejects.toMatchObject({ code: 'unexpected_response' });
+  });
+
+  it('lists, adds and lifts bans; lifting one that is gone answers false', async () => {
+    const { api, calls } = recording((request) => {
+      if (request.method === 'DELETE') return request.url.endsWith('/gone') ? Response.json({ error: { code: 'not_found', message: 'no such ban' } }, { status: 404 }) : new Response(null, { status: 204 });
+      return request.method === 'POST' ? Response.json(ban, { status: 201 }) : Response.json({ items: [ban] });
+    });
+    expect(await api.bans({ limit: 5 })).toEqual({ items: [ban] });
+    expect(await api.ban(UPLOAD)).toEqual(ban);
+    expect(await api.liftBan(ban.id)).toBe(true);
+    expect(await api.liftBan('gone')).toBe(false);
+    expect(calls.map((c) => `${c.method} ${new URL(c.url).pathname}${new URL(c.url).search}`)).toEqual([
+      'GET /v1/moderation/bans?limit=5',
+      'POST /v1/moderation/bans',
+      `DELETE /v1/moderation/bans/${ban.id}`,
+      'DELETE /v1/moderation/bans/gone',
+    ]);
+    expect(await calls[1]!.json()).toEqual({ uploadId: UPLOAD });
+  });
+});
+
+describe('DevTokenSource', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  function memoryStorage(): Storage {
+    const items = new Map<string, string>();
+    return {
+      get length() {
+        return items.size;
+      },
+      clear: () => items.clear(),
+      getItem: (key) => items.get(key) ?? null,
+      key: (index) => [...items.keys()][index] ?? null,
+      removeItem: (key) => void items.delete(key),
+      setItem: (key, value) => void items.set(key, value),
+    };
+  }
+
+  it("asks the dev issuer for the moderator's roles and keeps that session under its own key", async () => {
+    const bodies: unknown[] = [];
+    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+      bodies.push(JSON.parse(String(init.body)));
+      return Response.json({ token: 'tok', tokenType: 'Bearer', expiresIn: 3600 });
+    });
+    const storage = memoryStorage();
+    const player = new DevTokenSource('', storage);
+    const moderator = new DevTokenSource('', storage, { key: 'avatar-pipeline.moderator-session', roles: ['moderator'] });
+    await player.signIn('p1');
+    await moderator.signIn('mod-1');
+    expect(bodies).toEqual([{ playerId: 'p1' }, { playerId: 'mod-1', roles: ['moderator'] }]);
+    expect(player.current()?.playerId).toBe('p1');
+    expect(moderator.current()?.playerId).toBe('mod-1');
+    moderator.signOut();
+    expect(player.current()?.playerId).toBe('p1');
   });
 });
