@@ -13,9 +13,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AVATAR_PREFIX } from '@avatar-pipeline/kit';
-import { apiGatewayRoutes, corsOriginEntries, nginxConfig, type Route } from '@avatar-pipeline/cdk8s';
+import { AVATAR_PREFIX, s3Client } from '@avatar-pipeline/kit';
+import { startS3Server, type S3Server } from '@avatar-pipeline/local';
+import { apiGatewayRoutes, corsOriginEntries, gatewayRoutes, nginxConfig, type Route } from '@avatar-pipeline/cdk8s';
 
 const NGINX = '/usr/sbin/nginx';
 const ALLOWED = 'https://game.example';
@@ -93,6 +96,8 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
   let nginx: ChildProcess | undefined;
   let nginxLog = '';
   let base = '';
+  let storage: S3Server | undefined;
+  let storageClient: S3Client | undefined;
   const servers: Server[] = [];
   const seen: Seen[] = [];
 
@@ -116,10 +121,15 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
     // Nothing listens there: connection refused, 502.
     const downUrl = `http://127.0.0.1:${await freePort()}`;
 
+    // The chart's /s3 route, to a stub here and, under another prefix, to s3rver (which checks signatures).
+    const { when: _standIns, ...s3Route } = gatewayRoutes().find((r) => r.location === '^~ /s3/')!;
+    storage = await startS3Server({ directory: join(await mkdtemp(join(tmpdir(), 'gateway-s3-')), 's3'), buckets: ['avatars'] });
+    storageClient = s3Client({ region: 'us-east-1', s3Endpoint: storage.endpoint });
     const routes: Route[] = [
       ...apiGatewayRoutes(() => apiUrl),
-      // As gatewayRoutes on kind: browser uploads to MinIO (a larger body limit) and the CDN stand-in.
-      { location: '^~ /s3/', upstream: apiUrl, rewrite: { from: '^/s3/(.*)$', to: '/$1' }, methods: ['POST'], maxBodySize: '6m' },
+      // As gatewayRoutes on kind: browser uploads and presigned reads to MinIO (a larger body limit) and the CDN stand-in.
+      { ...s3Route, upstream: apiUrl, maxBodySize: '6m' },
+      { ...s3Route, location: '^~ /s3-signed/', rewrite: { from: '^/s3-signed/(.*)$', to: '/$1' }, upstream: storage.endpoint, maxBodySize: '6m' },
       { location: `^~ /media/${AVATAR_PREFIX}`, upstream: apiUrl, rewrite: { from: '^/media/(.*)$', to: '/bucket/$1' }, methods: ['GET'] },
       { location: '^~ /slow/', upstream: slowUrl, methods: ['GET'] },
       { location: '^~ /down/', upstream: downUrl, methods: ['GET'] },
@@ -181,6 +191,8 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+    storageClient?.destroy();
+    await storage?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -235,9 +247,9 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
     const del = await ask('/v1/uploads', { method: 'DELETE' });
     expect(del.headers.get('allow')).toBe('POST, OPTIONS');
     await expectApiError(del, 405, 'method_not_allowed');
-    const get = await ask('/s3/bucket/key');
-    expect(get.headers.get('allow')).toBe('POST, OPTIONS');
-    await expectApiError(get, 405, 'method_not_allowed');
+    const remove = await ask('/s3/bucket/key', { method: 'DELETE' });
+    expect(remove.headers.get('allow')).toBe('POST, GET, HEAD, OPTIONS');
+    await expectApiError(remove, 405, 'method_not_allowed');
     const put = await ask(`/media/${AVATAR_PREFIX}a.webp`, { method: 'PUT', body: 'x' });
     expect(put.headers.get('allow')).toBe('GET, HEAD, OPTIONS');
     await expectApiError(put, 405, 'method_not_allowed');
@@ -259,6 +271,19 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
     expect(await upload.json()).toMatchObject({ method: 'POST', url: '/bucket', bodyBytes: 2 * 1024 * 1024 });
     const media = await ask(`/media/${AVATAR_PREFIX}p/a.webp`);
     expect(await media.json()).toMatchObject({ method: 'GET', url: `/bucket/${AVATAR_PREFIX}p/a.webp` });
+  });
+
+  it("serves a presigned GET through /s3 as S3 signed it: the proxy keeps the signed host and path, and a forged one is refused", async () => {
+    const key = 'uploads/p-gateway/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b';
+    await storageClient!.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'the original', ContentType: 'image/jpeg' }));
+    // Signed as profile signs it (for S3 as the services reach it), asked at the public base (S3_PUBLIC_URL).
+    const signed = new URL(await getSignedUrl(storageClient!, new GetObjectCommand({ Bucket: 'avatars', Key: key }), { expiresIn: 60 }));
+    const read = await ask(`/s3-signed${signed.pathname}${signed.search}`);
+    expect(read.status).toBe(200);
+    expect(await read.text()).toBe('the original');
+    const forged = new URL(signed);
+    forged.searchParams.set('X-Amz-Signature', '0'.repeat(64));
+    expect((await ask(`/s3-signed${forged.pathname}${forged.search}`)).status).toBe(403);
   });
 
   it('answers an unreachable service with a JSON 502 and a silent one with a JSON 504', async () => {
@@ -351,7 +376,7 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
     const s3 = await preflight('/s3/bucket', 'POST', ALSO_ALLOWED);
     expect(s3.status).toBe(204);
     expect(s3.headers.get('access-control-allow-origin')).toBe(ALSO_ALLOWED);
-    expect(s3.headers.get('access-control-allow-methods')).toBe('POST');
+    expect(s3.headers.get('access-control-allow-methods')).toBe('POST, GET, HEAD');
     // Only a route answers preflights.
     const healthz = await preflight('/healthz', 'GET');
     expect(healthz.headers.get('access-control-allow-methods')).toBeNull();

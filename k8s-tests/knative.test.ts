@@ -67,7 +67,7 @@ const expectedKnative: Record<EnvironmentName, { brokerClass: string; services: 
   // s3-source polls SQS on eks: a Deployment, not a Knative Service.
   eks: { brokerClass: 'Kafka', services: ['moderate', 'presign', 'profile', 'push', 'subscribe', 'thumbnail'] },
 };
-const TRIGGERS = ['moderate-uploads', 'profile-dead-letters', 'profile-thumbnailed', 'push-expired', 'push-failed', 'push-ready', 'push-rejected', 'thumbnail-approved'];
+const TRIGGERS = ['moderate-uploads', 'profile-dead-letters', 'profile-thumbnailed', 'push-expired', 'push-failed', 'push-ready', 'push-rejected', 'push-review-requested', 'thumbnail-approved'];
 /** The services' (by name) and the reconciler CronJob's (its Jobs, by label). */
 const SINK_BINDINGS = ['profile-to-broker', 'reconciler-to-broker', 's3-source-to-broker'];
 const BROKERS = ['avatar-pipeline', 'avatar-pipeline-dead-letter'];

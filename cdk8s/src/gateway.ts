@@ -79,8 +79,9 @@ export function gatewayRoutes(): Route[] {
   const { standIns } = settings;
   return [
     ...apiGatewayRoutes((service) => serviceUrl(service)),
-    // Browser uploads: MinIO checks the POST policy (size range, content type, key).
-    { location: '^~ /s3/', upstream: minio, rewrite: { from: '^/s3/(.*)$', to: '/$1' }, methods: ['POST'], maxBodySize: uploadLimit, when: standIns.enabled },
+    // Browser uploads (MinIO checks the POST policy: size range, content type, key) and presigned GETs
+    // (moderators' image links: MinIO checks the signature, for the host this proxy sends, MinIO's own).
+    { location: '^~ /s3/', upstream: minio, rewrite: { from: '^/s3/(.*)$', to: '/$1' }, methods: ['POST', 'GET'], maxBodySize: uploadLimit, when: standIns.enabled },
     // The CDN stand-in: only the derived avatars, read-only.
     {
       location: `^~ /media/${AVATAR_PREFIX}`,

@@ -56,7 +56,17 @@ const source = (file: string) => readFileSync(new URL(`../chart/${file}`, import
 /** Maps whose keys are the operator's (labels, annotations, settings of other software), by the type of their values. */
 const OPEN_MAPS: Readonly<Record<string, object>> = {
   'image.tags': { type: 'string' },
-  'moderation.policy': { type: 'number', minimum: 0, maximum: 100 },
+  'moderation.policy': {
+    oneOf: [
+      { type: 'number', minimum: 0, maximum: 100 },
+      {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: { block: { type: 'number', minimum: 0, maximum: 100 }, review: { type: 'number', minimum: 0, maximum: 100 } },
+      },
+    ],
+  },
   'broker.config': { type: ['string', 'null'] },
   'gateway.ingress.annotations': { type: 'string' },
   'networkPolicy.dnsPodLabels': { type: 'string' },

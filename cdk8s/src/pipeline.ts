@@ -86,6 +86,8 @@ export function sharedEnv(): Record<string, string> {
     JWT_ALGORITHMS: auth.algorithms,
     JWT_PLAYER_CLAIM: auth.playerClaim,
     JWT_ACCESS_PLAYER_CLAIM: auth.accessPlayerClaim,
+    JWT_ROLES_CLAIM: auth.rolesClaim,
+    MODERATOR_ROLE: auth.moderatorRole,
     EVENTS_OIDC_ISSUER: settings.eventsOidc.issuer,
     EVENTS_OIDC_JWKS_URL: settings.eventsOidc.jwksUrl,
     OTEL_EXPORTER_OTLP_ENDPOINT: settings.tracing.endpoint,

@@ -62,11 +62,16 @@ export function needsApiToken(name: ServiceName): Condition {
 /** A Condition as a boolean field. */
 export const asBoolean = (condition: Condition): boolean => helmExpr<boolean>(condition.expression);
 
-/** The reconciler's deadlines: the CronJob ends uploads past them, profile reports those it has not (avatarpipeline_uploads_overdue_seconds). */
+/**
+ * The reconciler's deadlines: the CronJob ends uploads (and reviews) past them and deletes superseded
+ * avatars after their retention; profile reports the uploads it has not ended (avatarpipeline_uploads_overdue_seconds).
+ */
 export function reconcilerDeadlinesEnv(): EnvVar[] {
   return [
     value('UPLOAD_PENDING_TIMEOUT_SECONDS', asText(settings.reconciler.pendingTimeoutSeconds)),
     value('UPLOAD_PROCESSING_TIMEOUT_SECONDS', asText(settings.reconciler.processingTimeoutSeconds)),
+    value('REVIEW_TIMEOUT_SECONDS', asText(settings.reconciler.reviewTimeoutSeconds)),
+    value('AVATAR_RETAIN_SECONDS', asText(settings.reconciler.avatarRetainSeconds)),
   ];
 }
 
@@ -91,6 +96,7 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
       value('MODERATION_PROVIDER', settings.moderation.provider),
       value('MODERATION_MIN_CONFIDENCE', asText(settings.moderation.minConfidence)),
       value('MODERATION_POLICY', settings.moderation.policy),
+      value('BAN_MAX_DISTANCE', asText(settings.moderation.banMaxDistance)),
       ...sharpEnv,
     ],
   },
@@ -98,7 +104,12 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
   profile: {
     ...httpApi,
     timeoutSeconds: 60,
-    env: () => [value('MEDIA_BASE_URL', settings.mediaBaseUrl), value('COGNITO_USER_POOL_ID', settings.cognitoUserPoolId), ...reconcilerDeadlinesEnv()],
+    env: () => [
+      value('MEDIA_BASE_URL', settings.mediaBaseUrl),
+      value('S3_PUBLIC_URL', settings.s3PublicUrl),
+      value('COGNITO_USER_POOL_ID', settings.cognitoUserPoolId),
+      ...reconcilerDeadlinesEnv(),
+    ],
   },
   subscribe: { ...httpApi, timeoutSeconds: 30, readsVapidSecret: true, env: vapidEnv },
   push: {

@@ -61,6 +61,8 @@ export const settings = {
     algorithms: joined('auth', 'algorithms'),
     playerClaim: text('auth', 'playerClaim'),
     accessPlayerClaim: text('auth', 'accessPlayerClaim'),
+    rolesClaim: text('auth', 'rolesClaim'),
+    moderatorRole: text('auth', 'moderatorRole'),
   },
   cognitoUserPoolId: text('cognito', 'userPoolId'),
   eventsOidc: {
@@ -71,6 +73,7 @@ export const settings = {
   moderation: {
     provider: text('moderation', 'provider'),
     minConfidence: num('moderation', 'minConfidence'),
+    banMaxDistance: num('moderation', 'banMaxDistance'),
     /** JSON, or empty for the built-in policy. */
     policy: helmExpr(`ternary "" (toJson (${valuesRef(['moderation', 'policy'])})) (empty (${valuesRef(['moderation', 'policy'])}))`),
   },
@@ -128,6 +131,8 @@ export const settings = {
     schedule: text('reconciler', 'schedule'),
     pendingTimeoutSeconds: num('reconciler', 'pendingTimeoutSeconds'),
     processingTimeoutSeconds: num('reconciler', 'processingTimeoutSeconds'),
+    reviewTimeoutSeconds: num('reconciler', 'reviewTimeoutSeconds'),
+    avatarRetainSeconds: num('reconciler', 'avatarRetainSeconds'),
   },
   tracing: {
     /** An OTLP endpoint is set: the services export traces (and s3-source reads each upload's recorded trace from the table). */

@@ -2,7 +2,7 @@
  * Cross-object invariants of an environment as the chart renders it. Each check returns the problems it
  * finds (empty when all is well), so tests can also run it on deliberately broken copies.
  */
-import { emits, matchesFilters, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type Filter, type ServiceName } from '@avatar-pipeline/kit';
+import { emits, externalEvents, matchesFilters, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type Filter, type ServiceName } from '@avatar-pipeline/kit';
 import { ofKind, type K8sObject } from './manifests.js';
 
 export const KSVC = ['serving.knative.dev/v1', 'Service'] as const;
@@ -181,7 +181,8 @@ function sampleEvent(type: string): Record<string, string> {
 /**
  * Every event type a service emits (kit `emits`) reaches at least one Trigger of a Broker the
  * services post to (a SinkBinding's sink), and when that Trigger gives up on it, a Trigger of the
- * dead-letter Broker it goes to (dead letters keep their type) takes it in turn.
+ * dead-letter Broker it goes to (dead letters keep their type) takes it in turn. Types for
+ * consumers outside the system (kit `externalEvents`) need no Trigger of ours.
  */
 export function consumerProblems(objects: readonly K8sObject[], emitted: Readonly<Record<ServiceName, readonly string[]>> = emits): string[] {
   const triggers = triggersOf(objects);
@@ -191,6 +192,7 @@ export function consumerProblems(objects: readonly K8sObject[], emitted: Readonl
   const problems: string[] = [];
   for (const service of serviceNames) {
     for (const type of emitted[service]) {
+      if ((externalEvents as readonly string[]).includes(type)) continue;
       const event = sampleEvent(type);
       const taking = [...ingress].flatMap((b) => on(b).filter((t) => triggerAccepts(t, event)));
       if (taking.length === 0) problems.push(`${service} emits ${type}, which no Trigger consumes`);
@@ -202,7 +204,8 @@ export function consumerProblems(objects: readonly K8sObject[], emitted: Readonl
       }
     }
   }
-  return problems;
+  // Two services emitting one type (approved, rejected: moderate, and profile for a moderator) meet one dead-letter problem once.
+  return [...new Set(problems)];
 }
 
 interface Subject {
