@@ -4,7 +4,7 @@
 // docs/performance.md (between its bench:begin and bench:end markers).
 //
 // Usage (after `npx tsc -b`; `npm run bench` does both):
-//   node bench/run.mjs [--only images,stages,pipeline,presign,push,footprint] [--quick]
+//   node bench/run.mjs [--only images,stages,pipeline,presign,push,footprint,bans] [--quick]
 //   --quick   fewer runs and rounds everywhere: a smoke test of the whole run, not figures to keep
 //             (it writes bench/RESULTS.quick.md and leaves docs/performance.md alone)
 //
@@ -29,6 +29,8 @@ const benches = {
   presign: quick ? ['--duration', '3', '--warmup', '1'] : ['--rounds', '3'],
   push: quick ? ['--messages', '500', '--rounds', '1', '--warmup', '200'] : ['--rounds', '5'],
   footprint: quick ? ['--runs', '1', '--idle', '2'] : ['--runs', '3'],
+  // 100,000 bans; the table is built once (~30 s) and cached under node_modules/.cache.
+  bans: quick ? ['--lookups', '100'] : ['--lookups', '1000'],
 };
 const selected = values.only ? values.only.split(',') : Object.keys(benches);
 for (const name of selected) if (!(name in benches)) throw new Error(`no benchmark "${name}"; there are ${Object.keys(benches).join(', ')}`);
