@@ -1,4 +1,5 @@
-export { createModerateApp, SOURCE, type ModerateAppConfig, type ModerateDeps } from './app.js';
+export { createModerateService, type ModerateAppConfig, type ModerateDeps } from './app.js';
+export { SOURCE } from './outcomes.js';
 export { moderateEnv, moderationPolicy, type ModerateConfig } from './config.js';
 export { decide, defaultPolicy, policySchema, type Decision, type Policy } from './policy.js';
 export * from './providers/index.js';

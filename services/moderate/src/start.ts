@@ -1,7 +1,7 @@
 /** The service, started by main.ts once tracing runs. */
 import { tuneLibvips } from '@avatar-pipeline/imaging';
 import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, runService, s3Client } from '@avatar-pipeline/kit';
-import { createModerateApp } from './app.js';
+import { createModerateService } from './app.js';
 import { moderateEnv } from './config.js';
 import { createProvider } from './providers/index.js';
 
@@ -16,7 +16,7 @@ export async function start(): Promise<void> {
   const started = performance.now();
   const provider = await createProvider(config);
   logger.info({ provider: provider.name, model: provider.name === 'nsfwjs' ? config.NSFWJS_MODEL : undefined, ms: Math.round(performance.now() - started) }, 'moderation provider ready');
-  const service = createModerateApp({ config, s3, doc, provider, logger, eventAuth });
+  const service = createModerateService({ config, s3, doc, provider, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: async () => {

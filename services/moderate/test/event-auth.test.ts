@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, dynamoDocumentClient, eventAudience, loadConfig, s3Client, type Service } from '@avatar-pipeline/kit';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
-import { createModerateApp, moderateEnv } from '../src/index.js';
+import { createModerateService, moderateEnv } from '../src/index.js';
 import { fakeProvider, objectCreated } from './helpers.js';
 
 describe('moderate /events with delivery tokens', () => {
@@ -16,7 +16,7 @@ describe('moderate /events with delivery tokens', () => {
     provider = fakeProvider();
     // No store is ever reached: refused events stop at the token, the accepted one names another bucket.
     const nowhere = 'http://127.0.0.1:9';
-    service = createModerateApp({
+    service = createModerateService({
       config: loadConfig(moderateEnv, { BUCKET: 'another-bucket' }),
       s3: s3Client({ region: 'us-east-1', s3Endpoint: nowhere }),
       doc: dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: nowhere }),

@@ -23,7 +23,7 @@ import {
   type Service,
 } from '@avatar-pipeline/kit';
 import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
-import { createModerateApp, moderateEnv, type ModerateConfig } from '../src/index.js';
+import { createModerateService, moderateEnv, type ModerateConfig } from '../src/index.js';
 import { deliver, detailShare, fakeProvider, objectCreated, photo, spread } from './helpers.js';
 
 const TABLE = 'avatar-pipeline';
@@ -63,7 +63,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
   });
   beforeEach(() => {
     provider = fakeProvider();
-    service = createModerateApp({ config, s3, doc, provider, logger, clock: () => now });
+    service = createModerateService({ config, s3, doc, provider, logger, clock: () => now });
   });
   afterAll(async () => {
     s3?.destroy();
@@ -184,7 +184,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(metrics).toContain('avatarpipeline_moderation_duration_seconds_count{service="moderate",provider="nsfwjs"} 1');
 
     // The broker redelivers the same event (its first reply was lost): same reply, no new work or write.
-    const later = createModerateApp({ config, s3, doc, provider, logger, clock: () => new Date('2026-01-02T04:00:00Z') });
+    const later = createModerateService({ config, s3, doc, provider, logger, clock: () => new Date('2026-01-02T04:00:00Z') });
     const again = await deliver(later, event);
     expect(again.status).toBe(200);
     expect(again.body).toBe(first.body);
@@ -351,7 +351,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
         };
       },
     });
-    const failed = await deliver(createModerateApp({ config, s3, doc: flaky, provider, logger, clock: () => now }), event);
+    const failed = await deliver(createModerateService({ config, s3, doc: flaky, provider, logger, clock: () => now }), event);
     expect(failed.status).toBe(500);
     expect(refused).toBe(1);
     expect(provider.calls).toHaveLength(0);
@@ -397,7 +397,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
       name: 'PreconditionFailed',
       $metadata: { httpStatusCode: 412 },
     }));
-    const stale = createModerateApp({ config, s3: replacedS3, doc, provider, logger });
+    const stale = createModerateService({ config, s3: replacedS3, doc, provider, logger });
     const res = await deliver(stale, event);
     expect(res.status).toBe(202);
     expect(provider.calls).toHaveLength(0);
@@ -484,7 +484,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     });
 
     it('sends an upload in the review band to review: in_review with what approval would send, and review_requested; a redelivery answers the same', async () => {
-      const reviewing = createModerateApp({
+      const reviewing = createModerateService({
         config: { ...config, MODERATION_POLICY: { Explicit: { block: 90, review: 40 } } },
         s3,
         doc,
