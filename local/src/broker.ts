@@ -17,6 +17,7 @@ import {
   defineTriggers,
   deliveryPolicies,
   matchesFilters,
+  describeError,
   toCloudEvent,
   type AppEnv,
   type Destination,
@@ -27,7 +28,7 @@ import {
   type TriggerSpec,
 } from '@avatar-pipeline/kit';
 import { createDispatcher, type UndeliverableEvent } from './broker/dispatcher.js';
-import { accepted, describeError, ingressTtl, type Event } from './broker/events.js';
+import { accepted, ingressTtl, type Event } from './broker/events.js';
 import { EventFeed, FEED_PATH } from './broker/feed.js';
 import { brokerMetrics, type IngestOrigin } from './broker/metrics.js';
 import { Backoff, Limiter } from './broker/scheduling.js';

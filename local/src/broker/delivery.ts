@@ -3,8 +3,8 @@
  * (knative.dev/eventing pkg/kncloudevents: SelectiveRetry, RetryConfigFromDeliverySpec, and the
  * broker filter's handling of subscriber responses).
  */
-import { retryDelayMs, type RetryPolicy } from '@avatar-pipeline/kit';
-import { describeError, readReply, type DeliveryError, type Event, type HttpMessage } from './events.js';
+import { describeError, retryDelayMs, type BinaryMessage, type RetryPolicy } from '@avatar-pipeline/kit';
+import { readReply, type DeliveryError, type Event } from './events.js';
 
 export type AttemptResult =
   | { ok: true; status: number; reply: Event | undefined }
@@ -41,7 +41,7 @@ export interface AttemptOptions {
   expectReply: boolean;
 }
 
-export async function attempt(url: string, message: HttpMessage, options: AttemptOptions): Promise<AttemptResult> {
+export async function attempt(url: string, message: BinaryMessage, options: AttemptOptions): Promise<AttemptResult> {
   let res: Response;
   let body: Buffer;
   try {

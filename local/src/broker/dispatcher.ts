@@ -5,19 +5,18 @@
  * dead letter does not depend on profile being up at that moment). What neither takes is parked in
  * memory (logged, counted), never dropped.
  */
-import { durationMs, type Destination, type Logger, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit';
-import { attempt, backoffMs, type AttemptResult } from './delivery.js';
 import {
-  TTL_EXTENSION,
   describeError,
-  forSubscriber,
+  durationMs,
   toBinaryMessage,
-  ttlOf,
-  withErrorExtensions,
-  type DeliveryError,
-  type Event,
-  type HttpMessage,
-} from './events.js';
+  type BinaryMessage,
+  type Destination,
+  type Logger,
+  type RetryPolicy,
+  type TriggerSpec,
+} from '@avatar-pipeline/kit';
+import { attempt, backoffMs, type AttemptResult } from './delivery.js';
+import { TTL_EXTENSION, forSubscriber, ttlOf, withErrorExtensions, type DeliveryError, type Event } from './events.js';
 import type { EventFeed } from './feed.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { Backoff, Limiter } from './scheduling.js';
@@ -81,7 +80,7 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
     return base === undefined ? undefined : `${base.replace(/\/+$/, '')}${d.path}`;
   };
 
-  async function send(event: Event, d: Destination, message: HttpMessage, trigger: TriggerSpec, role: Role, log: Logger, acceptedAt?: number): Promise<Sent> {
+  async function send(event: Event, d: Destination, message: BinaryMessage, trigger: TriggerSpec, role: Role, log: Logger, acceptedAt?: number): Promise<Sent> {
     const policy = role === 'subscriber' ? trigger.delivery : o.deadLetterPolicy;
     const timeoutMs = durationMs(policy.timeout);
     let last: AttemptResult | undefined;

@@ -1,10 +1,11 @@
 /**
  * CloudEvent handling as Knative's multi-tenant broker does it: the hop counter
  * (`knativebrokerttl`), the arrival time, the `knativeerror*` extensions of dead-lettered events,
- * binary-mode serialization and telling a reply event apart from a plain response body.
+ * and telling a reply event apart from a plain response body (binary-mode serialization is the
+ * kit's `toBinaryMessage`).
  */
-import { CloudEvent, HTTP, type CloudEventV1 } from 'cloudevents';
-import { toCloudEvent } from '@avatar-pipeline/kit';
+import { CloudEvent, type CloudEventV1 } from 'cloudevents';
+import { describeError, toCloudEvent } from '@avatar-pipeline/kit';
 
 export type Event = CloudEvent<unknown>;
 
@@ -57,23 +58,6 @@ export function withErrorExtensions(event: Event, error: DeliveryError | undefin
   return event.cloneWith({ knativeerrordest: error.dest, knativeerrorcode: error.code, ...(data ? { knativeerrordata: data } : {}) });
 }
 
-export interface HttpMessage {
-  headers: Record<string, string>;
-  body: string | Uint8Array | null;
-}
-
-/** Binary content mode: attributes as `ce-*` headers, data as the body. */
-export function toBinaryMessage(event: Event): HttpMessage {
-  const message = HTTP.binary(event);
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers)) if (value !== undefined) headers[name] = String(value);
-  const body = message.body;
-  return {
-    headers,
-    body: body === undefined || body === null ? null : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
-  };
-}
-
 export type ReplyBody = { kind: 'none' } | { kind: 'event'; event: Event } | { kind: 'invalid'; problem: string };
 
 /**
@@ -93,11 +77,4 @@ export function readReply(headers: Headers, body: string): ReplyBody {
   } catch (err) {
     return { kind: 'invalid', problem: `malformed reply event: ${describeError(err)}` };
   }
-}
-
-/** One line for a thrown value (the CloudEvents SDK puts its validation details on extra lines). */
-export function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${err.message}${cause}`.replace(/\s*\n\s*/g, ' ');
 }

@@ -118,12 +118,30 @@ export function buildCloudEvent(event: OutgoingEvent): CloudEvent<unknown> {
   });
 }
 
-/** Serializes an event in binary mode: ce-* headers plus the JSON data as body. */
-export function toBinary(event: OutgoingEvent): { headers: Record<string, string>; body: string } {
-  const message = cloudEventsSdk().HTTP.binary(buildCloudEvent(event));
+/** An event in binary content mode, ready for `fetch`. */
+export interface BinaryMessage {
+  headers: Record<string, string>;
+  /** The data: JSON as text, binary data as is, null without data. */
+  body: string | Uint8Array | null;
+}
+
+/** Binary content mode: the attributes (extensions included) as `ce-*` headers, the data as the body. */
+export function toBinaryMessage(event: CloudEvent<unknown>): BinaryMessage {
+  const message = cloudEventsSdk().HTTP.binary(event);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(message.headers)) if (value !== undefined) headers[name] = String(value);
-  return { headers, body: typeof message.body === 'string' ? message.body : JSON.stringify(message.body) };
+  const body = message.body;
+  return {
+    headers,
+    body: body === undefined || body === null ? null : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+  };
+}
+
+/** Serializes an event in binary mode: ce-* headers plus the JSON data as body. */
+export function toBinary(event: OutgoingEvent): { headers: Record<string, string>; body: string } {
+  const { headers, body } = toBinaryMessage(buildCloudEvent(event));
+  // The data is JSON, so the body is text (none without data).
+  return { headers, body: typeof body === 'string' ? body : body === null ? '' : new TextDecoder().decode(body) };
 }
 
 export interface SinkOptions {

@@ -8,10 +8,12 @@
  * the increment once the window is full, so refused requests do not count.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { MiddlewareHandler } from 'hono';
 import { Counter, type Registry } from 'prom-client';
-import { HttpError } from './errors.js';
+import { HttpError, unavailable } from './errors.js';
 import { zeroed } from './metrics.js';
 import { documentCommand } from './sdk.js';
+import type { AppEnv } from './service.js';
 import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from './table.js';
 
 const UpdateCommand = documentCommand('UpdateCommand');
@@ -69,6 +71,11 @@ export class RateLimiter {
     this.limited = options.registry ? limitedCounter(options.registry, options.scope) : undefined;
   }
 
+  /** Names the limited action (`uploads`, `subscriptions`). */
+  get scope(): string {
+    return this.options.scope;
+  }
+
   /** Counts one request by `subject` in the current window, unless the window is already full. */
   async consume(subject: string): Promise<RateLimitDecision> {
     const { scope, limit, windowSeconds } = this.options;
@@ -115,4 +122,38 @@ export class RateLimiter {
     }
     return decision;
   }
+}
+
+export interface RateLimitMiddlewareOptions {
+  /** The limit: each request counts once in its window (the table keeps the count). */
+  limiter: Pick<RateLimiter, 'scope' | 'enforce'>;
+  /** What a 503 tells the caller when the count cannot be checked (default: `rate limit check failed; try again shortly`). */
+  unavailableMessage?: string;
+}
+
+/**
+ * The public APIs' per-player rate limit, as route middleware after the bearer auth middleware
+ * (the player is the subject): it counts the request before the body is read or checked, so
+ * malformed requests count too. A full window answers 429 `rate_limited` with Retry-After (logged
+ * at info); a table that cannot count answers 503 `unavailable` with Retry-After, the cause
+ * logged by the service.
+ */
+export function rateLimit(options: RateLimitMiddlewareOptions): MiddlewareHandler<AppEnv> {
+  const { limiter } = options;
+  return async (c, next) => {
+    const playerId = c.get('playerId');
+    try {
+      await limiter.enforce(playerId);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        c.get('log').info({ playerId, scope: limiter.scope, retryAfter: err.headers['Retry-After'] }, 'rate limited');
+        throw err;
+      }
+      throw unavailable('rate limit check failed', err, {
+        ...(options.unavailableMessage !== undefined ? { message: options.unavailableMessage } : {}),
+        logFields: { playerId, scope: limiter.scope },
+      });
+    }
+    await next();
+  };
 }

@@ -149,8 +149,11 @@ export function createService(options: ServiceOptions): Service {
     return c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
   });
   app.onError((err, c) => {
-    // HttpErrors are logged where they are thrown; Hono's own 4xx are the caller's doing.
-    if (!(err instanceof HttpError) && (asHttpError(err)?.status ?? 500) >= 500) c.get('log')?.error({ err }, 'unhandled error');
+    // Logged here and only here: an HttpError's cause (a dependency failed), and unexpected
+    // errors. Other HttpErrors and Hono's own 4xx are the caller's doing.
+    if (err instanceof HttpError) {
+      if (Object.hasOwn(err, 'cause')) c.get('log')?.error({ ...err.logFields, err: err.cause }, err.logMessage ?? err.message);
+    } else if ((asHttpError(err)?.status ?? 500) >= 500) c.get('log')?.error({ err }, 'unhandled error');
     return errorResponse(c, err);
   });
 

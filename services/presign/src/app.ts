@@ -14,10 +14,12 @@ import {
   RateLimiter,
   UploadStore,
   bearerAuth,
+  rateLimit,
   bucketReadiness,
   systemClock,
   tableReadiness,
   tracing,
+  unavailable,
   uploadKey,
   uploadTicketSchema,
   zeroed,
@@ -70,18 +72,14 @@ const uploadRequestSchema = z
   })
   .meta({ id: 'UploadRequest' });
 
-
-/** A dependency failed: logged with its cause, answered as a retryable 503 without details. */
-function unavailable(log: Logger, err: unknown, what: string): HttpError {
-  log.error({ err }, what);
-  return new HttpError(503, 'unavailable', 'uploads are unavailable right now; try again shortly');
-}
+/** What a 503 tells the caller: a dependency failed (the cause is logged, not answered). */
+const UNAVAILABLE = 'uploads are unavailable right now; try again shortly';
 
 function isAllowedType(type: string): type is AllowedContentType {
   return (allowedContentTypes as readonly string[]).includes(type);
 }
 
-const issueUploadRoute = (auth: AuthOptions) =>
+const issueUploadRoute = (auth: AuthOptions, limit: ReturnType<typeof rateLimit>) =>
   createRoute({
     method: 'post',
     path: '/v1/uploads',
@@ -91,7 +89,7 @@ const issueUploadRoute = (auth: AuthOptions) =>
       'The key is bound to the caller, the content type to the one named and the size to at most contentLength. ' +
       'The upload is recorded as pending first; its outcome comes by push and from GET /v1/uploads/{uploadId}.',
     security: [{ [BEARER]: [] }],
-    middleware: [bearerAuth(auth)] as const,
+    middleware: [bearerAuth(auth), limit] as const,
     request: { body: jsonRequest(uploadRequestSchema) },
     responses: {
       201: { ...json(uploadTicketSchema, 'The ticket'), headers: { 'Cache-Control': { schema: { type: 'string' }, description: 'no-store: the fields are a bearer capability' } } },
@@ -130,7 +128,9 @@ export function createPresignService(deps: PresignDependencies): Service {
   const publicUrl = settings.publicUrl?.replace(/\/+$/, '');
   const maxMiB = (settings.maxBytes / (1024 * 1024)).toFixed(2).replace(/\.?0+$/, '');
 
-  service.app.openapi(issueUploadRoute(deps.auth), async (c) => {
+  const limit = rateLimit({ limiter, unavailableMessage: UNAVAILABLE });
+
+  service.app.openapi(issueUploadRoute(deps.auth, limit), async (c) => {
     const playerId = c.get('playerId');
     const log = c.get('log').child({ playerId });
     const body = c.req.valid('json');
@@ -141,16 +141,6 @@ export function createPresignService(deps: PresignDependencies): Service {
     }
     if (contentLength > settings.maxBytes) {
       throw new HttpError(400, 'too_large', `contentLength must be at most ${settings.maxBytes} bytes (${maxMiB} MiB)`);
-    }
-
-    try {
-      await limiter.enforce(playerId);
-    } catch (err) {
-      if (err instanceof HttpError) {
-        log.info({ retryAfter: err.headers['Retry-After'] }, 'upload rate limited');
-        throw err;
-      }
-      throw unavailable(log, err, 'rate limit check failed');
     }
 
     const uploadId = uuidv7();
@@ -167,7 +157,7 @@ export function createPresignService(deps: PresignDependencies): Service {
         Fields: { key, 'Content-Type': contentType },
       });
     } catch (err) {
-      throw unavailable(log, err, 'signing the upload failed');
+      throw unavailable('signing the upload failed', err, { message: UNAVAILABLE, logFields: { playerId } });
     }
     // The policy document's expiration: the source of truth for when the POST stops working.
     const { expiresAt } = post;
@@ -176,7 +166,7 @@ export function createPresignService(deps: PresignDependencies): Service {
       // With tracing on, the upload's events continue this request's trace (s3-source reads it back).
       await uploads.createPending({ playerId, uploadId, contentType, maxBytes: contentLength, ticketExpiresAt: expiresAt, trace: tracing()?.current() });
     } catch (err) {
-      throw unavailable(log.child({ uploadId }), err, 'recording the pending upload failed; nothing issued');
+      throw unavailable('recording the pending upload failed; nothing issued', err, { message: UNAVAILABLE, logFields: { playerId, uploadId } });
     }
 
     issued.inc({ content_type: contentType });

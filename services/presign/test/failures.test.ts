@@ -59,6 +59,8 @@ describe('presign when things go wrong', () => {
 
     const res = await requestUpload(service.app, await keys.token('player-1'), body);
     expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.json()).toEqual({ error: { code: 'unavailable', message: 'uploads are unavailable right now; try again shortly' } });
     expect(table.commandCalls(PutCommand)).toHaveLength(0);
     expect(await issued(service)).toBe(0);
   });

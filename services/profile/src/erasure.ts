@@ -42,6 +42,7 @@ import {
   sendEvent,
   systemClock,
   terminalStatuses,
+  unavailable,
   uploadIdSchema,
   type AppEnv,
   type Clock,
@@ -396,12 +397,6 @@ export interface ErasureRoutesDeps {
   erasure: ErasureDeps;
 }
 
-/** A dependency failed: logged with its cause, answered as a retryable 503 (every step is idempotent). */
-function unavailable(log: Logger, err: unknown, what: string): HttpError {
-  log.error({ err }, what);
-  return new HttpError(503, 'unavailable', `${what}; try again shortly`, { 'Retry-After': '5' });
-}
-
 export function erasureRoutes(app: OpenAPIHono<AppEnv>, deps: ErasureRoutesDeps): void {
   /** The player themself, or a moderator. */
   const allowed = (c: { get(key: 'playerId'): string }, playerId: string, moderator: boolean) => c.get('playerId') === playerId || moderator;
@@ -416,7 +411,8 @@ export function erasureRoutes(app: OpenAPIHono<AppEnv>, deps: ErasureRoutesDeps)
         const { uploadId, removed } = await removeAvatar(deps.removal, playerId);
         log.info({ uploadId, removed }, uploadId ? 'avatar removed' : 'no avatar to remove');
       } catch (err) {
-        throw unavailable(log, err, 'the avatar could not be removed');
+        // Retryable: every step is idempotent.
+        throw unavailable('the avatar could not be removed', err, { logFields: { playerId, by: c.get('playerId') } });
       }
       return c.body(null, 204);
     },
@@ -433,7 +429,7 @@ export function erasureRoutes(app: OpenAPIHono<AppEnv>, deps: ErasureRoutesDeps)
       try {
         tombstone = await erasePlayer(deps.erasure, playerId, log);
       } catch (err) {
-        throw unavailable(log, err, 'the erasure could not be completed');
+        throw unavailable('the erasure could not be completed', err, { logFields: { playerId, by: c.get('playerId') } });
       }
       log.info({ erasedAt: tombstone.erasedAt }, 'player erased');
       c.header('Cache-Control', 'no-store');

@@ -189,7 +189,7 @@ export function moderationRoutes(app: OpenAPIHono<AppEnv>, deps: ModerationDeps)
   const { reviews, moderatorRole: role } = deps;
 
   /** What follows a decision, each step idempotent (see the module comment). */
-  async function carryOut(review: ReviewItem, decision: ReviewDecision, log: Logger): Promise<void> {
+  async function carryOut(review: ReviewItem, decision: ReviewDecision): Promise<void> {
     const { playerId, uploadId } = review;
     try {
       if (decision.decision === 'reject') {
@@ -198,11 +198,14 @@ export function moderationRoutes(app: OpenAPIHono<AppEnv>, deps: ModerationDeps)
       }
       await sendEvent(deps.sink, decisionEvent(review, decision), { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
     } catch (err) {
-      log.error({ err, playerId, uploadId, decision: decision.decision }, 'decision recorded but not carried out');
-      throw new HttpError(503, 'decision_incomplete', 'the decision is recorded but could not be carried out yet: send the same decision again', {
-        'Retry-After': '5',
-        ...NO_STORE,
-      });
+      // Logged once, with its cause, by the service's error handler.
+      throw new HttpError(
+        503,
+        'decision_incomplete',
+        'the decision is recorded but could not be carried out yet: send the same decision again',
+        { 'Retry-After': '5', ...NO_STORE },
+        { cause: err, logMessage: 'decision recorded but not carried out', logFields: { playerId, uploadId, decision: decision.decision } },
+      );
     }
   }
 
@@ -259,7 +262,7 @@ export function moderationRoutes(app: OpenAPIHono<AppEnv>, deps: ModerationDeps)
         const what = review.status === 'expired' ? 'the review expired: nobody decided in time' : `already ${review.status}${decided && decided.by !== by ? ' by another moderator' : ''}`;
         throw new HttpError(409, 'already_decided', what, NO_STORE);
       }
-      await carryOut(review, decided, log);
+      await carryOut(review, decided);
       c.header('Cache-Control', 'no-store');
       return c.json(await present(deps, review), 200);
     },

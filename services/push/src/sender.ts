@@ -12,7 +12,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
-import { guardedLookup, type AddressResolver } from '@avatar-pipeline/kit';
+import { describeError, guardedLookup, type AddressResolver } from '@avatar-pipeline/kit';
 import { PushEncryptor } from './encrypt.js';
 import { statusClass, type PushMetrics } from './metrics.js';
 import type { VapidSigner } from './vapid-jwt.js';
@@ -168,10 +168,11 @@ function isRefusedAddress(err: unknown): boolean {
   return false;
 }
 
-function describeError(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
-  const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : undefined;
-  return trimDetail(code ?? String(e.message ?? err));
+/** A failed send in a few words: the network error's code (ECONNREFUSED, UND_ERR_CONNECT_TIMEOUT) when it has one, else the error in one line. */
+function failureDetail(err: unknown): string {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
+  return trimDetail(code ?? describeError(err));
 }
 
 /** RFC 8030 §5.4: at most 32 characters of the base64url alphabet. */
@@ -286,8 +287,8 @@ export class PushSender {
       answer = await post(this.options.dispatcher, request, timeoutMs);
     } catch (err) {
       this.options.metrics?.sendDuration.observe({ status_class: 'none' }, (performance.now() - started) / 1000);
-      if (isRefusedAddress(err)) return { kind: 'done', result: { outcome: 'refused', attempts: 0, detail: describeError(err) } };
-      return { kind: 'retry', status: undefined, detail: describeError(err), retryAfterMs: undefined };
+      if (isRefusedAddress(err)) return { kind: 'done', result: { outcome: 'refused', attempts: 0, detail: failureDetail(err) } };
+      return { kind: 'retry', status: undefined, detail: failureDetail(err), retryAfterMs: undefined };
     }
     const { status } = answer;
     this.options.metrics?.sendDuration.observe({ status_class: statusClass(status) }, (performance.now() - started) / 1000);

@@ -14,8 +14,10 @@ import {
   RateLimiter,
   SubscriptionStore,
   bearerAuth,
+  rateLimit,
   systemClock,
   tableReadiness,
+  unavailable,
   type AppEnv,
   type AuthOptions,
   type Clock,
@@ -67,10 +69,8 @@ const getVapidKey = createRoute({
   responses: { 200: json(vapidKeySchema, 'The key') },
 });
 
-function unavailable(log: Logger, err: unknown, what: string): HttpError {
-  log.error({ err }, what);
-  return new HttpError(503, 'unavailable', 'subscriptions are unavailable right now; try again shortly', { 'Retry-After': '5' });
-}
+/** What a 503 tells the caller: a dependency failed (the cause is logged, not answered). */
+const UNAVAILABLE = 'subscriptions are unavailable right now; try again shortly';
 
 export function createSubscribeService(deps: SubscribeDeps): Service {
   const { doc, settings } = deps;
@@ -92,16 +92,6 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
   });
   const auth = bearerAuth(deps.auth);
 
-  const rateLimit = async (c: Context<AppEnv>, next: Next) => {
-    try {
-      await limiter.enforce(c.get('playerId'));
-    } catch (err) {
-      if (err instanceof HttpError) throw err;
-      throw unavailable(c.get('log'), err, 'rate limit check failed');
-    }
-    await next();
-  };
-
   /** Counts refused requests (validation, conflicts) by their error code: a bounded set. */
   const countRejections = async (c: Context<AppEnv>, next: Next) => {
     await next();
@@ -109,7 +99,7 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
     if (refused && refused.status < 500) outcomes.inc({ op: 'rejected', code: refused.code });
   };
 
-  const guarded = [auth, rateLimit, countRejections];
+  const guarded = [auth, rateLimit({ limiter, unavailableMessage: UNAVAILABLE }), countRejections];
   service.app.openapi(getVapidKey, (c) => {
     c.header('Cache-Control', 'public, max-age=300');
     return c.json({ publicKey: deps.vapidPublicKey }, 200);
@@ -142,7 +132,7 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
         log.warn('endpoint held by another player under other keys');
         throw new HttpError(409, 'endpoint_in_use', 'this endpoint is registered with different keys; subscribe again in the browser to get a new endpoint');
       }
-      throw unavailable(log, err, 'storing the subscription failed');
+      throw unavailable('storing the subscription failed', err, { message: UNAVAILABLE, logFields: { playerId } });
     }
     const { status, subscription: stored, evicted, movedFrom } = result;
     outcomes.inc({ op: status });
@@ -173,7 +163,7 @@ export function createSubscribeService(deps: SubscribeDeps): Service {
       // Only ever the caller's own item: another player's endpoint is simply not found.
       existed = await store.remove(playerId, normaliseEndpoint(c.req.valid('json').endpoint));
     } catch (err) {
-      throw unavailable(log, err, 'removing the subscription failed');
+      throw unavailable('removing the subscription failed', err, { message: UNAVAILABLE, logFields: { playerId } });
     }
     if (existed) outcomes.inc({ op: 'deleted' });
     log.info({ existed }, 'subscription removed');

@@ -140,6 +140,7 @@ describe('subscribe API', () => {
     const third = await call(limited, 'DELETE', token, { endpoint: device.subscription.endpoint });
     expect(third.status).toBe(429);
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await third.json()).toMatchObject({ error: { code: 'rate_limited' } });
     // Another player is not affected.
     expect((await call(limited, 'POST', await backends.token(nextPlayer()), (await subscribeDevice()).subscription)).status).toBe(201);
   });
@@ -172,6 +173,7 @@ describe('subscribe API', () => {
     const broken = subscribeService(backends, { policy: emulatorPolicy(emulator.host), table: 'no-such-table' }).app;
     const res = await call(broken, 'POST', await backends.token(nextPlayer()), (await subscribeDevice()).subscription);
     expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
     expect(await res.json()).toMatchObject({ error: { code: 'unavailable' } });
   });
 });
