@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deliveryBudget, deliveryPolicies, type ServiceName } from '@avatar-pipeline/kit';
 import { textFile, truncated } from '@avatar-pipeline/imaging/hostile';
-import { builtServices, repoRoot, startStack, type Stack } from '../local/src/stack.js';
+import { repoRoot, startStack, type Stack } from '../local/src/stack.js';
+import { requireBuilt } from '../local/src/test-backends.js';
 import { startWebPushTesting, type WebPushTesting } from '../local/src/web-push-testing.js';
 import { ApiClient, postUpload, type UploadTicket } from '../local/src/client.js';
 import { startFaultProxy, type FaultProxy, type FaultStats } from './proxy.js';
@@ -251,8 +252,7 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
 export async function runFaults(options: RunOptions): Promise<RunResult> {
   const timing = options.timing ?? defaultTiming;
   const began = Date.now();
-  const missing = allServices.filter((n) => !builtServices(repoRoot).includes(n));
-  if (missing.length > 0) throw new Error(`not built: ${missing.join(', ')}; run npx tsc -b first`);
+  requireBuilt(allServices);
 
   await mkdir(options.artifactsDir, { recursive: true });
   const logFile = join(options.artifactsDir, `${options.name}.log`);

@@ -13,11 +13,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AVATAR_PREFIX, s3Client } from '@avatar-pipeline/kit';
-import { startS3Server, type S3Server } from '@avatar-pipeline/local';
+import { AVATAR_PREFIX } from '@avatar-pipeline/kit';
+import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { apiGatewayRoutes, corsOriginEntries, gatewayRoutes, nginxConfig, type Route } from '@avatar-pipeline/cdk8s';
 
 const NGINX = '/usr/sbin/nginx';
@@ -96,8 +96,7 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
   let nginx: ChildProcess | undefined;
   let nginxLog = '';
   let base = '';
-  let storage: S3Server | undefined;
-  let storageClient: S3Client | undefined;
+  let storage: S3Backend | undefined;
   const servers: Server[] = [];
   const seen: Seen[] = [];
 
@@ -123,13 +122,12 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
 
     // The chart's /s3 route, to a stub here and, under another prefix, to s3rver (which checks signatures).
     const { when: _standIns, ...s3Route } = gatewayRoutes().find((r) => r.location === '^~ /s3/')!;
-    storage = await startS3Server({ directory: join(await mkdtemp(join(tmpdir(), 'gateway-s3-')), 's3'), buckets: ['avatars'] });
-    storageClient = s3Client({ region: 'us-east-1', s3Endpoint: storage.endpoint });
+    storage = await startTestBackends({ prefix: 'gateway-s3-', dynamo: false });
     const routes: Route[] = [
       ...apiGatewayRoutes(() => apiUrl),
       // As gatewayRoutes on kind: browser uploads and presigned reads to MinIO (a larger body limit) and the CDN stand-in.
       { ...s3Route, upstream: apiUrl, maxBodySize: '6m' },
-      { ...s3Route, location: '^~ /s3-signed/', rewrite: { from: '^/s3-signed/(.*)$', to: '/$1' }, upstream: storage.endpoint, maxBodySize: '6m' },
+      { ...s3Route, location: '^~ /s3-signed/', rewrite: { from: '^/s3-signed/(.*)$', to: '/$1' }, upstream: storage.s3Server.endpoint, maxBodySize: '6m' },
       { location: `^~ /media/${AVATAR_PREFIX}`, upstream: apiUrl, rewrite: { from: '^/media/(.*)$', to: '/bucket/$1' }, methods: ['GET'] },
       { location: '^~ /slow/', upstream: slowUrl, methods: ['GET'] },
       { location: '^~ /down/', upstream: downUrl, methods: ['GET'] },
@@ -191,7 +189,6 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
-    storageClient?.destroy();
     await storage?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -275,9 +272,9 @@ describe.skipIf(skipped)(`the gateway under Debian's nginx${skipped ? ` (skipped
 
   it("serves a presigned GET through /s3 as S3 signed it: the proxy keeps the signed host and path, and a forged one is refused", async () => {
     const key = 'uploads/p-gateway/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b';
-    await storageClient!.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'the original', ContentType: 'image/jpeg' }));
+    await storage!.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'the original', ContentType: 'image/jpeg' }));
     // Signed as profile signs it (for S3 as the services reach it), asked at the public base (S3_PUBLIC_URL).
-    const signed = new URL(await getSignedUrl(storageClient!, new GetObjectCommand({ Bucket: 'avatars', Key: key }), { expiresIn: 60 }));
+    const signed = new URL(await getSignedUrl(storage!.s3, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 60 }));
     const read = await ask(`/s3-signed${signed.pathname}${signed.search}`);
     expect(read.status).toBe(200);
     expect(await read.text()).toBe('the original');

@@ -14,3 +14,5 @@ export * from './web-client.js';
 export * from './client.js';
 // moto's AWS server, for the tests of the production AWS paths (SQS, SSM, Cognito).
 export * from './moto.js';
+// The test suites' backends (dynalite with the table, s3rver with the bucket) and their built-services check.
+export * from './test-backends.js';

@@ -1,17 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiRoutes, createLogger, s3Client, uploadBucketCorsRules, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes, createLogger, uploadBucketCorsRules, type ServiceName } from '@avatar-pipeline/kit';
 import { createGateway } from '../src/gateway.js';
 import { listen, type Listening } from '../src/listen.js';
 import { mediaHandler, noneMatch } from '../src/media.js';
 import { sinkDestination } from '../src/output.js';
 import { freePort } from '../src/ports.js';
 import { createPostPolicyGuard } from '../src/post-policy.js';
-import { LOCAL_CREDENTIALS, startS3Server, type S3Server } from '../src/s3.js';
+import { BUCKET, startTestBackends, type S3Backend } from '../src/test-backends.js';
 
 /** Answers with what it received, as a service behind the gateway would see it. */
 function echo(name: string) {
@@ -31,8 +28,7 @@ interface Echoed {
 }
 
 describe('gateway', () => {
-  let dir: string;
-  let s3: S3Server;
+  let backends: S3Backend;
   let client: S3Client;
   let presign: Listening;
   let gateway: Listening;
@@ -41,9 +37,8 @@ describe('gateway', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ap-gateway-'));
-    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: ['avatars'] });
-    client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint, credentials: LOCAL_CREDENTIALS });
+    backends = await startTestBackends({ prefix: 'ap-gateway-', dynamo: false });
+    client = backends.s3;
     presign = await listen('presign', echo('presign').fetch, 0);
     deadPort = await freePort();
     const upstreams: Partial<Record<ServiceName, string>> = {
@@ -55,7 +50,7 @@ describe('gateway', () => {
       upstream: (name) => upstreams[name],
       issuer: echo('issuer'),
       storage: echo('storage'),
-      media: mediaHandler({ s3: client, bucket: 'avatars', mountPath: '/media/' }),
+      media: mediaHandler({ s3: client, bucket: BUCKET, mountPath: '/media/' }),
       maxBodyBytes: 1024,
     });
     gateway = await listen('gateway', service.app.fetch, 0);
@@ -64,9 +59,7 @@ describe('gateway', () => {
   afterAll(async () => {
     await gateway?.close();
     await presign?.close();
-    client?.destroy();
-    await s3?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   it('forwards API calls with path, query, body, credentials and trace headers', async () => {
@@ -169,8 +162,8 @@ describe('gateway', () => {
     const key = 'avatars/p1/0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a5b/64.webp';
 
     beforeAll(async () => {
-      await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'webp bytes', ContentType: 'image/webp', CacheControl: 'public, max-age=31536000, immutable' }));
-      await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: 'uploads/p1/x', Body: 'original', ContentType: 'image/jpeg' }));
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'webp bytes', ContentType: 'image/webp', CacheControl: 'public, max-age=31536000, immutable' }));
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'uploads/p1/x', Body: 'original', ContentType: 'image/jpeg' }));
     });
 
     it('serves avatars publicly with their headers, and 304 for a known ETag', async () => {
@@ -207,23 +200,21 @@ describe('gateway', () => {
 describe('gateway CORS (CORS_ORIGINS)', () => {
   const game = 'http://game.test:3000';
   const stranger = 'http://evil.test';
-  let dir: string;
-  let s3: S3Server;
+  let backends: S3Backend;
   let presign: Listening;
   let gateway: Listening;
   let base: string;
   const silent = createLogger('gateway', 'silent');
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ap-gateway-cors-'));
     // The real storage path: the policy guard in front of s3rver, which holds the bucket's CORS rule.
-    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: ['avatars'], cors: uploadBucketCorsRules([game]) });
+    backends = await startTestBackends({ prefix: 'ap-gateway-cors-', dynamo: false, s3: { cors: uploadBucketCorsRules([game]) } });
     presign = await listen('presign', echo('presign').fetch, 0);
     const service = createGateway({
       logger: silent,
       upstream: (name) => (name === 'presign' ? `http://127.0.0.1:${presign.port}` : undefined),
       issuer: echo('issuer'),
-      storage: createPostPolicyGuard({ upstream: s3.endpoint, logger: silent, corsOrigins: [game] }),
+      storage: createPostPolicyGuard({ upstream: backends.s3Server.endpoint, logger: silent, corsOrigins: [game] }),
       media: (c) => c.notFound(),
       maxBodyBytes: 1024,
       corsOrigins: [game],
@@ -234,8 +225,7 @@ describe('gateway CORS (CORS_ORIGINS)', () => {
   afterAll(async () => {
     await gateway?.close();
     await presign?.close();
-    await s3?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   const preflight = (path: string, origin: string, method = 'POST') =>

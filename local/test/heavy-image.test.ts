@@ -8,18 +8,15 @@
  * as libvips spilling a large image to disk, fails the upload).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { heavyPng } from '@avatar-pipeline/imaging/hostile';
 import {
   DEFAULT_MAX_UPLOAD_BYTES,
-  dynamoDocumentClient,
   EventType,
-  s3Client,
   toBinary,
   toCloudEvent,
   uploadKey,
@@ -28,14 +25,12 @@ import {
 } from '@avatar-pipeline/kit';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '../src/index.js';
+import { BUCKET, TABLE, requireBuilt, startTestBackends, type TestBackends } from '../src/index.js';
 import { repoRoot } from '../src/stack.js';
 // The chart rendered by the real helm (built by k8s-tests/support/go-tools.ts on first use), and the Dockerfile's stages.
 import { lineage, parseDockerfile } from '../../k8s-tests/support/dockerfile.js';
 import { rendered } from '../../k8s-tests/support/helm.js';
 
-const BUCKET = 'avatars';
-const TABLE = 'avatar-pipeline';
 const main = (name: string) => join(repoRoot, 'services', name, 'dist', 'main.js');
 
 /** A Kubernetes memory quantity in Mi, as the profiles write them. */
@@ -111,11 +106,7 @@ interface Running {
 }
 
 describe.runIf(process.platform === 'linux')('a heavy valid upload within the pods memory limits', () => {
-  let dir: string;
-  let s3Server: S3Server;
-  let ddbServer: DynamoServer;
-  let s3: S3Client;
-  let doc: ReturnType<typeof dynamoDocumentClient>;
+  let backends: TestBackends;
   let heavy: Buffer;
   let pods: Record<HeavyService, Pod>;
   const children: ChildProcess[] = [];
@@ -127,28 +118,18 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
   }, 20 * 60_000);
 
   beforeAll(async () => {
-    for (const name of ['moderate', 'thumbnail']) {
-      if (!existsSync(main(name))) throw new Error(`${main(name)} is missing: run npx tsc -b first`);
-    }
-    dir = await mkdtemp(join(tmpdir(), 'ap-heavy-'));
-    s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-    ddbServer = await startDynamoServer({ table: TABLE });
-    s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
-    doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddbServer.endpoint });
+    requireBuilt(['moderate', 'thumbnail']);
+    backends = await startTestBackends({ prefix: 'ap-heavy-' });
     heavy = await heavyPng();
   }, 120_000);
   afterAll(async () => {
     for (const child of children) child.kill('SIGKILL');
-    s3?.destroy();
-    doc?.destroy();
-    await s3Server?.close();
-    await ddbServer?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   /** Starts a built service with its pod's environment; resolves once it listens. */
   async function start(name: HeavyService): Promise<Running> {
-    const notADirectory = join(dir, 'not-a-directory');
+    const notADirectory = join(backends.dir, 'not-a-directory');
     await writeFile(notADirectory, '');
     const child = spawn(process.execPath, [main(name)], {
       env: {
@@ -161,8 +142,8 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
         AWS_REGION: 'us-east-1',
         AWS_ACCESS_KEY_ID: 'S3RVER',
         AWS_SECRET_ACCESS_KEY: 'S3RVER',
-        AWS_ENDPOINT_URL_S3: s3Server.endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB: ddbServer.endpoint,
+        AWS_ENDPOINT_URL_S3: backends.s3Server.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB: backends.dynamoServer.endpoint,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         TABLE_NAME: TABLE,
         BUCKET,
@@ -209,14 +190,14 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
   });
 
   it('goes through moderate and thumbnail, each at its containerConcurrency, under each pod memory limit', async () => {
-    const uploads = new UploadStore(doc, TABLE);
+    const uploads = new UploadStore(backends.doc, TABLE);
     const uploadIds = Array.from({ length: pods.thumbnail.containerConcurrency }, (_, i) => `0196b7a4-1c2d-7e3f-8a9b-0c1d2e3f4a${String(i).padStart(2, '0')}`);
     const created = await Promise.all(
       uploadIds.map(async (uploadId) => {
         const playerId = `p-heavy-${uploadId.slice(-2)}`;
         const key = uploadKey(playerId, uploadId);
         await uploads.createPending({ playerId, uploadId, contentType: 'image/png', maxBytes: DEFAULT_MAX_UPLOAD_BYTES });
-        const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: heavy, ContentType: 'image/png' }));
+        const put = await backends.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: heavy, ContentType: 'image/png' }));
         return { key, eTag: (put.ETag ?? '').replace(/"/g, '') };
       }),
     );
@@ -244,7 +225,7 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
 
     const { objects } = thumbnailed[0]!.data as { objects: Record<string, string> };
     for (const [name, key] of Object.entries(objects)) {
-      const body = await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray();
+      const body = await (await backends.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray();
       const meta = await sharp(body).metadata();
       expect([meta.width, meta.height], name).toEqual(name === 'full' ? [1024, 1024] : [Number(name), Number(name)]);
     }

@@ -1,22 +1,18 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, objectExists, s3Client } from '@avatar-pipeline/kit';
-import { createPostPolicyGuard, startS3Server, type S3Server } from '../src/index.js';
+import { createLogger, objectExists } from '@avatar-pipeline/kit';
+import { BUCKET, createPostPolicyGuard, startTestBackends, type S3Backend } from '../src/index.js';
 
-const BUCKET = 'avatars';
 const MAX = 100_000;
 
 describe('POST policy guard in front of s3rver', () => {
-  let dir: string;
-  let s3: S3Server;
+  let backends: S3Backend;
   let client: S3Client;
   let server: Server;
   let guardUrl: string;
@@ -25,11 +21,10 @@ describe('POST policy guard in front of s3rver', () => {
   let n = 0;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ap-guard-'));
-    s3 = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-    client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint });
+    backends = await startTestBackends({ prefix: 'ap-guard-', dynamo: false });
+    client = backends.s3;
     const guard = createPostPolicyGuard({
-      upstream: s3.endpoint,
+      upstream: backends.s3Server.endpoint,
       logger: createLogger('guard', 'silent'),
       clock: () => now,
       maxBodyBytes: 256 * 1024,
@@ -42,9 +37,7 @@ describe('POST policy guard in front of s3rver', () => {
   });
   afterAll(async () => {
     await new Promise((resolve) => server?.close(resolve));
-    client?.destroy();
-    await s3?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
   beforeEach(() => {
     now = new Date();

@@ -6,6 +6,7 @@
  * deleted and ignored by moderate; a stray object under uploads/ is deleted; and the passes that
  * follow change nothing. s3-source does not run: each test hands the broker the S3 events it wants
  * seen, so nothing but the reconciler ever looks at the others.
+ * Without the built services the suite fails, naming them; it does not skip.
  */
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -21,14 +22,13 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN_UPLOADS_INDEX, S3_OBJECT_CREATED_PREFIX, UploadStore, dynamoDocumentClient, keys, s3Client, toBinary, uploadKey, type ServiceName } from '@avatar-pipeline/kit';
 import { startDynamoServer } from '../src/dynamo.js';
-import { LOCAL_CREDENTIALS, startS3Server } from '../src/s3.js';
-import { builtServices, repoRoot, startStack, type Stack } from '../src/stack.js';
+import { LOCAL_CREDENTIALS } from '../src/s3.js';
+import { repoRoot, startStack, type Stack } from '../src/stack.js';
+import { BUCKET, TABLE, requireBuilt, startTestBackends } from '../src/test-backends.js';
 import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const SERVICES: ServiceName[] = ['presign', 'moderate', 'profile', 'subscribe', 'push'];
-const runnable = SERVICES.every((name) => builtServices(repoRoot).includes(name));
-const BUCKET = 'avatars';
 /** An id shaped as a UUIDv7 (what upload ids are), for uploads nobody issued. */
 const uuidv7 = () => randomUUID().replace(/^(.{14})4/, '$17');
 
@@ -41,7 +41,7 @@ interface Notification {
   reason?: { code: string };
 }
 
-describe.runIf(runnable)('the reconciler in the local stack', () => {
+describe('the reconciler in the local stack', () => {
   let dataDir: string;
   let stack: Stack;
   let api: ApiClient;
@@ -50,6 +50,7 @@ describe.runIf(runnable)('the reconciler in the local stack', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
+    requireBuilt(SERVICES);
     dataDir = await mkdtemp(join(tmpdir(), 'ap-reconciler-'));
     pushService = await startWebPushTesting();
     stack = await startStack({
@@ -211,7 +212,7 @@ describe.runIf(runnable)('the reconciler in the local stack', () => {
 
 const reconcileMain = join(repoRoot, 'services', 'profile', 'dist', 'reconcile-main.js');
 
-describe.runIf(existsSync(reconcileMain))("the CronJob's command, once", () => {
+describe("the CronJob's command, once", () => {
   /** Runs `node services/profile/dist/reconcile-main.js` as the CronJob does; its exit code and JSON log lines. */
   function run(env: Record<string, string>): Promise<{ code: number | null; lines: Record<string, any>[] }> {
     return new Promise((resolve, reject) => {
@@ -233,9 +234,8 @@ describe.runIf(existsSync(reconcileMain))("the CronJob's command, once", () => {
   }
 
   it('ends what is overdue, posts the outcome to K_SINK with the mounted token, logs one summary and exits 0; 1 when the broker refuses', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ap-reconcile-main-'));
-    const s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-    const dynamo = await startDynamoServer({ table: 'avatar-pipeline' });
+    expect(existsSync(reconcileMain), `${reconcileMain} is missing: run npx tsc -b`).toBe(true);
+    const { dir, s3Server, dynamoServer: dynamo, doc, close } = await startTestBackends({ prefix: 'ap-reconcile-main-' });
     const received: { authorization: string | undefined; type: string | undefined }[] = [];
     let refuse = true;
     const sink = createServer((req, res) => {
@@ -247,13 +247,12 @@ describe.runIf(existsSync(reconcileMain))("the CronJob's command, once", () => {
       });
     });
     await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
-    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: dynamo.endpoint, credentials: LOCAL_CREDENTIALS });
     try {
       const tokenFile = join(dir, 'token');
       await writeFile(tokenFile, 'broker-token\n');
       const playerId = 'p-cron';
       const uploadId = uuidv7();
-      await new UploadStore(doc, 'avatar-pipeline').createPending({ playerId, uploadId, contentType: 'image/png', maxBytes: 10, ticketExpiresAt: '2020-01-01T00:00:00Z' });
+      await new UploadStore(doc, TABLE).createPending({ playerId, uploadId, contentType: 'image/png', maxBytes: 10, ticketExpiresAt: '2020-01-01T00:00:00Z' });
       const env = {
         AWS_REGION: 'us-east-1',
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -275,18 +274,15 @@ describe.runIf(existsSync(reconcileMain))("the CronJob's command, once", () => {
       expect(summaries).toHaveLength(1);
       expect(summaries[0]).toMatchObject({ level: 'info', summary: { expired: 0, reannounced: 1, errors: 0 } });
       expect(received).toEqual([{ authorization: 'Bearer broker-token', type: 'avatarpipeline.avatar.expired' }]);
-      expect((await new UploadStore(doc, 'avatar-pipeline').get(playerId, uploadId))?.status).toBe('expired');
+      expect((await new UploadStore(doc, TABLE).get(playerId, uploadId))?.status).toBe('expired');
 
       // A configuration error is one line and exit 1, as for every service.
       const { K_SINK: _sink, ...withoutSink } = env;
       const misconfigured = await run(withoutSink);
       expect(misconfigured.code).toBe(1);
     } finally {
-      doc.destroy();
       await new Promise<void>((resolve) => sink.close(() => resolve()));
-      await dynamo.close();
-      await s3Server.close();
-      await rm(dir, { recursive: true, force: true });
+      await close();
     }
   });
 });
@@ -294,7 +290,7 @@ describe.runIf(existsSync(reconcileMain))("the CronJob's command, once", () => {
 describe('the local table', () => {
   it('is rebuilt with the open-uploads index when kept from before it, its items and open uploads carried over', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ap-dynamo-'));
-    const table = 'avatar-pipeline';
+    const table = TABLE;
     const playerId = 'p-old';
     const uploadId = uuidv7();
     try {

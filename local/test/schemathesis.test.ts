@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pythonTool, pythonToolsSkipReason, requirePythonTools } from '../src/python-tools.js';
-import { builtServices, repoRoot, startStack, type Stack } from '../src/stack.js';
+import { repoRoot, startStack, type Stack } from '../src/stack.js';
+import { requireBuilt } from '../src/test-backends.js';
 
 const services = ['presign', 'profile', 'subscribe'] as const;
-const notBuilt = services.filter((name) => !builtServices(repoRoot).includes(name));
 /** What the issue asks: no server error, and nothing the document does not describe. */
 const CHECKS = ['not_a_server_error', 'status_code_conformance', 'content_type_conformance', 'response_headers_conformance', 'response_schema_conformance'];
 const skipped = pythonToolsSkipReason('schemathesis');
@@ -23,15 +23,20 @@ describe.skipIf(skipped)(`the public API under schemathesis${skipped ? ` (skippe
   let dataDir: string;
   let stack: Stack;
 
+  /** The stack's warnings and errors, shown when schemathesis fails (a 5xx is then explained). */
+  const problems: string[] = [];
+
   beforeAll(async () => {
     requirePythonTools();
-    if (notBuilt.length > 0) throw new Error(`services not built (${notBuilt.join(', ')}): run npx tsc -b`);
+    requireBuilt(services);
     dataDir = await mkdtemp(join(tmpdir(), 'ap-schemathesis-'));
     stack = await startStack({
       dataDir,
       services,
       logLevel: 'warn',
-      sink: () => {},
+      sink: (line) => {
+        if (/"level":"(warn|error|fatal)"/.test(line) && !/"stream":"stderr"/.test(line)) problems.push(line);
+      },
       // Out of reach, so generated requests reach the logic behind the limits instead of 429s.
       env: { ...process.env, RATE_LIMIT_UPLOADS: '1000000', RATE_LIMIT_SUBSCRIPTIONS: '1000000' },
     });
@@ -64,7 +69,7 @@ describe.skipIf(skipped)(`the public API under schemathesis${skipped ? ` (skippe
       child.once('error', reject);
       child.once('close', (exit) => resolve({ code: exit, output }));
     });
-    expect(code, output.replaceAll(token, '<token>')).toBe(0);
+    expect(code, `${output}\nthe stack's warnings and errors:\n${problems.slice(-40).join('\n')}`.replaceAll(token, '<token>')).toBe(0);
     expect(output).toMatch(/Tested: 14\b/);
   }, 150_000);
 });

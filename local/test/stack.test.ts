@@ -1,7 +1,8 @@
 /**
  * End to end through the real stack: the gateway, s3rver, dynalite, the broker and every service
- * as a child process (build first: `npx tsc -b`). One stack for the whole file; each test uses its
- * own player, so their uploads and rate limits do not meet.
+ * as a child process (build first: `npx tsc -b`; the suite fails, naming any service not built).
+ * One stack for the whole file; each test uses its own player, so their uploads and rate limits
+ * do not meet.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,16 +12,16 @@ import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { hiddenInAlpha, meanDifference, pngBomb, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
-import { EventType, UploadStore, apiRouteMethods, apiRoutes, deadLetterSink, dynamoDocumentClient, s3Client, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
+import { EventType, UploadStore, apiRouteMethods, apiRoutes, deadLetterSink, dynamoDocumentClient, s3Client, serviceNames, toBinary, triggers, uploadKey } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { LOCAL_TABLE } from '../src/service-env.js';
-import { builtServices, repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
+import { repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
+import { requireBuilt } from '../src/test-backends.js';
 import { isUploadCreated, type S3Notification } from '../src/notifications.js';
 import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const photo = (name: string) => readFile(join(repoRoot, 'fixtures', 'photos', name));
-const processing = ['moderate', 'thumbnail', 'profile'].every((name) => builtServices(repoRoot).includes(name as never));
 const WEBHOOK_TOKEN = 'stack-test-webhook-token';
 
 describe('local stack', () => {
@@ -82,6 +83,7 @@ describe('local stack', () => {
   }
 
   beforeAll(async () => {
+    requireBuilt(serviceNames);
     dataDir = await mkdtemp(join(tmpdir(), 'ap-stack-'));
     pushService = await startWebPushTesting();
     stack = await startStack(options());
@@ -204,7 +206,7 @@ describe('local stack', () => {
     });
   });
 
-  describe.runIf(processing)('processing', () => {
+  describe('processing', () => {
     let player: string;
     let playerToken: string;
     let readyUpload: UploadStatus;
@@ -407,9 +409,7 @@ describe('local stack', () => {
     });
   });
 
-  const pushing = processing && ['subscribe', 'push'].every((name) => builtServices(repoRoot).includes(name as never));
-
-  describe.runIf(pushing)('web push', () => {
+  describe('web push', () => {
     interface Notification {
       type: string;
       uploadId: string;
@@ -480,11 +480,8 @@ describe('local stack', () => {
     it('keeps objects, table and issuer key', async () => {
       const playerId = 'p-restart';
       const t = await token(playerId);
-      let uploadId: string | undefined;
-      if (processing) {
-        uploadId = await upload(playerId, t, await photo('leaf.jpg'), 'image/jpeg');
-        expect((await api.settled(t, uploadId)).status).toBe('ready');
-      }
+      const uploadId = await upload(playerId, t, await photo('leaf.jpg'), 'image/jpeg');
+      expect((await api.settled(t, uploadId)).status).toBe('ready');
       const jwks = await (await fetch(`${stack.gatewayUrl}/.well-known/jwks.json`)).json();
 
       await stack.stop();
@@ -494,15 +491,13 @@ describe('local stack', () => {
       s3 = s3Client({ region: 'us-east-1', s3Endpoint: stack.s3Endpoint, credentials: LOCAL_CREDENTIALS });
 
       expect(await (await fetch(`${stack.gatewayUrl}/.well-known/jwks.json`)).json()).toEqual(jwks);
-      if (uploadId) {
-        // The gateway's port (part of the issuer) is new, so a new token; the data is the old one.
-        const fresh = await token(playerId);
-        const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: fresh });
-        expect(profile.status).toBe(200);
-        expect((await api.status(fresh, uploadId)).status).toBe('ready');
-        const thumbnail = profile.body.avatar.thumbnails['64']!;
-        expect(await objectStatus(thumbnail.slice(thumbnail.indexOf('/media/') + '/media/'.length))).toBe(200);
-      }
+      // The gateway's port (part of the issuer) is new, so a new token; the data is the old one.
+      const fresh = await token(playerId);
+      const profile = await api.json<{ avatar: { thumbnails: Record<string, string> } }>(`/v1/players/${playerId}/profile`, { token: fresh });
+      expect(profile.status).toBe(200);
+      expect((await api.status(fresh, uploadId)).status).toBe('ready');
+      const thumbnail = profile.body.avatar.thumbnails['64']!;
+      expect(await objectStatus(thumbnail.slice(thumbnail.indexOf('/media/') + '/media/'.length))).toBe(200);
     });
   });
 

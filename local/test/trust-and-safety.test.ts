@@ -11,10 +11,11 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient, s3Client, serviceNames } from '@avatar-pipeline/kit';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { LOCAL_TABLE } from '../src/service-env.js';
-import { builtServices, repoRoot, startStack, type Stack } from '../src/stack.js';
+import { repoRoot, startStack, type Stack } from '../src/stack.js';
+import { requireBuilt } from '../src/test-backends.js';
 import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
@@ -52,7 +53,7 @@ describe('trust and safety through the local stack', () => {
   let moderator: string;
 
   beforeAll(async () => {
-    expect(builtServices(repoRoot), 'every service built (npx tsc -b)').toHaveLength(7);
+    requireBuilt(serviceNames);
     dataDir = await mkdtemp(join(tmpdir(), 'ap-safety-'));
     pushService = await startWebPushTesting();
     stack = await startStack({

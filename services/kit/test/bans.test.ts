@@ -1,5 +1,5 @@
 import { BatchGetCommand, GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BanList, bandKeysWithin, dynamoDocumentClient, fingerprintSchema, hammingDistance, HttpError, type Ban } from '../src/index.js';
 
@@ -7,18 +7,17 @@ const TABLE = 'kit-bans';
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const clock = () => NOW;
 
-let server: DynamoServer;
+let backends: DynamoBackend;
 let doc: ReturnType<typeof dynamoDocumentClient>;
 let bans: BanList;
 
 beforeAll(async () => {
-  server = await startDynamoServer({ table: TABLE });
-  doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: server.endpoint });
+  backends = await startTestBackends({ prefix: 'kit-bans-', s3: false, dynamo: { table: TABLE } });
+  doc = backends.doc;
   bans = new BanList(doc, TABLE, clock);
 });
 afterAll(async () => {
-  doc?.destroy();
-  await server?.close();
+  await backends?.close();
 });
 
 /** A deterministic pseudo-random fingerprint per seed (tests share one table). */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EndpointInUseError, SubscriptionStore, dynamoDocumentClient, endpointHash, epochSeconds, keys, type PushSubscriptionData } from '../src/index.js';
 
@@ -8,7 +8,7 @@ const TABLE = 'kit-subscriptions';
 const T0 = Date.parse('2030-01-01T00:00:00.000Z');
 const at = (minutes: number) => () => new Date(T0 + minutes * 60_000);
 
-let server: DynamoServer;
+let backends: DynamoBackend;
 let doc: ReturnType<typeof dynamoDocumentClient>;
 let seq = 0;
 /** Fresh players and endpoints per test: tests share one table. */
@@ -18,12 +18,11 @@ const keysFor = (n: number) => ({ p256dh: `BP256-${n}`, auth: `auth-${n}` });
 const sub = (endpoint: string, n = 1, expirationTime: number | null = null): PushSubscriptionData => ({ endpoint, expirationTime, keys: keysFor(n) });
 
 beforeAll(async () => {
-  server = await startDynamoServer({ table: TABLE });
-  doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: server.endpoint });
+  backends = await startTestBackends({ prefix: 'kit-subscriptions-', s3: false, dynamo: { table: TABLE } });
+  doc = backends.doc;
 });
 afterAll(async () => {
-  doc?.destroy();
-  await server?.close();
+  await backends?.close();
 });
 
 const raw = async (pk: string, sk: string) => (await doc.send(new GetCommand({ TableName: TABLE, Key: { pk, sk }, ConsistentRead: true }))).Item;

@@ -1,6 +1,6 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   dynamoDocumentClient,
@@ -26,19 +26,18 @@ const NOW = new Date('2030-01-01T00:00:00.000Z');
 const LATER = new Date('2030-01-01T00:05:00.000Z');
 const clockAt = (date: Date) => () => date;
 
-let server: DynamoServer;
+let backends: DynamoBackend;
 let doc: ReturnType<typeof dynamoDocumentClient>;
 let seq = 0;
 /** A fresh UUIDv7-shaped id per test, so tests share one table without colliding. */
 const nextUploadId = () => `0192f3a4-5b6c-7d8e-9f01-${(++seq).toString(16).padStart(12, '0')}`;
 
 beforeAll(async () => {
-  server = await startDynamoServer({ table: TABLE });
-  doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: server.endpoint });
+  backends = await startTestBackends({ prefix: 'kit-table-', s3: false, dynamo: { table: TABLE } });
+  doc = backends.doc;
 });
 afterAll(async () => {
-  doc?.destroy();
-  await server?.close();
+  await backends?.close();
 });
 
 async function rawUpload(playerId: string, uploadId: string) {
@@ -409,7 +408,7 @@ describe('the open-uploads index', () => {
   const reason = { code: 'expired', message: 'too late' };
 
   it('is created with the table, and added to a table created before it', async () => {
-    const client = new DynamoDBClient({ region: 'us-east-1', endpoint: server.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    const client = new DynamoDBClient({ region: 'us-east-1', endpoint: backends.dynamoServer.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
     try {
       const described = await client.send(new DescribeTableCommand({ TableName: TABLE }));
       expect(described.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName)).toEqual([OPEN_UPLOADS_INDEX]);

@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -12,29 +9,23 @@ import { hiddenInAlpha, meanDifference, pngBomb, solidImage, strip, textFile, ti
 import {
   BanList,
   createLogger,
-  dynamoDocumentClient,
   objectExists,
   EventType,
   loadConfig,
-  s3Client,
   uploadKey,
   UploadOwners,
   UploadStore,
   type Service,
 } from '@avatar-pipeline/kit';
-import { startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
+import { BUCKET, TABLE, startTestBackends, type TestBackends } from '@avatar-pipeline/local';
 import { createModerateService, moderateEnv, type ModerateConfig } from '../src/index.js';
 import { deliver, detailShare, fakeProvider, objectCreated, photo, spread } from './helpers.js';
 
-const TABLE = 'avatar-pipeline';
-const BUCKET = 'avatars';
 const logger = createLogger('moderate-test', 'silent');
 const now = new Date('2026-01-02T03:05:00Z');
 
 describe('moderate event handling against s3rver and dynalite', () => {
-  let dir: string;
-  let s3Server: S3Server;
-  let ddbServer: DynamoServer;
+  let backends: TestBackends;
   let s3: S3Client;
   let doc: DynamoDBDocumentClient;
   let uploads: UploadStore;
@@ -44,14 +35,11 @@ describe('moderate event handling against s3rver and dynalite', () => {
   let bans: BanList;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ap-moderate-'));
-    s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-    ddbServer = await startDynamoServer({ table: TABLE });
-    s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
-    doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddbServer.endpoint });
+    backends = await startTestBackends({ prefix: 'ap-moderate-' });
+    ({ s3, doc } = backends);
     uploads = new UploadStore(doc, TABLE);
     bans = new BanList(doc, TABLE);
-    config = loadConfig(moderateEnv, { AWS_ENDPOINT_URL_S3: s3Server.endpoint, AWS_ENDPOINT_URL_DYNAMODB: ddbServer.endpoint });
+    config = loadConfig(moderateEnv, { AWS_ENDPOINT_URL_S3: backends.s3Server.endpoint, AWS_ENDPOINT_URL_DYNAMODB: backends.dynamoServer.endpoint });
   });
   // Every rejection by the policy bans its picture: lift them, so the next test may use the same photos.
   afterEach(async () => {
@@ -66,11 +54,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     service = createModerateService({ config, s3, doc, provider, logger, clock: () => now });
   });
   afterAll(async () => {
-    s3?.destroy();
-    doc?.destroy();
-    await s3Server?.close();
-    await ddbServer?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   /** Presign's part (the pending record) and the player's (the object); returns the event S3 would send. */

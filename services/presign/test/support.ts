@@ -1,19 +1,15 @@
 /** Real backends for presign tests: s3rver behind the POST policy guard, dynalite, and signing keys. */
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { serve } from '@hono/node-server';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
-import { createLogger, dynamoDocumentClient, s3Client, type AuthOptions } from '@avatar-pipeline/kit';
-import { createPostPolicyGuard, startDynamoServer, startS3Server } from '@avatar-pipeline/local';
+import { createLogger, type AuthOptions } from '@avatar-pipeline/kit';
+import { BUCKET, TABLE, createPostPolicyGuard, startTestBackends } from '@avatar-pipeline/local';
 import { createPresignService, type PresignDependencies, type PresignSettings } from '../src/index.js';
 
-export const BUCKET = 'avatars';
-export const TABLE = 'avatar-pipeline';
+export { BUCKET, TABLE };
 export const ISSUER = 'https://issuer.test';
 export const AUDIENCE = 'avatar-pipeline';
 
@@ -27,26 +23,19 @@ export interface Backends {
 }
 
 export async function startBackends(): Promise<Backends> {
-  const dir = await mkdtemp(join(tmpdir(), 'ap-presign-'));
-  const s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-  const dynamo = await startDynamoServer({ table: TABLE });
-  const guard = createPostPolicyGuard({ upstream: s3Server.endpoint, logger: createLogger('guard', 'silent') });
+  const backends = await startTestBackends({ prefix: 'ap-presign-' });
+  const guard = createPostPolicyGuard({ upstream: backends.s3Server.endpoint, logger: createLogger('guard', 'silent') });
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: guard.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server)) as Server;
   });
-  const s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
-  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: dynamo.endpoint });
   return {
-    s3Endpoint: s3Server.endpoint,
+    s3Endpoint: backends.s3Server.endpoint,
     guardUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    s3,
-    doc,
+    s3: backends.s3,
+    doc: backends.doc,
     async close() {
       await new Promise((resolve) => server.close(resolve));
-      s3.destroy();
-      await s3Server.close();
-      await dynamo.close();
-      await rm(dir, { recursive: true, force: true });
+      await backends.close();
     },
   };
 }

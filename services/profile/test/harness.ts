@@ -1,9 +1,6 @@
 /** Real stand-ins for the profile tests: dynalite, s3rver, an HTTP sink for K_SINK, a dev issuer. */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -15,7 +12,6 @@ import {
   createLogger,
   dynamoDocumentClient,
   objectExists as exists,
-  s3Client,
   toBinary,
   uploadKey,
   type OutgoingEvent,
@@ -23,12 +19,11 @@ import {
   type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
-import { createDevIssuer, startDynamoServer, startS3Server, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
+import { BUCKET, TABLE, createDevIssuer, startTestBackends, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
 import type { PictureRetryPolicy } from '../src/cognito.js';
 import { createProfileService } from '../src/index.js';
 
-export const TABLE = 'avatar-pipeline';
-export const BUCKET = 'avatars';
+export { BUCKET, TABLE };
 export const MEDIA = 'http://localhost:8080/media';
 const ISSUER = 'http://localhost:8080/dev';
 const AUDIENCE = 'avatar-pipeline';
@@ -81,29 +76,21 @@ export interface Stack {
 }
 
 export async function startStack(): Promise<Stack> {
-  const dir = await mkdtemp(join(tmpdir(), 'ap-profile-'));
-  const s3Server = await startS3Server({ directory: join(dir, 's3'), buckets: [BUCKET] });
-  const ddb = await startDynamoServer({ table: TABLE });
+  const backends = await startTestBackends({ prefix: 'ap-profile-' });
   const sink = await startSink();
   const issuer = await createDevIssuer({ issuer: ISSUER, audience: AUDIENCE, logger: createLogger('issuer', 'silent') });
-  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddb.endpoint });
-  const s3 = s3Client({ region: 'us-east-1', s3Endpoint: s3Server.endpoint });
   return {
-    dir,
-    s3Server,
-    ddb,
+    dir: backends.dir,
+    s3Server: backends.s3Server,
+    ddb: backends.dynamoServer,
     sink,
     issuer,
-    doc,
-    s3,
-    uploads: new UploadStore(doc, TABLE),
+    doc: backends.doc,
+    s3: backends.s3,
+    uploads: new UploadStore(backends.doc, TABLE),
     async close() {
-      doc.destroy();
-      s3.destroy();
       await sink.close();
-      await s3Server.close();
-      await ddb.close();
-      await rm(dir, { recursive: true, force: true });
+      await backends.close();
     },
   };
 }

@@ -1,9 +1,7 @@
 /** Real stand-ins for the push tests: dynalite, a VAPID key file, a scriptable push server, devices. */
 import { createECDH, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { v7 } from 'uuid';
@@ -11,7 +9,6 @@ import {
   EventType,
   SubscriptionStore,
   createLogger,
-  dynamoDocumentClient,
   parsePushAllowedHosts,
   toBinary,
   uploadKey,
@@ -21,11 +18,11 @@ import {
   type TokenPolicy,
 } from '@avatar-pipeline/kit';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
 import { FileVapidStore, generateVapidKeys, type VapidKeys } from '@avatar-pipeline/vapid';
 import { attemptTimeoutMs, createPushAgent, createPushService, type PushServiceConfig } from '../src/index.js';
 
-export const TABLE = 'avatar-pipeline';
+export { TABLE };
 export const SUBJECT = 'mailto:ops@example.com';
 export const MEDIA = 'https://media.example.com';
 
@@ -40,9 +37,7 @@ export interface Stack {
 }
 
 export async function startStack(): Promise<Stack> {
-  const dir = await mkdtemp(join(tmpdir(), 'ap-push-'));
-  const ddb = await startDynamoServer({ table: TABLE });
-  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: ddb.endpoint });
+  const { dir, dynamoServer: ddb, doc, close } = await startTestBackends({ prefix: 'ap-push-', s3: false });
   const vapidStore = new FileVapidStore(join(dir, 'vapid.json'));
   const { keys } = await vapidStore.createIfAbsent(generateVapidKeys());
   return {
@@ -52,11 +47,7 @@ export async function startStack(): Promise<Stack> {
     keys,
     vapidStore,
     subscriptions: new SubscriptionStore(doc, TABLE),
-    async close() {
-      doc.destroy();
-      await ddb.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close,
   };
 }
 

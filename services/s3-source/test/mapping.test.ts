@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { matchesFilters, s3EntitySchema, s3Client, triggers, type OutgoingEvent } from '@avatar-pipeline/kit';
-import { startS3Server, type S3Server } from '@avatar-pipeline/local';
+import { matchesFilters, s3EntitySchema, triggers, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { decodeS3Key, mapNotification, type MappingResult } from '../src/index.js';
 import { UPLOAD_ID, awsNotification, awsRecord, minioBody, s3TestEvent, snsEnvelope } from './fixtures.js';
 
@@ -150,25 +147,20 @@ describe('SQS message bodies', () => {
 });
 
 describe('s3rver notification', () => {
-  let dir: string;
-  let s3: S3Server;
+  let backends: S3Backend;
   const notifications: unknown[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 's3-source-'));
-    s3 = await startS3Server({ directory: dir, buckets: ['avatars'], onEvent: (n) => notifications.push(n) });
+    backends = await startTestBackends({ prefix: 's3-source-', dynamo: false, s3: { onEvent: (n) => notifications.push(n) } });
   });
   afterAll(async () => {
-    await s3?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   it('maps the events a real s3rver emits for an upload', async () => {
-    const client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint });
     const key = `uploads/player-1/${UPLOAD_ID}`;
-    await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'png bytes', ContentType: 'image/png' }));
-    await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: `avatars/player-1/${UPLOAD_ID}/64.webp`, Body: 'webp' }));
-    client.destroy();
+    await backends.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'png bytes', ContentType: 'image/png' }));
+    await backends.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `avatars/player-1/${UPLOAD_ID}/64.webp`, Body: 'webp' }));
     expect(notifications).toHaveLength(2);
 
     const upload = mapped(notifications[0]);

@@ -18,13 +18,12 @@ import {
 import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clientOptions, s3Client, toCloudEvent, uploadKey } from '@avatar-pipeline/kit';
-import { motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
+import { BUCKET, motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
 import { UPLOAD_ID } from './fixtures.js';
 import { startSink, testSource, type Sink } from './helpers.js';
 
 const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
-const BUCKET = 'avatars';
 const skipped = motoSkipReason();
 
 /** What the poller asked SQS, and what it was answered, in order. */

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, s3Client, toCloudEvent } from '@avatar-pipeline/kit';
-import { startS3Server } from '@avatar-pipeline/local';
+import { ConfigError, toCloudEvent } from '@avatar-pipeline/kit';
+import { BUCKET, startTestBackends } from '@avatar-pipeline/local';
 import { UPLOAD_ID, awsNotification, minioBody } from './fixtures.js';
 import { counterValue, deadUrl, post, startSink, testSource, type Sink } from './helpers.js';
 
@@ -210,20 +210,16 @@ describe('webhook auth', () => {
 describe('local stack: s3rver -> webhook -> sink', () => {
   it('relays what a real s3rver emits for an upload', async () => {
     const source = testSource({ K_SINK: sink.url });
-    const dir = await mkdtemp(join(tmpdir(), 's3-source-'));
     const posted: (Response | Promise<Response>)[] = [];
-    const s3 = await startS3Server({ directory: dir, buckets: ['avatars'], onEvent: (n) => posted.push(post(source, JSON.stringify(n))) });
+    const backends = await startTestBackends({ prefix: 's3-source-', dynamo: false, s3: { onEvent: (n) => posted.push(post(source, JSON.stringify(n))) } });
     try {
-      const client = s3Client({ region: 'us-east-1', s3Endpoint: s3.endpoint });
-      await client.send(new PutObjectCommand({ Bucket: 'avatars', Key: key, Body: 'png bytes', ContentType: 'image/png' }));
-      client.destroy();
+      await backends.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'png bytes', ContentType: 'image/png' }));
       const responses = await Promise.all(posted);
       expect(responses.map((r) => r.status)).toEqual([200]);
       expect(sink.requests).toHaveLength(1);
       expect(sink.requests[0]?.headers).toMatchObject({ 'ce-type': 'com.amazonaws.s3.ObjectCreated:Put', 'ce-source': 'aws:s3.us-east-1.avatars', 'ce-subject': key });
     } finally {
-      await s3.close();
-      await rm(dir, { recursive: true, force: true });
+      await backends.close();
     }
   });
 });

@@ -1,27 +1,24 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { TABLE, startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
 import { FileVapidStore, generateVapidKeys } from '@avatar-pipeline/vapid';
-import { TABLE } from './support.js';
 
 /** The built entry point, as the container runs it (npm test builds before testing). */
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
+let backends: DynamoBackend;
 let dir: string;
-let dynamo: DynamoServer;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'subscribe-main-'));
-  dynamo = await startDynamoServer({ table: TABLE });
+  backends = await startTestBackends({ prefix: 'subscribe-main-', s3: false });
+  dir = backends.dir;
 });
 afterAll(async () => {
-  await dynamo?.close();
-  await rm(dir, { recursive: true, force: true });
+  await backends?.close();
 });
 
 const baseEnv = () => ({
@@ -31,7 +28,7 @@ const baseEnv = () => ({
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'S3RVER',
   AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+  AWS_ENDPOINT_URL_DYNAMODB: backends.dynamoServer.endpoint,
   TABLE_NAME: TABLE,
   JWT_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json',
   JWT_ISSUER: 'https://issuer.test',

@@ -1,12 +1,12 @@
 /** Real backends for subscribe tests: dynalite, a signing key for player tokens, VAPID keys. */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
-import { createLogger, dynamoDocumentClient, parsePushAllowedHosts, type AuthOptions, type PushEndpointPolicy } from '@avatar-pipeline/kit';
-import { startDynamoServer, type DynamoServer } from '@avatar-pipeline/local';
+import { createLogger, parsePushAllowedHosts, type AuthOptions, type PushEndpointPolicy } from '@avatar-pipeline/kit';
+import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
 import { generateVapidKeys, type VapidKeys } from '@avatar-pipeline/vapid';
 import { createSubscribeService, type SubscribeDeps, type SubscribeSettings } from '../src/index.js';
 
-export const TABLE = 'avatar-pipeline';
+export { TABLE };
 const ISSUER = 'https://issuer.test';
 const AUDIENCE = 'avatar-pipeline';
 
@@ -20,8 +20,7 @@ export interface Backends {
 }
 
 export async function startBackends(): Promise<Backends> {
-  const dynamo = await startDynamoServer({ table: TABLE });
-  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: dynamo.endpoint });
+  const { dynamoServer: dynamo, doc, close } = await startTestBackends({ prefix: 'ap-subscribe-', s3: false });
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'test', alg: 'ES256' };
   return {
@@ -33,10 +32,7 @@ export async function startBackends(): Promise<Backends> {
       new SignJWT({ iss: ISSUER, aud: AUDIENCE, sub: playerId, exp: Math.floor(Date.now() / 1000) + 600 })
         .setProtectedHeader({ alg: 'ES256', kid: 'test' })
         .sign(privateKey),
-    async close() {
-      doc.destroy();
-      await dynamo.close();
-    },
+    close,
   };
 }
 

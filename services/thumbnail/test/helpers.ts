@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { EventType, loadConfig, type ApprovedData } from '@avatar-pipeline/kit';
 import { deliverEvent } from '@avatar-pipeline/kit/testing';
 import type { Service } from '@avatar-pipeline/kit';
+import { BUCKET } from '@avatar-pipeline/local';
 import { v7 as uuidv7 } from 'uuid';
 import { thumbnailEnv, type ThumbnailConfig } from '../src/index.js';
 
@@ -17,7 +18,7 @@ export function approvedData(playerId: string, eTag: string, overrides: Partial<
     playerId,
     uploadId,
     uploadedAt: '2026-01-02T03:04:05.000Z',
-    bucket: 'avatars',
+    bucket: BUCKET,
     key: `uploads/${playerId}/${uploadId}`,
     eTag,
     // The SHA-256 of no bytes: tests that render pass the hash of what they stored.

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   DeleteObjectCommand,
@@ -12,35 +11,30 @@ import {
 } from '@aws-sdk/client-s3';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { garbageAfter, meanDifference, solidImage } from '@avatar-pipeline/imaging/hostile';
-import { createLogger, EventType, objectExists, s3Client, type Service } from '@avatar-pipeline/kit';
-import { startS3Server, type S3Server } from '@avatar-pipeline/local';
+import { createLogger, EventType, objectExists, type Service } from '@avatar-pipeline/kit';
+import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_CONTROL, createThumbnailService, type ThumbnailConfig } from '../src/index.js';
 import { approvals, approvedData, deliver, photo, testConfig, webpChunks } from './helpers.js';
 
-const BUCKET = 'avatars';
 const logger = createLogger('thumbnail-test', 'silent');
 
 describe('thumbnail service with s3rver', () => {
-  let dir: string;
-  let server: S3Server;
+  let backends: S3Backend;
   let s3: S3Client;
   let config: ThumbnailConfig;
   let service: Service;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ap-thumbnail-'));
-    server = await startS3Server({ directory: dir, buckets: [BUCKET] });
-    s3 = s3Client({ region: 'us-east-1', s3Endpoint: server.endpoint });
-    config = testConfig({ AWS_ENDPOINT_URL_S3: server.endpoint });
+    backends = await startTestBackends({ prefix: 'ap-thumbnail-', dynamo: false });
+    s3 = backends.s3;
+    config = testConfig({ AWS_ENDPOINT_URL_S3: backends.s3Server.endpoint });
     service = createThumbnailService({ approvals, config, s3, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
   });
   afterAll(async () => {
-    s3?.destroy();
-    await server?.close();
-    await rm(dir, { recursive: true, force: true });
+    await backends?.close();
   });
 
   /** Stores an upload as the presigned POST would and returns its approved event data (eTag bare, as in S3 events). */
@@ -56,7 +50,7 @@ describe('thumbnail service with s3rver', () => {
    */
   async function swapKeepingETag(key: string, body: Buffer) {
     const parts = key.split('/');
-    await writeFile(join(dir, BUCKET, ...parts.slice(0, -1), `${parts.at(-1)}._S3rver_object`), body);
+    await writeFile(join(backends.s3Directory, BUCKET, ...parts.slice(0, -1), `${parts.at(-1)}._S3rver_object`), body);
   }
 
   async function getObject(key: string) {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { expect } from 'vitest';
-import { builtServices, repoRoot } from '@avatar-pipeline/local';
+import { repoRoot, requireBuilt } from '@avatar-pipeline/local';
 
 export const CHROMIUM = '/usr/bin/chromium';
 /** Why the browser tests cannot run here, if they cannot. */
@@ -31,11 +31,10 @@ export const dist = fileURLToPath(new URL('../../dist', import.meta.url));
 export const artifacts = join(repoRoot, 'test-artifacts');
 
 /** Throws, naming the build step, when the client's pages or the services are not built. */
-export function assertBuilt(pages: readonly string[], services: readonly string[]): void {
+export function assertBuilt(pages: readonly string[], services: Parameters<typeof requireBuilt>[0]): void {
   const missingPages = pages.filter((page) => !existsSync(join(dist, page)));
   if (missingPages.length > 0) throw new Error(`web/dist is not built (${missingPages.join(', ')}): run npm run build -w web`);
-  const missing = services.filter((name) => !builtServices(repoRoot).includes(name as never));
-  if (missing.length > 0) throw new Error(`services not built (${missing.join(', ')}): run npx tsc -b`);
+  requireBuilt(services);
 }
 
 export interface LaunchOptions {
