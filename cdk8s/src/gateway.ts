@@ -13,7 +13,7 @@
  */
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
 import {
   AVATAR_PREFIX,
   CORS_ALLOW_HEADERS,
@@ -65,6 +65,7 @@ export const GATEWAY_NAME = 'gateway';
 const GATEWAY_CONFIG = 'gateway-nginx';
 export const MINIO_SERVICE = 'minio';
 export const DEV_ISSUER = 'dev-issuer';
+const CLUSTER_DNS = 'kube-dns.kube-system.svc.cluster.local';
 
 /** The kit's public API routes, each to `upstream(service)`. */
 export function apiGatewayRoutes(upstream: (service: PublicService) => string): Route[] {
@@ -258,59 +259,78 @@ export function nginxConfig(routes: readonly Route[], options: NginxOptions): st
   return [...before, options.corsOrigins, ...after].join('\n');
 }
 
-export function createGateway(scope: Construct): void {
-  new kplus.ConfigMap(scope, 'gateway-config', {
-    metadata: { name: GATEWAY_CONFIG, labels: labels(GATEWAY_NAME, 'gateway') },
-    // The allowed origins come from values (corsOrigins).
-    data: { 'default.conf': nginxConfig(gatewayRoutes(), { resolver: 'kube-dns.kube-system.svc.cluster.local', corsOrigins: settings.gateway.corsOrigins }) },
-  });
-  // cdk8s-plus classes declare optional members its interfaces require (exactOptionalPropertyTypes):
-  // objects are referred to by name.
-  const conf = kplus.ConfigMap.fromConfigMapName(scope, 'gateway-config-ref', GATEWAY_CONFIG);
-  const deployment = new kplus.Deployment(scope, 'gateway', {
-    metadata: { name: GATEWAY_NAME, labels: labels(GATEWAY_NAME, 'gateway') },
-    podMetadata: { labels: labels(GATEWAY_NAME, 'gateway') },
-    automountServiceAccountToken: false,
-    securityContext: { ensureNonRoot: true, user: 101, group: 101 },
-    containers: [
-      {
-        name: 'nginx',
-        image: settings.gateway.image,
-        ports: [{ number: GATEWAY_PORT, name: 'http' }],
-        securityContext: restrictedContainerSecurity(101),
-        resources: {
-          cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(500) },
-          memory: { request: Size.mebibytes(32), limit: Size.mebibytes(128) },
-        },
-        readiness: kplus.Probe.fromHttpGet('/healthz', { port: GATEWAY_PORT, periodSeconds: Duration.seconds(10) }),
-        liveness: kplus.Probe.fromHttpGet('/healthz', { port: GATEWAY_PORT, periodSeconds: Duration.seconds(20) }),
-        volumeMounts: [
-          { path: '/etc/nginx/conf.d', volume: kplus.Volume.fromConfigMap(scope, 'gateway-conf-volume', conf, { name: 'conf' }), readOnly: true },
-          { path: '/tmp', volume: kplus.Volume.fromEmptyDir(scope, 'gateway-tmp', 'tmp', { sizeLimit: Size.mebibytes(64) }) },
-        ],
-      },
-    ],
-  });
-  setField(ApiObject.of(deployment), '/spec/replicas', settings.gateway.replicas);
-  const service = deployment.exposeViaService({
-    name: GATEWAY_NAME,
-    ports: [{ port: GATEWAY_PORT, targetPort: GATEWAY_PORT, name: 'http' }],
-  });
-  setField(ApiObject.of(service), '/spec/type', settings.gateway.serviceType);
-  const ingress = new Conditional(scope, 'gateway-ingress-enabled', settings.gateway.ingress);
-  const object = new ApiObject(ingress, 'gateway-ingress', {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'Ingress',
-    metadata: { name: GATEWAY_NAME, labels: labels(GATEWAY_NAME, 'gateway') },
-    spec: {
-      ingressClassName: settings.gateway.ingressClassName,
-      rules: [
+/** What the gateway serves. */
+export interface GatewayProps {
+  /** The routes nginx forwards, in order (`gatewayRoutes()`: the public API, and the stand-ins' and dev issuer's own while they run). */
+  readonly routes: readonly Route[];
+  /** The cluster DNS nginx resolves the upstreams' names with, per request. Default kube-dns.kube-system.svc.cluster.local. */
+  readonly resolver?: string;
+}
+
+/**
+ * The gateway: its nginx configuration (a ConfigMap), the nginx Deployment and its Service, and the
+ * optional Ingress (gateway.ingress.enabled). Image, replicas, Service type, Ingress and allowed
+ * origins are values (gateway.*, corsOrigins).
+ */
+export class Gateway extends Construct {
+  constructor(scope: Construct, id: string, props: GatewayProps) {
+    super(scope, id);
+    new kplus.ConfigMap(this, 'gateway-config', {
+      metadata: { name: GATEWAY_CONFIG, labels: labels(GATEWAY_NAME, 'gateway') },
+      // The allowed origins come from values (corsOrigins).
+      data: { 'default.conf': nginxConfig(props.routes, { resolver: props.resolver ?? CLUSTER_DNS, corsOrigins: settings.gateway.corsOrigins }) },
+    });
+    // cdk8s-plus classes declare optional members its interfaces require (exactOptionalPropertyTypes):
+    // objects are referred to by name.
+    const conf = kplus.ConfigMap.fromConfigMapName(this, 'gateway-config-ref', GATEWAY_CONFIG);
+    // `Default`, the construct's main resource: constructs leave that id out of a path's address, so
+    // the Deployment's selector (cdk8s-plus's address label) stays what it was before this construct
+    // existed; a Deployment's selector cannot change in place.
+    const deployment = new kplus.Deployment(this, 'Default', {
+      metadata: { name: GATEWAY_NAME, labels: labels(GATEWAY_NAME, 'gateway') },
+      podMetadata: { labels: labels(GATEWAY_NAME, 'gateway') },
+      automountServiceAccountToken: false,
+      securityContext: { ensureNonRoot: true, user: 101, group: 101 },
+      containers: [
         {
-          host: settings.gateway.host,
-          http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: GATEWAY_NAME, port: { number: GATEWAY_PORT } } } }] },
+          name: 'nginx',
+          image: settings.gateway.image,
+          ports: [{ number: GATEWAY_PORT, name: 'http' }],
+          securityContext: restrictedContainerSecurity(101),
+          resources: {
+            cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(500) },
+            memory: { request: Size.mebibytes(32), limit: Size.mebibytes(128) },
+          },
+          readiness: kplus.Probe.fromHttpGet('/healthz', { port: GATEWAY_PORT, periodSeconds: Duration.seconds(10) }),
+          liveness: kplus.Probe.fromHttpGet('/healthz', { port: GATEWAY_PORT, periodSeconds: Duration.seconds(20) }),
+          volumeMounts: [
+            { path: '/etc/nginx/conf.d', volume: kplus.Volume.fromConfigMap(this, 'gateway-conf-volume', conf, { name: 'conf' }), readOnly: true },
+            { path: '/tmp', volume: kplus.Volume.fromEmptyDir(this, 'gateway-tmp', 'tmp', { sizeLimit: Size.mebibytes(64) }) },
+          ],
         },
       ],
-    },
-  });
-  setField(object, '/metadata/annotations', settings.gateway.ingressAnnotations);
+    });
+    setField(ApiObject.of(deployment), '/spec/replicas', settings.gateway.replicas);
+    const service = deployment.exposeViaService({
+      name: GATEWAY_NAME,
+      ports: [{ port: GATEWAY_PORT, targetPort: GATEWAY_PORT, name: 'http' }],
+    });
+    setField(ApiObject.of(service), '/spec/type', settings.gateway.serviceType);
+    const ingress = new Conditional(this, 'gateway-ingress-enabled', settings.gateway.ingress);
+    const object = new ApiObject(ingress, 'gateway-ingress', {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: GATEWAY_NAME, labels: labels(GATEWAY_NAME, 'gateway') },
+      spec: {
+        ingressClassName: settings.gateway.ingressClassName,
+        rules: [
+          {
+            host: settings.gateway.host,
+            http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: GATEWAY_NAME, port: { number: GATEWAY_PORT } } } }] },
+          },
+        ],
+      },
+    });
+    setField(object, '/metadata/annotations', settings.gateway.ingressAnnotations);
+  }
 }

@@ -8,7 +8,8 @@
  * - `value(path)` / `text(path)` / `num(path)`: a values entry, placed where TypeScript expects
  *   that type. Placeholders may be embedded in longer strings (URLs, nginx config): the string
  *   becomes a Helm `print` of its literal parts and the values.
- * - `Conditional`: a construct scope whose objects exist only when a values condition holds.
+ * - `Conditional`: a construct scope whose objects exist only when a values condition holds (the
+ *   chart's optional parts extend it, taking the condition as `ConditionalProps.when`).
  * - `nameFromSpec`: a name that changes whenever the object's spec does (Jobs, whose pod template
  *   is immutable), evaluated by Helm over the rendered values.
  * The chart code must only place placeholders, never inspect them: they are opaque strings.
@@ -114,6 +115,12 @@ export class Conditional extends Construct {
   ) {
     super(scope, id);
   }
+}
+
+/** Props of a part of the chart that is itself a Conditional (the stand-ins, the dev issuer, the reconciler...). */
+export interface ConditionalProps {
+  /** The values condition the part is rendered under (its `enabled` switch, or a mode). */
+  readonly when: Condition;
 }
 
 const NAME_FROM_SPEC = 'helm.avatar-pipeline/name-from-spec';

@@ -6,7 +6,7 @@
 import { ApiObject } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { labels } from './common.js';
-import { Condition, Conditional, num, value } from './helm.js';
+import { Condition, Conditional, num, value, type ConditionalProps } from './helm.js';
 import { networkPolicies, type NetworkPolicyDef } from './network-policies.js';
 import { settings } from './values.js';
 
@@ -21,32 +21,39 @@ const when: Readonly<Record<NonNullable<NetworkPolicyDef['when']>, Condition>> =
   tracingStandIns: settings.tracing.enabled.and(settings.standIns.enabled),
 };
 
-export function createNetworkPolicyObjects(scope: Construct): void {
-  const defs = networkPolicies({
-    namespaces: {
-      knativeServing: value('networkPolicy', 'namespaces', 'knativeServing'),
-      knativeEventing: value('networkPolicy', 'namespaces', 'knativeEventing'),
-      ingress: value('networkPolicy', 'namespaces', 'ingress'),
-      dns: value('networkPolicy', 'namespaces', 'dns'),
-    },
-    dnsPodLabels: value('networkPolicy', 'dnsPodLabels'),
-    prometheus: { namespace: value('networkPolicy', 'prometheus', 'namespace'), podLabels: value('networkPolicy', 'prometheus', 'podLabels') },
-    kubeApiServer: { cidr: value('networkPolicy', 'kubeApiServer', 'cidr'), port: num('networkPolicy', 'kubeApiServer', 'port') },
-    https: { cidr: value('networkPolicy', 'https', 'cidr'), except: value('networkPolicy', 'https', 'except') },
-    gatewayFrom: value('networkPolicy', 'gatewayFrom'),
-    tracingCollector: {
-      namespace: value('tracing', 'collector', 'namespace'),
-      podLabels: value('tracing', 'collector', 'podLabels'),
-      ports: value('tracing', 'collector', 'ports'),
-    },
-  });
-  for (const def of defs) {
-    const parent = def.when ? new Conditional(scope, `np-${def.name}-when`, when[def.when]) : scope;
-    new ApiObject(parent, `np-${def.name}`, {
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { name: def.name, labels: labels(def.name, 'network-policy') },
-      spec: def.spec,
+/** The policies' switch (networkPolicy.enabled); the cluster's namespaces, DNS, Prometheus and peers are values (networkPolicy.*). */
+export type NetworkPoliciesProps = ConditionalProps;
+
+/** Every NetworkPolicy of networkPolicies(), each under the Conditional of the optional part it serves. */
+export class NetworkPolicies extends Conditional {
+  constructor(scope: Construct, id: string, props: NetworkPoliciesProps) {
+    super(scope, id, props.when);
+    const defs = networkPolicies({
+      namespaces: {
+        knativeServing: value('networkPolicy', 'namespaces', 'knativeServing'),
+        knativeEventing: value('networkPolicy', 'namespaces', 'knativeEventing'),
+        ingress: value('networkPolicy', 'namespaces', 'ingress'),
+        dns: value('networkPolicy', 'namespaces', 'dns'),
+      },
+      dnsPodLabels: value('networkPolicy', 'dnsPodLabels'),
+      prometheus: { namespace: value('networkPolicy', 'prometheus', 'namespace'), podLabels: value('networkPolicy', 'prometheus', 'podLabels') },
+      kubeApiServer: { cidr: value('networkPolicy', 'kubeApiServer', 'cidr'), port: num('networkPolicy', 'kubeApiServer', 'port') },
+      https: { cidr: value('networkPolicy', 'https', 'cidr'), except: value('networkPolicy', 'https', 'except') },
+      gatewayFrom: value('networkPolicy', 'gatewayFrom'),
+      tracingCollector: {
+        namespace: value('tracing', 'collector', 'namespace'),
+        podLabels: value('tracing', 'collector', 'podLabels'),
+        ports: value('tracing', 'collector', 'ports'),
+      },
     });
+    for (const def of defs) {
+      const parent = def.when ? new Conditional(this, `np-${def.name}-when`, when[def.when]) : this;
+      new ApiObject(parent, `np-${def.name}`, {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: def.name, labels: labels(def.name, 'network-policy') },
+        spec: def.spec,
+      });
+    }
   }
 }

@@ -23,8 +23,8 @@ import {
 } from '@avatar-pipeline/kit';
 import { BROKER_NAME, DEAD_LETTER_BROKER, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
 import { DASHBOARD_UID, dashboard } from './dashboard.js';
-import { createDevIssuer } from './dev-issuer.js';
-import { createGateway, MINIO_SERVICE } from './gateway.js';
+import { DevIssuer } from './dev-issuer.js';
+import { DEV_ISSUER, Gateway, GATEWAY_NAME, gatewayRoutes, MINIO_SERVICE } from './gateway.js';
 import { asText, choose, Condition, Conditional, helmExpr, operand, setField } from './helm.js';
 import {
   BROKER,
@@ -39,13 +39,16 @@ import {
   type KnativeServiceSpec,
 } from './knative.js';
 import { alertRules, PodMonitor, podMonitorSpec, PrometheusRule } from './monitoring.js';
-import { createNetworkPolicyObjects } from './network.js';
-import { createS3SourcePoller } from './s3-source.js';
+import { NetworkPolicies } from './network.js';
+import { S3SourcePoller } from './s3-source.js';
 import { asBoolean, eventEndpointEnv, needsApiToken, serviceProfiles, sinkTokenEnv, WEBHOOK_SECRET } from './services.js';
-import { createStandIns, DYNAMODB_SERVICE } from './stand-ins.js';
+import { DYNAMODB_SERVICE, StandIns } from './stand-ins.js';
 import { serviceUrl, settings, builtImage, type Workload } from './values.js';
-import { createReconciler, RECONCILER } from './reconciler.js';
-import { createVapidInit, VAPID_INIT } from './vapid.js';
+import { Reconciler, RECONCILER } from './reconciler.js';
+import { VapidInit, VAPID_INIT } from './vapid.js';
+
+/** The services that read the VAPID keys (their profiles say so), by name. */
+const vapidReaders = serviceNames.filter((name) => serviceProfiles[name].readsVapidSecret).sort();
 
 /** The label that keeps a Knative Service off the public ingress. */
 export const VISIBILITY_LABEL = 'networking.knative.dev/visibility';
@@ -117,16 +120,28 @@ export class PipelineChart extends Chart {
     });
     const configHash = renderedHash(env);
     for (const name of serviceNames) this.knativeService(name === 's3-source' ? webhook : this, name, configHash);
-    createS3SourcePoller(new Conditional(this, 's3-source-poller', settings.s3Source.polls), configHash);
+    // The parts' ids are part of the chart: cdk8s-plus labels a Deployment's pods with a hash of its
+    // construct path (its selector, which cannot change in place), a Job's too (its name hashes its
+    // spec), and names a RoleBinding after its subjects' paths (the sa-*-ref below). A renamed id is
+    // a changed chart (cdk8s/test/charts.test.ts notices).
+    const poller = new S3SourcePoller(this, 's3-source-poller', { when: settings.s3Source.polls, configHash });
 
-    this.eventing(webhook);
-    createVapidInit(this);
-    createReconciler(new Conditional(this, 'reconciler', settings.reconciler.enabled));
-    createStandIns(new Conditional(this, 'stand-ins', settings.standIns.enabled));
-    createDevIssuer(new Conditional(this, 'dev-issuer', settings.devIssuer));
-    createGateway(this);
-    createNetworkPolicyObjects(new Conditional(this, 'network-policies', settings.networkPolicy));
+    this.eventing(webhook, poller);
+    new VapidInit(this, VAPID_INIT, {
+      account: this.serviceAccountRef(VAPID_INIT),
+      readers: vapidReaders.map((name) => this.serviceAccountRef(name)),
+    });
+    new Reconciler(this, RECONCILER, { when: settings.reconciler.enabled });
+    new StandIns(this, 'stand-ins', { when: settings.standIns.enabled, webhookTokenSecret: WEBHOOK_SECRET });
+    new DevIssuer(this, DEV_ISSUER, { when: settings.devIssuer });
+    new Gateway(this, GATEWAY_NAME, { routes: gatewayRoutes() });
+    new NetworkPolicies(this, 'network-policies', { when: settings.networkPolicy });
     this.observability();
+  }
+
+  /** A workload's ServiceAccount (serviceAccounts()) by name, in the release namespace: RoleBindings name the namespace of their subjects. */
+  private serviceAccountRef(workload: Workload): kplus.IServiceAccount {
+    return kplus.ServiceAccount.fromServiceAccountName(this, `sa-${workload}-ref`, workload, { namespaceName: settings.namespace });
   }
 
   /** One ServiceAccount per workload: its IAM role (IRSA) when set, no API token unless it needs one. */
@@ -182,7 +197,7 @@ export class PipelineChart extends Chart {
               readinessProbe: { httpGet: { path: '/readyz' } },
               livenessProbe: {
                 httpGet: { path: '/healthz' },
-                initialDelaySeconds: name === 'moderate' ? 20 : 5,
+                initialDelaySeconds: profile.livenessDelaySeconds,
                 periodSeconds: 10,
                 timeoutSeconds: 3,
                 failureThreshold: 3,
@@ -201,7 +216,7 @@ export class PipelineChart extends Chart {
     });
   }
 
-  private eventing(webhook: Construct): void {
+  private eventing(webhook: Construct, poller: Construct): void {
     // A plain object: cdk8s-plus would take the placeholder for a map and split it into characters.
     const brokerConfig = new ApiObject(this, 'broker-config', {
       apiVersion: 'v1',
@@ -228,7 +243,7 @@ export class PipelineChart extends Chart {
     for (const trigger of triggers) this.trigger(trigger);
     for (const name of serviceNames.filter((n) => sinkBound.has(n) && n !== 's3-source')) this.sinkBinding(this, name, 'Service');
     this.sinkBinding(webhook, 's3-source', 'Service');
-    this.sinkBinding(this.node.findChild('s3-source-poller'), 's3-source', 'Deployment');
+    this.sinkBinding(poller, 's3-source', 'Deployment');
   }
 
   private sinkBinding(scope: Construct, name: ServiceName, kind: 'Service' | 'Deployment'): void {

@@ -11,12 +11,15 @@ import { settings } from './values.js';
 
 export interface ServiceProfile {
   /** Longest request (Knative `timeoutSeconds`); above the Triggers' delivery timeouts. */
-  timeoutSeconds: number;
+  readonly timeoutSeconds: number;
   /** Size of the writable /tmp (the root filesystem is read-only). */
-  tmpSize: string;
-  /** Reads the VAPID Secret (when the keys live in one): keeps its service account token. */
-  readsVapidSecret: boolean;
-  env: () => EnvVar[];
+  readonly tmpSize: string;
+  /** Seconds from the container's start to its first liveness probe: the service listens only once it is ready to serve. */
+  readonly livenessDelaySeconds: number;
+  /** Reads the VAPID Secret (when the keys live in one): keeps its service account token, and may get the Secret (vapid.ts). */
+  readonly readsVapidSecret: boolean;
+  /** Its variables beyond the shared ConfigMap. */
+  readonly env: () => EnvVar[];
 }
 
 const value = (name: string, v: string): EnvVar => ({ name, value: v });
@@ -78,7 +81,7 @@ export function reconcilerDeadlinesEnv(): EnvVar[] {
 /** glibc malloc arenas fragment badly under libvips' threads. */
 const sharpEnv = [value('MALLOC_ARENA_MAX', '2')];
 
-const httpApi = { tmpSize: '16Mi', readsVapidSecret: false } as const;
+const httpApi = { tmpSize: '16Mi', livenessDelaySeconds: 5, readsVapidSecret: false } as const;
 
 export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
   presign: { ...httpApi, timeoutSeconds: 30, env: () => [value('S3_PUBLIC_URL', settings.s3PublicUrl)] },
@@ -91,6 +94,8 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
   moderate: {
     timeoutSeconds: 120,
     tmpSize: '64Mi',
+    // It loads its moderation provider (the nsfwjs model) before it listens.
+    livenessDelaySeconds: 20,
     readsVapidSecret: false,
     env: () => [
       value('MODERATION_PROVIDER', settings.moderation.provider),
@@ -100,7 +105,7 @@ export const serviceProfiles: Readonly<Record<ServiceName, ServiceProfile>> = {
       ...sharpEnv,
     ],
   },
-  thumbnail: { timeoutSeconds: 120, tmpSize: '64Mi', readsVapidSecret: false, env: () => sharpEnv },
+  thumbnail: { timeoutSeconds: 120, tmpSize: '64Mi', livenessDelaySeconds: 5, readsVapidSecret: false, env: () => sharpEnv },
   profile: {
     ...httpApi,
     timeoutSeconds: 60,

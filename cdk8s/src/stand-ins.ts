@@ -17,8 +17,7 @@ import type { Construct } from 'constructs';
 import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
 import { MINIO_SERVICE } from './gateway.js';
-import { nameFromSpec } from './helm.js';
-import { WEBHOOK_SECRET } from './services.js';
+import { Conditional, nameFromSpec, type ConditionalProps } from './helm.js';
 import { serviceUrl, settings } from './values.js';
 
 export const DYNAMODB_SERVICE = 'dynamodb';
@@ -46,19 +45,30 @@ function credentialEnv(secret: kplus.ISecret, idName: string, keyName: string): 
   };
 }
 
-export function createStandIns(scope: Construct): void {
-  const standIns = settings.standIns;
-  new kplus.Secret(scope, 'stand-in-credentials', {
-    metadata: { name: STAND_IN_CREDENTIALS, labels: labels('stand-ins', 'credentials') },
-    stringData: { AWS_ACCESS_KEY_ID: standIns.accessKeyId, AWS_SECRET_ACCESS_KEY: standIns.secretAccessKey },
-  });
-  // Referred to by name: cdk8s-plus classes do not satisfy their own interfaces under exactOptionalPropertyTypes.
-  const credentials = kplus.Secret.fromSecretName(scope, 'stand-in-credentials-ref', STAND_IN_CREDENTIALS);
-  // Created with s3-source's webhook mode (pipeline.ts); absent in SQS mode, where MinIO sends nothing.
-  const webhook = kplus.Secret.fromSecretName(scope, 'webhook-token-ref', WEBHOOK_SECRET);
-  createMinio(scope, credentials, webhook);
-  createDynamo(scope);
-  createSetupJob(scope, credentials);
+export interface StandInsProps extends ConditionalProps {
+  /**
+   * The Secret holding s3-source's webhook token, which MinIO sends with its notifications: created
+   * with s3-source's webhook mode, absent in SQS mode (where MinIO sends nothing).
+   */
+  readonly webhookTokenSecret: string;
+}
+
+/** MinIO, DynamoDB Local, the credentials both take, and the setup Job (images, storage and credentials are values: standIns.*). */
+export class StandIns extends Conditional {
+  constructor(scope: Construct, id: string, props: StandInsProps) {
+    super(scope, id, props.when);
+    const standIns = settings.standIns;
+    new kplus.Secret(this, 'stand-in-credentials', {
+      metadata: { name: STAND_IN_CREDENTIALS, labels: labels('stand-ins', 'credentials') },
+      stringData: { AWS_ACCESS_KEY_ID: standIns.accessKeyId, AWS_SECRET_ACCESS_KEY: standIns.secretAccessKey },
+    });
+    // Referred to by name: cdk8s-plus classes do not satisfy their own interfaces under exactOptionalPropertyTypes.
+    const credentials = kplus.Secret.fromSecretName(this, 'stand-in-credentials-ref', STAND_IN_CREDENTIALS);
+    const webhook = kplus.Secret.fromSecretName(this, 'webhook-token-ref', props.webhookTokenSecret);
+    createMinio(this, credentials, webhook);
+    createDynamo(this);
+    createSetupJob(this, credentials);
+  }
 }
 
 function createMinio(scope: Construct, credentials: kplus.ISecret, webhook: kplus.ISecret): void {

@@ -11,7 +11,7 @@
  */
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity } from './common.js';
 import { Conditional, nameFromSpec, setField } from './helm.js';
 import { asBoolean, vapidEnv } from './services.js';
@@ -19,52 +19,63 @@ import { builtImage, settings } from './values.js';
 
 export const VAPID_INIT = 'vapid-init';
 
-export function createVapidInit(scope: Construct): void {
-  // By name, in the release namespace (RoleBindings name the namespace of their subjects).
-  const account = (name: string) =>
-    (scope.node.tryFindChild(`sa-${name}-ref`) as kplus.IServiceAccount | undefined) ??
-    kplus.ServiceAccount.fromServiceAccountName(scope, `sa-${name}-ref`, name, { namespaceName: settings.namespace });
-  const inSecret = new Conditional(scope, 'vapid-secret-access', settings.vapid.inSecret);
-  const keys = kplus.Secret.fromSecretName(inSecret, 'vapid-secret', settings.vapid.secretName);
-  const init = new kplus.Role(inSecret, 'vapid-init-role', { metadata: { name: VAPID_INIT, labels: labels(VAPID_INIT, 'rbac') } });
-  init.allowGet(keys);
-  init.allowCreate(kplus.ApiResource.SECRETS);
-  init.bind(account(VAPID_INIT));
-  const read = new kplus.Role(inSecret, 'vapid-reader-role', { metadata: { name: 'vapid-reader', labels: labels('vapid-reader', 'rbac') } });
-  read.allowGet(keys);
-  read.bind(account('push'), account('subscribe'));
+/** Who takes part: the chart's ServiceAccounts, referred to by name in the release namespace (RoleBindings name the namespace of their subjects). */
+export interface VapidInitProps {
+  /** The Job's own ServiceAccount (`vapid-init`): may get and create the Secret when the keys live in one. */
+  readonly account: kplus.IServiceAccount;
+  /** The services that read the keys (service profiles' `readsVapidSecret`): may get the Secret. */
+  readonly readers: readonly kplus.IServiceAccount[];
+}
 
-  const env = Object.fromEntries(
-    [...vapidEnv(), { name: 'AWS_REGION', value: settings.region }, { name: 'LOG_LEVEL', value: settings.logLevel }].map((e) => [
-      e.name,
-      kplus.EnvValue.fromValue(e.value ?? ''),
-    ]),
-  );
-  const job = new kplus.Job(scope, 'vapid-init', {
-    metadata: { name: VAPID_INIT, labels: labels(VAPID_INIT, 'setup') },
-    podMetadata: { labels: labels(VAPID_INIT, 'setup') },
-    serviceAccount: account(VAPID_INIT),
-    automountServiceAccountToken: false,
-    backoffLimit: 6,
-    ttlAfterFinished: Duration.hours(1),
-    securityContext: restrictedPodSecurity(),
-    containers: [
-      {
-        name: VAPID_INIT,
-        image: builtImage('push'),
-        command: ['node', 'services/vapid/dist/init.js'],
-        envVariables: env,
-        securityContext: restrictedContainerSecurity(),
-        resources: {
-          cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(500) },
-          memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
+/** The init Job, and with vapid.store k8s-secret the Roles that let it and the readers at the Secret. */
+export class VapidInit extends Construct {
+  constructor(scope: Construct, id: string, props: VapidInitProps) {
+    super(scope, id);
+    const inSecret = new Conditional(this, 'vapid-secret-access', settings.vapid.inSecret);
+    const keys = kplus.Secret.fromSecretName(inSecret, 'vapid-secret', settings.vapid.secretName);
+    const init = new kplus.Role(inSecret, 'vapid-init-role', { metadata: { name: VAPID_INIT, labels: labels(VAPID_INIT, 'rbac') } });
+    init.allowGet(keys);
+    init.allowCreate(kplus.ApiResource.SECRETS);
+    init.bind(props.account);
+    const read = new kplus.Role(inSecret, 'vapid-reader-role', { metadata: { name: 'vapid-reader', labels: labels('vapid-reader', 'rbac') } });
+    read.allowGet(keys);
+    read.bind(...props.readers);
+
+    const env = Object.fromEntries(
+      [...vapidEnv(), { name: 'AWS_REGION', value: settings.region }, { name: 'LOG_LEVEL', value: settings.logLevel }].map((e) => [
+        e.name,
+        kplus.EnvValue.fromValue(e.value ?? ''),
+      ]),
+    );
+    const tmp = kplus.Volume.fromEmptyDir(this, 'vapid-init-tmp', 'tmp', { sizeLimit: Size.mebibytes(16) });
+    // `Default`, the construct's main resource: constructs leave that id out of a path's address, so
+    // the Job's pod label (cdk8s-plus's address label), and with it its name, stay as they were.
+    const job = new kplus.Job(this, 'Default', {
+      metadata: { name: VAPID_INIT, labels: labels(VAPID_INIT, 'setup') },
+      podMetadata: { labels: labels(VAPID_INIT, 'setup') },
+      serviceAccount: props.account,
+      automountServiceAccountToken: false,
+      backoffLimit: 6,
+      ttlAfterFinished: Duration.hours(1),
+      securityContext: restrictedPodSecurity(),
+      containers: [
+        {
+          name: VAPID_INIT,
+          image: builtImage('push'),
+          command: ['node', 'services/vapid/dist/init.js'],
+          envVariables: env,
+          securityContext: restrictedContainerSecurity(),
+          resources: {
+            cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(500) },
+            memory: { request: Size.mebibytes(64), limit: Size.mebibytes(256) },
+          },
+          volumeMounts: [{ path: '/tmp', volume: tmp }],
         },
-        volumeMounts: [{ path: '/tmp', volume: kplus.Volume.fromEmptyDir(scope, 'vapid-init-tmp', 'tmp', { sizeLimit: Size.mebibytes(16) }) }],
-      },
-    ],
-  });
-  setField(ApiObject.of(job), '/spec/template/spec/automountServiceAccountToken', asBoolean(settings.vapid.inSecret));
-  setField(ApiObject.of(job), '/spec/template/spec/containers/0/imagePullPolicy', settings.imagePullPolicy);
-  // A Job's pod template is immutable: a new image or setting is a new Job (init only creates absent keys).
-  nameFromSpec(ApiObject.of(job), VAPID_INIT);
+      ],
+    });
+    setField(ApiObject.of(job), '/spec/template/spec/automountServiceAccountToken', asBoolean(settings.vapid.inSecret));
+    setField(ApiObject.of(job), '/spec/template/spec/containers/0/imagePullPolicy', settings.imagePullPolicy);
+    // A Job's pod template is immutable: a new image or setting is a new Job (init only creates absent keys).
+    nameFromSpec(ApiObject.of(job), VAPID_INIT);
+  }
 }

@@ -1,4 +1,6 @@
 export * from './dynamo.js';
+// Creating the table (its TTL and the reconciler's index) on a DynamoDB endpoint, as dynamo.ts does on dynalite.
+export * from './table-setup.js';
 export * from './issuer.js';
 // The gateway, the services' environment and port picking, for tools that assemble part of the stack (bench/presign.mjs).
 export * from './gateway.js';

@@ -41,7 +41,5 @@ function lazyClass<C extends new (...args: any[]) => object>(load: () => C): C {
 type ClassesOf<M> = { [K in keyof M as M[K] extends new (...args: any[]) => object ? K : never]: M[K] };
 
 export const s3Command = <K extends keyof ClassesOf<S3Sdk>>(name: K): ClassesOf<S3Sdk>[K] => lazyClass(() => (s3Sdk() as ClassesOf<S3Sdk>)[name]);
-export const dynamoCommand = <K extends keyof ClassesOf<DynamoSdk>>(name: K): ClassesOf<DynamoSdk>[K] =>
-  lazyClass(() => (dynamoSdk() as ClassesOf<DynamoSdk>)[name]);
 export const documentCommand = <K extends keyof ClassesOf<DocumentSdk>>(name: K): ClassesOf<DocumentSdk>[K] =>
   lazyClass(() => (documentSdk() as ClassesOf<DocumentSdk>)[name]);

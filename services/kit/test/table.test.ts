@@ -1,4 +1,3 @@
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,9 +9,6 @@ import {
   isTransactionConditionFailure,
   keys,
   openStatuses,
-  ensureTable,
-  hasOpenUploadsIndex,
-  OPEN_UPLOADS_INDEX,
   ProcessedEvents,
   UploadStore,
   type ApprovedData,
@@ -406,34 +402,6 @@ describe('the open-uploads index', () => {
     return found;
   };
   const reason = { code: 'expired', message: 'too late' };
-
-  it('is created with the table, and added to a table created before it', async () => {
-    const client = new DynamoDBClient({ region: 'us-east-1', endpoint: backends.dynamoServer.endpoint, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
-    try {
-      const described = await client.send(new DescribeTableCommand({ TableName: TABLE }));
-      expect(described.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName)).toEqual([OPEN_UPLOADS_INDEX]);
-      expect(await ensureTable(client, TABLE)).toBe(true);
-      // dynalite ignores UpdateTable's index updates: ensureTable says so (the local stack then rebuilds the table).
-      await client.send(
-        new CreateTableCommand({
-          TableName: 'kit-test-old',
-          BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: 'pk', AttributeType: 'S' },
-            { AttributeName: 'sk', AttributeType: 'S' },
-          ],
-          KeySchema: [
-            { AttributeName: 'pk', KeyType: 'HASH' },
-            { AttributeName: 'sk', KeyType: 'RANGE' },
-          ],
-        }),
-      );
-      expect(await hasOpenUploadsIndex(client, 'kit-test-old')).toBe(false);
-      expect(await ensureTable(client, 'kit-test-old')).toBe(false);
-    } finally {
-      client.destroy();
-    }
-  });
 
   it('files a pending upload under its ticket expiry and a processing one under its start, oldest first, and drops ended ones', async () => {
     const playerId = nextPlayer();
