@@ -40,6 +40,12 @@ export const keys = {
   reviewSk: 'REVIEW',
 };
 
+/** The whole keys of the items several modules address: an upload record, a review. */
+export const itemKeys = {
+  upload: (playerId: string, uploadId: string) => ({ pk: keys.player(playerId), sk: keys.upload(uploadId) }),
+  review: (uploadId: string) => ({ pk: keys.review(uploadId), sk: keys.reviewSk }),
+};
+
 export type Clock = () => Date;
 export const systemClock: Clock = () => new Date();
 export const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
@@ -272,7 +278,7 @@ export class UploadStore {
 
   async get(playerId: string, uploadId: string): Promise<UploadRecord | undefined> {
     const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: itemKeys.upload(playerId, uploadId), ConsistentRead: true }),
     );
     return Item ? withoutKeys(Item) : undefined;
   }
@@ -284,7 +290,7 @@ export class UploadStore {
    */
   async trace(playerId: string, uploadId: string, signal?: AbortSignal): Promise<TraceContext | undefined> {
     const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ProjectionExpression: 'traceparent, tracestate' }),
+      new GetCommand({ TableName: this.table, Key: itemKeys.upload(playerId, uploadId), ProjectionExpression: 'traceparent, tracestate' }),
       signal ? { abortSignal: signal } : {},
     );
     const traceparent: unknown = Item?.['traceparent'];
@@ -303,7 +309,7 @@ export class UploadStore {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          Key: itemKeys.upload(playerId, uploadId),
           UpdateExpression: 'SET #status = :processing, updatedAt = :now, #openStatus = :processing, #openSince = :now',
           ConditionExpression: '#status = :pending',
           ExpressionAttributeNames: { '#status': 'status', '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
@@ -326,7 +332,7 @@ export class UploadStore {
       const { Attributes } = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          Key: itemKeys.upload(playerId, uploadId),
           UpdateExpression: 'SET sha256 = :sha256',
           ConditionExpression: 'attribute_exists(pk) AND #status IN (:pending, :processing) AND (attribute_not_exists(sha256) OR sha256 = :sha256)',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -372,7 +378,7 @@ export class UploadStore {
             {
               Update: {
                 TableName: this.table,
-                Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+                Key: itemKeys.upload(playerId, uploadId),
                 // Kept as long as a finished record: a review may outlast the day a pending record is given.
                 UpdateExpression:
                   'SET #status = :inReview, updatedAt = :now, #openStatus = :inReview, #openSince = :now, fingerprint = :fingerprint, sha256 = :sha256, #ttl = :ttl',
@@ -450,7 +456,7 @@ export class UploadStore {
       const { Attributes } = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          Key: itemKeys.upload(playerId, uploadId),
           // Out of the reconciler's index: whoever ends an upload here announces it (a reply, K_SINK).
           UpdateExpression: `SET ${sets.join(', ')} REMOVE #openStatus, #openSince`,
           ConditionExpression: condition,
@@ -490,7 +496,7 @@ export class UploadStore {
    */
   async endOverdue(playerId: string, uploadId: string, from: OpenStatus, to: 'expired' | 'failed' | 'rejected', cutoff: Date, reason: Reason): Promise<OverdueEnd> {
     const now = this.clock();
-    const key = { pk: keys.player(playerId), sk: keys.upload(uploadId) };
+    const key = itemKeys.upload(playerId, uploadId);
     try {
       const { Attributes } = await this.doc.send(
         new UpdateCommand({
@@ -526,7 +532,7 @@ export class UploadStore {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) },
+          Key: itemKeys.upload(playerId, uploadId),
           UpdateExpression: 'REMOVE #openStatus, #openSince',
           ConditionExpression: '#status = :status AND attribute_exists(#openStatus)',
           ExpressionAttributeNames: { '#status': 'status', '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },

@@ -7,6 +7,7 @@ import {
   isConditionFailure,
   isTerminal,
   isTransactionConditionFailure,
+  itemKeys,
   keys,
   openStatuses,
   ProcessedEvents,
@@ -37,7 +38,7 @@ afterAll(async () => {
 });
 
 async function rawUpload(playerId: string, uploadId: string) {
-  const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) } }));
+  const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: itemKeys.upload(playerId, uploadId) }));
   return Item;
 }
 
@@ -197,7 +198,7 @@ describe('UploadStore.requestReview', () => {
     return id;
   }
   async function rawReview(uploadId: string) {
-    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.review(uploadId), sk: keys.reviewSk }, ConsistentRead: true }));
+    const { Item } = await doc.send(new GetCommand({ TableName: TABLE, Key: itemKeys.review(uploadId), ConsistentRead: true }));
     return Item;
   }
   const inIndex = async (store: UploadStore, playerId: string) => {
@@ -281,7 +282,7 @@ describe('UploadStore.requestReview', () => {
     await store.requestReview(request(playerId, id));
     // A moderator's approval, as profile writes it: the review decided and the upload processing again, together.
     await doc.send(
-      new UpdateCommand({ TableName: TABLE, Key: { pk: keys.review(id), sk: keys.reviewSk }, UpdateExpression: 'SET #status = :approved', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':approved': 'approved' } }),
+      new UpdateCommand({ TableName: TABLE, Key: itemKeys.review(id), UpdateExpression: 'SET #status = :approved', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':approved': 'approved' } }),
     );
     await doc.send(
       new UpdateCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(id) }, UpdateExpression: 'SET #status = :processing', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':processing': 'processing' } }),

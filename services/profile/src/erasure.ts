@@ -22,6 +22,7 @@ import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand, type Dynamo
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import {
+  itemKeys,
   AVATAR_PREFIX,
   openIndexEntries,
   playerRateLimitScopes,
@@ -318,7 +319,7 @@ export async function sweep(deps: ErasureDeps, playerId: string, tombstone: Tomb
   await eachLimited(uploadIds, PARALLEL, async (uploadId) => {
     const claims = await Promise.all(notificationKinds.map((kind) => partition(doc, table, `PUSHED#${uploadId}.${kind}`)));
     const perUpload = [
-      { pk: keys.review(uploadId), sk: keys.reviewSk },
+      itemKeys.review(uploadId),
       ...claims.flat().map((claim) => ({ pk: String(claim['pk']), sk: String(claim['sk']) })),
     ];
     await deleteItems(doc, table, perUpload);

@@ -5,6 +5,7 @@
  */
 import { DeleteCommand, GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
+  itemKeys,
   OPEN_SINCE_ATTRIBUTE,
   OPEN_STATUS_ATTRIBUTE,
   openIndexEntries,
@@ -219,7 +220,7 @@ export class AvatarRecords {
 
   private async update(playerId: string, uploadId: string, update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> }): Promise<boolean> {
     try {
-      await this.doc.send(new UpdateCommand({ TableName: this.table, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ...update }));
+      await this.doc.send(new UpdateCommand({ TableName: this.table, Key: itemKeys.upload(playerId, uploadId), ...update }));
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;

@@ -36,6 +36,7 @@ import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-s
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
+  itemKeys,
   EventType,
   SubscriptionStore,
   UPLOAD_PREFIX,
@@ -47,7 +48,6 @@ import {
   failedSchema,
   isConditionFailure,
   isTerminal,
-  keys,
   openStatuses,
   parseUploadKey,
   processingTimedOut,
@@ -430,7 +430,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
  * was uploaded, for the rejected event.
  */
 async function expireReview(doc: DynamoDBDocumentClient, table: string, uploadId: string, now: Date): Promise<{ uploadedAt?: string }> {
-  const key = { pk: keys.review(uploadId), sk: keys.reviewSk };
+  const key = itemKeys.review(uploadId);
   try {
     const { Attributes } = await doc.send(
       new UpdateCommand({

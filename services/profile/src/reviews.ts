@@ -22,6 +22,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import {
+  itemKeys,
   HttpError,
   decodeCursor,
   encodeCursor,
@@ -31,7 +32,6 @@ import {
   TTL_ATTRIBUTE,
   approvedSchema,
   fingerprintSchema,
-  keys,
   labelSchema,
   moderatorRejected,
   playerIdSchema,
@@ -71,8 +71,6 @@ export type ReviewItem = z.infer<typeof reviewItemSchema>;
 /** BatchGetItem takes at most 100 keys: the largest page. */
 export const MAX_PAGE = 100;
 
-const reviewKey = (uploadId: string) => ({ pk: keys.review(uploadId), sk: keys.reviewSk });
-const uploadItemKey = (playerId: string, uploadId: string) => ({ pk: keys.player(playerId), sk: keys.upload(uploadId) });
 
 /**
  * The index position a page ends at (DynamoDB's LastEvaluatedKey), as the client sees it: opaque
@@ -100,7 +98,7 @@ export class ReviewStore {
   ) {}
 
   async get(uploadId: string): Promise<ReviewItem | undefined> {
-    const { Item } = await this.doc.send(new GetCommand({ TableName: this.table, Key: reviewKey(uploadId), ConsistentRead: true }));
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.table, Key: itemKeys.review(uploadId), ConsistentRead: true }));
     return Item ? parseReview(Item) : undefined;
   }
 
@@ -130,7 +128,7 @@ export class ReviewStore {
 
   private async batchGet(uploadIds: string[]): Promise<ReviewItem[]> {
     const reviews: ReviewItem[] = [];
-    let pending: Record<string, NativeAttributeValue>[] = [...new Set(uploadIds)].map(reviewKey);
+    let pending: Record<string, NativeAttributeValue>[] = [...new Set(uploadIds)].map(itemKeys.review);
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) {
         // Unprocessed keys mean throttling: back off before asking for them again.
@@ -178,14 +176,14 @@ export class ReviewStore {
             {
               Update: {
                 TableName: this.table,
-                Key: reviewKey(uploadId),
+                Key: itemKeys.review(uploadId),
                 UpdateExpression: 'SET #status = :status, decision = :decision',
                 ConditionExpression: '#status = :open',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: { ':status': status, ':decision': decision, ':open': 'open' },
               },
             },
-            { Update: { TableName: this.table, Key: uploadItemKey(playerId, uploadId), ...upload } },
+            { Update: { TableName: this.table, Key: itemKeys.upload(playerId, uploadId), ...upload } },
           ],
         }),
       );
@@ -197,7 +195,7 @@ export class ReviewStore {
     // transaction collided with another: the caller tells them apart from what stands now.
     const [current, record] = await Promise.all([
       this.get(uploadId),
-      this.doc.send(new GetCommand({ TableName: this.table, Key: uploadItemKey(playerId, uploadId), ConsistentRead: true, ProjectionExpression: '#status', ExpressionAttributeNames: { '#status': 'status' } })),
+      this.doc.send(new GetCommand({ TableName: this.table, Key: itemKeys.upload(playerId, uploadId), ConsistentRead: true, ProjectionExpression: '#status', ExpressionAttributeNames: { '#status': 'status' } })),
     ]);
     const uploadStatus = record.Item?.['status'];
     return { written: false, review: current, uploadStatus: typeof uploadStatus === 'string' ? uploadStatus : undefined };

@@ -10,6 +10,7 @@ import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  itemKeys,
   EventType,
   OPEN_STATUS_ATTRIBUTE,
   ProcessedEvents,
@@ -231,7 +232,7 @@ describe('DELETE /v1/players/{playerId}/avatar', () => {
     return { uploadId, renditions };
   }
   const record = async (playerId: string, uploadId: string) =>
-    (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }))).Item;
+    (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: itemKeys.upload(playerId, uploadId), ConsistentRead: true }))).Item;
 
   it('stops serving the avatar and deletes its objects and OWNER item; a repeat is 204 too; it never comes back', async () => {
     const playerId = newPlayerId();

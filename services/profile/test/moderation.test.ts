@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BanList, UploadOwners, keys, reviewTimedOut, uploadKey, type ApprovedData, type ModerationLabel, type Service } from '@avatar-pipeline/kit';
+import { itemKeys, BanList, UploadOwners, keys, reviewTimedOut, uploadKey, type ApprovedData, type ModerationLabel, type Service } from '@avatar-pipeline/kit';
 import {
   BUCKET,
   TABLE,
@@ -312,7 +312,7 @@ describe('moderation API', () => {
       expect(await (await call('GET', `/v1/moderation/reviews/${uploadId}`, moderator)).json()).toMatchObject({ status: 'open' });
       // Then the reconciler closes the review: nobody decided it.
       await stack.doc.send(
-        new UpdateCommand({ TableName: TABLE, Key: { pk: keys.review(uploadId), sk: keys.reviewSk }, UpdateExpression: 'SET #status = :expired', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':expired': 'expired' } }),
+        new UpdateCommand({ TableName: TABLE, Key: itemKeys.review(uploadId), UpdateExpression: 'SET #status = :expired', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':expired': 'expired' } }),
       );
       const expired = await decide(uploadId, { decision: 'reject' });
       expect(expired.status).toBe(409);

@@ -9,12 +9,12 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  itemKeys,
   EventType,
   TTL_ATTRIBUTE,
   UploadOwners,
   UploadStore,
   createLogger,
-  keys,
   loadConfig,
   processingWorstCaseMs,
   uploadDeliveryWorstCaseMs,
@@ -251,7 +251,7 @@ describe('reconcile', () => {
       expect((await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date(clock.now).toISOString()))).status).toBe(200);
     }
     const item = async (uploadId: string) =>
-      (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.player(playerId), sk: keys.upload(uploadId) }, ConsistentRead: true }))).Item;
+      (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: itemKeys.upload(playerId, uploadId), ConsistentRead: true }))).Item;
 
     await ready(first);
     // The current avatar's record is kept while it is (no TTL): it will carry the deletion's date.
@@ -321,7 +321,7 @@ describe('reconcile', () => {
       labels: [label],
     };
     expect((await uploads.requestReview({ playerId, uploadId, review: { fingerprint: '0123456789abcdef', labels: [label], uploadedAt, approved } })).changed).toBe(true);
-    const review = async () => (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: { pk: keys.review(uploadId), sk: keys.reviewSk }, ConsistentRead: true }))).Item;
+    const review = async () => (await stack.doc.send(new GetCommand({ TableName: TABLE, Key: itemKeys.review(uploadId), ConsistentRead: true }))).Item;
 
     clock.advance(REVIEW_TIMEOUT * 1000 - 1_000);
     expect(await reconcile(deps)).toMatchObject({ reviewsExpired: 0, errors: 0, oldestOpenSeconds: { in_review: REVIEW_TIMEOUT - 1 } });
