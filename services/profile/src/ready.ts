@@ -47,7 +47,7 @@ import type { AvatarOutcome, AvatarRecords, ProfileStore } from './profiles.js';
 
 export const SOURCE = '/avatar-pipeline/profile';
 
-/** Whose processed-event records the thumbnailed route keeps (`ProcessedEvents`); erasure deletes them by key. */
+/** Whose processed-event records the thumbnailed route keeps (`ProcessedEvents`: in the player's partition, which erasure deletes). */
 export const THUMBNAILED_CONSUMER = 'profile';
 
 /**
