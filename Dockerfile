@@ -28,10 +28,11 @@ COPY --from=manifests /out/ ./
 # Prebuilt binaries (sharp's libvips, esbuild) come as optional dependencies; no install scripts run.
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
 COPY tsconfig.base.json ./
+COPY packages packages
 COPY services services
 COPY local local
 # The runtime packages only (the root project also references cdk8s, not in this context).
-RUN npx tsc -b services/*/ local
+RUN npx tsc -b packages/*/ services/*/ local
 COPY --chmod=755 docker/production-closure.sh /usr/local/bin/production-closure
 
 # What every service image starts from: Node 24, no npm, an unprivileged user, and a directory
@@ -49,7 +50,7 @@ COPY docker/warm-compile-cache.mjs /usr/local/lib/warm-compile-cache.mjs
 USER 10001:10001
 EXPOSE 8080
 # Each service target below sets NODE_OPTIONS and MALLOC_ARENA_MAX as the kit's serviceRuntime says
-# (services/kit/src/runtime.ts: why these values; the local stack starts its processes the same way),
+# (packages/kit/src/runtime.ts: why these values; the local stack starts its processes the same way),
 # then warms the compile cache with them (V8's flags are part of its key).
 
 FROM build AS closure-presign
@@ -101,7 +102,7 @@ ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2
 RUN ["node", "/usr/local/lib/warm-compile-cache.mjs", "services/subscribe"]
 CMD ["node", "services/subscribe/dist/main.js"]
 
-# push also runs the VAPID init Job: `node services/vapid/dist/init.js` (vapid is in its closure).
+# push also runs the VAPID init Job: `node packages/webpush/dist/init.js` (vapid is in its closure).
 FROM build AS closure-push
 RUN production-closure services/push
 FROM runtime AS push

@@ -5,7 +5,7 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
-    include: ['services/*/test/**/*.test.ts', 'local/test/**/*.test.ts', 'faults/**/*.test.ts', 'cdk8s/test/**/*.test.ts', 'k8s-tests/**/*.test.ts', 'web/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'local/test/**/*.test.ts', 'faults/**/*.test.ts', 'cdk8s/test/**/*.test.ts', 'k8s-tests/**/*.test.ts', 'web/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
     environment: 'node',
     testTimeout: 30_000,
     hookTimeout: 60_000,

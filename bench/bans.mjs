@@ -24,7 +24,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { BatchWriteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { BanList, bandKeysWithin, dynamoDocumentClient, hammingDistance } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { BanList, bandKeysWithin, hammingDistance } from '@avatar-pipeline/kit/bans';
 import { LOCAL_TABLE, startDynamoServer } from '@avatar-pipeline/local';
 
 const root = new URL('..', import.meta.url).pathname;

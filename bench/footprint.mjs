@@ -39,9 +39,10 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_MAX_UPLOAD_BYTES, serviceNames } from '@avatar-pipeline/kit';
+import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
+import { serviceNames } from '@avatar-pipeline/kit/topology';
 import { builtServices, portOrFree, serviceEnv, startStack } from '@avatar-pipeline/local';
-import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/vapid';
+import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/webpush';
 
 const root = new URL('..', import.meta.url).pathname;
 const { values } = parseArgs({

@@ -53,7 +53,12 @@ import { parseArgs } from 'node:util';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { Registry } from 'prom-client';
-import { DEFAULT_MAX_UPLOAD_BYTES, RateLimiter, UploadStore, createLogger, dynamoDocumentClient, runService } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { RateLimiter } from '@avatar-pipeline/kit/rate-limit';
+import { runService } from '@avatar-pipeline/kit/server';
+import { UploadStore } from '@avatar-pipeline/kit/table';
 import {
   LOCAL_AUDIENCE,
   LOCAL_BUCKET,

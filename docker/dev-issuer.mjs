@@ -1,5 +1,7 @@
 // The dev-issuer image's entry point (kind only): the local package's issuer behind the kit's HTTP shell.
-import { commonEnv, createLogger, listenOptions, loadConfig, main, runService } from '@avatar-pipeline/kit';
+import { commonEnv, loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { listenOptions, main, runService } from '@avatar-pipeline/kit/server';
 import { createDevIssuer } from '@avatar-pipeline/local';
 import { z } from 'zod';
 

@@ -5,7 +5,7 @@
 // NODE_OPTIONS, because the cache is keyed by each file's path, the Node version and V8's flags.
 // It imports the service's app (the whole graph its entry point loads statically, without
 // running the entry point, which would need its configuration) and the packages the kit loads
-// when a service makes its clients (services/kit/src/sdk.ts), those in this image's closure.
+// when a service makes its clients (packages/kit/src/sdk.ts), those in this image's closure.
 import { createRequire, flushCompileCache, getCompileCacheDir } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,7 +17,7 @@ if (!getCompileCacheDir()) throw new Error('NODE_COMPILE_CACHE is not set, or it
 const dir = resolve(workspace);
 await import(pathToFileURL(`${dir}/dist/app.js`).href);
 const require = createRequire(`${dir}/dist/app.js`);
-const kit = createRequire(require.resolve('@avatar-pipeline/kit'));
+const kit = createRequire(require.resolve('@avatar-pipeline/kit/sdk'));
 for (const name of ['@aws-sdk/client-s3', '@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb', 'cloudevents']) {
   try {
     kit(name);

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deliveryBudget, deliveryPolicies, type ServiceName } from '@avatar-pipeline/kit';
+import { deliveryBudget, deliveryPolicies, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { textFile, truncated } from '@avatar-pipeline/imaging/hostile';
 import { repoRoot, startStack, type Stack } from '../local/src/stack.js';
 import { requireBuilt } from '../local/src/test-backends.js';

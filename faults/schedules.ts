@@ -3,7 +3,7 @@
  * spreads its faults over the load (`loadMs`), so uploads are in every stage when they strike.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ServiceName } from '@avatar-pipeline/kit';
+import type { ServiceName } from '@avatar-pipeline/kit/topology';
 import { describeMode, type FaultMode } from './proxy.js';
 import { allServices, type FaultContext } from './run.js';
 

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { environmentNames, type EnvironmentName } from '@avatar-pipeline/cdk8s';
-import { eventConsumers } from '@avatar-pipeline/kit';
+import { eventConsumers } from '@avatar-pipeline/kit/topology';
 import { Cluster } from './support/cluster.js';
 import { chartCrdFiles, startControlPlane, type ControlPlane } from './support/control-plane.js';
 import { goTool } from './support/go-tools.js';

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { runtimeEnv, serviceNames } from '@avatar-pipeline/kit';
+import { runtimeEnv } from '@avatar-pipeline/kit/runtime';
+import { serviceNames } from '@avatar-pipeline/kit/topology';
 import { environmentNames, type EnvironmentName } from '@avatar-pipeline/cdk8s';
 import { lineage, parseDockerfile } from './support/dockerfile.js';
 import { helmTemplate, NAMESPACE, RELEASE, rendered } from './support/helm.js';
@@ -126,7 +127,7 @@ describe('image dependency closures', () => {
       expect(closures.get(s), s).toContain(`@avatar-pipeline/${s}`);
       expect(closures.get(s), s).toContain('@avatar-pipeline/kit');
     }
-    expect(closures.get('push')).toContain('@avatar-pipeline/vapid');
+    expect(closures.get('push')).toContain('@avatar-pipeline/webpush');
   });
 });
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AVATAR_PREFIX } from '@avatar-pipeline/kit';
+import { AVATAR_PREFIX } from '@avatar-pipeline/kit/events';
 import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { apiGatewayRoutes, corsOriginEntries, gatewayRoutes, nginxConfig, type Route } from '@avatar-pipeline/cdk8s';
 

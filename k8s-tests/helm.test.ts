@@ -6,7 +6,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SHARED_CONFIG, environmentNames, valuesFile, type EnvironmentName } from '@avatar-pipeline/cdk8s';
-import { authEnv, loadConfig, playerAuthSettings } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { authEnv, playerAuthSettings } from '@avatar-pipeline/kit/player-auth-config';
 import { goTool } from './support/go-tools.js';
 import { helm, helmTemplate, valuesArgs } from './support/helm.js';
 import { chartDir, type K8sObject } from './support/manifests.js';

@@ -4,30 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  apiRoutes,
-  createLogger,
-  deadLetterSink,
-  deliveryPolicies,
-  durationMs,
-  emits,
-  EventType,
-  eventAudience,
-  eventAuthFromConfig,
-  eventConsumers,
-  loadConfig,
-  playerAuthSettings,
-  publicServices,
-  serviceNames,
-  sinkBound as kitSinkBound,
-  TTL_ATTRIBUTE,
-  triggers,
-  UPLOAD_PREFIX,
-  type AuthConfig,
-  type RetryPolicy,
-  type ServiceName,
-} from '@avatar-pipeline/kit';
-import { vapidEnv } from '@avatar-pipeline/vapid';
+import { apiRoutes } from '@avatar-pipeline/kit/api-routes';
+import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { playerAuthSettings, type AuthConfig } from '@avatar-pipeline/kit/player-auth-config';
+import { TTL_ATTRIBUTE } from '@avatar-pipeline/kit/table';
+import { deadLetterSink, deliveryPolicies, durationMs, emits, EventType, eventAudience, eventConsumers, publicServices, serviceNames, sinkBound as kitSinkBound, triggers, UPLOAD_PREFIX, type RetryPolicy, type ServiceName } from '@avatar-pipeline/kit/topology';
+import { vapidEnv } from '@avatar-pipeline/webpush';
 import { BROKER_NAME, DEAD_LETTER_BROKER, DEAD_LETTER_TRIGGER, SHARED_CONFIG, VISIBILITY_LABEL, WEBHOOK_SECRET } from '@avatar-pipeline/cdk8s';
 import { rendered, renderedEnvironments } from './support/helm.js';
 import {
@@ -337,7 +321,7 @@ describe.each(environments)('%s', (_name, env) => {
     expect(job?.metadata.name).toMatch(/^vapid-init-[0-9a-f]{10}$/);
     const pod = job?.spec.template.spec;
     const [init] = pod?.containers ?? [];
-    expect(init?.command).toEqual(['node', 'services/vapid/dist/init.js']);
+    expect(init?.command).toEqual(['node', 'packages/webpush/dist/init.js']);
     // The push image holds the vapid package (and takes the same tag).
     expect(init?.image).toBe(container('push')?.image);
     const { vars, missing } = containerEnvironment(env.objects, init);

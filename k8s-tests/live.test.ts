@@ -14,7 +14,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PortForward, VersionApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventType, serviceNames, triggers } from '@avatar-pipeline/kit';
+import { EventType, serviceNames, triggers } from '@avatar-pipeline/kit/topology';
 import { environmentFromEnv } from '@avatar-pipeline/cdk8s';
 
 const namespace = process.env['AVATAR_NAMESPACE'] ?? 'avatar-pipeline';

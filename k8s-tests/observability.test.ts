@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { serviceNames } from '@avatar-pipeline/kit';
+import { serviceNames } from '@avatar-pipeline/kit/topology';
 import { alertRules, dashboard, dashboardQueries, RUNBOOKS_PATH, USER_PORT } from '@avatar-pipeline/cdk8s';
 import { renderedEnvironments } from './support/helm.js';
 import { serviceWorkload, type Container } from './support/invariants.js';

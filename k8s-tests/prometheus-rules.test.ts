@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { EventType, S3_OBJECT_CREATED_PREFIX } from '@avatar-pipeline/kit';
+import { EventType, S3_OBJECT_CREATED_PREFIX } from '@avatar-pipeline/kit/topology';
 import { goTool } from './support/go-tools.js';
 import { renderedEnvironments } from './support/helm.js';
 import { ofKind, valueAt, type K8sObject } from './support/manifests.js';

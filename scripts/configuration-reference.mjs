@@ -1,10 +1,13 @@
 // docs/configuration.md, from the env shapes each process loads (npm run docs writes it;
 // scripts/test/docs.test.ts fails when it drifts). The text of each variable is its schema's
 // .describe(): edit the schema, then run npm run docs.
-import { authEnv, awsEnv, bucketEnv, commonEnv, eventAuthEnv, pushEndpointEnv, sinkTokenEnv, tableEnv, tracingEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, sinkTokenEnv, tableEnv, uploadLimitEnv } from '@avatar-pipeline/kit/config';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
+import { pushEndpointEnv } from '@avatar-pipeline/webpush';
 import { renderConfigReference } from '@avatar-pipeline/kit/config-reference';
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { vapidEnv } from '@avatar-pipeline/vapid';
+import { vapidEnv } from '@avatar-pipeline/webpush';
 import { stackEnv } from '@avatar-pipeline/local/config';
 import { moderateEnv } from '@avatar-pipeline/moderate/config';
 import { presignEnv } from '@avatar-pipeline/presign/config';
@@ -67,7 +70,7 @@ export function configurationReference() {
           },
           {
             title: 'vapid-init',
-            note: 'The VAPID key set-up, `node services/vapid/dist/init.js` (the `vapid-init` Job; the local stack runs it itself): `services/vapid/src/config.ts` (`vapidEnv`).',
+            note: 'The VAPID key set-up, `node packages/webpush/dist/init.js` (the `vapid-init` Job; the local stack runs it itself): `packages/webpush/src/config.ts` (`vapidEnv`).',
             shape: vapidEnv,
           },
           {
@@ -79,19 +82,19 @@ export function configurationReference() {
       },
     ],
     groups: [
-      { title: 'Common', source: '`services/kit/src/config.ts` (`commonEnv`)', shape: commonEnv },
-      { title: 'AWS', source: '`services/kit/src/config.ts` (`awsEnv`)', shape: awsEnv },
-      { title: 'Table', source: '`services/kit/src/config.ts` (`tableEnv`)', shape: tableEnv },
-      { title: 'Bucket', source: '`services/kit/src/config.ts` (`bucketEnv`)', shape: bucketEnv },
-      { title: 'Upload size', source: '`services/kit/src/config.ts` (`uploadLimitEnv`)', shape: uploadLimitEnv },
-      { title: 'Image limits', source: '`services/imaging/src/limits.ts` (`imageEnv`)', shape: imageEnv },
-      { title: 'Player tokens', source: '`services/kit/src/player-auth-config.ts` (`authEnv`); see [auth.md](auth.md)', shape: authEnv },
-      { title: 'Event delivery tokens', source: '`services/kit/src/config.ts` (`eventAuthEnv`); see [security.md](security.md)', shape: eventAuthEnv },
-      { title: 'Sink token', source: '`services/kit/src/config.ts` (`sinkTokenEnv`)', shape: sinkTokenEnv },
-      { title: 'Push endpoints', source: '`services/kit/src/push-endpoint.ts` (`pushEndpointEnv`); see [web-push.md](web-push.md)', shape: pushEndpointEnv },
-      { title: 'VAPID key store', source: '`services/vapid/src/config.ts` (`vapidEnv`); see [web-push.md](web-push.md#vapid-keys)', shape: vapidEnv },
+      { title: 'Common', source: '`packages/kit/src/config.ts` (`commonEnv`)', shape: commonEnv },
+      { title: 'AWS', source: '`packages/kit/src/config.ts` (`awsEnv`)', shape: awsEnv },
+      { title: 'Table', source: '`packages/kit/src/config.ts` (`tableEnv`)', shape: tableEnv },
+      { title: 'Bucket', source: '`packages/kit/src/config.ts` (`bucketEnv`)', shape: bucketEnv },
+      { title: 'Upload size', source: '`packages/kit/src/config.ts` (`uploadLimitEnv`)', shape: uploadLimitEnv },
+      { title: 'Image limits', source: '`packages/imaging/src/limits.ts` (`imageEnv`)', shape: imageEnv },
+      { title: 'Player tokens', source: '`packages/kit/src/player-auth-config.ts` (`authEnv`); see [auth.md](auth.md)', shape: authEnv },
+      { title: 'Event delivery tokens', source: '`packages/kit/src/config.ts` (`eventAuthEnv`); see [security.md](security.md)', shape: eventAuthEnv },
+      { title: 'Sink token', source: '`packages/kit/src/config.ts` (`sinkTokenEnv`)', shape: sinkTokenEnv },
+      { title: 'Push endpoints', source: '`packages/kit/src/push-endpoint.ts` (`pushEndpointEnv`); see [web-push.md](web-push.md)', shape: pushEndpointEnv },
+      { title: 'VAPID key store', source: '`packages/webpush/src/config.ts` (`vapidEnv`); see [web-push.md](web-push.md#vapid-keys)', shape: vapidEnv },
       { title: 'Reconciler timeouts', source: '`services/profile/src/reconcile-config.ts` (`reconcileTimeoutsEnv`)', shape: reconcileTimeoutsEnv },
-      { title: 'Tracing', source: '`services/kit/src/tracing.ts` (`tracingEnv`), read by every service\'s main.ts; see [tracing.md](tracing.md)', shape: tracingEnv },
+      { title: 'Tracing', source: '`packages/kit/src/tracing.ts` (`tracingEnv`), read by every service\'s main.ts; see [tracing.md](tracing.md)', shape: tracingEnv },
     ],
   });
 }

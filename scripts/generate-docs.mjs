@@ -1,9 +1,9 @@
 // npm run docs: writes the generated parts of docs/ from the code (scripts/test/docs.test.ts and
-// services/kit/test/event-schemas.test.ts fail when they drift): the events' data schemas,
+// packages/kit/test/event-schemas.test.ts fail when they drift): the events' data schemas,
 // docs/events/<type>.schema.json, and the configuration reference, docs/configuration.md.
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventJsonSchemas } from '@avatar-pipeline/kit';
+import { eventJsonSchemas } from '@avatar-pipeline/kit/event-schemas';
 import { configurationReference } from './configuration-reference.mjs';
 
 const docs = join(new URL('..', import.meta.url).pathname, 'docs');

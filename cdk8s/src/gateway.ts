@@ -14,18 +14,11 @@
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import {
-  AVATAR_PREFIX,
-  CORS_ALLOW_HEADERS,
-  CORS_EXPOSE_HEADERS,
-  CORS_MAX_AGE_SECONDS,
-  apiRoutes,
-  errorBody,
-  isOrigin,
-  apiRouteMethods,
-  type ApiRoute,
-  type PublicService,
-} from '@avatar-pipeline/kit';
+import { apiRoutes, apiRouteMethods, type ApiRoute } from '@avatar-pipeline/kit/api-routes';
+import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, isOrigin } from '@avatar-pipeline/kit/cors';
+import { errorBody } from '@avatar-pipeline/kit/errors';
+import { AVATAR_PREFIX } from '@avatar-pipeline/kit/events';
+import type { PublicService } from '@avatar-pipeline/kit/topology';
 import { labels, restrictedContainerSecurity } from './common.js';
 import { choose, Conditional, helmExpr, setField, valuesRef, type Condition } from './helm.js';
 import { serviceUrl, settings } from './values.js';

@@ -6,7 +6,7 @@
  */
 import { ApiObject, type ApiObjectMetadata } from 'cdk8s';
 import type { Construct } from 'constructs';
-import type { Filter } from '@avatar-pipeline/kit';
+import type { Filter } from '@avatar-pipeline/kit/filters';
 
 /** A reference to an Addressable (a Knative Service, a Broker) plus an optional path. */
 export interface Destination {

@@ -23,7 +23,7 @@
  * this module places settings values into the specs and never reads into them (no iteration,
  * spreading, indexing, comparison or branching on a value).
  */
-import { eventConsumers, publicServices, serviceNames, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
+import { eventConsumers, publicServices, serviceNames, sinkBound, type ServiceName } from '@avatar-pipeline/kit/topology';
 
 /** Kubernetes LabelSelector (only equality and set operators: what the invariants evaluate). */
 export interface LabelSelector {

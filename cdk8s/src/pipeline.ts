@@ -9,18 +9,7 @@
 import { ApiObject, Chart, type ChartProps } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import {
-  deadLetterSink,
-  deliveryPolicies,
-  eventAudience,
-  serviceNames,
-  sinkBound,
-  triggers,
-  type DeliveryPolicy,
-  type Destination as Endpoint,
-  type ServiceName,
-  type TriggerSpec as TopologyTrigger,
-} from '@avatar-pipeline/kit';
+import { deadLetterSink, deliveryPolicies, eventAudience, serviceNames, sinkBound, triggers, type DeliveryPolicy, type Destination as Endpoint, type ServiceName, type TriggerSpec as TopologyTrigger } from '@avatar-pipeline/kit/topology';
 import { BROKER_NAME, DEAD_LETTER_BROKER, labels, restrictedSecurityContext, SHARED_CONFIG, STAND_IN_CREDENTIALS } from './common.js';
 import { DASHBOARD_UID, dashboard } from './dashboard.js';
 import { DevIssuer } from './dev-issuer.js';

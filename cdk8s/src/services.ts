@@ -4,7 +4,7 @@
  * (moderate, thumbnail) is CPU-bound and memory-hungry, so it takes a few requests per pod; the
  * HTTP APIs are I/O-bound and take many.
  */
-import { eventAudience, eventConsumers, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
+import { eventAudience, eventConsumers, sinkBound, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { asText, choose, Condition, helmExpr } from './helm.js';
 import type { EnvVar } from './knative.js';
 import { settings } from './values.js';

@@ -14,7 +14,9 @@
 import { ApiObject, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { AVATAR_PREFIX, TTL_ATTRIBUTE, UPLOAD_PREFIX, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit';
+import { AVATAR_PREFIX } from '@avatar-pipeline/kit/events';
+import { TTL_ATTRIBUTE, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit/table';
+import { UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 import { labels, restrictedContainerSecurity, restrictedPodSecurity, STAND_IN_CREDENTIALS } from './common.js';
 import { MINIO_SERVICE } from './gateway.js';
 import { Conditional, nameFromSpec, type ConditionalProps } from './helm.js';

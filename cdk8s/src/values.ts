@@ -4,7 +4,7 @@
  * environment facts (accounts, domains, certificates) live only in values files.
  */
 import { Condition, choose, helmExpr, num, operand, releaseNamespace, text, value, valuesRef } from './helm.js';
-import type { ServiceName } from '@avatar-pipeline/kit';
+import type { ServiceName } from '@avatar-pipeline/kit/topology';
 import type { Resources } from './knative.js';
 
 /** Workloads that get their own ServiceAccount (and, on EKS, their own IAM role). */

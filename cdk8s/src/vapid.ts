@@ -62,7 +62,7 @@ export class VapidInit extends Construct {
         {
           name: VAPID_INIT,
           image: builtImage('push'),
-          command: ['node', 'services/vapid/dist/init.js'],
+          command: ['node', 'packages/webpush/dist/init.js'],
           envVariables: env,
           securityContext: restrictedContainerSecurity(),
           resources: {

@@ -2,7 +2,8 @@
  * Cross-object invariants of an environment as the chart renders it. Each check returns the problems it
  * finds (empty when all is well), so tests can also run it on deliberately broken copies.
  */
-import { emits, externalEvents, matchesFilters, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type Filter, type ServiceName } from '@avatar-pipeline/kit';
+import { matchesFilters, type Filter } from '@avatar-pipeline/kit/filters';
+import { emits, externalEvents, S3_OBJECT_CREATED_PREFIX, serviceNames, UPLOAD_PREFIX, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { ofKind, type K8sObject } from './manifests.js';
 
 export const KSVC = ['serving.knative.dev/v1', 'Service'] as const;

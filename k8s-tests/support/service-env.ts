@@ -4,7 +4,8 @@
  * imported directly: package entry points also load their runtime (moderate's loads TensorFlow),
  * which the tests do not need.
  */
-import { loadConfig, type ServiceName } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import type { ServiceName } from '@avatar-pipeline/kit/topology';
 import type { z } from 'zod';
 import { moderateEnv } from '../../services/moderate/src/config.js';
 import { presignEnv } from '../../services/presign/src/config.js';

@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Handler } from 'hono';
-import { errorBody, publicServices, type AppEnv, type PublicService } from '@avatar-pipeline/kit';
+import { errorBody } from '@avatar-pipeline/kit/errors';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
+import { publicServices, type PublicService } from '@avatar-pipeline/kit/topology';
 import { OPENAPI_PATH } from '@avatar-pipeline/kit/openapi';
 
 interface OpenApiDocument {

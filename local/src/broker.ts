@@ -9,24 +9,13 @@
  */
 import type { CloudEvent } from 'cloudevents';
 import type { Handler } from 'hono';
-import {
-  HttpError,
-  Lifecycle,
-  createMetrics,
-  createService,
-  defineTriggers,
-  deliveryPolicies,
-  matchesFilters,
-  describeError,
-  toCloudEvent,
-  type AppEnv,
-  type Destination,
-  type Logger,
-  type Metrics,
-  type RetryPolicy,
-  type Service,
-  type TriggerSpec,
-} from '@avatar-pipeline/kit';
+import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
+import { HttpError, describeError } from '@avatar-pipeline/kit/errors';
+import { matchesFilters } from '@avatar-pipeline/kit/filters';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { createMetrics, type Metrics } from '@avatar-pipeline/kit/metrics';
+import { Lifecycle, createService, type AppEnv, type Service } from '@avatar-pipeline/kit/service';
+import { defineTriggers, deliveryPolicies, type Destination, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit/topology';
 import { createDispatcher, type UndeliverableEvent } from './broker/dispatcher.js';
 import { accepted, ingressTtl, type Event } from './broker/events.js';
 import { EventFeed, FEED_PATH } from './broker/feed.js';

@@ -4,7 +4,7 @@
  * (bench/pipeline.mjs) drive the stack through it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { UploadTicket } from '@avatar-pipeline/kit';
+import type { UploadTicket } from '@avatar-pipeline/kit/api-routes';
 
 export type { UploadTicket };
 

@@ -2,7 +2,9 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { corsOriginsEnv, env, serviceNames, uploadLimitEnv, type ServiceName } from '@avatar-pipeline/kit';
+import { env, uploadLimitEnv } from '@avatar-pipeline/kit/config';
+import { corsOriginsEnv } from '@avatar-pipeline/kit/cors';
+import { serviceNames, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { logFormats, stdoutSink } from './output.js';
 import type { StackOptions } from './stack.js';
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { BatchWriteItemCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE } from '@avatar-pipeline/kit';
+import { OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE } from '@avatar-pipeline/kit/table';
 import { addTransactions } from './dynamo-transactions.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 import { ensureTable } from './table-setup.js';

@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig, main } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { main } from '@avatar-pipeline/kit/server';
 import { FEED_PATH } from './broker/feed.js';
 import { dataDirOf, repoRoot, stackEnv } from './config.js';
 import { readFeed } from './feed-client.js';

@@ -8,22 +8,13 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { cors } from 'hono/cors';
 import { apiDocsPage, apiDocument } from './api-docs.js';
 import { proxy } from 'hono/proxy';
-import {
-  CORS_ALLOW_HEADERS,
-  CORS_EXPOSE_HEADERS,
-  CORS_MAX_AGE_SECONDS,
-  apiRoutes,
-  createMetrics,
-  apiRouteMethods,
-  createService,
-  errorBody,
-  type ApiRoute,
-  type AppEnv,
-  type Logger,
-  type ReadinessCheck,
-  type Service,
-  type ServiceName,
-} from '@avatar-pipeline/kit';
+import { apiRoutes, apiRouteMethods, type ApiRoute } from '@avatar-pipeline/kit/api-routes';
+import { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '@avatar-pipeline/kit/cors';
+import { errorBody } from '@avatar-pipeline/kit/errors';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { createMetrics } from '@avatar-pipeline/kit/metrics';
+import { createService, type AppEnv, type ReadinessCheck, type Service } from '@avatar-pipeline/kit/service';
+import type { ServiceName } from '@avatar-pipeline/kit/topology';
 
 /** Anything that answers fetch requests in process (a Hono app). */
 export interface FetchTarget {

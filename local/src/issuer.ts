@@ -7,7 +7,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
 import { z } from 'zod';
-import { createMetrics, createService, jsonBody, playerIdSchema, type Logger, type Service } from '@avatar-pipeline/kit';
+import { playerIdSchema } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { createMetrics } from '@avatar-pipeline/kit/metrics';
+import { createService, type Service } from '@avatar-pipeline/kit/service';
+import { jsonBody } from '@avatar-pipeline/kit/validation';
 
 export const DEV_ALGORITHM = 'ES256';
 

@@ -1,5 +1,6 @@
 /** `npm start`: the whole stack from environment variables, until Ctrl-C. */
-import { loadConfig, main } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { main } from '@avatar-pipeline/kit/server';
 import { stackEnv, stackOptions } from './config.js';
 import { repoRoot, startStack, type Stack } from './stack.js';
 import { ChildStartError } from './supervisor.js';

@@ -5,7 +5,8 @@
  */
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Handler } from 'hono';
-import { errorBody, type AppEnv } from '@avatar-pipeline/kit';
+import { errorBody } from '@avatar-pipeline/kit/errors';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
 
 export interface MediaOptions {
   s3: S3Client;

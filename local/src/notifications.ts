@@ -5,7 +5,8 @@
  * restarting), never dropped while the stack runs.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UPLOAD_PREFIX, type Logger } from '@avatar-pipeline/kit';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 
 export interface S3Notification {
   Records: unknown[];

@@ -4,7 +4,7 @@
  * the odd plain-text line a child writes (a crash trace, a runtime warning) is wrapped in JSON.
  * On a terminal they are printed pretty; piped (CI, files, jq) they stay JSON.
  */
-import type { createLogger } from '@avatar-pipeline/kit';
+import type { createLogger } from '@avatar-pipeline/kit/logger';
 import { parseLogRecord, prettyLogLine } from './log-format.js';
 import { colorsOn, palette } from './terminal.js';
 

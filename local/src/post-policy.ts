@@ -18,7 +18,8 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { proxy } from 'hono/proxy';
 import { z } from 'zod';
-import { systemClock, type Clock, type Logger } from '@avatar-pipeline/kit';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
 
 export interface PostPolicyGuardOptions {
   /** The s3rver endpoint, e.g. http://127.0.0.1:4569. */

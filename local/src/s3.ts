@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import S3rver from '@20minutes/s3rver';
 import { DeleteBucketCorsCommand, PutBucketCorsCommand } from '@aws-sdk/client-s3';
-import { s3Client, type BucketCorsRule } from '@avatar-pipeline/kit';
+import { s3Client } from '@avatar-pipeline/kit/aws';
+import type { BucketCorsRule } from '@avatar-pipeline/kit/cors';
 
 /** s3rver's built-in account; the local stand-ins accept it (dynalite accepts any). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

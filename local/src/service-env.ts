@@ -4,7 +4,8 @@
  * serviceRuntime). Whatever else is in the stack's own environment (MODERATION_PROVIDER,
  * THUMBNAIL_SIZES, ...) passes through underneath.
  */
-import { eventAudience, runtimeEnv, sinkBound, type ServiceName } from '@avatar-pipeline/kit';
+import { runtimeEnv } from '@avatar-pipeline/kit/runtime';
+import { eventAudience, sinkBound, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { DEV_ALGORITHM } from './issuer.js';
 import { LOCAL_CREDENTIALS } from './s3.js';
 

@@ -8,22 +8,16 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DEFAULT_MAX_UPLOAD_BYTES,
-  createLogger,
-  eventAudience,
-  s3Client,
-  serviceNames,
-  triggers,
-  uploadBucketCorsRules,
-  type Logger,
-  type ServiceName,
-} from '@avatar-pipeline/kit';
+import { s3Client } from '@avatar-pipeline/kit/aws';
+import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
+import { uploadBucketCorsRules } from '@avatar-pipeline/kit/cors';
+import { createLogger, type Logger } from '@avatar-pipeline/kit/logger';
+import { eventAudience, serviceNames, triggers, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { createBroker } from './broker.js';
 import { cachedTokens, TOKEN_REUSE_MS } from './broker/tokens.js';
 import { startDynamoServer } from './dynamo.js';
 import { createGateway } from './gateway.js';
-import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/vapid';
+import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/webpush';
 import { createDevIssuer } from './issuer.js';
 import { webClient } from './web-client.js';
 import { listen, type FetchHandler } from './listen.js';

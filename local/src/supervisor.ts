@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@avatar-pipeline/kit';
+import type { Logger } from '@avatar-pipeline/kit/logger';
 import { childLogLine, type LogSink } from './output.js';
 
 export interface ChildSpec {

@@ -11,7 +11,7 @@ import {
   UpdateTimeToLiveCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { OPEN_UPLOADS_INDEX, TTL_ATTRIBUTE, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit';
+import { OPEN_UPLOADS_INDEX, TTL_ATTRIBUTE, openUploadsIndex, tableAttributeDefinitions } from '@avatar-pipeline/kit/table';
 
 /** The table's description, or undefined when it does not exist. */
 async function describe(client: DynamoDBClient, table: string) {

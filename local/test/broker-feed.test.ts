@@ -3,7 +3,7 @@
  * port, real HTTP subscribers, the feed read over HTTP by the same client the CLI uses.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventType } from '@avatar-pipeline/kit';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { FEED_PATH, type FeedEntry } from '../src/broker.js';
 import { readFeed } from '../src/feed-client.js';
 import { replyWith } from './support/subscriber.js';

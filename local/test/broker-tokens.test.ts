@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createLogger, eventAudience, type Destination, type ServiceName } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { eventAudience, type Destination, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { cachedTokens, createDevIssuer, TOKEN_REUSE_MS } from '../src/index.js';
 
 const to = (service: ServiceName): Destination => ({ service, path: '/events' });

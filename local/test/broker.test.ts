@@ -1,22 +1,11 @@
 import { CloudEvent } from 'cloudevents';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  EventType,
-  HttpError,
-  S3_OBJECT_CREATED_PREFIX,
-  createLogger,
-  deliveryBudget,
-  deliveryPolicies,
-  eventAudience,
-  toBinary,
-  triggers as topology,
-  type DeliveryPolicy,
-  type Filter,
-  type RetryPolicy,
-  type ServiceName,
-  type TriggerSpec,
-} from '@avatar-pipeline/kit';
+import { toBinary } from '@avatar-pipeline/kit/cloudevents';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import type { Filter } from '@avatar-pipeline/kit/filters';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { EventType, S3_OBJECT_CREATED_PREFIX, deliveryBudget, deliveryPolicies, eventAudience, triggers as topology, type DeliveryPolicy, type RetryPolicy, type ServiceName, type TriggerSpec } from '@avatar-pipeline/kit/topology';
 import { backoffMs, createBroker, createDevIssuer, isRetryable, type Broker, type BrokerOptions } from '../src/index.js';
 import { accept, replyWith, startSubscriber, type Received, type Responder, type Subscriber } from './support/subscriber.js';
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '@avatar-pipeline/kit';
+import { ConfigError, loadConfig } from '@avatar-pipeline/kit/config';
 import { portVariable, stackEnv, stackOptions } from '../src/config.js';
 
 const options = (env: Record<string, string>) => stackOptions(loadConfig(stackEnv, env), '/repo');

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { toBinary } from '@avatar-pipeline/kit';
+import { toBinary } from '@avatar-pipeline/kit/cloudevents';
 import { readStackState, stateFile, writeStackState } from '../src/stack-state.js';
 import { repoRoot, startStack } from '../src/stack.js';
 import { startServedBroker, testEvent, trigger, type ServedBroker } from './support/served-broker.js';

@@ -1,7 +1,10 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiRoutes, createLogger, uploadBucketCorsRules, type ServiceName } from '@avatar-pipeline/kit';
+import { apiRoutes } from '@avatar-pipeline/kit/api-routes';
+import { uploadBucketCorsRules } from '@avatar-pipeline/kit/cors';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { ServiceName } from '@avatar-pipeline/kit/topology';
 import { createGateway } from '../src/gateway.js';
 import { listen, type Listening } from '../src/listen.js';
 import { mediaHandler, noneMatch } from '../src/media.js';

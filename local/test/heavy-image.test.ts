@@ -14,15 +14,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { heavyPng } from '@avatar-pipeline/imaging/hostile';
-import {
-  DEFAULT_MAX_UPLOAD_BYTES,
-  EventType,
-  toBinary,
-  toCloudEvent,
-  uploadKey,
-  UploadStore,
-  type OutgoingEvent,
-} from '@avatar-pipeline/kit';
+import { toBinary, toCloudEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import { UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUCKET, TABLE, requireBuilt, startTestBackends, type TestBackends } from '../src/index.js';

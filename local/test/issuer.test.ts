@@ -1,6 +1,10 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { authEnv, authFromConfig, bearerAuth, createLogger, createService, loadConfig, requireRole } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { authFromConfig, bearerAuth, requireRole } from '@avatar-pipeline/kit/player-auth';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import { createService } from '@avatar-pipeline/kit/service';
 import { createDevIssuer } from '../src/index.js';
 
 const ISSUER = 'http://localhost:8080';

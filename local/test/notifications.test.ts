@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
 import { listen, type Listening } from '../src/listen.js';
 import { createNotificationForwarder, isUploadCreated } from '../src/notifications.js';
 import { freePort } from '../src/ports.js';

@@ -6,7 +6,8 @@ import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, objectExists } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { objectExists } from '@avatar-pipeline/kit/objects';
 import { BUCKET, createPostPolicyGuard, startTestBackends, type S3Backend } from '../src/index.js';
 
 const MAX = 100_000;

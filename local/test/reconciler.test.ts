@@ -20,7 +20,11 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-s
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPEN_UPLOADS_INDEX, S3_OBJECT_CREATED_PREFIX, UploadStore, dynamoDocumentClient, keys, s3Client, toBinary, uploadKey, type ServiceName } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { toBinary } from '@avatar-pipeline/kit/cloudevents';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import { OPEN_UPLOADS_INDEX, UploadStore, keys } from '@avatar-pipeline/kit/table';
+import { S3_OBJECT_CREATED_PREFIX, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { startDynamoServer } from '../src/dynamo.js';
 import { LOCAL_CREDENTIALS } from '../src/s3.js';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { createLogger } from '@avatar-pipeline/kit/logger';
 import { createDevIssuer, startDynamoServer, startS3Server, type DynamoServer, type S3Server } from '../src/index.js';
 
 describe('local stand-in servers', () => {

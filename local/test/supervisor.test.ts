@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
 import { sinkDestination } from '../src/output.js';
 import { freePort } from '../src/ports.js';
 import { ChildStartError, SupervisedChild } from '../src/supervisor.js';

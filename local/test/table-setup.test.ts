@@ -1,5 +1,5 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { OPEN_UPLOADS_INDEX } from '@avatar-pipeline/kit';
+import { OPEN_UPLOADS_INDEX } from '@avatar-pipeline/kit/table';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTable, hasOpenUploadsIndex, startTestBackends, type DynamoBackend } from '../src/index.js';
 

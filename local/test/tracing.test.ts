@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventType, type ServiceName } from '@avatar-pipeline/kit';
+import { EventType, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '@avatar-pipeline/kit/testing';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';
 import { requireBuilt } from '../src/test-backends.js';

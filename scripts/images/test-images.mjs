@@ -97,7 +97,9 @@ async function build(targets, baseImage) {
 async function runImages({ namespace, objects }, work) {
   // The local package's stand-ins, compiled by main's tsc -b.
   const { LOCAL_CREDENTIALS, startDynamoServer, startS3Server } = await import('@avatar-pipeline/local');
-  const { DEFAULT_MAX_UPLOAD_BYTES, dynamoDocumentClient, s3Client, UploadStore } = await import('@avatar-pipeline/kit');
+  const { DEFAULT_MAX_UPLOAD_BYTES } = await import('@avatar-pipeline/kit/config');
+  const { dynamoDocumentClient, s3Client } = await import('@avatar-pipeline/kit/aws');
+  const { UploadStore } = await import('@avatar-pipeline/kit/table');
   const chart = workloads(objects);
   const bound = sinkBound(objects);
   const cleanup = [];

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { serviceNames } from '@avatar-pipeline/kit';
+import { serviceNames } from '@avatar-pipeline/kit/topology';
 import { headingAnchor } from '@avatar-pipeline/kit/config-reference';
 import { configurationReference } from '../configuration-reference.mjs';
 

@@ -3,7 +3,9 @@
  * (knative.dev/eventing pkg/kncloudevents: SelectiveRetry, RetryConfigFromDeliverySpec, and the
  * broker filter's handling of subscriber responses).
  */
-import { describeError, retryDelayMs, type BinaryMessage, type RetryPolicy } from '@avatar-pipeline/kit';
+import type { BinaryMessage } from '@avatar-pipeline/kit/cloudevents';
+import { describeError } from '@avatar-pipeline/kit/errors';
+import { retryDelayMs, type RetryPolicy } from '@avatar-pipeline/kit/topology';
 import { readReply, type DeliveryError, type Event } from './events.js';
 
 export type AttemptResult =

@@ -5,16 +5,10 @@
  * dead letter does not depend on profile being up at that moment). What neither takes is parked in
  * memory (logged, counted), never dropped.
  */
-import {
-  describeError,
-  durationMs,
-  toBinaryMessage,
-  type BinaryMessage,
-  type Destination,
-  type Logger,
-  type RetryPolicy,
-  type TriggerSpec,
-} from '@avatar-pipeline/kit';
+import { toBinaryMessage, type BinaryMessage } from '@avatar-pipeline/kit/cloudevents';
+import { describeError } from '@avatar-pipeline/kit/errors';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { durationMs, type Destination, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit/topology';
 import { attempt, backoffMs, type AttemptResult } from './delivery.js';
 import { TTL_EXTENSION, forSubscriber, ttlOf, withErrorExtensions, type DeliveryError, type Event } from './events.js';
 import type { EventFeed } from './feed.js';

@@ -5,7 +5,8 @@
  * kit's `toBinaryMessage`).
  */
 import { CloudEvent, type CloudEventV1 } from 'cloudevents';
-import { describeError, toCloudEvent } from '@avatar-pipeline/kit';
+import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
+import { describeError } from '@avatar-pipeline/kit/errors';
 
 export type Event = CloudEvent<unknown>;
 

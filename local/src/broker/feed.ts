@@ -7,7 +7,7 @@
 import type { Handler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
-import type { AppEnv } from '@avatar-pipeline/kit';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
 import type { Event } from './events.js';
 
 /** Where the broker serves the feed. */

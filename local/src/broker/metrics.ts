@@ -1,6 +1,6 @@
 /** Broker metrics; label values stay bounded (trigger names come from the topology). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
+import { labelCombinations, zeroed } from '@avatar-pipeline/kit/metrics';
 
 export const deliveryOutcomes = ['delivered', 'retried', 'dead_lettered', 'dead_letter_retried', 'undeliverable'] as const;
 export const ingestOrigins = ['http', 'reply'] as const;

@@ -5,7 +5,7 @@
  * process for every delivery (several per upload), which the cluster never does; each subscriber
  * still verifies every token it gets.
  */
-import type { Destination, ServiceName } from '@avatar-pipeline/kit';
+import type { Destination, ServiceName } from '@avatar-pipeline/kit/topology';
 
 export interface TokenCacheOptions {
   /**

@@ -1,6 +1,7 @@
 /** A local broker on a real port, with recording subscribers on theirs, for the event feed's tests. */
 import { CloudEvent } from 'cloudevents';
-import { createLogger, type DeliveryPolicy, type ServiceName, type TriggerSpec } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { DeliveryPolicy, ServiceName, TriggerSpec } from '@avatar-pipeline/kit/topology';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { listen } from '../../src/listen.js';
 import { accept, startSubscriber, type Responder, type Subscriber } from './subscriber.js';

@@ -2,7 +2,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CloudEvent } from 'cloudevents';
-import { toBinary, toCloudEvent, type OutgoingEvent } from '@avatar-pipeline/kit';
+import { toBinary, toCloudEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 
 export interface Received {
   path: string;

@@ -13,21 +13,16 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  BanList,
-  bucketReadiness,
-  createService,
-  eventEndpoint,
-  ProcessedEvents,
-  systemClock,
-  tableReadiness,
-  UploadOwners,
-  UploadStore,
-  type Clock,
-  type Logger,
-  type Service,
-  type TokenPolicy,
-} from '@avatar-pipeline/kit';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { BanList } from '@avatar-pipeline/kit/bans';
+import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
+import { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { bucketReadiness } from '@avatar-pipeline/kit/objects';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import { createService, type Service } from '@avatar-pipeline/kit/service';
+import { systemClock, UploadStore, type Clock } from '@avatar-pipeline/kit/table';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { moderationPolicy, type ModerateConfig } from './config.js';
 import { moderationMetrics } from './metrics.js';
 import { objectCreatedRoute } from './moderation.js';

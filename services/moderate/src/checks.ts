@@ -7,7 +7,7 @@
  */
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { declaredTypeProblem, inspectImage, type ImageLimits, type ImageProblem, type InspectedImage } from '@avatar-pipeline/imaging';
-import { awsStatus, getObjectBytes, ObjectTooLargeError, quotedETag } from '@avatar-pipeline/kit';
+import { awsStatus, getObjectBytes, ObjectTooLargeError, quotedETag } from '@avatar-pipeline/kit/objects';
 
 export type Fetched =
   | { kind: 'ok'; body: Buffer; eTag: string }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
 import { defaultPolicy, policySchema, type Policy } from './policy.js';
 import type { NsfwjsModelName } from './providers/nsfwjs.js';
 

@@ -1,7 +1,7 @@
 /** Moderation metrics; every label value comes from a fixed set, each series exported from the start. */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { imageProblemCodes } from '@avatar-pipeline/imaging';
-import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
+import { labelCombinations, zeroed } from '@avatar-pipeline/kit/metrics';
 import { viewBackgrounds, viewRegions } from './views.js';
 
 /** `review`: sent to a moderator (the policy's review band); `banned`: a banned picture, refused before the model. */

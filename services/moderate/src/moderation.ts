@@ -20,26 +20,14 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { decodeProblem, fingerprint, imageLimits } from '@avatar-pipeline/imaging';
-import {
-  approvedSchema,
-  bannedPicture,
-  contentSha256,
-  isTerminal,
-  on,
-  parseUploadKey,
-  PermanentEventError,
-  S3_OBJECT_CREATED_PREFIX,
-  s3EntitySchema,
-  UPLOAD_PREFIX,
-  type BanList,
-  type Logger,
-  type OutgoingEvent,
-  type ProcessedEvents,
-  type ReceivedEvent,
-  type S3Entity,
-  type UploadRecord,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import type { BanList } from '@avatar-pipeline/kit/bans';
+import { on, PermanentEventError, type OutgoingEvent, type ReceivedEvent } from '@avatar-pipeline/kit/cloudevents';
+import { approvedSchema, bannedPicture, parseUploadKey, s3EntitySchema, type S3Entity } from '@avatar-pipeline/kit/events';
+import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { contentSha256 } from '@avatar-pipeline/kit/objects';
+import { isTerminal, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
+import { S3_OBJECT_CREATED_PREFIX, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 import type { ModerateAppConfig } from './app.js';
 import { checkImage, fetchUpload } from './checks.js';
 import type { ModerationMetrics } from './metrics.js';

@@ -6,21 +6,12 @@
  * `.review_requested`, `.approved`), so a redelivery's reply is the same event and consumers
  * dedupe it by id.
  */
-import {
-  EventType,
-  isTerminal,
-  rejectedSchema,
-  reviewRequestedSchema,
-  type ApprovedData,
-  type Clock,
-  type Logger,
-  type ModerationLabel,
-  type OutgoingEvent,
-  type Reason,
-  type UploadOwners,
-  type UploadRecord,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { rejectedSchema, reviewRequestedSchema, type ApprovedData, type ModerationLabel, type Reason } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { isTerminal, type Clock, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import type { ImageProblem } from '@avatar-pipeline/imaging';
 import type { DecisionOutcome, ModerationMetrics } from './metrics.js';
 

@@ -6,7 +6,7 @@
  * parent, else its grandparent, so listing a top-level category covers all of its children.
  */
 import { z } from 'zod';
-import type { ModerationLabel, Reason } from '@avatar-pipeline/kit';
+import type { ModerationLabel, Reason } from '@avatar-pipeline/kit/events';
 
 /** From `block` a label blocks; from `review` (below `block`) the upload waits for a moderator. */
 export interface Thresholds {

@@ -1,6 +1,10 @@
 /** The service, started by main.ts once tracing runs. */
 import { tuneLibvips } from '@avatar-pipeline/imaging';
-import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, runService, s3Client } from '@avatar-pipeline/kit';
+import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
+import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
 import { createModerateService } from './app.js';
 import { moderateEnv } from './config.js';
 import { createProvider } from './providers/index.js';

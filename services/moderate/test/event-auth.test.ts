@@ -1,6 +1,10 @@
 /** Only deliveries Knative signed for moderate get in (EVENTS_OIDC_*): a forged event from inside the cluster is 401. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, dynamoDocumentClient, eventAudience, loadConfig, s3Client, type Service } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { eventAudience } from '@avatar-pipeline/kit/topology';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
 import { createModerateService, moderateEnv } from '../src/index.js';
 import { fakeProvider, objectCreated } from './helpers.js';

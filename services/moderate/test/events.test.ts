@@ -6,17 +6,15 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
 import { hiddenInAlpha, meanDifference, pngBomb, solidImage, strip, textFile, tileInStrip, truncated } from '@avatar-pipeline/imaging/hostile';
-import {
-  BanList,
-  createLogger,
-  objectExists,
-  EventType,
-  loadConfig,
-  uploadKey,
-  UploadOwners,
-  UploadStore,
-  type Service,
-} from '@avatar-pipeline/kit';
+import { BanList } from '@avatar-pipeline/kit/bans';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { objectExists } from '@avatar-pipeline/kit/objects';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { BUCKET, TABLE, startTestBackends, type TestBackends } from '@avatar-pipeline/local';
 import { createModerateService, moderateEnv, type ModerateConfig } from '../src/index.js';
 import { deliver, detailShare, fakeProvider, objectCreated, photo, spread } from './helpers.js';

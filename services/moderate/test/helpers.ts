@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { defaultLimits, type ImageFormat } from '@avatar-pipeline/imaging';
-import type { ModerationLabel, OutgoingEvent, Service } from '@avatar-pipeline/kit';
+import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import type { ModerationLabel } from '@avatar-pipeline/kit/events';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { deliverEvent } from '@avatar-pipeline/kit/testing';
 import { decodeForModeration, type ModerationInput, type ModerationProvider, type ModerationView, type ViewShape } from '../src/index.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
 import { moderateEnv, moderationPolicy } from '../src/config.js';
 import { decide, defaultPolicy, policyFloor, type Policy } from '../src/policy.js';
 

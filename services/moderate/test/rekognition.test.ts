@@ -10,7 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hiddenInAlpha, solidImage } from '@avatar-pipeline/imaging/hostile';
-import { PermanentEventError } from '@avatar-pipeline/kit';
+import { PermanentEventError } from '@avatar-pipeline/kit/cloudevents';
 import { decide, defaultPolicy } from '../src/policy.js';
 import { rekognitionProvider } from '../src/providers/rekognition.js';
 import { moderationInput, photo } from './helpers.js';

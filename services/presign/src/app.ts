@@ -8,32 +8,22 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter } from 'prom-client';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import {
-  HttpError,
-  browserS3Url,
-  RateLimiter,
-  UploadStore,
-  bearerAuth,
-  rateLimit,
-  bucketReadiness,
-  systemClock,
-  tableReadiness,
-  tracing,
-  unavailable,
-  uploadKey,
-  uploadTicketSchema,
-  zeroed,
-  type AuthOptions,
-  type Clock,
-  type Logger,
-  type Metrics,
-  type Service,
-  type UploadTicket,
-} from '@avatar-pipeline/kit';
+import { uploadTicketSchema, type UploadTicket } from '@avatar-pipeline/kit/api-routes';
+import { browserS3Url } from '@avatar-pipeline/kit/config';
+import { HttpError, unavailable } from '@avatar-pipeline/kit/errors';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { zeroed, type Metrics } from '@avatar-pipeline/kit/metrics';
+import { bucketReadiness } from '@avatar-pipeline/kit/objects';
+import { bearerAuth, type AuthOptions } from '@avatar-pipeline/kit/player-auth';
+import { RateLimiter, rateLimit, type playerRateLimitScopes } from '@avatar-pipeline/kit/rate-limit';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { UploadStore, systemClock, type Clock } from '@avatar-pipeline/kit/table';
+import { tracing } from '@avatar-pipeline/kit/tracing';
 import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { allowedContentTypes, type AllowedContentType } from './config.js';
 import { PostSigner, type SignedPost } from './post-signer.js';
-import type { playerRateLimitScopes } from '@avatar-pipeline/kit';
 
 export interface PresignSettings {
   bucket: string;

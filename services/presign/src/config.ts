@@ -1,5 +1,7 @@
 /** Presign's environment: the kit's common, AWS, table, bucket and player-auth variables, and its own. */
-import { authEnv, awsEnv, browserS3Env, bucketEnv, commonEnv, env, tableEnv, tracingEnv, uploadLimitEnv } from '@avatar-pipeline/kit';
+import { awsEnv, browserS3Env, bucketEnv, commonEnv, env, tableEnv, uploadLimitEnv } from '@avatar-pipeline/kit/config';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
 
 export const allowedContentTypes = ['image/jpeg', 'image/png', 'image/webp'] as const;
 export type AllowedContentType = (typeof allowedContentTypes)[number];

@@ -1,5 +1,9 @@
 /** The service, started by main.ts: configuration, real AWS clients, then serve until SIGTERM. */
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, authFromConfig, listenOptions, runService, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
 import { createPresignService } from './app.js';
 import { presignEnv } from './config.js';
 

@@ -1,6 +1,9 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authEnv, authFromConfig, loadConfig, type Service } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { startTestIssuer, type TestIssuer } from '@avatar-pipeline/kit/testing';
 import { AUDIENCE, ISSUER, createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
 

@@ -3,7 +3,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, dynamoDocumentClient, type Service } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
 
 const body = { contentType: 'image/webp', contentLength: 4096 };

@@ -1,7 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost, type PresignedPostOptions } from '@aws-sdk/s3-presigned-post';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { s3Client } from '@avatar-pipeline/kit';
+import { s3Client } from '@avatar-pipeline/kit/aws';
 import { PostSigner } from '../src/post-signer.js';
 
 const key = 'uploads/player-1/019a0000-0000-7000-8000-000000000001';

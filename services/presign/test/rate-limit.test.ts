@@ -1,6 +1,7 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateLimiter, rateLimitKey, type Service } from '@avatar-pipeline/kit';
+import { RateLimiter, rateLimitKey } from '@avatar-pipeline/kit/rate-limit';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { TABLE, createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
 
 const body = { contentType: 'image/png', contentLength: 2048 };

@@ -5,7 +5,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { serve } from '@hono/node-server';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
-import { createLogger, type AuthOptions } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { AuthOptions } from '@avatar-pipeline/kit/player-auth';
 import { BUCKET, TABLE, createPostPolicyGuard, startTestBackends } from '@avatar-pipeline/local';
 import { createPresignService, type PresignDependencies, type PresignSettings } from '../src/index.js';
 

@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UploadStore, objectExists, uploadIdSchema, type Service } from '@avatar-pipeline/kit';
+import { uploadIdSchema } from '@avatar-pipeline/kit/events';
+import { objectExists } from '@avatar-pipeline/kit/objects';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { UploadStore } from '@avatar-pipeline/kit/table';
 import { BUCKET, TABLE, createKeys, presign, requestUpload, startBackends, uploadForm, type Backends, type Keys } from './support.js';
 
 interface Ticket {

@@ -1,18 +1,10 @@
 /** The player-facing HTTP API: profiles (any signed-in player) and upload status (owner only). */
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import {
-  HttpError,
-  avatarSchema,
-  labelSchema,
-  openStatuses,
-  playerIdSchema,
-  reasonSchema,
-  terminalStatuses,
-  uploadIdSchema,
-  type AppEnv,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import { avatarSchema, labelSchema, playerIdSchema, reasonSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
+import { openStatuses, terminalStatuses, type UploadStore } from '@avatar-pipeline/kit/table';
 import { BEARER, createRoute, errorResponses, invalidAs, json } from '@avatar-pipeline/kit/openapi';
 import type { ProfileStore } from './profiles.js';
 

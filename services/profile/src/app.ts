@@ -6,22 +6,17 @@
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  BanList,
-  ProcessedEvents,
-  SubscriptionStore,
-  UploadOwners,
-  UploadStore,
-  bearerAuth,
-  eventEndpoint,
-  systemClock,
-  tableReadiness,
-  type AuthOptions,
-  type Clock,
-  type Logger,
-  type Service,
-  type TokenPolicy,
-} from '@avatar-pipeline/kit';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { BanList } from '@avatar-pipeline/kit/bans';
+import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
+import { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { bearerAuth, type AuthOptions } from '@avatar-pipeline/kit/player-auth';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { UploadStore, systemClock, type Clock } from '@avatar-pipeline/kit/table';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
+import { SubscriptionStore } from '@avatar-pipeline/webpush';
 import { createApiService, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { apiRoutes } from './api.js';
 import { cognitoPictureSync, type PictureRetryPolicy } from './cognito.js';

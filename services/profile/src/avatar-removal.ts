@@ -13,7 +13,7 @@
  * picture mirrored again if the removal's clear came after its own.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { UploadOwners } from '@avatar-pipeline/kit';
+import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { deleteRenditions } from './avatar.js';
 import { defaultPictureRetry, syncPicture, type PictureRetryPolicy, type PictureSync } from './cognito.js';
 import type { AvatarRecords, ProfileStore } from './profiles.js';

@@ -1,6 +1,8 @@
 /** Public avatar URLs from the object keys the thumbnail service wrote, and their removal. */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { PermanentEventError, avatarPrefix, deletePrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit';
+import { PermanentEventError } from '@avatar-pipeline/kit/cloudevents';
+import { avatarPrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit/events';
+import { deletePrefix } from '@avatar-pipeline/kit/objects';
 
 /** Sizes every avatar has; the API and Cognito (128) rely on them. */
 export const REQUIRED_SIZES = ['64', '128', '256'] as const;

@@ -7,19 +7,13 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import {
-  HttpError,
-  banReasons,
-  fingerprintSchema,
-  labelSchema,
-  requireRole,
-  uploadIdSchema,
-  type AppEnv,
-  type Ban,
-  type BanList,
-  type UploadOwners,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import { banReasons, fingerprintSchema, type Ban, type BanList } from '@avatar-pipeline/kit/bans';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import { labelSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
+import { requireRole } from '@avatar-pipeline/kit/player-auth';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
+import type { UploadStore } from '@avatar-pipeline/kit/table';
+import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { BEARER, createRoute, errorResponses, invalidAs, json, jsonRequest } from '@avatar-pipeline/kit/openapi';
 import type { AvatarRemoval } from './avatar-removal.js';
 import { pageQuery } from './moderation.js';

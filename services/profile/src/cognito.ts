@@ -11,7 +11,7 @@
  */
 import { createRequire } from 'node:module';
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { clientOptions } from '@avatar-pipeline/kit';
+import { clientOptions } from '@avatar-pipeline/kit/aws';
 
 /**
  * The Cognito SDK, loaded only where a user pool is configured (it is a large module graph). A

@@ -1,6 +1,8 @@
 /** The profile service's environment. */
 import { z } from 'zod';
-import { authEnv, awsEnv, browserS3Env, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
+import { awsEnv, browserS3Env, bucketEnv, commonEnv, env, eventAuthEnv, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
 import { reconcileTimeoutsEnv, reconcileTimerEnv } from './reconcile-config.js';
 
 export const profileEnv = {

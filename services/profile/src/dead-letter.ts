@@ -10,28 +10,13 @@
  */
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import {
-  EventType,
-  S3_OBJECT_CREATED_PREFIX,
-  eventTypeLabel,
-  labelCombinations,
-  objectReplaced,
-  on,
-  parseUploadKey,
-  playerIdSchema,
-  s3EntitySchema,
-  sendEvent,
-  uploadIdSchema,
-  uploadKey,
-  type FailedData,
-  type Logger,
-  type OutgoingEvent,
-  type ProcessedEvents,
-  type ReceivedEvent,
-  type Reason,
-  type UploadRecord,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import { on, sendEvent, type OutgoingEvent, type ReceivedEvent } from '@avatar-pipeline/kit/cloudevents';
+import { objectReplaced, parseUploadKey, playerIdSchema, s3EntitySchema, uploadIdSchema, uploadKey, type FailedData, type Reason } from '@avatar-pipeline/kit/events';
+import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { labelCombinations } from '@avatar-pipeline/kit/metrics';
+import type { UploadRecord, UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType, S3_OBJECT_CREATED_PREFIX, eventTypeLabel } from '@avatar-pipeline/kit/topology';
 import { deleteRenditions } from './avatar.js';
 import type { ProfileMetrics } from './metrics.js';
 import type { ProfileStore } from './profiles.js';

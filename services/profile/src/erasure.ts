@@ -21,37 +21,17 @@ import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-
 import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import {
-  itemKeys,
-  AVATAR_PREFIX,
-  openIndexEntries,
-  playerRateLimitScopes,
-  rateLimitKey,
-  EventType,
-  HttpError,
-  OPEN_SINCE_ATTRIBUTE,
-  OPEN_STATUS_ATTRIBUTE,
-  TTL_ATTRIBUTE,
-  UPLOAD_PREFIX,
-  epochSeconds,
-  hasRole,
-  isConditionFailure,
-  keys,
-  openStatuses,
-  playerErasedSchema,
-  playerIdSchema,
-  sendEvent,
-  systemClock,
-  terminalStatuses,
-  unavailable,
-  uploadIdSchema,
-  type AppEnv,
-  type Clock,
-  type Logger,
-  type OutgoingEvent,
-  type SubscriptionStore,
-  type UploadOwners,
-} from '@avatar-pipeline/kit';
+import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { HttpError, unavailable } from '@avatar-pipeline/kit/errors';
+import { AVATAR_PREFIX, playerErasedSchema, playerIdSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { hasRole } from '@avatar-pipeline/kit/player-auth';
+import { playerRateLimitScopes, rateLimitKey } from '@avatar-pipeline/kit/rate-limit';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
+import { itemKeys, openIndexEntries, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, TTL_ATTRIBUTE, epochSeconds, isConditionFailure, keys, openStatuses, systemClock, terminalStatuses, type Clock } from '@avatar-pipeline/kit/table';
+import { EventType, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
+import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
+import type { SubscriptionStore } from '@avatar-pipeline/webpush';
 import { BEARER, createRoute, errorResponses, invalidAs, json } from '@avatar-pipeline/kit/openapi';
 import { removeAvatar, type AvatarRemovalDeps } from './avatar-removal.js';
 import type { PictureSync } from './cognito.js';

@@ -1,6 +1,6 @@
 /** The profile service's own metrics (all label values bounded, each series exported from the start). */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { zeroed } from '@avatar-pipeline/kit';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
 import { pictureSyncOutcomes } from './cognito.js';
 import { deadLetterSeries } from './dead-letter.js';
 

@@ -14,24 +14,16 @@ import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/c
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import {
-  browserS3Url,
-  EventType,
-  HttpError,
-  labelSchema,
-  moderatorRejected,
-  requireRole,
-  reviewStatuses,
-  sendEvent,
-  uploadIdSchema,
-  uploadKey,
-  type AppEnv,
-  type BanList,
-  type Clock,
-  type Logger,
-  type OutgoingEvent,
-  type RejectedData,
-} from '@avatar-pipeline/kit';
+import type { BanList } from '@avatar-pipeline/kit/bans';
+import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { browserS3Url } from '@avatar-pipeline/kit/config';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import { labelSchema, moderatorRejected, uploadIdSchema, uploadKey, type RejectedData } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { requireRole } from '@avatar-pipeline/kit/player-auth';
+import type { AppEnv } from '@avatar-pipeline/kit/service';
+import { reviewStatuses, type Clock } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { BEARER, createRoute, errorResponses, invalidAs, json, jsonRequest } from '@avatar-pipeline/kit/openapi';
 import { SOURCE } from './ready.js';
 import { MAX_PAGE, reviewDecisionSchema, reviewDecisions, type ReviewDecision, type ReviewItem, type ReviewStore } from './reviews.js';

@@ -9,7 +9,9 @@
  * when nothing else says so. See docs/runbooks.md (AvatarUploadsNotEndedInTime).
  */
 import { Gauge, type Registry } from 'prom-client';
-import { openStatuses, systemClock, withTimeout, type Clock, type Logger, type OpenStatus, type UploadStore } from '@avatar-pipeline/kit';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { withTimeout } from '@avatar-pipeline/kit/service';
+import { openStatuses, systemClock, type Clock, type OpenStatus, type UploadStore } from '@avatar-pipeline/kit/table';
 
 /** A scrape must not wait on a slow table: Prometheus drops the whole scrape after its timeout (10 s). */
 const READ_TIMEOUT_MS = 2000;

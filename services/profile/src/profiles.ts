@@ -4,19 +4,8 @@
  * a newer one takes its place, deleted AVATAR_RETAIN_SECONDS later by the reconciler.
  */
 import { DeleteCommand, GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import {
-  itemKeys,
-  OPEN_SINCE_ATTRIBUTE,
-  OPEN_STATUS_ATTRIBUTE,
-  openIndexEntries,
-  TTL_ATTRIBUTE,
-  epochSeconds,
-  isConditionFailure,
-  keys,
-  systemClock,
-  type Avatar,
-  type Clock,
-} from '@avatar-pipeline/kit';
+import type { Avatar } from '@avatar-pipeline/kit/events';
+import { itemKeys, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, openIndexEntries, TTL_ATTRIBUTE, epochSeconds, isConditionFailure, keys, systemClock, type Clock } from '@avatar-pipeline/kit/table';
 
 export interface Profile {
   playerId: string;

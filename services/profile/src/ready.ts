@@ -24,21 +24,13 @@
  * wrote is undone when the upload was issued before the erasure.
  */
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import {
-  EventType,
-  on,
-  thumbnailedSchema,
-  uploadKey,
-  type Avatar,
-  type Clock,
-  type Logger,
-  type OutgoingEvent,
-  type ProcessedEvents,
-  type ReadyData,
-  type UploadOwners,
-  type UploadRecord,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import { on, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { thumbnailedSchema, uploadKey, type Avatar, type ReadyData } from '@avatar-pipeline/kit/events';
+import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { Clock, UploadRecord, UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { avatarFromObjects, deleteRenditions } from './avatar.js';
 import { defaultPictureRetry, syncPicture, type PictureRetryPolicy, type PictureSync } from './cognito.js';
 import type { Tombstones } from './erasure.js';

@@ -4,7 +4,8 @@
  * (start.ts, `reconcileTimerEnv` in profile's environment: RECONCILE_PERIOD_SECONDS set).
  */
 import { z } from 'zod';
-import { awsEnv, bucketEnv, commonEnv, env, processingWorstCaseMs, sinkTokenEnv, tableEnv, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { processingWorstCaseMs, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit/topology';
 
 /**
  * How long after its ticket expired an upload may stay `pending` (default 1 h). An upload begun

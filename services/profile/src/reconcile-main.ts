@@ -4,7 +4,10 @@
  * the oldest open upload's age, errors) and exits 0, or 1 when anything could not be handled
  * (the Job then counts as failed; the next scheduled run retries whatever is left).
  */
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, main, s3Client } from '@avatar-pipeline/kit';
+import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { main } from '@avatar-pipeline/kit/server';
 import { Registry } from 'prom-client';
 import { logSummary, reconcile, reconcileDeps, reconcilerMetrics } from './reconcile.js';
 import { reconcileEnv, timeoutWarnings } from './reconcile-config.js';

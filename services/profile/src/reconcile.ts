@@ -35,37 +35,15 @@
 import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import {
-  itemKeys,
-  EventType,
-  SubscriptionStore,
-  UPLOAD_PREFIX,
-  UploadOwners,
-  UploadStore,
-  avatarPrefix,
-  deletePrefix,
-  expiredSchema,
-  failedSchema,
-  isConditionFailure,
-  isTerminal,
-  openStatuses,
-  parseUploadKey,
-  processingTimedOut,
-  rejectedSchema,
-  reviewTimedOut,
-  sendEvent,
-  systemClock,
-  uploadExpired,
-  uploadKey,
-  zeroed,
-  type Clock,
-  type Logger,
-  type OpenStatus,
-  type OpenUpload,
-  type OutgoingEvent,
-  type Reason,
-  type UploadRecord,
-} from '@avatar-pipeline/kit';
+import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { avatarPrefix, expiredSchema, failedSchema, parseUploadKey, processingTimedOut, rejectedSchema, reviewTimedOut, uploadExpired, uploadKey, type Reason } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
+import { deletePrefix } from '@avatar-pipeline/kit/objects';
+import { itemKeys, UploadStore, isConditionFailure, isTerminal, openStatuses, systemClock, type Clock, type OpenStatus, type OpenUpload, type UploadRecord } from '@avatar-pipeline/kit/table';
+import { EventType, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
+import { SubscriptionStore } from '@avatar-pipeline/webpush';
 import { Tombstones, announceErasure, sweep, type ErasureDeps } from './erasure.js';
 import { AvatarRecords, ProfileStore } from './profiles.js';
 import type { ReconcileConfig } from './reconcile-config.js';

@@ -21,23 +21,11 @@ import {
   type NativeAttributeValue,
 } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import {
-  itemKeys,
-  HttpError,
-  decodeCursor,
-  encodeCursor,
-  OPEN_SINCE_ATTRIBUTE,
-  OPEN_STATUS_ATTRIBUTE,
-  OPEN_UPLOADS_INDEX,
-  TTL_ATTRIBUTE,
-  approvedSchema,
-  fingerprintSchema,
-  labelSchema,
-  moderatorRejected,
-  playerIdSchema,
-  reviewStatuses,
-  uploadIdSchema,
-} from '@avatar-pipeline/kit';
+import { fingerprintSchema } from '@avatar-pipeline/kit/bans';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import { approvedSchema, labelSchema, moderatorRejected, playerIdSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
+import { decodeCursor, encodeCursor } from '@avatar-pipeline/kit/page-cursor';
+import { itemKeys, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, OPEN_UPLOADS_INDEX, TTL_ATTRIBUTE, reviewStatuses } from '@avatar-pipeline/kit/table';
 
 export const reviewDecisions = ['approve', 'reject'] as const;
 

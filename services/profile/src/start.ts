@@ -1,15 +1,10 @@
 /** The service, started by main.ts: configuration, real clients, run. */
-import {
-  authFromConfig,
-  awsOptions,
-  createLogger,
-  dynamoDocumentClient,
-  eventAuthFromConfig,
-  listenOptions,
-  loadConfig,
-  runService,
-  s3Client,
-} from '@avatar-pipeline/kit';
+import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
+import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
 import { createProfileService } from './app.js';
 import { cognitoClient } from './cognito.js';
 import { profileEnv } from './config.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Service } from '@avatar-pipeline/kit';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { MEDIA, deliver, newPlayerId, newUploadId, processingUpload, profileService, startStack, thumbnailedEvent, type Stack } from './harness.js';
 
 describe('HTTP API', () => {

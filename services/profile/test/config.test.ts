@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, authFromConfig, createLogger, dynamoDocumentClient, loadConfig, s3Client } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { ConfigError, loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
 import { createProfileService, profileEnv } from '../src/index.js';
 
 const base = {

@@ -1,7 +1,8 @@
 import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { uploadKey, type OutgoingEvent } from '@avatar-pipeline/kit';
+import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { uploadKey } from '@avatar-pipeline/kit/events';
 import { failureReason, identifyUpload, lastAttempt } from '../src/dead-letter.js';
 import { ProfileStore } from '../src/index.js';
 import {

@@ -9,24 +9,16 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  itemKeys,
-  EventType,
-  OPEN_STATUS_ATTRIBUTE,
-  ProcessedEvents,
-  RateLimiter,
-  SubscriptionStore,
-  TTL_ATTRIBUTE,
-  UploadOwners,
-  UploadStore,
-  createLogger,
-  dynamoDocumentClient,
-  endpointHash,
-  keys,
-  uploadKey,
-  type ApprovedData,
-  type Service,
-} from '@avatar-pipeline/kit';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { uploadKey, type ApprovedData } from '@avatar-pipeline/kit/events';
+import { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { RateLimiter } from '@avatar-pipeline/kit/rate-limit';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { itemKeys, OPEN_STATUS_ATTRIBUTE, TTL_ATTRIBUTE, UploadStore, keys } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
+import { SubscriptionStore, endpointHash } from '@avatar-pipeline/webpush';
 import { ERASED } from '../src/erasure.js';
 import { ProfileStore } from '../src/profiles.js';
 import { reconcile, reconcilerMetrics, type ReconcileDeps } from '../src/reconcile.js';

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventAudience, type Service } from '@avatar-pipeline/kit';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { eventAudience } from '@avatar-pipeline/kit/topology';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
 import { newPlayerId, newUploadId, processingUpload, profileService, startStack, thumbnailedEvent, type Stack } from './harness.js';
 

@@ -6,18 +6,14 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createLocalJWKSet } from 'jose';
 import { v7 } from 'uuid';
-import {
-  UploadStore,
-  avatarKey,
-  createLogger,
-  dynamoDocumentClient,
-  objectExists as exists,
-  toBinary,
-  uploadKey,
-  type OutgoingEvent,
-  type Service,
-  type TokenPolicy,
-} from '@avatar-pipeline/kit';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { toBinary, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { avatarKey, uploadKey } from '@avatar-pipeline/kit/events';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { objectExists as exists } from '@avatar-pipeline/kit/objects';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { UploadStore } from '@avatar-pipeline/kit/table';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { BUCKET, TABLE, createDevIssuer, startTestBackends, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
 import type { PictureRetryPolicy } from '../src/cognito.js';

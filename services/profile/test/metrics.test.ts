@@ -1,6 +1,9 @@
 /** Profile's /metrics on a fresh service: every dead-letter series at 0, and the uploads past their deadline read from the table. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UploadStore, dynamoDocumentClient, EventType, processingTimedOut } from '@avatar-pipeline/kit';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { processingTimedOut } from '@avatar-pipeline/kit/events';
+import { UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { deadLetterSeries } from '../src/dead-letter.js';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS } from '../src/reconcile-config.js';
 import { TABLE, newPlayerId, newUploadId, profileService, startStack, testClock, type Stack } from './harness.js';

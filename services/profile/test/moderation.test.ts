@@ -6,7 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { itemKeys, BanList, UploadOwners, keys, reviewTimedOut, uploadKey, type ApprovedData, type ModerationLabel, type Service } from '@avatar-pipeline/kit';
+import { BanList } from '@avatar-pipeline/kit/bans';
+import { reviewTimedOut, uploadKey, type ApprovedData, type ModerationLabel } from '@avatar-pipeline/kit/events';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { itemKeys, keys } from '@avatar-pipeline/kit/table';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import {
   BUCKET,
   TABLE,

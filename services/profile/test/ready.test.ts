@@ -1,7 +1,7 @@
 import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { uploadKey } from '@avatar-pipeline/kit';
+import { uploadKey } from '@avatar-pipeline/kit/events';
 import { ProfileStore } from '../src/index.js';
 import type { AvatarChange } from '../src/profiles.js';
 import {

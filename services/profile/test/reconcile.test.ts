@@ -8,19 +8,12 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  itemKeys,
-  EventType,
-  TTL_ATTRIBUTE,
-  UploadOwners,
-  UploadStore,
-  createLogger,
-  loadConfig,
-  processingWorstCaseMs,
-  uploadDeliveryWorstCaseMs,
-  uploadKey,
-  type OpenUpload,
-} from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { itemKeys, TTL_ATTRIBUTE, UploadStore, type OpenUpload } from '@avatar-pipeline/kit/table';
+import { EventType, processingWorstCaseMs, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit/topology';
+import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { metricValue } from '@avatar-pipeline/kit/testing';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS, MAX_RETENTION_SECONDS, MAX_TIMEOUT_SECONDS, reconcileEnv, reconcileTimeoutsEnv, reconcileTimerEnv, timeoutWarnings } from '../src/reconcile-config.js';
 import { ProfileStore } from '../src/profiles.js';

@@ -5,19 +5,14 @@
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Dispatcher } from 'undici';
-import {
-  SubscriptionStore,
-  createService,
-  eventEndpoint,
-  pushEndpointPolicy,
-  systemClock,
-  tableReadiness,
-  type Clock,
-  type Logger,
-  type Service,
-  type TokenPolicy,
-} from '@avatar-pipeline/kit';
-import { loadVapidKeys, type VapidKeyStore } from '@avatar-pipeline/vapid';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import { createService, type Service } from '@avatar-pipeline/kit/service';
+import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
+import { SubscriptionStore, pushEndpointPolicy } from '@avatar-pipeline/webpush';
+import { loadVapidKeys, type VapidKeyStore } from '@avatar-pipeline/webpush';
 import { DeliveryClaims } from './claims.js';
 import type { PushConfig } from './config.js';
 import { pushMetrics } from './metrics.js';

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from '@avatar-pipeline/kit';
+import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from '@avatar-pipeline/kit/table';
 
 const CLAIM_TTL_SECONDS = 7 * 24 * 3600;
 

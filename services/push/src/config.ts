@@ -1,8 +1,10 @@
 /** The push service's environment. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { awsEnv, commonEnv, env, eventAuthEnv, pushEndpointEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
-import { vapidEnv } from '@avatar-pipeline/vapid';
+import { awsEnv, commonEnv, env, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
+import { pushEndpointEnv } from '@avatar-pipeline/webpush';
+import { vapidEnv } from '@avatar-pipeline/webpush';
 
 /** 127.0.0.0/8, ::1, localhost and *.localhost. */
 function isLocalHost(host: string): boolean {

@@ -1,6 +1,6 @@
 /** The push service's own metrics (every label value comes from a fixed set). */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { labelCombinations, zeroed } from '@avatar-pipeline/kit';
+import { labelCombinations, zeroed } from '@avatar-pipeline/kit/metrics';
 
 /**
  * What became of one device for one event: sent (2xx), pruned (404/410 or expired: subscription

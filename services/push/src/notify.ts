@@ -11,23 +11,11 @@
  * the outcome is kept in this pod's memory (a redelivery here skips the device) instead of failing
  * the event, which would make a redelivery send the message again once the claim's lease ran out.
  */
-import {
-  EventType,
-  PermanentEventError,
-  checkPushEndpoint,
-  expiredSchema,
-  failedSchema,
-  on,
-  readySchema,
-  rejectedSchema,
-  reviewRequestedSchema,
-  type EventRoute,
-  type Logger,
-  type PushEndpointPolicy,
-  type ReceivedEvent,
-  type StoredSubscription,
-  type SubscriptionStore,
-} from '@avatar-pipeline/kit';
+import { PermanentEventError, on, type EventRoute, type ReceivedEvent } from '@avatar-pipeline/kit/cloudevents';
+import { expiredSchema, failedSchema, readySchema, rejectedSchema, reviewRequestedSchema } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import { checkPushEndpoint, type PushEndpointPolicy, type StoredSubscription, type SubscriptionStore } from '@avatar-pipeline/webpush';
 import type { DeliveryClaims } from './claims.js';
 import { statusClass, type Outcome, type PushMetrics } from './metrics.js';
 import { encodeNotification, notificationFor, type OutcomeEvent } from './payload.js';

@@ -3,16 +3,8 @@
  * in plain words for a service worker to show as they are. The encrypted record holds 4096 bytes
  * (103 of them overhead) and some mobile bridges take less, so the JSON stays within 3 KB.
  */
-import {
-  EventType,
-  type Avatar,
-  type ExpiredData,
-  type FailedData,
-  type ReadyData,
-  type Reason,
-  type RejectedData,
-  type ReviewRequestedData,
-} from '@avatar-pipeline/kit';
+import type { Avatar, ExpiredData, FailedData, ReadyData, Reason, RejectedData, ReviewRequestedData } from '@avatar-pipeline/kit/events';
+import { EventType } from '@avatar-pipeline/kit/topology';
 
 export const MAX_PAYLOAD_BYTES = 3072;
 

@@ -12,7 +12,8 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
-import { describeError, guardedLookup, type AddressResolver } from '@avatar-pipeline/kit';
+import { describeError } from '@avatar-pipeline/kit/errors';
+import { guardedLookup, type AddressResolver } from '@avatar-pipeline/webpush';
 import { PushEncryptor } from './encrypt.js';
 import { statusClass, type PushMetrics } from './metrics.js';
 import type { VapidSigner } from './vapid-jwt.js';

@@ -1,6 +1,10 @@
 /** The service, started by main.ts: configuration, real clients, run. Refuses to start without a valid VAPID key pair. */
-import { awsOptions, createLogger, dynamoDocumentClient, eventAuthFromConfig, listenOptions, loadConfig, runService } from '@avatar-pipeline/kit';
-import { createVapidStore } from '@avatar-pipeline/vapid';
+import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
+import { awsOptions, dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
+import { createVapidStore } from '@avatar-pipeline/webpush';
 import { attemptTimeoutMs, createPushService } from './app.js';
 import { pushEnv } from './config.js';
 import { createPushAgent } from './sender.js';

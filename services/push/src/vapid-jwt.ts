@@ -5,8 +5,8 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { systemClock, type Clock } from '@avatar-pipeline/kit';
-import type { VapidKeys } from '@avatar-pipeline/vapid';
+import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
+import type { VapidKeys } from '@avatar-pipeline/webpush';
 
 export const VAPID_TOKEN_LIFETIME_SECONDS = 12 * 3600;
 export const VAPID_TOKEN_REFRESH_SECONDS = 3600;

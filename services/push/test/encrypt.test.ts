@@ -8,7 +8,7 @@ import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebPushTesting, type WebPushTesting } from '@avatar-pipeline/local';
-import { generateVapidKeys } from '@avatar-pipeline/vapid';
+import { generateVapidKeys } from '@avatar-pipeline/webpush';
 import { MAX_PLAINTEXT_BYTES, PushEncryptor, RECORD_SIZE, encryptWith } from '../src/encrypt.js';
 import { MAX_PAYLOAD_BYTES, PushSender, VapidSigner, createPushAgent } from '../src/index.js';
 

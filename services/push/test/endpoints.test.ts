@@ -1,7 +1,7 @@
 /** SSRF defences at send time: the allowlist is checked again, and names resolving to private addresses are refused. */
 import type { LookupAddress } from 'node:dns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AddressResolver } from '@avatar-pipeline/kit';
+import type { AddressResolver } from '@avatar-pipeline/webpush';
 import {
   deliver,
   deviceKeys,

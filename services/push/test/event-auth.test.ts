@@ -1,6 +1,6 @@
 /** Only deliveries Knative signed for push get in (EVENTS_OIDC_*): a forged outcome from inside the cluster is 401, never a push. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventAudience } from '@avatar-pipeline/kit';
+import { eventAudience } from '@avatar-pipeline/kit/topology';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
 import {
   deviceKeys,

@@ -5,21 +5,16 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { v7 } from 'uuid';
-import {
-  EventType,
-  SubscriptionStore,
-  createLogger,
-  parsePushAllowedHosts,
-  toBinary,
-  uploadKey,
-  type AddressResolver,
-  type OutgoingEvent,
-  type Service,
-  type TokenPolicy,
-} from '@avatar-pipeline/kit';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { toBinary, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { uploadKey } from '@avatar-pipeline/kit/events';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { EventType } from '@avatar-pipeline/kit/topology';
+import { SubscriptionStore, parsePushAllowedHosts, type AddressResolver } from '@avatar-pipeline/webpush';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
-import { FileVapidStore, generateVapidKeys, type VapidKeys } from '@avatar-pipeline/vapid';
+import { FileVapidStore, generateVapidKeys, type VapidKeys } from '@avatar-pipeline/webpush';
 import { attemptTimeoutMs, createPushAgent, createPushService, type PushServiceConfig } from '../src/index.js';
 
 export { TABLE };

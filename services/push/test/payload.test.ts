@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventType } from '@avatar-pipeline/kit';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { MAX_PAYLOAD_BYTES, encodeNotification, notificationFor, type Notification } from '../src/index.js';
 
 const uploadId = '019a0000-0000-7000-8000-000000000001';

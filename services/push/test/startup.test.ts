@@ -2,8 +2,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '@avatar-pipeline/kit';
-import { FileVapidStore, VapidKeyError, generateVapidKeys } from '@avatar-pipeline/vapid';
+import { ConfigError, loadConfig } from '@avatar-pipeline/kit/config';
+import { FileVapidStore, VapidKeyError, generateVapidKeys } from '@avatar-pipeline/webpush';
 import { pushEnv } from '../src/index.js';
 import { pushService, startStack, type Stack } from './harness.js';
 

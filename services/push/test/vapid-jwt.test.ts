@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { generateVapidKeys } from '@avatar-pipeline/vapid';
+import { generateVapidKeys } from '@avatar-pipeline/webpush';
 import { VapidSigner } from '../src/index.js';
 import { testClock } from './harness.js';
 

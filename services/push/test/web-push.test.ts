@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebPushTesting, type WebPushTesting } from '@avatar-pipeline/local';
-import { generateVapidKeys } from '@avatar-pipeline/vapid';
+import { generateVapidKeys } from '@avatar-pipeline/webpush';
 import {
   MEDIA,
   deliver,

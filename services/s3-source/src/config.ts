@@ -1,6 +1,7 @@
 /** Environment of the s3-source service. */
 import { z } from 'zod';
-import { awsEnv, commonEnv, ConfigError, env, loadConfig, sinkTokenEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
+import { awsEnv, commonEnv, ConfigError, env, loadConfig, sinkTokenEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
 
 export const s3SourceEnv = {
   ...commonEnv,

@@ -4,7 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { S3_OBJECT_CREATED_PREFIX, UPLOAD_PREFIX, describeZodError, s3EntitySchema, type OutgoingEvent } from '@avatar-pipeline/kit';
+import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { describeZodError } from '@avatar-pipeline/kit/errors';
+import { s3EntitySchema } from '@avatar-pipeline/kit/events';
+import { S3_OBJECT_CREATED_PREFIX, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 
 /** Why a notification or record produced no event (a bounded metric label). */
 export type SkipReason = 'test_event' | 'not_object_created' | 'outside_uploads' | 'undecodable_key';

@@ -6,7 +6,11 @@
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { Counter, type Registry } from 'prom-client';
-import { parseUploadKey, sendEvent, zeroed, type Logger, type OutgoingEvent, type TraceContext } from '@avatar-pipeline/kit';
+import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { parseUploadKey } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
+import type { TraceContext } from '@avatar-pipeline/kit/tracing';
 import { mapNotification, type MappingOptions, type SkipReason } from './mapping.js';
 
 export type Input = 'webhook' | 'sqs';

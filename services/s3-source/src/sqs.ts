@@ -13,7 +13,8 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { Counter, Registry } from 'prom-client';
-import { zeroed, type Logger } from '@avatar-pipeline/kit';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
 
 /**
  * The SQS SDK, loaded with the first poller: the webhook mode (the default) never needs it. A

@@ -1,5 +1,9 @@
 /** The service, started by main.ts: configuration, real clients, and the HTTP server plus, in SQS mode, the poller. */
-import { UploadStore, awsOptions, clientOptions, createLogger, dynamoDocumentClient, listenOptions, runService, tracing } from '@avatar-pipeline/kit';
+import { awsOptions, clientOptions, dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
+import { UploadStore } from '@avatar-pipeline/kit/table';
+import { tracing } from '@avatar-pipeline/kit/tracing';
 import { createS3Source, type S3SourceDeps } from './app.js';
 import { loadS3SourceConfig, type S3SourceConfig } from './config.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '@avatar-pipeline/kit';
+import { ConfigError, loadConfig } from '@avatar-pipeline/kit/config';
 import { inputMode, loadS3SourceConfig, s3SourceEnv } from '../src/index.js';
 
 describe('s3-source configuration', () => {

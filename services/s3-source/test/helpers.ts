@@ -1,7 +1,7 @@
 /** Test doubles: a real HTTP sink that records what it is sent, and a source wired to it. */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
 import { createS3Source, type S3SourceDeps } from '../src/index.js';
 
 export interface SinkRequest {

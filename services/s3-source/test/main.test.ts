@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clientOptions } from '@avatar-pipeline/kit';
+import { clientOptions } from '@avatar-pipeline/kit/aws';
 import { motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
 import { awsNotification } from './fixtures.js';
 import { startSink, type Sink } from './helpers.js';

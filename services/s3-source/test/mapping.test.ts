@@ -1,6 +1,9 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { matchesFilters, s3EntitySchema, triggers, type OutgoingEvent } from '@avatar-pipeline/kit';
+import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { s3EntitySchema } from '@avatar-pipeline/kit/events';
+import { matchesFilters } from '@avatar-pipeline/kit/filters';
+import { triggers } from '@avatar-pipeline/kit/topology';
 import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { decodeS3Key, mapNotification, type MappingResult } from '../src/index.js';
 import { UPLOAD_ID, awsNotification, awsRecord, minioBody, s3TestEvent, snsEnvelope } from './fixtures.js';

@@ -17,7 +17,9 @@ import {
 } from '@aws-sdk/client-sqs';
 import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clientOptions, s3Client, toCloudEvent, uploadKey } from '@avatar-pipeline/kit';
+import { clientOptions, s3Client } from '@avatar-pipeline/kit/aws';
+import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
+import { uploadKey } from '@avatar-pipeline/kit/events';
 import { BUCKET, motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
 import { UPLOAD_ID } from './fixtures.js';
 import { startSink, testSource, type Sink } from './helpers.js';

@@ -7,29 +7,18 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, Next } from 'hono';
 import { z } from 'zod';
-import {
-  EndpointInUseError,
-  asHttpError,
-  HttpError,
-  RateLimiter,
-  SubscriptionStore,
-  bearerAuth,
-  rateLimit,
-  systemClock,
-  tableReadiness,
-  unavailable,
-  type AppEnv,
-  type AuthOptions,
-  type Clock,
-  type Logger,
-  type Metrics,
-  type PushEndpointPolicy,
-  type Service,
-} from '@avatar-pipeline/kit';
+import { asHttpError, HttpError, unavailable } from '@avatar-pipeline/kit/errors';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { Metrics } from '@avatar-pipeline/kit/metrics';
+import { bearerAuth, type AuthOptions } from '@avatar-pipeline/kit/player-auth';
+import { RateLimiter, rateLimit, type playerRateLimitScopes } from '@avatar-pipeline/kit/rate-limit';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import type { AppEnv, Service } from '@avatar-pipeline/kit/service';
+import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
+import { EndpointInUseError, SubscriptionStore, type PushEndpointPolicy } from '@avatar-pipeline/webpush';
 import { BEARER, createApiService, createRoute, errorResponses, json, jsonRequest, serveOpenApi } from '@avatar-pipeline/kit/openapi';
 import { subscriptionCounter } from './metrics.js';
 import { normaliseEndpoint, parseSubscription, subscriptionBodySchema, unsubscribeBodySchema } from './subscription.js';
-import type { playerRateLimitScopes } from '@avatar-pipeline/kit';
 
 export interface SubscribeSettings {
   table: string;

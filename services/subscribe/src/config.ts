@@ -1,6 +1,9 @@
 /** Subscribe's environment: the kit's common, AWS, table, player-auth and push endpoint variables, the VAPID store's, and its own. */
-import { authEnv, awsEnv, commonEnv, env, pushEndpointEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
-import { vapidEnv } from '@avatar-pipeline/vapid';
+import { awsEnv, commonEnv, env, tableEnv } from '@avatar-pipeline/kit/config';
+import { authEnv } from '@avatar-pipeline/kit/player-auth-config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
+import { pushEndpointEnv } from '@avatar-pipeline/webpush';
+import { vapidEnv } from '@avatar-pipeline/webpush';
 
 export const subscribeEnv = {
   ...commonEnv,

@@ -1,6 +1,6 @@
 /** Subscription outcomes: `op` is created, updated, deleted or rejected; `code` names a rejection. */
 import { Counter, type Registry } from 'prom-client';
-import { zeroed } from '@avatar-pipeline/kit';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
 
 export type SubscriptionOp = 'created' | 'updated' | 'deleted' | 'rejected';
 

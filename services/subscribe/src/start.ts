@@ -1,6 +1,11 @@
 /** The service, started by main.ts: configuration, the VAPID public key (checked against its private key), then serve until SIGTERM. */
-import { awsOptions, createLogger, dynamoDocumentClient, loadConfig, pushEndpointPolicy, authFromConfig, listenOptions, runService } from '@avatar-pipeline/kit';
-import { createVapidStore, loadVapidKeys } from '@avatar-pipeline/vapid';
+import { awsOptions, dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
+import { pushEndpointPolicy } from '@avatar-pipeline/webpush';
+import { createVapidStore, loadVapidKeys } from '@avatar-pipeline/webpush';
 import { createSubscribeService } from './app.js';
 import { subscribeEnv } from './config.js';
 

@@ -5,7 +5,8 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { HttpError, checkPushEndpoint, type PushEndpointPolicy, type PushSubscriptionData } from '@avatar-pipeline/kit';
+import { HttpError } from '@avatar-pipeline/kit/errors';
+import { checkPushEndpoint, type PushEndpointPolicy, type PushSubscriptionData } from '@avatar-pipeline/webpush';
 
 /**
  * The JSON shape only; meaning is checked by `parseSubscription` with a code per problem.

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE, startTestBackends, type DynamoBackend } from '@avatar-pipeline/local';
-import { FileVapidStore, generateVapidKeys } from '@avatar-pipeline/vapid';
+import { FileVapidStore, generateVapidKeys } from '@avatar-pipeline/webpush';
 
 /** The built entry point, as the container runs it (npm test builds before testing). */
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));

@@ -1,5 +1,5 @@
 import { startWebPushTesting, type EmulatedSubscription, type WebPushTesting } from '@avatar-pipeline/local';
-import { SubscriptionStore, endpointHash } from '@avatar-pipeline/kit';
+import { SubscriptionStore, endpointHash } from '@avatar-pipeline/webpush';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE, call, emulatorPolicy, nextPlayer, startBackends, subscribeService, type Backends } from './support.js';

@@ -1,9 +1,11 @@
 /** Real backends for subscribe tests: dynalite, a signing key for player tokens, VAPID keys. */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
-import { createLogger, parsePushAllowedHosts, type AuthOptions, type PushEndpointPolicy } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { AuthOptions } from '@avatar-pipeline/kit/player-auth';
+import { parsePushAllowedHosts, type PushEndpointPolicy } from '@avatar-pipeline/webpush';
 import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
-import { generateVapidKeys, type VapidKeys } from '@avatar-pipeline/vapid';
+import { generateVapidKeys, type VapidKeys } from '@avatar-pipeline/webpush';
 import { createSubscribeService, type SubscribeDeps, type SubscribeSettings } from '../src/index.js';
 
 export { TABLE };

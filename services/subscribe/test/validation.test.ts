@@ -1,5 +1,5 @@
 import { createECDH } from 'node:crypto';
-import { SubscriptionStore } from '@avatar-pipeline/kit';
+import { SubscriptionStore } from '@avatar-pipeline/webpush';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE, call, nextPlayer, startBackends, subscribeService, type Backends } from './support.js';
 

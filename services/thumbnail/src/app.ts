@@ -5,18 +5,12 @@
  * redeliveries; render.ts: the renditions).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import {
-  bucketReadiness,
-  createService,
-  eventEndpoint,
-  systemClock,
-  type Clock,
-  type Logger,
-  type ReadinessCheck,
-  type Service,
-  type TokenPolicy,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
+import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { bucketReadiness } from '@avatar-pipeline/kit/objects';
+import { createService, type ReadinessCheck, type Service } from '@avatar-pipeline/kit/service';
+import { systemClock, type Clock, type UploadStore } from '@avatar-pipeline/kit/table';
 import pLimit from 'p-limit';
 import type { ThumbnailConfig } from './config.js';
 import { thumbnailMetrics } from './metrics.js';

@@ -1,5 +1,6 @@
 import { imageEnv } from '@avatar-pipeline/imaging';
-import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, tableEnv, tracingEnv } from '@avatar-pipeline/kit';
+import { awsEnv, bucketEnv, commonEnv, env, eventAuthEnv, tableEnv } from '@avatar-pipeline/kit/config';
+import { tracingEnv } from '@avatar-pipeline/kit/tracing';
 import { z } from 'zod';
 
 const sizeList = env

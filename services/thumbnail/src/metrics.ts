@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { zeroed } from '@avatar-pipeline/kit';
+import { zeroed } from '@avatar-pipeline/kit/metrics';
 
 /** What became of one approved upload; bounded label values. */
 export const renderOutcomes = ['rendered', 'reused', 'failed', 'error', 'unapproved'] as const;

@@ -1,17 +1,12 @@
 /** The service, started by main.ts once tracing runs. */
 import { tuneLibvips } from '@avatar-pipeline/imaging';
-import {
-  awsOptions,
-  createLogger,
-  dynamoDocumentClient,
-  eventAuthFromConfig,
-  listenOptions,
-  loadConfig,
-  runService,
-  s3Client,
-  tableReadiness,
-  UploadStore,
-} from '@avatar-pipeline/kit';
+import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
+import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import { listenOptions, runService } from '@avatar-pipeline/kit/server';
+import { UploadStore } from '@avatar-pipeline/kit/table';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
 

@@ -18,28 +18,12 @@
  */
 import { imageLimits, inspectImage } from '@avatar-pipeline/imaging';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import {
-  EventType,
-  ObjectTooLargeError,
-  PermanentEventError,
-  approvedSchema,
-  avatarKey,
-  awsStatus,
-  contentSha256,
-  getObjectBytes,
-  objectExists,
-  objectReplaced,
-  on,
-  quotedETag,
-  uploadKey,
-  type ApprovedData,
-  type Clock,
-  type DownloadedObject,
-  type Logger,
-  type OutgoingEvent,
-  type ThumbnailedData,
-  type UploadStore,
-} from '@avatar-pipeline/kit';
+import { PermanentEventError, on, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
+import { approvedSchema, avatarKey, objectReplaced, uploadKey, type ApprovedData, type ThumbnailedData } from '@avatar-pipeline/kit/events';
+import type { Logger } from '@avatar-pipeline/kit/logger';
+import { ObjectTooLargeError, awsStatus, contentSha256, getObjectBytes, objectExists, quotedETag, type DownloadedObject } from '@avatar-pipeline/kit/objects';
+import type { Clock, UploadStore } from '@avatar-pipeline/kit/table';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import type { LimitFunction } from 'p-limit';
 import type { ThumbnailConfig } from './config.js';
 import type { ThumbnailMetrics } from './metrics.js';

@@ -1,5 +1,5 @@
 import { imageLimits } from '@avatar-pipeline/imaging';
-import { ConfigError } from '@avatar-pipeline/kit';
+import { ConfigError } from '@avatar-pipeline/kit/config';
 import { describe, expect, it } from 'vitest';
 import { testConfig } from './helpers.js';
 

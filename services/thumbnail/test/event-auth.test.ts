@@ -1,6 +1,9 @@
 /** Only deliveries Knative signed for thumbnail get in (EVENTS_OIDC_*): a forged event from inside the cluster is 401. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EventType, createLogger, eventAudience, s3Client, type Service } from '@avatar-pipeline/kit';
+import { s3Client } from '@avatar-pipeline/kit/aws';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { EventType, eventAudience } from '@avatar-pipeline/kit/topology';
 import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
 import { createThumbnailService } from '../src/index.js';
 import { approvals, approvedData, testConfig } from './helpers.js';

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { EventType, loadConfig, type ApprovedData } from '@avatar-pipeline/kit';
+import { loadConfig } from '@avatar-pipeline/kit/config';
+import type { ApprovedData } from '@avatar-pipeline/kit/events';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { deliverEvent } from '@avatar-pipeline/kit/testing';
-import type { Service } from '@avatar-pipeline/kit';
+import type { Service } from '@avatar-pipeline/kit/service';
 import { BUCKET } from '@avatar-pipeline/local';
 import { v7 as uuidv7 } from 'uuid';
 import { thumbnailEnv, type ThumbnailConfig } from '../src/index.js';

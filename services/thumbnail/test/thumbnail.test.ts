@@ -11,7 +11,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { garbageAfter, meanDifference, solidImage } from '@avatar-pipeline/imaging/hostile';
-import { createLogger, EventType, objectExists, type Service } from '@avatar-pipeline/kit';
+import { createLogger } from '@avatar-pipeline/kit/logger';
+import { objectExists } from '@avatar-pipeline/kit/objects';
+import type { Service } from '@avatar-pipeline/kit/service';
+import { EventType } from '@avatar-pipeline/kit/topology';
 import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';

@@ -1,6 +1,6 @@
 /** Builds the configured provider; the nsfwjs model is loaded here, once, before serving. */
 import { RekognitionClient } from '@aws-sdk/client-rekognition';
-import { clientOptions } from '@avatar-pipeline/kit';
+import { clientOptions } from '@avatar-pipeline/kit/aws';
 import { moderationPolicy, type ModerateConfig } from '../config.js';
 import { policyFloor } from '../policy.js';
 import { loadNsfwjsProvider } from './nsfwjs.js';

@@ -23,7 +23,7 @@ import { InceptionV3Model } from 'nsfwjs/models/inception_v3';
 import { MobileNetV2Model } from 'nsfwjs/models/mobilenet_v2';
 import { MobileNetV2MidModel } from 'nsfwjs/models/mobilenet_v2_mid';
 import type { RawImage } from '@avatar-pipeline/imaging';
-import type { ModerationLabel } from '@avatar-pipeline/kit';
+import type { ModerationLabel } from '@avatar-pipeline/kit/events';
 import { worstLabels, type ModerationInput, type ModerationProvider } from './provider.js';
 import { SerialQueue } from './serial.js';
 

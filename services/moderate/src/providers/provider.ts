@@ -1,5 +1,5 @@
 /** The model behind moderation: something that labels an image with the Rekognition v7 taxonomy. */
-import type { ModerationLabel } from '@avatar-pipeline/kit';
+import type { ModerationLabel } from '@avatar-pipeline/kit/events';
 import type { ImageFormat } from '@avatar-pipeline/imaging';
 import type { ModerationView, ViewShape } from '../views.js';
 

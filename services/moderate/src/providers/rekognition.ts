@@ -8,7 +8,8 @@
  */
 import { DetectModerationLabelsCommand, type RekognitionClient } from '@aws-sdk/client-rekognition';
 import { fromRaw, type RawImage } from '@avatar-pipeline/imaging';
-import { PermanentEventError, type ModerationLabel } from '@avatar-pipeline/kit';
+import { PermanentEventError } from '@avatar-pipeline/kit/cloudevents';
+import type { ModerationLabel } from '@avatar-pipeline/kit/events';
 import { worstLabels, type ModerationInput, type ModerationProvider } from './provider.js';
 
 export const rekognitionLimits = {
