@@ -7,7 +7,7 @@ import './style.css';
 import { AvatarApi, type Avatar, type Upload } from './api.js';
 import { DevTokenSource, type Session } from './auth.js';
 import { describeError, formatBytes, statusText, stillWaitingText } from './messages.js';
-import { apiBaseOfPage, byId } from './page.js';
+import { apiBaseOfPage, byId, onSignIn } from './page.js';
 import { CHANNEL_NAME, type ChannelMessage } from './payload.js';
 import { initialPushState, registerWorker, subscribe, tellWorker, unsubscribe, type PushState } from './push.js';
 import { checkFile, postFile, StorageError } from './upload.js';
@@ -188,17 +188,14 @@ function onChannelMessage(message: ChannelMessage): void {
   else showStatus(payload); // An upload from another device or an earlier visit.
 }
 
-ui.signIn.addEventListener('submit', (event) => {
-  event.preventDefault();
-  ui.signInError.textContent = '';
-  const playerId = ui.playerId.value.trim();
-  if (!ui.playerId.checkValidity() || !playerId) {
-    ui.signInError.textContent = 'Enter a player id: letters, digits, dots, dashes and underscores.';
-    return;
-  }
-  tokens.signIn(playerId).then(enter, (err: unknown) => {
-    ui.signInError.textContent = messageOf(err);
-  });
+onSignIn({
+  form: ui.signIn,
+  id: ui.playerId,
+  error: ui.signInError,
+  invalid: 'Enter a player id: letters, digits, dots, dashes and underscores.',
+  signIn: (id) => tokens.signIn(id),
+  enter,
+  describe: messageOf,
 });
 
 ui.signOut.addEventListener('click', () => {

@@ -19,7 +19,7 @@ import {
   reviewCountText,
 } from './messages.js';
 import { MAX_NOTE_LENGTH, ModerationApi, type Ban, type Decision, type Page, type Review } from './moderation.js';
-import { apiBaseOfPage, byId } from './page.js';
+import { apiBaseOfPage, byId, onSignIn } from './page.js';
 
 const apiBase = apiBaseOfPage();
 const PAGE_SIZE = 20;
@@ -345,17 +345,14 @@ function leave(reason = ''): void {
   ui.moderatorId.focus();
 }
 
-ui.signIn.addEventListener('submit', (event) => {
-  event.preventDefault();
-  ui.signInError.textContent = '';
-  const id = ui.moderatorId.value.trim();
-  if (!ui.moderatorId.checkValidity() || !id) {
-    ui.signInError.textContent = 'Enter an id: letters, digits, dots, dashes and underscores.';
-    return;
-  }
-  tokens.signIn(id).then(enter, (err: unknown) => {
-    ui.signInError.textContent = describeError(err);
-  });
+onSignIn({
+  form: ui.signIn,
+  id: ui.moderatorId,
+  error: ui.signInError,
+  invalid: 'Enter an id: letters, digits, dots, dashes and underscores.',
+  signIn: (id) => tokens.signIn(id),
+  enter,
+  describe: describeError,
 });
 
 ui.signOut.addEventListener('click', () => leave());
