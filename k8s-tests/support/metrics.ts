@@ -1,6 +1,6 @@
 /**
  * The metrics the services really export, read from their source: every prom-client metric
- * constructor (`new Counter|Gauge|Histogram|Summary({ name, labelNames })`) in services/*\/src
+ * constructor (`new Counter|Gauge|Histogram|Summary({ name, labelNames })`) in services/*\/src, packages/*\/src
  * (and local/src, the local stack's own servers),
  * parsed with the TypeScript compiler. A name given by a constant is resolved within its file;
  * a name that cannot be resolved fails loudly, so no metric escapes the check. The default
@@ -67,11 +67,10 @@ function metricsInFile(path: string, root: string): ExportedMetric[] {
   return found;
 }
 
-/** The metrics of services/*\/src (what the cluster scrapes). */
+/** The metrics of services/*\/src and the libraries they run (packages/*\/src): what the cluster scrapes. */
 export function declaredMetrics(root: string): ExportedMetric[] {
-  const services = join(root, 'services');
-  return readdirSync(services)
-    .map((name) => join(services, name, 'src'))
+  return ['services', 'packages']
+    .flatMap((top) => readdirSync(join(root, top)).map((name) => join(root, top, name, 'src')))
     .filter((dir) => statSync(dir, { throwIfNoEntry: false })?.isDirectory())
     .flatMap((dir) => sourceFiles(dir).flatMap((file) => metricsInFile(file, root)));
 }

@@ -7,7 +7,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { objectExists } from '@avatar-pipeline/kit/objects';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import { BUCKET, createPostPolicyGuard, startTestBackends, type S3Backend } from '../src/index.js';
 
 const MAX = 100_000;
@@ -66,7 +66,7 @@ describe('POST policy guard in front of s3rver', () => {
 
   const post = (body: FormData, path = `/${BUCKET}`) => fetch(`${guardUrl}${path}`, { method: 'POST', body });
 
-  const stored = (key: string) => objectExists(client, BUCKET, key);
+  const stored = (key: string) => s3Objects(client, BUCKET).exists(key);
 
   async function expectRefused(res: Response, status: number, code: string, message?: RegExp) {
     const text = await res.text();

@@ -20,6 +20,7 @@ const UpdateCommand = documentCommand('UpdateCommand');
 
 /** The public APIs' per-player limits: presign's uploads, subscribe's subscriptions (erasing a player deletes their windows). */
 export const playerRateLimitScopes = ['uploads', 'subscriptions'] as const satisfies readonly string[];
+export type PlayerRateLimitScope = (typeof playerRateLimitScopes)[number];
 
 export interface RateLimitOptions {
   /** Names the limited action (`uploads`, `subscriptions`): part of the key and the metric label. */
@@ -156,4 +157,12 @@ export function rateLimit(options: RateLimitMiddlewareOptions): MiddlewareHandle
     }
     await next();
   };
+}
+
+/** Makes a public API's per-player limiter: only for the scopes erasure deletes with the player. */
+export type PlayerRateLimiters = (options: Omit<RateLimitOptions, 'clock'> & { scope: PlayerRateLimitScope }) => Pick<RateLimiter, 'scope' | 'enforce'>;
+
+/** Per-player limiters counted in the table. */
+export function playerRateLimiters(doc: DynamoDBDocumentClient, table: string, clock: Clock = systemClock): PlayerRateLimiters {
+  return (options) => new RateLimiter(doc, table, { ...options, clock });
 }

@@ -1,7 +1,7 @@
 /**
  * How each service's Node process is started, besides its entry point: the same in its image
  * (the Dockerfile's ENV for its target, which k8s-tests/build.test.ts holds to this table) and in
- * the local stack (local/src/service-env.ts).
+ * the local stack (local/src/supervision/service-env.ts).
  *
  *   --max-semi-space-size=1  caps V8's young generation at 1 MB semi-spaces. Unbounded, V8 sizes it
  *       from the machine's memory (up to 32-64 MB on a developer's machine or in a pod limited to

@@ -13,7 +13,7 @@
  * of the sparse global secondary index `open-uploads` (see `openUploadsIndex`).
  *
  * The key attributes and the index are defined here, for whoever creates the table: the local
- * stack and the tests (local/src/table-setup.ts), the stand-ins' setup Job (cdk8s/src/stand-ins.ts)
+ * stack and the tests (local/src/stand-ins/table-setup.ts), the stand-ins' setup Job (cdk8s/src/stand-ins.ts)
  * and the operator on AWS (docs/deploy.md).
  */
 import type { AttributeDefinition, GlobalSecondaryIndex } from '@aws-sdk/client-dynamodb';

@@ -1,5 +1,5 @@
 /**
- * The SSM store against a real Parameter Store (moto's server, local/src/moto.ts): SecureString
+ * The SSM store against a real Parameter Store (moto's server, local/src/stand-ins/moto.ts): SecureString
  * and String parameters as the store writes them, never overwritten, and inits racing to create
  * the pair. moto encrypts a SecureString only in form (the value prefixed with its key), and its
  * IAM checks are off, so the error path uses a name SSM itself refuses (under /aws).

@@ -10,29 +10,21 @@
  * The decision flow and its redeliveries: moderation.ts; what each decision records and replies:
  * outcomes.ts.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
-import { BanList } from '@avatar-pipeline/kit/bans';
 import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
-import { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
 import type { Logger } from '@avatar-pipeline/kit/logger';
-import { bucketReadiness } from '@avatar-pipeline/kit/objects';
-import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import { createService, type Service } from '@avatar-pipeline/kit/service';
-import { systemClock, UploadStore, type Clock } from '@avatar-pipeline/kit/table';
-import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
+import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
 import { moderationPolicy, type ModerateConfig } from './config.js';
 import { moderationMetrics } from './metrics.js';
 import { objectCreatedRoute } from './moderation.js';
 import { moderationOutcomes } from './outcomes.js';
 import type { ModerationProvider } from './providers/provider.js';
+import type { ModerateStores } from './stores.js';
 
 export type ModerateAppConfig = Pick<
   ModerateConfig,
-  | 'TABLE_NAME'
-  | 'BUCKET'
   | 'AVATAR_MAX_BYTES'
   | 'IMAGE_MAX_PIXELS'
   | 'IMAGE_MAX_SIDE'
@@ -45,8 +37,9 @@ export type ModerateAppConfig = Pick<
 
 export interface ModerateDeps {
   config: ModerateAppConfig;
-  s3: S3Client;
-  doc: DynamoDBDocumentClient;
+  /** The bucket the uploads are written to: only its events are moderated. */
+  objects: ObjectStore;
+  stores: ModerateStores;
   provider: ModerationProvider;
   logger: Logger;
   clock?: Clock;
@@ -55,25 +48,21 @@ export interface ModerateDeps {
 }
 
 export function createModerateService(deps: ModerateDeps): Service {
-  const { config, s3, provider, logger } = deps;
+  const { config, objects, stores, provider, logger } = deps;
   const clock = deps.clock ?? systemClock;
   // The provider (the model) is loaded before the app exists, so readiness covers the stores.
   const service = createService({
     name: 'moderate',
     logger,
-    readiness: { dynamodb: tableReadiness(deps.doc, config.TABLE_NAME), s3: bucketReadiness(s3, config.BUCKET) },
+    readiness: { dynamodb: stores.ready, s3: objects.ready },
     eventAuth: deps.eventAuth,
   });
-  const uploads = new UploadStore(deps.doc, config.TABLE_NAME, clock);
-  const processed = new ProcessedEvents(deps.doc, config.TABLE_NAME, 'moderate', clock);
-  const owners = new UploadOwners(deps.doc, config.TABLE_NAME, clock);
-  const bans = new BanList(deps.doc, config.TABLE_NAME, clock);
+  const { uploads, processed, owners, bans } = stores;
   const metrics = moderationMetrics(service.metrics.registry, provider.name);
   const policy = moderationPolicy(config);
 
-  const deleteObject = (bucket: string, key: string) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-  const outcomes = moderationOutcomes({ uploads, owners, metrics, provider: provider.name, deleteObject, clock });
-  const objectCreated = objectCreatedRoute({ config, s3, provider, uploads, processed, bans, metrics, policy, outcomes, deleteObject });
+  const outcomes = moderationOutcomes({ uploads, owners, metrics, provider: provider.name, objects, clock });
+  const objectCreated = objectCreatedRoute({ config, objects, provider, uploads, processed, bans, metrics, policy, outcomes });
 
   service.app.post('/events', eventEndpoint(service, [objectCreated]));
   return service;

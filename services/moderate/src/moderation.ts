@@ -18,27 +18,26 @@
  * at ready, the dead-letter sink at failed), since thumbnail must still see it to tell a replaced
  * original from a rendered one.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import { decodeProblem, fingerprint, imageLimits } from '@avatar-pipeline/imaging';
 import type { BanList } from '@avatar-pipeline/kit/bans';
 import { on, PermanentEventError, type OutgoingEvent, type ReceivedEvent } from '@avatar-pipeline/kit/cloudevents';
 import { approvedSchema, bannedPicture, parseUploadKey, s3EntitySchema, type S3Entity } from '@avatar-pipeline/kit/events';
 import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
 import type { Logger } from '@avatar-pipeline/kit/logger';
-import { contentSha256 } from '@avatar-pipeline/kit/objects';
+import { contentSha256, type ObjectStore } from '@avatar-pipeline/kit/objects';
 import { isTerminal, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
 import { S3_OBJECT_CREATED_PREFIX, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 import type { ModerateAppConfig } from './app.js';
 import { checkImage, fetchUpload } from './checks.js';
 import type { ModerationMetrics } from './metrics.js';
-import type { DeleteObject, ModerationOutcomes, Upload } from './outcomes.js';
+import type { ModerationOutcomes, Upload } from './outcomes.js';
 import { decide, type Policy } from './policy.js';
 import type { ModerationProvider } from './providers/provider.js';
 import { decodeForModeration, type ModerationDecode } from './views.js';
 
 export interface ModerationDeps {
-  config: Omit<ModerateAppConfig, 'TABLE_NAME' | 'MODERATION_POLICY'>;
-  s3: S3Client;
+  config: Omit<ModerateAppConfig, 'MODERATION_POLICY'>;
+  objects: Pick<ObjectStore, 'bucket' | 'getPinned' | 'delete'>;
   provider: ModerationProvider;
   uploads: Pick<UploadStore, 'get' | 'markProcessing'>;
   processed: Pick<ProcessedEvents, 'once'>;
@@ -46,12 +45,11 @@ export interface ModerationDeps {
   metrics: ModerationMetrics;
   policy: Policy;
   outcomes: ModerationOutcomes;
-  deleteObject: DeleteObject;
 }
 
 /** The route for S3 object-created events: every object written under the bucket. */
 export function objectCreatedRoute(deps: ModerationDeps) {
-  const { config, s3, provider, uploads, processed, bans, metrics, policy, deleteObject } = deps;
+  const { config, objects, provider, uploads, processed, bans, metrics, policy } = deps;
   const { settled, laterWrite, reject, invalid, sendToReview, approve } = deps.outcomes;
 
   async function moderate(
@@ -63,7 +61,7 @@ export function objectCreatedRoute(deps: ModerationDeps) {
     const record = await recordRead;
     if (!record) {
       // Only presign creates upload records: an object without one was never handed out.
-      await deleteObject(target.bucket, target.key);
+      await objects.delete(target.key);
       log.warn({ key: target.key }, 'no upload record for this object; deleted it');
       return undefined;
     }
@@ -78,7 +76,7 @@ export function objectCreatedRoute(deps: ModerationDeps) {
     // Both are waited for, whichever fails: nothing is left running once the delivery is answered.
     const [marked, download] = await Promise.allSettled([
       uploads.markProcessing(upload.playerId, upload.uploadId),
-      fetchUpload(s3, { bucket: upload.bucket, key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes }),
+      fetchUpload(objects, { key: upload.key, eTag: event.data.object.eTag, maxBytes: limits.maxBytes }),
     ]);
     if (marked.status === 'rejected') throw marked.reason;
     if (download.status === 'rejected') throw download.reason;
@@ -163,7 +161,7 @@ export function objectCreatedRoute(deps: ModerationDeps) {
     const bucket = event.data.bucket.name;
     // s3-source has already URL-decoded the key.
     const key = event.data.object.key;
-    if (bucket !== config.BUCKET) {
+    if (bucket !== objects.bucket) {
       log.warn({ bucket }, 'event for another bucket; ignored');
       return undefined;
     }
@@ -171,7 +169,7 @@ export function objectCreatedRoute(deps: ModerationDeps) {
     if (!ids) {
       // Nobody may park files in uploads/; anything elsewhere (derived avatars) is not ours to touch.
       if (key.startsWith(UPLOAD_PREFIX)) {
-        await deleteObject(bucket, key);
+        await objects.delete(key);
         log.warn({ key }, 'not a valid upload key; deleted the object');
       } else {
         log.warn({ key }, 'not an upload key; ignored');

@@ -9,6 +9,7 @@
 import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { rejectedSchema, reviewRequestedSchema, type ApprovedData, type ModerationLabel, type Reason } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import { isTerminal, type Clock, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
@@ -26,20 +27,18 @@ export interface Upload {
   uploadedAt: string;
 }
 
-export type DeleteObject = (bucket: string, key: string) => Promise<unknown>;
-
 export interface OutcomeDeps {
   uploads: Pick<UploadStore, 'finish' | 'approve' | 'requestReview'>;
   owners: Pick<UploadOwners, 'put'>;
   metrics: ModerationMetrics;
   /** The provider's name, a label of the decision metrics. */
   provider: string;
-  deleteObject: DeleteObject;
+  objects: Pick<ObjectStore, 'delete'>;
   clock: Clock;
 }
 
 export function moderationOutcomes(deps: OutcomeDeps) {
-  const { uploads, owners, metrics, provider, deleteObject, clock } = deps;
+  const { uploads, owners, metrics, provider, objects, clock } = deps;
 
   function rejectedReply(upload: Upload, reason: Reason, labels: ModerationLabel[] | undefined): OutgoingEvent {
     const data = rejectedSchema.parse({
@@ -59,7 +58,7 @@ export function moderationOutcomes(deps: OutcomeDeps) {
    */
   async function settled(upload: Upload, record: UploadRecord | undefined, log: Logger): Promise<OutgoingEvent | undefined> {
     log.info({ status: record?.status }, 'upload already finished; no new work');
-    await deleteObject(upload.bucket, upload.key);
+    await objects.delete(upload.key);
     if (record?.status !== 'rejected') return undefined;
     return rejectedReply(upload, record.reason ?? { code: 'rejected', message: 'the upload was rejected' }, record.labels);
   }
@@ -86,7 +85,7 @@ export function moderationOutcomes(deps: OutcomeDeps) {
     const details = { reason, ...(labels ? { labels } : {}) };
     const { changed, record } = await uploads.finish(upload.playerId, upload.uploadId, 'rejected', details, { sha256 });
     if (!changed) return notDecided(upload, record, log);
-    await deleteObject(upload.bucket, upload.key);
+    await objects.delete(upload.key);
     metrics.decisions.inc({ outcome, provider });
     log.info({ outcome, reason: reason.code }, 'upload rejected');
     return rejectedReply(upload, reason, labels);

@@ -4,10 +4,12 @@ import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
 import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import { listenOptions, runService } from '@avatar-pipeline/kit/server';
 import { createModerateService } from './app.js';
 import { moderateEnv } from './config.js';
 import { createProvider } from './providers/index.js';
+import { moderateStores } from './stores.js';
 
 export async function start(): Promise<void> {
   const config = loadConfig(moderateEnv);
@@ -20,7 +22,9 @@ export async function start(): Promise<void> {
   const started = performance.now();
   const provider = await createProvider(config);
   logger.info({ provider: provider.name, model: provider.name === 'nsfwjs' ? config.NSFWJS_MODEL : undefined, ms: Math.round(performance.now() - started) }, 'moderation provider ready');
-  const service = createModerateService({ config, s3, doc, provider, logger, eventAuth });
+  const objects = s3Objects(s3, config.BUCKET);
+  const stores = moderateStores(doc, config.TABLE_NAME);
+  const service = createModerateService({ config, objects, stores, provider, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: async () => {

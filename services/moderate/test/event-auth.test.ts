@@ -1,12 +1,12 @@
 /** Only deliveries Knative signed for moderate get in (EVENTS_OIDC_*): a forged event from inside the cluster is 401. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { eventAudience } from '@avatar-pipeline/kit/topology';
-import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
-import { createModerateService, moderateEnv } from '../src/index.js';
+import { deliverEvent, eventTokens, memoryObjects, type EventTokens } from '@avatar-pipeline/kit/testing';
+import { createModerateService, moderateEnv, moderateStores } from '../src/index.js';
 import { fakeProvider, objectCreated } from './helpers.js';
 
 describe('moderate /events with delivery tokens', () => {
@@ -19,11 +19,11 @@ describe('moderate /events with delivery tokens', () => {
     tokens = await eventTokens(eventAudience('avatar-pipeline', 'moderate'));
     provider = fakeProvider();
     // No store is ever reached: refused events stop at the token, the accepted one names another bucket.
-    const nowhere = 'http://127.0.0.1:9';
+    const config = loadConfig(moderateEnv);
     service = createModerateService({
-      config: loadConfig(moderateEnv, { BUCKET: 'another-bucket' }),
-      s3: s3Client({ region: 'us-east-1', s3Endpoint: nowhere }),
-      doc: dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: nowhere }),
+      config,
+      objects: memoryObjects('another-bucket'),
+      stores: moderateStores(dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' }), config.TABLE_NAME),
       provider,
       logger: createLogger('moderate-test', 'silent'),
       eventAuth: tokens.policy,

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
@@ -10,13 +9,13 @@ import { BanList } from '@avatar-pipeline/kit/bans';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { objectExists } from '@avatar-pipeline/kit/objects';
+import { s3Objects, type ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { BUCKET, TABLE, startTestBackends, type TestBackends } from '@avatar-pipeline/local';
-import { createModerateService, moderateEnv, type ModerateConfig } from '../src/index.js';
+import { createModerateService, moderateEnv, moderateStores, type ModerateConfig, type ModerateDeps } from '../src/index.js';
 import { deliver, detailShare, fakeProvider, objectCreated, photo, spread } from './helpers.js';
 
 const logger = createLogger('moderate-test', 'silent');
@@ -26,6 +25,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
   let backends: TestBackends;
   let s3: S3Client;
   let doc: DynamoDBDocumentClient;
+  let objects: ObjectStore;
   let uploads: UploadStore;
   let config: ModerateConfig;
   let provider: ReturnType<typeof fakeProvider>;
@@ -35,6 +35,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
   beforeAll(async () => {
     backends = await startTestBackends({ prefix: 'ap-moderate-' });
     ({ s3, doc } = backends);
+    objects = s3Objects(s3, BUCKET);
     uploads = new UploadStore(doc, TABLE);
     bans = new BanList(doc, TABLE);
     config = loadConfig(moderateEnv, { AWS_ENDPOINT_URL_S3: backends.s3Server.endpoint, AWS_ENDPOINT_URL_DYNAMODB: backends.dynamoServer.endpoint });
@@ -49,11 +50,16 @@ describe('moderate event handling against s3rver and dynalite', () => {
   });
   beforeEach(() => {
     provider = fakeProvider();
-    service = createModerateService({ config, s3, doc, provider, logger, clock: () => now });
+    service = moderateService();
   });
   afterAll(async () => {
     await backends?.close();
   });
+
+  /** The service on the test backends, its clock at `clock`; `deps` replaces any of its parts. */
+  function moderateService(deps: Partial<ModerateDeps> = {}, clock = () => now) {
+    return createModerateService({ config, objects, stores: moderateStores(doc, TABLE, clock), provider, logger, clock, ...deps });
+  }
 
   /** Presign's part (the pending record) and the player's (the object); returns the event S3 would send. */
   async function upload(body: Buffer, contentType: string, options: { maxBytes?: number; playerId?: string } = {}) {
@@ -65,7 +71,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     return { playerId, uploadId, key, event: objectCreated(key, put.ETag?.replace(/"/g, '')) };
   }
 
-  const exists = (key: string) => objectExists(s3, BUCKET, key);
+  const exists = (key: string) => objects.exists(key);
 
   it.each([
     ['leaf.jpg', 'image/jpeg', 960, 600],
@@ -137,7 +143,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(metrics).toContain('avatarpipeline_moderation_decisions_total{outcome="invalid",provider="nsfwjs",service="moderate"} 1');
   });
 
-  it('refuses an object over the declared size from HeadObject, without downloading it', async () => {
+  it('refuses an object over the declared size from its declared length, without reading it', async () => {
     const body = await photo('leaf.jpg');
     const { playerId, uploadId, key, event } = await upload(body, 'image/jpeg', { maxBytes: body.length - 1 });
     const res = await deliver(service, event);
@@ -166,7 +172,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(metrics).toContain('avatarpipeline_moderation_duration_seconds_count{service="moderate",provider="nsfwjs"} 1');
 
     // The broker redelivers the same event (its first reply was lost): same reply, no new work or write.
-    const later = createModerateService({ config, s3, doc, provider, logger, clock: () => new Date('2026-01-02T04:00:00Z') });
+    const later = moderateService({}, () => new Date('2026-01-02T04:00:00Z'));
     const again = await deliver(later, event);
     expect(again.status).toBe(200);
     expect(again.body).toBe(first.body);
@@ -249,7 +255,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
     expect((await deliver(service, event)).reply?.id).toBe(`${uploadId}.approved`);
     // A retried POST landed while thumbnail rendered; thumbnail then deleted what the key held. Its event comes late.
-    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    await objects.delete(key);
     const res = await deliver(service, objectCreated(key, 'f'.repeat(32)));
     expect(res.status).toBe(202);
     expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
@@ -320,22 +326,12 @@ describe('moderate event handling against s3rver and dynalite', () => {
   it('answers 500 when marking the upload processing fails, whatever the overlapping download did; the retry succeeds', async () => {
     const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
     // The table refuses the pending -> processing write once, while S3 answers the download.
-    let refused = 0;
-    const flaky = new Proxy(doc, {
-      get(target, name, receiver) {
-        if (name !== 'send') return Reflect.get(target, name, receiver);
-        return (command: { input?: { ConditionExpression?: string } }) => {
-          if (refused === 0 && command.input?.ConditionExpression === '#status = :pending') {
-            refused += 1;
-            return Promise.reject(Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' }));
-          }
-          return target.send(command as never);
-        };
-      },
-    });
-    const failed = await deliver(createModerateService({ config, s3, doc: flaky, provider, logger, clock: () => now }), event);
+    const stores = moderateStores(doc, TABLE, () => now);
+    const throttled = Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+    const markProcessing = vi.spyOn(stores.uploads, 'markProcessing').mockRejectedValueOnce(throttled);
+    const failed = await deliver(moderateService({ stores }), event);
     expect(failed.status).toBe(500);
-    expect(refused).toBe(1);
+    expect(markProcessing).toHaveBeenCalledTimes(1);
     expect(provider.calls).toHaveLength(0);
     expect((await uploads.get(playerId, uploadId))?.status).toBe('pending');
     expect(await exists(key)).toBe(true);
@@ -353,7 +349,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     expect(res.error?.code).toBe('object_missing');
   });
 
-  it('moderates an event without an eTag, pinning the download to what HeadObject saw', async () => {
+  it('moderates an event without an eTag, naming in the reply the ETag of the bytes it read', async () => {
     const { uploadId, key } = await upload(await photo('leaf.jpg'), 'image/jpeg');
     const res = await deliver(service, objectCreated(key, undefined));
     expect(res.reply).toMatchObject({ id: `${uploadId}.approved`, data: { eTag: expect.stringMatching(/^[0-9a-f]{32}$/) } });
@@ -372,20 +368,15 @@ describe('moderate event handling against s3rver and dynalite', () => {
 
   it('drops an event whose object was replaced since (412) without touching the upload', async () => {
     const { playerId, uploadId, key, event } = await upload(await photo('leaf.jpg'), 'image/jpeg');
-    // s3rver ignores If-Match: a mocked S3 answers as S3 does when the object changed.
-    const replacedS3 = new S3Client({ region: 'us-east-1' });
-    const mock = mockClient(replacedS3);
-    mock.onAnyCommand().rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
-      name: 'PreconditionFailed',
-      $metadata: { httpStatusCode: 412 },
-    }));
-    const stale = createModerateService({ config, s3: replacedS3, doc, provider, logger });
+    // The store answers as S3 does when the object changed since the event (a failed If-Match).
+    const getPinned = vi.fn<ObjectStore['getPinned']>(async () => ({ kind: 'replaced' }));
+    const stale = moderateService({ objects: { ...objects, getPinned } });
     const res = await deliver(stale, event);
     expect(res.status).toBe(202);
+    expect(getPinned).toHaveBeenCalledWith(key, { eTag: (event.data as { object: { eTag: string } }).object.eTag }, expect.any(Number));
     expect(provider.calls).toHaveLength(0);
     expect(await exists(key)).toBe(true);
     expect((await uploads.get(playerId, uploadId))?.status).toBe('processing');
-    mock.restore();
   });
 
   const explicit = [{ name: 'Explicit', confidence: 99 }];
@@ -466,14 +457,7 @@ describe('moderate event handling against s3rver and dynalite', () => {
     });
 
     it('sends an upload in the review band to review: in_review with what approval would send, and review_requested; a redelivery answers the same', async () => {
-      const reviewing = createModerateService({
-        config: { ...config, MODERATION_POLICY: { Explicit: { block: 90, review: 40 } } },
-        s3,
-        doc,
-        provider,
-        logger,
-        clock: () => now,
-      });
+      const reviewing = moderateService({ config: { ...config, MODERATION_POLICY: { Explicit: { block: 90, review: 40 } } } });
       provider.answer = async () => [{ name: 'Explicit', confidence: 55 }];
       const { playerId, uploadId, key, event } = await upload(await photo('path.png'), 'image/png');
       const res = await deliver(reviewing, event);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SerialQueue } from '../src/providers/serial.js';
+import { serialRunner } from '../src/providers/serial.js';
 
 /** Holds the thread for `ms`, as a model run does. */
 function busy(ms: number): void {
@@ -7,9 +7,9 @@ function busy(ms: number): void {
   while (performance.now() < until);
 }
 
-describe('the model queue', () => {
+describe('the model runner', () => {
   it('runs jobs one at a time, in arrival order, past a failed one', async () => {
-    const queue = new SerialQueue();
+    const serially = serialRunner();
     const log: string[] = [];
     let running = 0;
     const job = (name: string, fail = false) => async () => {
@@ -22,26 +22,25 @@ describe('the model queue', () => {
       if (fail) throw new Error(name);
       return name;
     };
-    const results = await Promise.allSettled([queue.run(job('a')), queue.run(job('b', true)), queue.run(job('c'))]);
+    const results = await Promise.allSettled([serially(job('a')), serially(job('b', true)), serially(job('c'))]);
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed'))).toEqual(['a', 'failed', 'c']);
     expect(log).toEqual(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
-    expect(queue.depth).toBe(0);
   });
 
   it('lets I/O in between queued runs that never yield themselves', async () => {
-    const queue = new SerialQueue();
+    const serially = serialRunner();
     const log: string[] = [];
     // Runs that block the thread and resolve without a macrotask, as the WASM model does.
     const run = (name: string) => async () => {
       busy(5);
       log.push(name);
     };
-    const first = queue.run(async () => {
+    const first = serially(async () => {
       await run('view 1')();
       // Another request's I/O completes while the model is busy.
       setImmediate(() => log.push('io'));
     });
-    const second = queue.run(run('view 2'));
+    const second = serially(run('view 2'));
     await Promise.all([first, second]);
     expect(log).toEqual(['view 1', 'io', 'view 2']);
   });

@@ -17,13 +17,18 @@ export interface SignedPost extends PresignedPost {
   expiresAt: string;
 }
 
+/** What the app signs its POST policies with: a PostSigner over the S3 client (start.ts), or a fake. */
+export interface PostPolicySigner {
+  sign(options: PresignedPostOptions): Promise<SignedPost>;
+}
+
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 
 /** ISO 8601 without milliseconds, as S3 policies (and the library) write it. */
 const iso8601 = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
 
-export class PostSigner {
+export class PostSigner implements PostPolicySigner {
   private signingKey: { scope: string; accessKeyId: string; secretAccessKey: string; key: Buffer } | undefined;
   private readonly urls = new Map<string, Promise<string>>();
 

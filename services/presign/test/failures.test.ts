@@ -1,12 +1,9 @@
 import { Writable } from 'node:stream';
-import { S3Client } from '@aws-sdk/client-s3';
-import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import type { Service } from '@avatar-pipeline/kit/service';
-import { createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
+import { presignStores } from '../src/index.js';
+import { TABLE, createKeys, presign, requestUpload, startBackends, type Backends, type Keys } from './support.js';
 
 const body = { contentType: 'image/webp', contentLength: 4096 };
 
@@ -39,44 +36,46 @@ describe('presign when things go wrong', () => {
     await backends?.close();
   });
 
+  /** The stores on dynalite, with the pending record's write failing as `err`. */
+  function pendingWriteFails(err: Error) {
+    const stores = presignStores(backends.doc, TABLE);
+    const createPending = vi.spyOn(stores.uploads, 'createPending').mockRejectedValue(err);
+    return { stores, createPending };
+  }
+
   it('answers 503 and issues nothing when the pending record cannot be written', async () => {
-    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
-    const table = mockClient(doc);
-    table.on(UpdateCommand).resolves({ Attributes: { count: 1 } });
-    table.on(PutCommand).rejects(Object.assign(new Error('throughput exceeded'), { name: 'ProvisionedThroughputExceededException' }));
-    const service = presign(backends, keys, { doc });
+    const { stores, createPending } = pendingWriteFails(Object.assign(new Error('throughput exceeded'), { name: 'ProvisionedThroughputExceededException' }));
+    const service = presign(backends, keys, { stores });
 
     const res = await requestUpload(service.app, await keys.token('player-1'), body);
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: { code: 'unavailable', message: 'uploads are unavailable right now; try again shortly' } });
-    expect(table.commandCalls(PutCommand)).toHaveLength(1);
+    expect(createPending).toHaveBeenCalledTimes(1);
     expect(await issued(service)).toBe(0);
   });
 
   it('answers 503 without recording anything when the rate limit cannot be checked', async () => {
-    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
-    const table = mockClient(doc);
-    table.on(UpdateCommand).rejects(new Error('connection refused'));
-    const service = presign(backends, keys, { doc });
+    const stores = presignStores(backends.doc, TABLE);
+    const createPending = vi.spyOn(stores.uploads, 'createPending');
+    const unreachable = { ...stores, rateLimiter: ({ scope }: { scope: string }) => ({ scope, enforce: () => Promise.reject(new Error('connection refused')) }) };
+    const service = presign(backends, keys, { stores: unreachable });
 
     const res = await requestUpload(service.app, await keys.token('player-1'), body);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
     expect(await res.json()).toEqual({ error: { code: 'unavailable', message: 'uploads are unavailable right now; try again shortly' } });
-    expect(table.commandCalls(PutCommand)).toHaveLength(0);
+    expect(createPending).not.toHaveBeenCalled();
     expect(await issued(service)).toBe(0);
   });
 
   it('answers 503 and records nothing when the upload cannot be signed', async () => {
-    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
-    const table = mockClient(doc);
-    table.on(UpdateCommand).resolves({ Attributes: { count: 1 } });
-    const s3 = new S3Client({ region: 'us-east-1', credentials: () => Promise.reject(new Error('no credentials')) });
-    const service = presign(backends, keys, { doc, s3 });
+    const stores = presignStores(backends.doc, TABLE);
+    const createPending = vi.spyOn(stores.uploads, 'createPending');
+    const service = presign(backends, keys, { stores, signer: { sign: () => Promise.reject(new Error('no credentials')) } });
 
     const res = await requestUpload(service.app, await keys.token('player-1'), body);
     expect(res.status).toBe(503);
-    expect(table.commandCalls(PutCommand)).toHaveLength(0);
+    expect(createPending).not.toHaveBeenCalled();
     expect(await issued(service)).toBe(0);
   });
 
@@ -94,9 +93,7 @@ describe('presign when things go wrong', () => {
     const inQuery = await service.app.request(`/v1/uploads?access_token=${good}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect(inQuery.status).toBe(401);
 
-    const failing = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
-    mockClient(failing).on(UpdateCommand).resolves({ Attributes: { count: 1 } }).on(PutCommand).rejects(new Error('table gone'));
-    const broken = presign(backends, keys, { doc: failing, logger: createLogger('presign', 'trace', stream) });
+    const broken = presign(backends, keys, { stores: pendingWriteFails(new Error('table gone')).stores, logger: createLogger('presign', 'trace', stream) });
     expect((await requestUpload(broken.app, good, body)).status).toBe(503);
 
     expect(lines.some((line) => line.includes('"msg":"upload issued"'))).toBe(true);

@@ -6,9 +6,11 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { serve } from '@hono/node-server';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
 import { createLogger } from '@avatar-pipeline/kit/logger';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import type { AuthOptions } from '@avatar-pipeline/kit/player-auth';
+import type { Clock } from '@avatar-pipeline/kit/table';
 import { BUCKET, TABLE, createPostPolicyGuard, startTestBackends } from '@avatar-pipeline/local';
-import { createPresignService, type PresignDependencies, type PresignSettings } from '../src/index.js';
+import { PostSigner, createPresignService, presignStores, type PresignDeps, type PresignSettings } from '../src/index.js';
 
 export { BUCKET, TABLE };
 export const ISSUER = 'https://issuer.test';
@@ -62,8 +64,6 @@ export async function createKeys(): Promise<Keys> {
 
 export function settings(overrides: Partial<PresignSettings> = {}): PresignSettings {
   return {
-    bucket: BUCKET,
-    table: TABLE,
     maxBytes: 5 * 1024 * 1024,
     expiresSeconds: 300,
     rateLimit: { uploads: 1000, windowSeconds: 60 },
@@ -71,12 +71,14 @@ export function settings(overrides: Partial<PresignSettings> = {}): PresignSetti
   };
 }
 
-export function presign(backends: Backends, keys: Keys, overrides: Omit<Partial<PresignDependencies>, 'settings'> & { settings?: Partial<PresignSettings> } = {}) {
-  const { settings: custom, ...rest } = overrides;
+/** Presign on the real backends; `clock` is its stores' (the rate limit windows, the records' times). */
+export function presign(backends: Backends, keys: Keys, overrides: Omit<Partial<PresignDeps>, 'settings'> & { settings?: Partial<PresignSettings>; clock?: Clock } = {}) {
+  const { settings: custom, clock, ...rest } = overrides;
   return createPresignService({
     logger: createLogger('presign', 'silent'),
-    s3: backends.s3,
-    doc: backends.doc,
+    stores: presignStores(backends.doc, TABLE, clock),
+    signer: new PostSigner(backends.s3),
+    objects: s3Objects(backends.s3, BUCKET),
     auth: keys.auth,
     ...rest,
     settings: settings({ publicUrl: backends.guardUrl, ...custom }),

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadIdSchema } from '@avatar-pipeline/kit/events';
-import { objectExists } from '@avatar-pipeline/kit/objects';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { BUCKET, TABLE, createKeys, presign, requestUpload, startBackends, uploadForm, type Backends, type Keys } from './support.js';
@@ -38,7 +38,7 @@ describe('POST /v1/uploads', () => {
     return (await res.json()) as Ticket;
   }
 
-  const stored = (key: string) => objectExists(backends.s3, BUCKET, key);
+  const stored = (key: string) => s3Objects(backends.s3, BUCKET).exists(key);
 
   async function issuedCount(contentType: string): Promise<number> {
     const metric = await service.metrics.registry.getSingleMetric('avatarpipeline_presign_uploads_issued_total')?.get();
@@ -168,7 +168,7 @@ describe('POST /v1/uploads', () => {
   it('reports ready when the table and the bucket answer', async () => {
     const res = await service.app.request('/readyz');
     expect(await res.json()).toEqual({ status: 'ok', checks: { table: 'ok', bucket: 'ok' } });
-    const missing = presign(backends, keys, { settings: { bucket: 'no-such-bucket' } });
+    const missing = presign(backends, keys, { objects: s3Objects(backends.s3, 'no-such-bucket') });
     const down = await missing.app.request('/readyz');
     expect(down.status).toBe(503);
     expect(await down.json()).toMatchObject({ checks: { table: 'ok', bucket: 'failing' } });

@@ -12,7 +12,7 @@
  * current meanwhile stays (the removal's write is conditional on the upload it read), its Cognito
  * picture mirrored again if the removal's clear came after its own.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { deleteRenditions } from './avatar.js';
 import { defaultPictureRetry, syncPicture, type PictureRetryPolicy, type PictureSync } from './cognito.js';
@@ -22,8 +22,7 @@ export interface AvatarRemovalDeps {
   profiles: Pick<ProfileStore, 'item' | 'get' | 'removeAvatar'>;
   records: Pick<AvatarRecords, 'release'>;
   owners: Pick<UploadOwners, 'delete'>;
-  s3: S3Client;
-  bucket: string;
+  objects: ObjectStore;
   /** Cognito's `picture`, when a user pool is configured. */
   pictures?: PictureSync | undefined;
   /** For mirroring a newer avatar again (default `defaultPictureRetry`). */
@@ -49,7 +48,7 @@ export async function removeAvatar(deps: AvatarRemovalDeps, playerId: string, op
 
   // Not served any more before anything is deleted, so no client is sent to a missing object.
   const removed = item?.avatar ? await deps.profiles.removeAvatar(playerId, uploadId) : false;
-  await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+  await deleteRenditions(deps.objects, playerId, uploadId);
   if (deps.pictures) {
     await deps.pictures.clearPicture(playerId, AbortSignal.timeout(10_000));
     // A newer avatar that became current meanwhile may have been mirrored before the clear.

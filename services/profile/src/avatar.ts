@@ -1,8 +1,7 @@
 /** Public avatar URLs from the object keys the thumbnail service wrote, and their removal. */
-import type { S3Client } from '@aws-sdk/client-s3';
 import { PermanentEventError } from '@avatar-pipeline/kit/cloudevents';
 import { avatarPrefix, type Avatar, type ThumbnailedData } from '@avatar-pipeline/kit/events';
-import { deletePrefix } from '@avatar-pipeline/kit/objects';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 
 /** Sizes every avatar has; the API and Cognito (128) rely on them. */
 export const REQUIRED_SIZES = ['64', '128', '256'] as const;
@@ -34,6 +33,6 @@ export function avatarFromObjects(mediaBaseUrl: string, data: Pick<ThumbnailedDa
  * Deletes every rendition of an upload that did not end ready: the CDN serves `avatars/` as is, so
  * whatever thumbnail wrote before the upload was rejected or failed would otherwise stay public.
  */
-export function deleteRenditions(s3: S3Client, bucket: string, playerId: string, uploadId: string): Promise<number> {
-  return deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
+export function deleteRenditions(objects: ObjectStore, playerId: string, uploadId: string): Promise<number> {
+  return objects.deletePrefix(avatarPrefix(playerId, uploadId));
 }

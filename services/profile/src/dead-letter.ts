@@ -8,13 +8,13 @@
  * same event the reply would have been. Answers 2xx unless a transient error makes a retry
  * worthwhile.
  */
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { on, sendEvent, type OutgoingEvent, type ReceivedEvent } from '@avatar-pipeline/kit/cloudevents';
 import { objectReplaced, parseUploadKey, playerIdSchema, s3EntitySchema, uploadIdSchema, uploadKey, type FailedData, type Reason } from '@avatar-pipeline/kit/events';
 import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
 import type { Logger } from '@avatar-pipeline/kit/logger';
 import { labelCombinations } from '@avatar-pipeline/kit/metrics';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { UploadRecord, UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType, S3_OBJECT_CREATED_PREFIX, eventTypeLabel } from '@avatar-pipeline/kit/topology';
 import { deleteRenditions } from './avatar.js';
@@ -85,9 +85,6 @@ export function failureReason(step: string, attempt: { status?: number; code?: s
   return { code: 'processing_failed', message: `${step} failed after retries${detail}` };
 }
 
-/** Whose processed-event records the sink keeps (`ProcessedEvents`: in the player's partition, which erasure deletes). */
-export const DEAD_LETTER_CONSUMER = 'profile-dead-letter';
-
 /**
  * The ids the sink settles an upload's dead letters under (with SOURCE): one per upload, and one of
  * its own for `thumbnailed` (see `settled`).
@@ -98,14 +95,13 @@ function deadLetterIds(playerId: string, uploadId: string): [upload: string, thu
 }
 
 export interface DeadLetterDeps {
-  bucket: string;
   sink: string;
   /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
   sinkTokenFile?: string | undefined;
   uploads: UploadStore;
   /** Whose current avatar an upload without a record may still be (its renditions then stay). */
   profiles: Pick<ProfileStore, 'get'>;
-  s3: S3Client;
+  objects: ObjectStore;
   /**
    * Keyed per upload: the first dead letter of an upload settles it, later ones find it done. A
    * `thumbnailed` dead letter has a key of its own per upload, so an earlier dead letter of another
@@ -157,7 +153,7 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
     const { changed, record } = await uploads.finish(playerId, uploadId, 'failed', { reason });
     if (record && !changed && !failedHere(record)) {
       if (record.status === 'ready') return event.type === EventType.thumbnailed ? announceReady(event, upload, record, log) : 'already_ended';
-      await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+      await deleteRenditions(deps.objects, playerId, uploadId);
       return 'already_ended';
     }
     // No record (erased, expired or never issued): nothing to announce, but nothing of it may
@@ -166,8 +162,8 @@ export function deadLetterRoute(deps: DeadLetterDeps) {
       await discardUnrecorded(deps, playerId, uploadId);
       return 'unknown_upload';
     }
-    await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: key }));
-    await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+    await deps.objects.delete(key);
+    await deleteRenditions(deps.objects, playerId, uploadId);
 
     const data: FailedData = {
       playerId,

@@ -2,7 +2,7 @@
  * A player's avatar removed, and a player erased: `DELETE /v1/players/{playerId}/avatar` and
  * `DELETE /v1/players/{playerId}`, each for the player themself or a moderator (403 otherwise).
  *
- * Erasure writes the tombstone (`PLAYER#<id>` / `ERASED`) first, then deletes, by key and by
+ * Erasure writes the tombstone (`PLAYER#<id>` / `ERASED`, tombstones.ts) first, then deletes, by key and by
  * prefix, never by scanning: the player's partition (upload records, profile, subscriptions with
  * their `PUSHEP#` claims, the idempotency records of its uploads' events), each of its uploads'
  * OWNER and REVIEW items, push claims (`PUSHED#<uploadId>.<kind>`), the rate-limit windows, every object under `uploads/<id>/` and `avatars/<id>/`, and the Cognito
@@ -17,136 +17,27 @@
  * everything again and announces the erasure if the request could not. The tombstone itself
  * expires after 3 days. What cannot be found by key is listed in docs/data-model.md (Erasure).
  */
-import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type NativeAttributeValue } from '@aws-sdk/lib-dynamodb';
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { HttpError, unavailable } from '@avatar-pipeline/kit/errors';
 import { AVATAR_PREFIX, playerErasedSchema, playerIdSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import { hasRole } from '@avatar-pipeline/kit/player-auth';
 import { playerRateLimitScopes, rateLimitKey } from '@avatar-pipeline/kit/rate-limit';
 import type { AppEnv } from '@avatar-pipeline/kit/service';
-import { itemKeys, openIndexEntries, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, TTL_ATTRIBUTE, epochSeconds, isConditionFailure, keys, openStatuses, systemClock, terminalStatuses, type Clock } from '@avatar-pipeline/kit/table';
+import { itemKeys, keys, openStatuses, terminalStatuses } from '@avatar-pipeline/kit/table';
 import { EventType, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
 import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import type { SubscriptionStore } from '@avatar-pipeline/webpush';
 import { BEARER, createRoute, errorResponses, invalidAs, json } from '@avatar-pipeline/kit/openapi';
 import { removeAvatar, type AvatarRemovalDeps } from './avatar-removal.js';
 import type { PictureSync } from './cognito.js';
+import type { Partitions } from './partitions.js';
 import { SOURCE } from './ready.js';
-
-/** The tombstone's sort key under `PLAYER#<playerId>`. */
-export const ERASED = 'ERASED';
-/** The `open-uploads` partition of erasures awaiting the reconciler's final pass. */
-export const ERASURE = 'erasure';
-/** Longer than any upload can stay in flight (ready.ts checks it; the final pass runs long before). */
-export const TOMBSTONE_TTL_SECONDS = 3 * 24 * 3600;
-
-export interface Tombstone {
-  playerId: string;
-  /** The first request's time: the erasure's (its event id and what the API answers). */
-  erasedAt: string;
-  /** The latest request's time: an upload issued before it never becomes the avatar. */
-  requestedAt: string;
-  /** `avatarpipeline.player.erased` has been posted. */
-  announced: boolean;
-  /** Every upload id an erasure pass found (kept until the final pass). */
-  uploadIds: string[];
-}
-
-const tombstoneKey = (playerId: string) => ({ pk: keys.player(playerId), sk: ERASED });
-
-function toTombstone(item: Record<string, NativeAttributeValue>): Tombstone {
-  const ids = item['uploadIds'] as Set<string> | undefined;
-  return {
-    playerId: item['playerId'] as string,
-    erasedAt: item['erasedAt'] as string,
-    requestedAt: (item['requestedAt'] as string | undefined) ?? (item['erasedAt'] as string),
-    announced: item['announced'] === true,
-    uploadIds: ids ? [...ids].sort() : [],
-  };
-}
-
-/** The `PLAYER#<id>` / `ERASED` items: see the module comment. */
-export class Tombstones {
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly table: string,
-    private readonly clock: Clock = systemClock,
-  ) {}
-
-  /**
-   * Records an erasure request: the first sets `erasedAt`; every one moves `requestedAt` and the
-   * final pass's clock (the index entry) to now, and the expiry 3 days past it.
-   */
-  async mark(playerId: string): Promise<Tombstone> {
-    const now = this.clock();
-    const { Attributes } = await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: tombstoneKey(playerId),
-        UpdateExpression:
-          'SET playerId = :playerId, erasedAt = if_not_exists(erasedAt, :now), requestedAt = :now, #openStatus = :erasure, #openSince = :now, #ttl = :ttl',
-        ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE, '#ttl': TTL_ATTRIBUTE },
-        ExpressionAttributeValues: { ':playerId': playerId, ':now': now.toISOString(), ':erasure': ERASURE, ':ttl': epochSeconds(now) + TOMBSTONE_TTL_SECONDS },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return toTombstone(Attributes ?? {});
-  }
-
-  async get(playerId: string): Promise<Tombstone | undefined> {
-    const { Item } = await this.doc.send(new GetCommand({ TableName: this.table, Key: tombstoneKey(playerId), ConsistentRead: true }));
-    return Item ? toTombstone(Item) : undefined;
-  }
-
-  /** Adds upload ids to the tombstone's (before their items are deleted). */
-  async remember(playerId: string, uploadIds: readonly string[]): Promise<void> {
-    if (uploadIds.length === 0) return;
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: tombstoneKey(playerId),
-        UpdateExpression: 'ADD uploadIds :ids',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':ids': new Set(uploadIds) },
-      }),
-    );
-  }
-
-  async announced(playerId: string): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({ TableName: this.table, Key: tombstoneKey(playerId), UpdateExpression: 'SET announced = :true', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':true': true } }),
-    );
-  }
-
-  /** The final pass is done: out of the index, unless a newer request (another `requestedAt`) came meanwhile. */
-  async settled(tombstone: Pick<Tombstone, 'playerId' | 'requestedAt'>): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: tombstoneKey(tombstone.playerId),
-          UpdateExpression: 'REMOVE #openStatus, #openSince, uploadIds',
-          ConditionExpression: 'requestedAt = :requestedAt',
-          ExpressionAttributeNames: { '#openStatus': OPEN_STATUS_ATTRIBUTE, '#openSince': OPEN_SINCE_ATTRIBUTE },
-          ExpressionAttributeValues: { ':requestedAt': tombstone.requestedAt },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
-  }
-
-  /** Players whose latest erasure request came before `before` and whose final pass is still to run, oldest first. */
-  async *due(before: Date, pageSize = 100): AsyncGenerator<string> {
-    for await (const item of openIndexEntries(this.doc, this.table, ERASURE, before, pageSize)) if (typeof item['playerId'] === 'string') yield item['playerId'];
-  }
-}
+import { ERASED, type Tombstone, type Tombstones } from './tombstones.js';
 
 /** The erasure event: the same id for every announcement of one erasure (consumers take it once). */
 export function erasedEvent(tombstone: Pick<Tombstone, 'playerId' | 'erasedAt'>): OutgoingEvent {
@@ -162,10 +53,8 @@ export function erasedEvent(tombstone: Pick<Tombstone, 'playerId' | 'erasedAt'>)
 const notificationKinds = [...openStatuses, ...terminalStatuses];
 
 export interface ErasureDeps {
-  doc: DynamoDBDocumentClient;
-  table: string;
-  s3: S3Client;
-  bucket: string;
+  objects: ObjectStore;
+  partitions: Partitions;
   tombstones: Tombstones;
   subscriptions: Pick<SubscriptionStore, 'removeByHash'>;
   owners: Pick<UploadOwners, 'delete'>;
@@ -184,79 +73,14 @@ export interface SweepResult {
   uploadIds: string[];
 }
 
-/** DynamoDB's BatchWriteItem limit. */
-const BATCH = 25;
-/** DeleteObjects' limit. */
-const DELETE_OBJECTS_MAX = 1000;
 /** Uploads handled at once (each a few Queries and deletes). */
 const PARALLEL = 8;
 
-async function deleteItems(doc: DynamoDBDocumentClient, table: string, itemKeys: readonly { pk: string; sk: string }[]): Promise<void> {
-  for (let i = 0; i < itemKeys.length; i += BATCH) {
-    let requests: NonNullable<ConstructorParameters<typeof BatchWriteCommand>[0]['RequestItems']>[string] = itemKeys
-      .slice(i, i + BATCH)
-      .map((Key) => ({ DeleteRequest: { Key } }));
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      // Unprocessed items mean throttling: back off before sending them again.
-      if (attempt > 0) {
-        if (attempt > 8) throw new Error('DynamoDB kept items of a batch delete unprocessed');
-        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
-      }
-      const res = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
-      requests = res.UnprocessedItems?.[table] ?? [];
-    }
-  }
-}
-
-/** Every item of one partition (a Query, paged). */
-async function partition(doc: DynamoDBDocumentClient, table: string, pk: string): Promise<Record<string, NativeAttributeValue>[]> {
-  const items: Record<string, NativeAttributeValue>[] = [];
-  let start: Record<string, NativeAttributeValue> | undefined;
-  do {
-    const page = await doc.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': pk },
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-}
-
-/** Every key under a prefix (ListObjectsV2, paged). */
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+/** Every key under a prefix. */
+async function keysUnder(objects: ObjectStore, prefix: string): Promise<string[]> {
   const found: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
-    for (const object of page.Contents ?? []) if (object.Key) found.push(object.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for await (const key of objects.list(prefix)) found.push(key);
   return found;
-}
-
-async function deleteObjects(s3: S3Client, bucket: string, objectKeys: readonly string[]): Promise<void> {
-  for (let i = 0; i < objectKeys.length; i += DELETE_OBJECTS_MAX) {
-    const chunk = objectKeys.slice(i, i + DELETE_OBJECTS_MAX);
-    const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }));
-    const failed = res.Errors ?? [];
-    if (failed.length > 0) throw new Error(`could not delete ${failed.length} objects (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
-  }
-}
-
-/** Runs `work` over `items`, `limit` at a time. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
 }
 
 /** The upload id in `uploads/<p>/<u>` or `avatars/<p>/<u>/<name>`, when it is one. */
@@ -270,11 +94,10 @@ function uploadIdOf(key: string): string | undefined {
  * module comment). Idempotent: a repeat deletes whatever is there. The tombstone must exist.
  */
 export async function sweep(deps: ErasureDeps, playerId: string, tombstone: Tombstone, log: Logger): Promise<SweepResult> {
-  const { doc, table, s3, bucket } = deps;
-  const pk = keys.player(playerId);
+  const { objects, partitions } = deps;
   const [items, objectKeys] = await Promise.all([
-    partition(doc, table, pk),
-    Promise.all([listKeys(s3, bucket, `${UPLOAD_PREFIX}${playerId}/`), listKeys(s3, bucket, `${AVATAR_PREFIX}${playerId}/`)]).then((lists) => lists.flat()),
+    partitions.items(keys.player(playerId)),
+    Promise.all([UPLOAD_PREFIX, AVATAR_PREFIX].map((prefix) => keysUnder(objects, `${prefix}${playerId}/`))).then((lists) => lists.flat()),
   ]);
 
   const ids = new Set(tombstone.uploadIds);
@@ -293,26 +116,31 @@ export async function sweep(deps: ErasureDeps, playerId: string, tombstone: Tomb
   // Before anything they lead to is deleted: a repeat, or the final pass, still finds them.
   await deps.tombstones.remember(playerId, uploadIds.filter((id) => !tombstone.uploadIds.includes(id)));
 
-  await deleteObjects(s3, bucket, objectKeys);
+  await objects.deleteMany(objectKeys);
 
   let deletedItems = 0;
-  await eachLimited(uploadIds, PARALLEL, async (uploadId) => {
-    const claims = await Promise.all(notificationKinds.map((kind) => partition(doc, table, `PUSHED#${uploadId}.${kind}`)));
-    const perUpload = [
-      itemKeys.review(uploadId),
-      ...claims.flat().map((claim) => ({ pk: String(claim['pk']), sk: String(claim['sk']) })),
-    ];
-    await deleteItems(doc, table, perUpload);
-    await deps.owners.delete(uploadId);
-    deletedItems += perUpload.length + 1;
-  });
+  const limit = pLimit(PARALLEL);
+  await Promise.all(
+    uploadIds.map((uploadId) =>
+      limit(async () => {
+        const claims = await Promise.all(notificationKinds.map((kind) => partitions.items(`PUSHED#${uploadId}.${kind}`)));
+        const perUpload = [
+          itemKeys.review(uploadId),
+          ...claims.flat().map((claim) => ({ pk: String(claim['pk']), sk: String(claim['sk']) })),
+        ];
+        await partitions.delete(perUpload);
+        await deps.owners.delete(uploadId);
+        deletedItems += perUpload.length + 1;
+      }),
+    ),
+  );
 
   // The endpoint's PUSHEP# claim goes with each subscription.
   for (const hash of subscriptionHashes) await deps.subscriptions.removeByHash(playerId, hash);
 
-  const windows = await Promise.all(playerRateLimitScopes.map((scope) => partition(doc, table, rateLimitKey(scope, playerId, new Date(0)).pk)));
+  const windows = await Promise.all(playerRateLimitScopes.map((scope) => partitions.items(rateLimitKey(scope, playerId, new Date(0)).pk)));
   const rest = [...windows.flat(), ...items.filter((item) => item['sk'] !== ERASED && !String(item['sk']).startsWith(keys.subscriptionPrefix))];
-  await deleteItems(doc, table, rest.map((item) => ({ pk: String(item['pk']), sk: String(item['sk']) })));
+  await partitions.delete(rest.map((item) => ({ pk: String(item['pk']), sk: String(item['sk']) })));
   deletedItems += rest.length + subscriptionHashes.length;
 
   if (deps.pictures) await deps.pictures.clearPicture(playerId, AbortSignal.timeout(10_000));

@@ -10,7 +10,6 @@
  * decision by the same moderator, repeated, does them all again and answers 200: that is how a
  * decision whose event could not be posted is finished. Another decision is 409 `already_decided`.
  */
-import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
@@ -20,6 +19,7 @@ import { browserS3Url } from '@avatar-pipeline/kit/config';
 import { HttpError } from '@avatar-pipeline/kit/errors';
 import { labelSchema, moderatorRejected, uploadIdSchema, uploadKey, type RejectedData } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import { requireRole } from '@avatar-pipeline/kit/player-auth';
 import type { AppEnv } from '@avatar-pipeline/kit/service';
 import { reviewStatuses, type Clock } from '@avatar-pipeline/kit/table';
@@ -124,8 +124,7 @@ const decideRoute = (role: string) =>
 export interface ModerationDeps {
   reviews: ReviewStore;
   bans: BanList;
-  s3: S3Client;
-  bucket: string;
+  objects: ObjectStore;
   /** Where browsers reach S3 (S3_PUBLIC_URL): image links point there. */
   s3PublicUrl?: string | undefined;
   /** The broker (K_SINK): decisions' events go there. */
@@ -137,21 +136,16 @@ export interface ModerationDeps {
   clock: Clock;
 }
 
-/** Loaded on first use, as the kit loads the SDKs (sdk.ts): only moderators' requests need it. */
-let presigner: Promise<typeof import('@aws-sdk/s3-request-presigner')> | undefined;
-
 /**
  * A presigned GET of the original under `uploads/`, for the moderator's browser: signed for S3 as
  * the service reaches it, at the address browsers reach it (`browserS3Url`).
  */
-export async function imageUrl(deps: Pick<ModerationDeps, 's3' | 'bucket' | 's3PublicUrl'>, playerId: string, uploadId: string): Promise<string> {
-  const { getSignedUrl } = await (presigner ??= import('@aws-sdk/s3-request-presigner'));
-  const signed = await getSignedUrl(deps.s3, new GetObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }), { expiresIn: IMAGE_URL_SECONDS });
-  return browserS3Url(signed, deps.s3PublicUrl);
+export async function imageUrl(deps: Pick<ModerationDeps, 'objects' | 's3PublicUrl'>, playerId: string, uploadId: string): Promise<string> {
+  return browserS3Url(await deps.objects.signedGetUrl(uploadKey(playerId, uploadId), IMAGE_URL_SECONDS), deps.s3PublicUrl);
 }
 
 /** A review as the API shows it: without the stored event data, with a fresh image link. */
-async function present(deps: Pick<ModerationDeps, 's3' | 'bucket' | 's3PublicUrl'>, review: ReviewItem): Promise<Review> {
+async function present(deps: Pick<ModerationDeps, 'objects' | 's3PublicUrl'>, review: ReviewItem): Promise<Review> {
   const { uploadId, playerId, status, labels, fingerprint, requestedAt, uploadedAt, decision } = review;
   return {
     uploadId,
@@ -185,7 +179,7 @@ export function moderationRoutes(app: OpenAPIHono<AppEnv>, deps: ModerationDeps)
     const { playerId, uploadId } = review;
     try {
       if (decision.decision === 'reject') {
-        await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
+        await deps.objects.delete(uploadKey(playerId, uploadId));
         await deps.bans.add({ fingerprint: review.fingerprint, uploadId, reason: 'moderator', by: decision.by, labels: review.labels });
       }
       await sendEvent(deps.sink, decisionEvent(review, decision), { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });

@@ -23,24 +23,21 @@
  * the profile and Cognito writes (the erasure writes it before deleting anything), and what they
  * wrote is undone when the upload was issued before the erasure.
  */
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { on, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { thumbnailedSchema, uploadKey, type Avatar, type ReadyData } from '@avatar-pipeline/kit/events';
 import type { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
 import type { Logger } from '@avatar-pipeline/kit/logger';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { Clock, UploadRecord, UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import type { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { avatarFromObjects, deleteRenditions } from './avatar.js';
 import { defaultPictureRetry, syncPicture, type PictureRetryPolicy, type PictureSync } from './cognito.js';
-import type { Tombstones } from './erasure.js';
 import type { ProfileMetrics } from './metrics.js';
 import type { AvatarOutcome, AvatarRecords, ProfileStore } from './profiles.js';
+import type { Tombstones } from './tombstones.js';
 
 export const SOURCE = '/avatar-pipeline/profile';
-
-/** Whose processed-event records the thumbnailed route keeps (`ProcessedEvents`: in the player's partition, which erasure deletes). */
-export const THUMBNAILED_CONSUMER = 'profile';
 
 /**
  * The ready event of an upload that is ready, identical on every path and attempt: its id is
@@ -54,8 +51,7 @@ export function readyEvent(record: Pick<UploadRecord, 'playerId' | 'uploadId' | 
 }
 
 export interface CompletionDeps {
-  bucket: string;
-  s3: S3Client;
+  objects: ObjectStore;
   profiles: ProfileStore;
   records: Pick<AvatarRecords, 'keep' | 'supersede'>;
   owners: Pick<UploadOwners, 'keep'>;
@@ -73,9 +69,9 @@ export type CompletionOutcome = AvatarOutcome | 'erased';
  * that began before the erasure): its original and renditions are deleted, the renditions unless
  * they are the player's current avatar (a record past its TTL).
  */
-export async function discardUnrecorded(deps: { s3: S3Client; bucket: string; profiles: Pick<ProfileStore, 'get'> }, playerId: string, uploadId: string): Promise<void> {
-  await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
-  if ((await deps.profiles.get(playerId))?.avatarUploadId !== uploadId) await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+export async function discardUnrecorded(deps: { objects: ObjectStore; profiles: Pick<ProfileStore, 'get'> }, playerId: string, uploadId: string): Promise<void> {
+  await deps.objects.delete(uploadKey(playerId, uploadId));
+  if ((await deps.profiles.get(playerId))?.avatarUploadId !== uploadId) await deleteRenditions(deps.objects, playerId, uploadId);
 }
 
 /**
@@ -111,7 +107,7 @@ export function readyCompletion(deps: CompletionDeps) {
   /** The player was erased after this upload's record ended ready: what this attempt wrote goes too. */
   async function undo(playerId: string, uploadId: string, mirrored: boolean, log: Logger): Promise<void> {
     await profiles.deleteIfCurrent(playerId, uploadId);
-    await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+    await deleteRenditions(deps.objects, playerId, uploadId);
     if (mirrored && pictures) await pictures.clearPicture(playerId, AbortSignal.timeout(10_000));
     log.warn({ playerId, uploadId }, 'the player was erased while the upload finished; its avatar was removed again');
   }
@@ -119,7 +115,7 @@ export function readyCompletion(deps: CompletionDeps) {
   return async function completeReady(record: Pick<UploadRecord, 'playerId' | 'uploadId' | 'createdAt'>, avatar: Avatar, log: Logger): Promise<CompletionOutcome> {
     const { playerId, uploadId } = record;
     // Thumbnail deleted the original; a later write since (a reused presigned POST) was never moderated.
-    await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: uploadKey(playerId, uploadId) }));
+    await deps.objects.delete(uploadKey(playerId, uploadId));
 
     const { outcome, previous } = await profiles.setAvatar(playerId, uploadId, avatar);
     const current = outcome !== 'stale';
@@ -151,8 +147,7 @@ export type CompleteReady = ReturnType<typeof readyCompletion>;
 
 export interface ReadyDeps {
   mediaBaseUrl: string;
-  bucket: string;
-  s3: S3Client;
+  objects: ObjectStore;
   uploads: UploadStore;
   profiles: Pick<ProfileStore, 'get'>;
   processed: ProcessedEvents;
@@ -173,7 +168,7 @@ export function thumbnailedRoute(deps: ReadyDeps) {
       const { changed, record } = await uploads.finish(playerId, uploadId, 'ready', { avatar });
       if (record?.status !== 'ready') {
         // Rendered by an attempt that outlived the upload's end (rejected or failed), or its player's erasure.
-        if (record) await deleteRenditions(deps.s3, deps.bucket, playerId, uploadId);
+        if (record) await deleteRenditions(deps.objects, playerId, uploadId);
         else await discardUnrecorded(deps, playerId, uploadId);
         log.warn({ playerId, uploadId, status: record?.status ?? 'unknown' }, 'upload is not ready; thumbnails ignored');
         return undefined;

@@ -7,10 +7,12 @@
 import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import { main } from '@avatar-pipeline/kit/server';
 import { Registry } from 'prom-client';
 import { logSummary, reconcile, reconcileDeps, reconcilerMetrics } from './reconcile.js';
 import { reconcileEnv, timeoutWarnings } from './reconcile-config.js';
+import { profileStores } from './stores.js';
 
 main(async () => {
   const config = loadConfig(reconcileEnv);
@@ -20,7 +22,8 @@ main(async () => {
   const doc = dynamoDocumentClient(aws);
   const s3 = s3Client(aws);
   try {
-    const summary = await reconcile(reconcileDeps(config, { doc, s3, metrics: reconcilerMetrics(new Registry()), logger }));
+    const deps = reconcileDeps(config, { stores: profileStores(doc, config.TABLE_NAME), objects: s3Objects(s3, config.BUCKET), metrics: reconcilerMetrics(new Registry()), logger });
+    const summary = await reconcile(deps);
     logSummary(logger, summary);
     process.exitCode = summary.errors === 0 ? 0 : 1;
   } finally {

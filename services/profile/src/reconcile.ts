@@ -32,22 +32,18 @@
  * A pass records metrics (`reconcilerMetrics`) and returns a summary, which the CronJob logs as its
  * result; any failure is counted and logged, and the pass goes on with the next upload.
  */
-import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { avatarPrefix, expiredSchema, failedSchema, parseUploadKey, processingTimedOut, rejectedSchema, reviewTimedOut, uploadExpired, uploadKey, type Reason } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
 import { zeroed } from '@avatar-pipeline/kit/metrics';
-import { deletePrefix } from '@avatar-pipeline/kit/objects';
-import { itemKeys, UploadStore, isConditionFailure, isTerminal, openStatuses, systemClock, type Clock, type OpenStatus, type OpenUpload, type UploadRecord } from '@avatar-pipeline/kit/table';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
+import { isTerminal, openStatuses, systemClock, type Clock, type OpenStatus, type OpenUpload, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
-import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
-import { SubscriptionStore } from '@avatar-pipeline/webpush';
-import { Tombstones, announceErasure, sweep, type ErasureDeps } from './erasure.js';
-import { AvatarRecords, ProfileStore } from './profiles.js';
+import { announceErasure, sweep, type ErasureDeps } from './erasure.js';
 import type { ReconcileConfig } from './reconcile-config.js';
 import { SOURCE } from './ready.js';
+import type { ProfileStores } from './stores.js';
 
 export const endReasons = ['expired', 'timeout', 'review_timeout'] as const;
 export type EndReason = (typeof endReasons)[number];
@@ -110,13 +106,12 @@ export function reconcilerMetrics(registry: Registry) {
 
 export type ReconcilerMetrics = ReturnType<typeof reconcilerMetrics>;
 
+/** What a pass reads and writes in the table. */
+export type ReconcileStores = Pick<ProfileStores, 'uploads' | 'profiles' | 'records' | 'owners' | 'reviews' | 'tombstones' | 'subscriptions' | 'partitions'>;
+
 export interface ReconcileDeps {
-  uploads: UploadStore;
-  /** The table's client and name, for the avatars', reviews' and erasures' items. */
-  doc: DynamoDBDocumentClient;
-  table: string;
-  s3: S3Client;
-  bucket: string;
+  stores: ReconcileStores;
+  objects: ObjectStore;
   /** The broker (K_SINK). */
   sink: string;
   /** The OIDC token the broker requires (K_SINK_OIDC_TOKEN_FILE). */
@@ -128,6 +123,7 @@ export interface ReconcileDeps {
   avatarRetainSeconds: number;
   metrics: ReconcilerMetrics;
   logger: Logger;
+  /** The pass's own clock (cutoffs, ages); the stores keep theirs (`profileStores`). */
   clock?: Clock;
 }
 
@@ -138,8 +134,6 @@ export interface ReconcileDeps {
 export function reconcileDeps(
   config: Pick<
     ReconcileConfig,
-    | 'TABLE_NAME'
-    | 'BUCKET'
     | 'K_SINK'
     | 'K_SINK_OIDC_TOKEN_FILE'
     | 'UPLOAD_PENDING_TIMEOUT_SECONDS'
@@ -147,22 +141,16 @@ export function reconcileDeps(
     | 'REVIEW_TIMEOUT_SECONDS'
     | 'AVATAR_RETAIN_SECONDS'
   >,
-  clients: { doc: DynamoDBDocumentClient; s3: S3Client; metrics: ReconcilerMetrics; logger: Logger },
+  ports: Pick<ReconcileDeps, 'stores' | 'objects' | 'metrics' | 'logger'>,
 ): ReconcileDeps {
   return {
-    uploads: new UploadStore(clients.doc, config.TABLE_NAME),
-    doc: clients.doc,
-    table: config.TABLE_NAME,
-    s3: clients.s3,
-    bucket: config.BUCKET,
+    ...ports,
     sink: config.K_SINK,
     sinkTokenFile: config.K_SINK_OIDC_TOKEN_FILE,
     pendingTimeoutSeconds: config.UPLOAD_PENDING_TIMEOUT_SECONDS,
     processingTimeoutSeconds: config.UPLOAD_PROCESSING_TIMEOUT_SECONDS,
     reviewTimeoutSeconds: config.REVIEW_TIMEOUT_SECONDS,
     avatarRetainSeconds: config.AVATAR_RETAIN_SECONDS,
-    metrics: clients.metrics,
-    logger: clients.logger,
   };
 }
 
@@ -227,7 +215,8 @@ export function outcomeEvent(record: UploadRecord, uploadedAt: string = record.c
 
 /** One pass; see the module comment. Never throws for one upload's or object's failure: it counts it. */
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> {
-  const { uploads, s3, bucket, metrics, logger } = deps;
+  const { objects, metrics, logger } = deps;
+  const { uploads, records, owners, profiles, reviews } = deps.stores;
   const clock = deps.clock ?? systemClock;
   const started = clock();
   const summary: ReconcileSummary = {
@@ -243,7 +232,6 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
     errors: 0,
     durationMs: 0,
   };
-  const deleteObject = (key: string) => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 
   async function end(open: OpenUpload, rule: Rule, cutoff: Date): Promise<void> {
     const { playerId, uploadId } = open;
@@ -265,11 +253,11 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
       log.warn({ status: record.status }, 'upload ended by an earlier pass was not announced; announcing it now');
     }
     // The review ends with its upload (a moderator's decision now finds it over); again on a re-run.
-    const review = record.status === 'rejected' ? await expireReview(deps.doc, deps.table, uploadId, clock()) : undefined;
+    const review = record.status === 'rejected' ? await reviews.expire(uploadId, clock()) : undefined;
     // A late upload under the key is never moderated, nor is a timed-out review's original ever
     // rendered; a failed upload's renditions must not stay public.
-    await deleteObject(uploadKey(playerId, uploadId));
-    if (record.status === 'failed') await deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
+    await objects.delete(uploadKey(playerId, uploadId));
+    if (record.status === 'failed') await objects.deletePrefix(avatarPrefix(playerId, uploadId));
     const event = outcomeEvent(record, review?.uploadedAt);
     await sendEvent(deps.sink, event, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
     await uploads.announced(playerId, uploadId, record.status as Rule['to']);
@@ -295,49 +283,40 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
 
   // Objects nobody will ever handle: what an upload that is over left (or got late), and strays.
   try {
-    let token: string | undefined;
-    do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: UPLOAD_PREFIX, ...(token ? { ContinuationToken: token } : {}) }));
-      for (const object of page.Contents ?? []) {
-        if (!object.Key) continue;
-        try {
-          const reason = await orphanReason(uploads, object.Key);
-          if (!reason) continue;
-          await deleteObject(object.Key);
-          summary.orphansDeleted[reason] += 1;
-          metrics.orphans.inc({ reason });
-          logger.info({ key: object.Key, reason }, 'deleted an object under uploads/ that nothing will handle');
-        } catch (err) {
-          summary.errors += 1;
-          logger.error({ err, key: object.Key }, 'could not check or delete an object under uploads/');
-        }
+    for await (const key of objects.list(UPLOAD_PREFIX)) {
+      try {
+        const reason = await orphanReason(uploads, key);
+        if (!reason) continue;
+        await objects.delete(key);
+        summary.orphansDeleted[reason] += 1;
+        metrics.orphans.inc({ reason });
+        logger.info({ key, reason }, 'deleted an object under uploads/ that nothing will handle');
+      } catch (err) {
+        summary.errors += 1;
+        logger.error({ err, key }, 'could not check or delete an object under uploads/');
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
   } catch (err) {
     summary.errors += 1;
     logger.error({ err }, 'could not list uploads/');
   }
 
   // Superseded avatars past their retention: CDN caches have let them go.
-  const avatars = new AvatarRecords(deps.doc, deps.table, clock);
-  const owners = new UploadOwners(deps.doc, deps.table, clock);
-  const profiles = new ProfileStore(deps.doc, deps.table, clock);
   try {
-    for await (const old of avatars.superseded(new Date(started.getTime() - deps.avatarRetainSeconds * 1000))) {
+    for await (const old of records.superseded(new Date(started.getTime() - deps.avatarRetainSeconds * 1000))) {
       const { playerId, uploadId } = old;
       try {
         // Superseded ids only ever trail the current one; never delete what a profile serves.
         if ((await profiles.get(playerId))?.avatarUploadId === uploadId) {
           logger.warn({ playerId, uploadId }, 'a superseded avatar is the current one; kept');
         } else {
-          await deletePrefix(s3, bucket, avatarPrefix(playerId, uploadId));
+          await objects.deletePrefix(avatarPrefix(playerId, uploadId));
           await owners.delete(uploadId);
           summary.avatarsDeleted += 1;
           metrics.avatarsDeleted.inc();
           logger.info({ playerId, uploadId, supersededAt: old.openSince }, 'superseded avatar deleted');
         }
-        await avatars.retired(playerId, uploadId);
+        await records.retired(playerId, uploadId);
       } catch (err) {
         summary.errors += 1;
         logger.error({ err, playerId, uploadId }, 'could not delete a superseded avatar; the next pass retries');
@@ -350,12 +329,10 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
 
   // Erasures whose in-flight window has passed: anything a step begun before them wrote since goes.
   const erasure: ErasureDeps = {
-    doc: deps.doc,
-    table: deps.table,
-    s3,
-    bucket,
-    tombstones: new Tombstones(deps.doc, deps.table, clock),
-    subscriptions: new SubscriptionStore(deps.doc, deps.table, clock),
+    objects,
+    partitions: deps.stores.partitions,
+    tombstones: deps.stores.tombstones,
+    subscriptions: deps.stores.subscriptions,
     owners,
     sink: deps.sink,
     sinkTokenFile: deps.sinkTokenFile,
@@ -401,36 +378,6 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
   if (summary.errors === 0) metrics.lastSuccess.set(finished.getTime() / 1000);
   return summary;
 }
-
-/**
- * The review of an upload that timed out: `open` -> `expired` (a decided one stays as decided:
- * the upload record's conditional end already settled which came first). Returns when the object
- * was uploaded, for the rejected event.
- */
-async function expireReview(doc: DynamoDBDocumentClient, table: string, uploadId: string, now: Date): Promise<{ uploadedAt?: string }> {
-  const key = itemKeys.review(uploadId);
-  try {
-    const { Attributes } = await doc.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: key,
-        UpdateExpression: 'SET #status = :expired, expiredAt = :now',
-        ConditionExpression: '#status = :open',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':expired': 'expired', ':open': 'open', ':now': now.toISOString() },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return uploadedAtOf(Attributes);
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-  }
-  const { Item } = await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
-  return uploadedAtOf(Item);
-}
-
-const uploadedAtOf = (item: Record<string, unknown> | undefined): { uploadedAt?: string } =>
-  typeof item?.['uploadedAt'] === 'string' ? { uploadedAt: item['uploadedAt'] } : {};
 
 /** Why an object under uploads/ is to be deleted, or undefined when its upload may still need it. */
 async function orphanReason(uploads: UploadStore, key: string): Promise<OrphanReason | undefined> {

@@ -1,7 +1,7 @@
 /**
  * The review queue's table side: `REVIEW#<uploadId>` / `REVIEW` items (written by moderate when an
- * upload enters the review band, together with the upload's move to `in_review`) and the
- * moderators' decisions on them.
+ * upload enters the review band, together with the upload's move to `in_review`), the
+ * moderators' decisions on them, and the reconciler's expiry of those nobody decided in time.
  *
  * Open reviews are found through the sparse `open-uploads` index (`openStatus = in_review`, oldest
  * request first), never a scan; the index is eventually consistent, so a page is read back from
@@ -17,6 +17,7 @@ import {
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
+  UpdateCommand,
   type DynamoDBDocumentClient,
   type NativeAttributeValue,
 } from '@aws-sdk/lib-dynamodb';
@@ -25,7 +26,7 @@ import { fingerprintSchema } from '@avatar-pipeline/kit/bans';
 import { HttpError } from '@avatar-pipeline/kit/errors';
 import { approvedSchema, labelSchema, moderatorRejected, playerIdSchema, uploadIdSchema } from '@avatar-pipeline/kit/events';
 import { decodeCursor, encodeCursor } from '@avatar-pipeline/kit/page-cursor';
-import { itemKeys, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, OPEN_UPLOADS_INDEX, TTL_ATTRIBUTE, reviewStatuses } from '@avatar-pipeline/kit/table';
+import { itemKeys, OPEN_SINCE_ATTRIBUTE, OPEN_STATUS_ATTRIBUTE, OPEN_UPLOADS_INDEX, TTL_ATTRIBUTE, isConditionFailure, reviewStatuses } from '@avatar-pipeline/kit/table';
 
 export const reviewDecisions = ['approve', 'reject'] as const;
 
@@ -188,7 +189,37 @@ export class ReviewStore {
     const uploadStatus = record.Item?.['status'];
     return { written: false, review: current, uploadStatus: typeof uploadStatus === 'string' ? uploadStatus : undefined };
   }
+
+  /**
+   * The review of an upload that timed out: `open` -> `expired` (a decided one stays as decided:
+   * the upload record's conditional end already settled which came first). Returns when the object
+   * was uploaded, for the rejected event.
+   */
+  async expire(uploadId: string, now: Date): Promise<{ uploadedAt?: string }> {
+    const key = itemKeys.review(uploadId);
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET #status = :expired, expiredAt = :now',
+          ConditionExpression: '#status = :open',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':expired': 'expired', ':open': 'open', ':now': now.toISOString() },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return uploadedAtOf(Attributes);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+    return uploadedAtOf(Item);
+  }
 }
+
+const uploadedAtOf = (item: Record<string, unknown> | undefined): { uploadedAt?: string } =>
+  typeof item?.['uploadedAt'] === 'string' ? { uploadedAt: item['uploadedAt'] } : {};
 
 function parseReview(item: Record<string, NativeAttributeValue>): ReviewItem {
   const { pk: _pk, sk: _sk, [TTL_ATTRIBUTE]: _ttl, ...fields } = item;

@@ -1,8 +1,8 @@
 /**
- * The Cognito `picture` mirror against a real user pool (moto's server, local/src/moto.ts): the
+ * The Cognito `picture` mirror against a real user pool (moto's server, local/src/stand-ins/moto.ts): the
  * client main.ts builds (`cognitoClient` with AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER), the
  * attribute read back with AdminGetUser, and the errors Cognito answers for a missing user or
- * pool. Cognito failing or throttling is injected with a mocked client in ready.test.ts and
+ * pool. Cognito failing or throttling is injected with a fake picture sync in ready.test.ts and
  * dead-letter.test.ts: moto does not fail on demand.
  */
 import { AdminCreateUserCommand, AdminGetUserCommand, CreateUserPoolCommand, type CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
@@ -83,7 +83,7 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
     });
 
     it("DELETE /v1/players/{id}/avatar and DELETE /v1/players/{id} clear the player's picture", async () => {
-      const service = profileService(stack, { cognito, userPoolId });
+      const service = profileService(stack, { pictures: cognitoPictureSync(cognito, userPoolId) });
       for (const suffix of ['/avatar', '']) {
         const playerId = await player();
         const uploadId = newUploadId();
@@ -100,7 +100,7 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
 
   describe('thumbnailed -> ready', () => {
     it('mirrors the avatar that became current, not a late older upload', async () => {
-      const service = profileService(stack, { cognito, userPoolId });
+      const service = profileService(stack, { pictures: cognitoPictureSync(cognito, userPoolId) });
       const playerId = await player();
       const older = newUploadId(5_000);
       const newer = newUploadId();
@@ -117,7 +117,7 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
     });
 
     it('sets the same picture whatever the number of concurrent duplicates', async () => {
-      const service = profileService(stack, { cognito, userPoolId });
+      const service = profileService(stack, { pictures: cognitoPictureSync(cognito, userPoolId) });
       const playerId = await player();
       const uploadId = newUploadId();
       await processingUpload(stack, playerId, uploadId);
@@ -127,8 +127,8 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
       expect(await pictureOf(playerId)).toBe(picture(playerId, uploadId));
     });
 
-    it('leaves Cognito alone when no user pool is configured', async () => {
-      const service = profileService(stack, { cognito });
+    it('leaves Cognito alone when no user pool is configured (no picture sync)', async () => {
+      const service = profileService(stack);
       const playerId = await player();
       const uploadId = newUploadId();
       await processingUpload(stack, playerId, uploadId);
@@ -137,7 +137,7 @@ describe.skipIf(skipped)(`Cognito picture against moto${skipped ? ` (skipped: ${
     });
 
     it('does not hold back the ready event for a player unknown to Cognito, nor mark the sync pending', async () => {
-      const service = profileService(stack, { cognito, userPoolId });
+      const service = profileService(stack, { pictures: cognitoPictureSync(cognito, userPoolId) });
       const playerId = newPlayerId();
       const uploadId = newUploadId();
       await processingUpload(stack, playerId, uploadId);

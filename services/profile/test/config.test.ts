@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
+import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
 import { ConfigError, loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import { authFromConfig } from '@avatar-pipeline/kit/player-auth';
-import { createProfileService, profileEnv } from '../src/index.js';
+import { memoryObjects } from '@avatar-pipeline/kit/testing';
+import { createProfileService, profileEnv, profileStores } from '../src/index.js';
 
 const base = {
   JWT_JWKS_URL: 'http://localhost:8080/dev/.well-known/jwks.json',
@@ -32,8 +33,8 @@ describe('profile configuration', () => {
     const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
     const service = createProfileService({
       config,
-      doc,
-      s3: s3Client({ region: 'us-east-1', s3Endpoint: 'http://127.0.0.1:9' }),
+      stores: profileStores(doc, config.TABLE_NAME),
+      objects: memoryObjects(config.BUCKET),
       auth: authFromConfig(config),
       logger: createLogger('profile', 'silent'),
     });

@@ -1,6 +1,4 @@
-import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { failureReason, identifyUpload, lastAttempt } from '../src/dead-letter.js';
@@ -9,9 +7,10 @@ import {
   BUCKET,
   MEDIA,
   TABLE,
+  cognitoError,
   deliver,
   existing,
-  faultyDoc,
+  fakePictures,
   metricValue,
   newPlayerId,
   newUploadId,
@@ -22,6 +21,8 @@ import {
   putRenditions,
   readEvent,
   startStack,
+  storesOf,
+  throttled,
   thumbnailedEvent,
   type Stack,
 } from './harness.js';
@@ -81,19 +82,15 @@ const urls = (playerId: string, uploadId: string) => ({
 
 describe('POST /dead-letter', () => {
   let stack: Stack;
-  const cognito = mockClient(CognitoIdentityProviderClient);
   beforeAll(async () => {
     stack = await startStack();
   });
   afterAll(async () => {
-    cognito.restore();
     await stack?.close();
   });
   beforeEach(() => {
     stack.sink.received.length = 0;
     stack.sink.state.failNext = 0;
-    cognito.reset();
-    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
   });
 
   /**
@@ -101,19 +98,16 @@ describe('POST /dead-letter', () => {
    * then answers 500 (as on every attempt until the broker gives up on it).
    */
   async function readyWithoutProfile(event: OutgoingEvent): Promise<void> {
-    const faulty = faultyDoc(stack);
-    faulty.faults.profileWrites = Infinity;
-    try {
-      expect((await deliver(profileService(stack, { doc: faulty.doc }), '/events', event)).status).toBe(500);
-    } finally {
-      faulty.doc.destroy();
-    }
+    const stores = storesOf(stack);
+    vi.spyOn(stores.profiles, 'setAvatar').mockRejectedValue(throttled());
+    expect((await deliver(profileService(stack, { stores }), '/events', event)).status).toBe(500);
   }
 
   it('announces ready for a dead thumbnailed event whose upload ended ready, the same event as the reply, and completes the profile', async () => {
     // Cognito failing throughout changes nothing: the sync is best effort.
-    cognito.on(AdminUpdateUserAttributesCommand).rejects(Object.assign(new Error('down'), { name: 'InternalErrorException' }));
-    const service = profileService(stack, { cognito: new CognitoIdentityProviderClient({ region: 'us-east-1' }), userPoolId: 'us-east-1_Pool1' });
+    const pictures = fakePictures();
+    pictures.setPicture.mockRejectedValue(cognitoError('InternalErrorException', 'down'));
+    const service = profileService(stack, { pictures });
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
@@ -157,30 +151,26 @@ describe('POST /dead-letter', () => {
   });
 
   it('announces ready even while the profile write still fails, and finishes the profile on the retry', async () => {
-    const faulty = faultyDoc(stack);
-    try {
-      const service = profileService(stack, { doc: faulty.doc });
-      const playerId = newPlayerId();
-      const uploadId = newUploadId();
-      await processingUpload(stack, playerId, uploadId);
-      const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
-      await readyWithoutProfile(event);
-      faulty.faults.profileWrites = 1;
+    const stores = storesOf(stack);
+    const service = profileService(stack, { stores });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, '2026-03-01T12:00:00.000Z');
+    await readyWithoutProfile(event);
+    vi.spyOn(stores.profiles, 'setAvatar').mockRejectedValueOnce(throttled());
 
-      expect((await deliver(service, '/dead-letter', event)).status).toBe(500);
-      expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`]);
-      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(500);
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`]);
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
 
-      expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
-      expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
-      // Sent again with the same id (push takes it once); the profile is now complete.
-      expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`, `${uploadId}.ready`]);
-      expect(stack.sink.received[1]!.body).toBe(stack.sink.received[0]!.body);
-      expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.avatarUploadId).toBe(uploadId);
-      expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
-    } finally {
-      faulty.doc.destroy();
-    }
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+    expect((await deliver(service, '/dead-letter', event)).status).toBe(202);
+    // Sent again with the same id (push takes it once); the profile is now complete.
+    expect(stack.sink.received.map((r) => readEvent(r.headers, r.body).id)).toEqual([`${uploadId}.ready`, `${uploadId}.ready`]);
+    expect(stack.sink.received[1]!.body).toBe(stack.sink.received[0]!.body);
+    expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.avatarUploadId).toBe(uploadId);
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
   });
 
   it('answers 500 when ready cannot be announced, and announces it on the retry', async () => {

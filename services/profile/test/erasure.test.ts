@@ -5,23 +5,21 @@
  * says cannot be found by key), and that an upload in flight during the erasure brings nothing back.
  */
 import { randomBytes } from 'node:crypto';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { uploadKey, type ApprovedData } from '@avatar-pipeline/kit/events';
 import { ProcessedEvents } from '@avatar-pipeline/kit/idempotency';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import { RateLimiter } from '@avatar-pipeline/kit/rate-limit';
 import type { Service } from '@avatar-pipeline/kit/service';
-import { itemKeys, OPEN_STATUS_ATTRIBUTE, TTL_ATTRIBUTE, UploadStore, keys } from '@avatar-pipeline/kit/table';
+import { itemKeys, OPEN_STATUS_ATTRIBUTE, TTL_ATTRIBUTE, keys, type UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { SubscriptionStore, endpointHash } from '@avatar-pipeline/webpush';
-import { ERASED } from '../src/erasure.js';
 import { ProfileStore } from '../src/profiles.js';
 import { reconcile, reconcilerMetrics, type ReconcileDeps } from '../src/reconcile.js';
+import { ERASED } from '../src/tombstones.js';
 import {
   BUCKET,
   MEDIA,
@@ -36,6 +34,7 @@ import {
   putRenditions,
   readEvent,
   startStack,
+  storesOf,
   testClock,
   thumbnailedEvent,
   type Stack,
@@ -71,12 +70,7 @@ async function mentioning(stack: Stack, needles: string[]): Promise<{ pk: string
 
 async function listBucket(stack: Stack, prefix = ''): Promise<string[]> {
   const found: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await stack.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
-    for (const object of page.Contents ?? []) if (object.Key) found.push(object.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for await (const key of stack.objects.list(prefix)) found.push(key);
   return found.sort();
 }
 
@@ -281,7 +275,7 @@ describe('DELETE /v1/players/{playerId}/avatar', () => {
     const { removeAvatar } = await import('../src/avatar-removal.js');
     const { AvatarRecords } = await import('../src/profiles.js');
     const result = await removeAvatar(
-      { profiles: racing, records: new AvatarRecords(stack.doc, TABLE), owners: new UploadOwners(stack.doc, TABLE), s3: stack.s3, bucket: BUCKET },
+      { profiles: racing, records: new AvatarRecords(stack.doc, TABLE), owners: new UploadOwners(stack.doc, TABLE), objects: stack.objects },
       playerId,
     );
     expect(result).toEqual({ uploadId: first.uploadId, removed: false });
@@ -302,14 +296,12 @@ describe('DELETE /v1/players/{playerId}: erasure', () => {
     // A stack per test: the scans and the reconciler's passes look at everything.
     stack = await startStack();
     clock = testClock(Date.now());
-    uploads = new UploadStore(stack.doc, TABLE, clock.fn);
-    service = profileService(stack, { clock: clock.fn });
+    const stores = storesOf(stack, clock.fn);
+    uploads = stores.uploads;
+    service = profileService(stack, { clock: clock.fn, stores });
     deps = {
-      uploads,
-      doc: stack.doc,
-      table: TABLE,
-      s3: stack.s3,
-      bucket: BUCKET,
+      stores,
+      objects: stack.objects,
       sink: stack.sink.url,
       pendingTimeoutSeconds: 3600,
       processingTimeoutSeconds: PROCESSING_TIMEOUT,
@@ -442,33 +434,23 @@ describe('DELETE /v1/players/{playerId}: erasure', () => {
     await uploads.markProcessing(playerId, uploadId);
     const renditions = await putRenditions(stack, playerId, uploadId);
     // The upload ends ready, then the erasure runs to its end, then the profile write goes out.
-    const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: stack.ddb.endpoint });
     const token = await stack.issuer.mint(playerId);
     let erased: Response | undefined;
-    doc.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Key?: { sk?: unknown } };
-        const sk = input.Key?.sk as { S?: string } | string | undefined;
-        if (!erased && context.commandName === 'UpdateItemCommand' && (sk === 'PROFILE' || (typeof sk === 'object' && sk?.S === 'PROFILE'))) {
-          erased = await call(service, 'DELETE', `/v1/players/${playerId}`, token);
-        }
-        return next(args);
-      },
-      { step: 'build', name: 'eraseBeforeTheProfileWrite' },
-    );
-    const racing = profileService(stack, { clock: clock.fn, doc });
-    try {
-      const res = await deliver(racing, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
-      expect(erased?.status).toBe(202);
-      // No ready announced for an erased player, and nothing of the upload left.
-      expect(res.status).toBe(202);
-      expect(await new ProfileStore(stack.doc, TABLE).item(playerId)).toBeUndefined();
-      expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
-      expect(await uploads.get(playerId, uploadId)).toBeUndefined();
-      expect(sent().map((e) => e.type)).toEqual([EventType.playerErased]);
-    } finally {
-      doc.destroy();
-    }
+    const stores = storesOf(stack, clock.fn);
+    const setAvatar = stores.profiles.setAvatar.bind(stores.profiles);
+    vi.spyOn(stores.profiles, 'setAvatar').mockImplementationOnce(async (...args) => {
+      erased = await call(service, 'DELETE', `/v1/players/${playerId}`, token);
+      return setAvatar(...args);
+    });
+    const racing = profileService(stack, { clock: clock.fn, stores });
+    const res = await deliver(racing, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
+    expect(erased?.status).toBe(202);
+    // No ready announced for an erased player, and nothing of the upload left.
+    expect(res.status).toBe(202);
+    expect(await new ProfileStore(stack.doc, TABLE).item(playerId)).toBeUndefined();
+    expect(await existing(stack, renditions)).toEqual([false, false, false, false]);
+    expect(await uploads.get(playerId, uploadId)).toBeUndefined();
+    expect(sent().map((e) => e.type)).toEqual([EventType.playerErased]);
   });
 
   it('sweeps on the last pass what a step begun before the erasure wrote after it (OWNER item, renditions whose event was lost)', async () => {

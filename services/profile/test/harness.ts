@@ -1,23 +1,21 @@
 /** Real stand-ins for the profile tests: dynalite, s3rver, an HTTP sink for K_SINK, a dev issuer. */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createLocalJWKSet } from 'jose';
 import { v7 } from 'uuid';
+import { vi } from 'vitest';
 import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
-import { dynamoDocumentClient } from '@avatar-pipeline/kit/aws';
 import { toBinary, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { avatarKey, uploadKey } from '@avatar-pipeline/kit/events';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { objectExists as exists } from '@avatar-pipeline/kit/objects';
+import { s3Objects, type ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
-import { BUCKET, TABLE, createDevIssuer, startTestBackends, type DevIssuer, type DynamoServer, type S3Server } from '@avatar-pipeline/local';
-import type { PictureRetryPolicy } from '../src/cognito.js';
-import { createProfileService } from '../src/index.js';
+import { BUCKET, TABLE, createDevIssuer, startTestBackends, type DevIssuer, type S3Server } from '@avatar-pipeline/local';
+import type { PictureRetryPolicy, PictureSync } from '../src/cognito.js';
+import { createProfileService, profileStores, type ProfileStores } from '../src/index.js';
 
 export { BUCKET, TABLE };
 export const MEDIA = 'http://localhost:8080/media';
@@ -62,11 +60,11 @@ export function testClock(start = Date.parse('2026-03-01T12:00:00.000Z')) {
 export interface Stack {
   dir: string;
   s3Server: S3Server;
-  ddb: DynamoServer;
   sink: Sink;
   issuer: DevIssuer;
   doc: DynamoDBDocumentClient;
-  s3: S3Client;
+  /** The bucket on s3rver, as start.ts builds it. */
+  objects: ObjectStore;
   uploads: UploadStore;
   close(): Promise<void>;
 }
@@ -78,11 +76,10 @@ export async function startStack(): Promise<Stack> {
   return {
     dir: backends.dir,
     s3Server: backends.s3Server,
-    ddb: backends.dynamoServer,
     sink,
     issuer,
     doc: backends.doc,
-    s3: backends.s3,
+    objects: s3Objects(backends.s3, BUCKET),
     uploads: new UploadStore(backends.doc, TABLE),
     async close() {
       await sink.close();
@@ -91,32 +88,28 @@ export async function startStack(): Promise<Stack> {
   };
 }
 
+/** The stack's table through stores on `clock` (for a service or reconciler on a test clock, or to spy on). */
+export const storesOf = (stack: Stack, clock?: () => Date) => profileStores(stack.doc, TABLE, clock);
+
 export function profileService(
   stack: Stack,
   options: {
+    /** The routes' clock, and the stores' unless `stores` is given. */
     clock?: () => Date;
-    cognito?: CognitoIdentityProviderClient;
-    userPoolId?: string;
+    /** Default: new stores on the stack's dynalite (on `clock`). */
+    stores?: ProfileStores;
+    pictures?: PictureSync;
     /** Default: the service's own policy with waits of a few ms, so a failing Cognito costs the test nothing. */
     pictureRetry?: PictureRetryPolicy;
     eventAuth?: TokenPolicy;
     sinkTokenFile?: string;
-    /** Another client on the stack's dynalite (e.g. `faultyDoc`). */
-    doc?: DynamoDBDocumentClient;
   } = {},
 ): Service {
   return createProfileService({
-    config: {
-      TABLE_NAME: TABLE,
-      BUCKET,
-      MEDIA_BASE_URL: MEDIA,
-      K_SINK: stack.sink.url,
-      K_SINK_OIDC_TOKEN_FILE: options.sinkTokenFile,
-      COGNITO_USER_POOL_ID: options.userPoolId,
-    },
-    doc: options.doc ?? stack.doc,
-    s3: stack.s3,
-    cognito: options.cognito,
+    config: { MEDIA_BASE_URL: MEDIA, K_SINK: stack.sink.url, K_SINK_OIDC_TOKEN_FILE: options.sinkTokenFile },
+    stores: options.stores ?? storesOf(stack, options.clock),
+    objects: stack.objects,
+    pictures: options.pictures,
     pictureRetry: options.pictureRetry ?? FAST_PICTURE_RETRY,
     auth: { issuers: [{ issuer: ISSUER, keys: createLocalJWKSet({ keys: [stack.issuer.publicJwk] }) }], audiences: [AUDIENCE], algorithms: ['ES256'] },
     logger: createLogger('profile', 'silent'),
@@ -127,30 +120,22 @@ export function profileService(
 
 export const FAST_PICTURE_RETRY: PictureRetryPolicy = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, budgetMs: 2_000 };
 
+/** A retryable DynamoDB error, as a throttled table answers. */
+export const throttled = () => Object.assign(new Error('injected: the table is throttling'), { name: 'ProvisionedThroughputExceededException' });
+
 /**
- * A document client on the stack's dynalite whose writes to the PROFILE item fail with a
- * retryable DynamoDB error while `faults.profileWrites` is above 0 (each failure counts it down;
- * `Infinity`: always). Everything else goes through to dynalite.
+ * A Cognito picture sync whose `setPicture` answers `updated` unless a test scripts it otherwise
+ * (a failing Cognito, which moto cannot be: its real behaviour is in cognito-moto.test.ts).
  */
-export function faultyDoc(stack: Stack) {
-  const doc = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: stack.ddb.endpoint });
-  const faults = { profileWrites: 0, injected: 0 };
-  const isProfile = (sk: unknown) => sk === 'PROFILE' || (sk as { S?: unknown } | undefined)?.S === 'PROFILE';
-  doc.middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = args.input as { Key?: { sk?: unknown }; Item?: { sk?: unknown } };
-      const write = ['UpdateItemCommand', 'PutItemCommand'].includes(context.commandName ?? '');
-      if (write && faults.profileWrites > 0 && isProfile(input.Key?.sk ?? input.Item?.sk)) {
-        faults.profileWrites -= 1;
-        faults.injected += 1;
-        throw Object.assign(new Error('injected: the table is throttling'), { name: 'ProvisionedThroughputExceededException' });
-      }
-      return next(args);
-    },
-    { step: 'build', name: 'injectProfileWriteFaults' },
-  );
-  return { doc, faults };
+export function fakePictures() {
+  return {
+    setPicture: vi.fn<PictureSync['setPicture']>(async () => 'updated'),
+    clearPicture: vi.fn<PictureSync['clearPicture']>(async () => 'cleared'),
+  } satisfies PictureSync;
 }
+
+/** A Cognito error the SDK would throw. */
+export const cognitoError = (name: string, message = name) => Object.assign(new Error(message), { name });
 
 /** A new upload id taken `agoMs` before now (UUIDv7 ordering follows). */
 export const newUploadId = (agoMs = 0) => v7({ msecs: Date.now() - agoMs });
@@ -165,15 +150,15 @@ export async function processingUpload(stack: Stack, playerId: string, uploadId:
 }
 
 export async function putOriginal(stack: Stack, playerId: string, uploadId: string): Promise<void> {
-  await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: uploadKey(playerId, uploadId), Body: 'png', ContentType: 'image/png' }));
+  await stack.objects.put(uploadKey(playerId, uploadId), Buffer.from('png'), { contentType: 'image/png' });
 }
 
-export const objectExists = (stack: Stack, key: string) => exists(stack.s3, BUCKET, key);
+export const objectExists = (stack: Stack, key: string) => stack.objects.exists(key);
 
 /** Renditions as thumbnail writes them (`avatars/<playerId>/<uploadId>/<name>.webp`); returns their keys. */
 export async function putRenditions(stack: Stack, playerId: string, uploadId: string): Promise<string[]> {
   const keys = ['64', '128', '256', 'full'].map((name) => avatarKey(playerId, uploadId, name));
-  for (const key of keys) await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'webp', ContentType: 'image/webp' }));
+  for (const key of keys) await stack.objects.put(key, Buffer.from('webp'), { contentType: 'image/webp' });
   return keys;
 }
 

@@ -5,6 +5,7 @@ import { processingTimedOut } from '@avatar-pipeline/kit/events';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import { deadLetterSeries } from '../src/dead-letter.js';
+import { profileStores } from '../src/index.js';
 import { DEFAULT_PENDING_TIMEOUT_SECONDS, DEFAULT_PROCESSING_TIMEOUT_SECONDS } from '../src/reconcile-config.js';
 import { TABLE, newPlayerId, newUploadId, profileService, startStack, testClock, type Stack } from './harness.js';
 
@@ -86,7 +87,7 @@ describe('avatarpipeline_uploads_overdue_seconds', () => {
   it('is left out, not stale, when the table cannot be read, and the rest of /metrics is still served', async () => {
     const unreachable = dynamoDocumentClient({ region: 'us-east-1', dynamodbEndpoint: 'http://127.0.0.1:9' });
     try {
-      const text = await scrape(profileService(stack, { doc: unreachable }));
+      const text = await scrape(profileService(stack, { stores: profileStores(unreachable, TABLE) }));
       expect(series(text, 'avatarpipeline_uploads_overdue_seconds').size).toBe(0);
       expect(series(text, 'avatarpipeline_deadletter_events_total').size).toBe(deadLetterSeries.length);
     } finally {

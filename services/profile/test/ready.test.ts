@@ -1,15 +1,14 @@
-import { AdminUpdateUserAttributesCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { ProfileStore } from '../src/index.js';
 import type { AvatarChange } from '../src/profiles.js';
 import {
   MEDIA,
   TABLE,
+  cognitoError,
   deliver,
   existing,
-  faultyDoc,
+  fakePictures,
   metricValue,
   newPlayerId,
   newUploadId,
@@ -20,7 +19,9 @@ import {
   putRenditions,
   readEvent,
   startStack,
+  storesOf,
   testClock,
+  throttled,
   thumbnailedEvent,
   type Stack,
 } from './harness.js';
@@ -32,20 +33,12 @@ const urls = (playerId: string, uploadId: string) => ({
 
 describe('thumbnailed -> ready', () => {
   let stack: Stack;
-  // Cognito failing on demand, which moto cannot do; its real behaviour is in cognito-moto.test.ts.
-  const failingCognito = new CognitoIdentityProviderClient({ region: 'us-east-1' });
-  const cognito = mockClient(failingCognito);
 
   beforeAll(async () => {
     stack = await startStack();
   });
   afterAll(async () => {
-    cognito.restore();
     await stack?.close();
-  });
-  beforeEach(() => {
-    cognito.reset();
-    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
   });
 
   it('replies ready with the avatar URLs, writes the profile, finishes the upload and times the pipeline', async () => {
@@ -122,8 +115,9 @@ describe('thumbnailed -> ready', () => {
   });
 
   it('retries a failing Cognito call within the delivery, without failing it', async () => {
-    cognito.on(AdminUpdateUserAttributesCommand).rejectsOnce(Object.assign(new Error('slow down'), { name: 'TooManyRequestsException' })).resolves({});
-    const service = profileService(stack, { cognito: failingCognito, userPoolId: 'us-east-1_Pool1' });
+    const pictures = fakePictures();
+    pictures.setPicture.mockRejectedValueOnce(cognitoError('TooManyRequestsException', 'slow down'));
+    const service = profileService(stack, { pictures });
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
@@ -131,16 +125,17 @@ describe('thumbnailed -> ready', () => {
     const res = await deliver(service, '/events', thumbnailedEvent(playerId, uploadId, new Date().toISOString()));
     expect(res.status).toBe(200);
     expect(res.headers.get('ce-id')).toBe(`${uploadId}.ready`);
-    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(2);
+    expect(pictures.setPicture).toHaveBeenCalledTimes(2);
     expect(await metricValue(service, 'avatarpipeline_profile_cognito_sync_total', { outcome: 'ok' })).toBe(1);
     expect(await metricValue(service, 'avatarpipeline_profile_cognito_sync_total', { outcome: 'failed' })).toBe(0);
     expect((await new ProfileStore(stack.doc, TABLE).get(playerId))?.pictureSyncPending).toBeUndefined();
   });
 
   it('reaches ready and notifies with Cognito always failing; the sync is counted failed and left pending on the profile', async () => {
-    cognito.on(AdminUpdateUserAttributesCommand).rejects(Object.assign(new Error('service unavailable'), { name: 'InternalErrorException' }));
+    const pictures = fakePictures();
+    pictures.setPicture.mockRejectedValue(cognitoError('InternalErrorException', 'service unavailable'));
     const clock = testClock();
-    const service = profileService(stack, { clock: clock.fn, cognito: failingCognito, userPoolId: 'us-east-1_Pool1' });
+    const service = profileService(stack, { clock: clock.fn, pictures });
     const playerId = newPlayerId();
     const uploadId = newUploadId();
     await processingUpload(stack, playerId, uploadId);
@@ -161,14 +156,13 @@ describe('thumbnailed -> ready', () => {
       pictureSyncPending: uploadId,
     });
     // Its own bounded retries (3 calls), then given up: counted, never a 5xx.
-    expect(cognito.commandCalls(AdminUpdateUserAttributesCommand)).toHaveLength(3);
+    expect(pictures.setPicture).toHaveBeenCalledTimes(3);
     expect(await metricValue(service, 'avatarpipeline_profile_cognito_sync_total', { outcome: 'failed' })).toBe(1);
     expect(await metricValue(service, 'avatarpipeline_cloudevents_handled_total', { outcome: 'error' })).toBe(0);
     expect(await metricValue(service, 'avatarpipeline_profile_updates_total', { outcome: 'current' })).toBe(1);
 
     // The next avatar supersedes the pending sync, and its own succeeds.
-    cognito.reset();
-    cognito.on(AdminUpdateUserAttributesCommand).resolves({});
+    pictures.setPicture.mockResolvedValue('updated');
     const next = newUploadId();
     await processingUpload(stack, playerId, next);
     expect((await deliver(service, '/events', thumbnailedEvent(playerId, next, uploadedAt))).status).toBe(200);
@@ -179,48 +173,44 @@ describe('thumbnailed -> ready', () => {
   });
 
   it('answers 500 when the profile write fails, and converges on the retry: ready once the writes are done', async () => {
-    const faulty = faultyDoc(stack);
-    try {
-      const clock = testClock();
-      const service = profileService(stack, { clock: clock.fn, doc: faulty.doc });
-      const playerId = newPlayerId();
-      const uploadId = newUploadId();
-      await processingUpload(stack, playerId, uploadId);
-      await putOriginal(stack, playerId, uploadId);
-      const event = thumbnailedEvent(playerId, uploadId, new Date(clock.now - 1_000).toISOString());
-      faulty.faults.profileWrites = 1;
+    const clock = testClock();
+    const stores = storesOf(stack, clock.fn);
+    const setAvatar = vi.spyOn(stores.profiles, 'setAvatar').mockRejectedValueOnce(throttled());
+    const service = profileService(stack, { clock: clock.fn, stores });
+    const playerId = newPlayerId();
+    const uploadId = newUploadId();
+    await processingUpload(stack, playerId, uploadId);
+    await putOriginal(stack, playerId, uploadId);
+    const event = thumbnailedEvent(playerId, uploadId, new Date(clock.now - 1_000).toISOString());
 
-      const first = await deliver(service, '/events', event);
-      expect(first.status).toBe(500);
-      expect(first.headers.get('ce-id')).toBeNull();
-      expect(faulty.faults.injected).toBe(1);
-      // The upload record decided first; the profile is what is missing.
-      const readyAt = (await stack.uploads.get(playerId, uploadId))?.updatedAt;
-      expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
-      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
+    const first = await deliver(service, '/events', event);
+    expect(first.status).toBe(500);
+    expect(first.headers.get('ce-id')).toBeNull();
+    expect(setAvatar).toHaveBeenCalledTimes(1);
+    // The upload record decided first; the profile is what is missing.
+    const readyAt = (await stack.uploads.get(playerId, uploadId))?.updatedAt;
+    expect((await stack.uploads.get(playerId, uploadId))?.status).toBe('ready');
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toBeUndefined();
 
-      clock.advance(4_000);
-      const retry = await deliver(service, '/events', event);
-      expect(retry.status).toBe(200);
-      const reply = readEvent(retry.headers, await retry.text());
-      expect(reply).toMatchObject({ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' });
-      expect(retry.headers.get('ce-time')).toBe(readyAt);
-      expect(reply.data['avatar']).toEqual(urls(playerId, uploadId));
-      expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toMatchObject({ avatarUploadId: uploadId, avatar: urls(playerId, uploadId) });
-      expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'ready', updatedAt: readyAt, avatar: urls(playerId, uploadId) });
-      expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
-      // Once per upload, whatever the attempts.
-      expect(await metricValue(service, 'avatarpipeline_pipeline_end_to_end_seconds', {}, 'avatarpipeline_pipeline_end_to_end_seconds_count')).toBe(1);
-      expect(await metricValue(service, 'avatarpipeline_profile_updates_total', { outcome: 'current' })).toBe(1);
+    clock.advance(4_000);
+    const retry = await deliver(service, '/events', event);
+    expect(retry.status).toBe(200);
+    const reply = readEvent(retry.headers, await retry.text());
+    expect(reply).toMatchObject({ id: `${uploadId}.ready`, type: 'avatarpipeline.avatar.ready' });
+    expect(retry.headers.get('ce-time')).toBe(readyAt);
+    expect(reply.data['avatar']).toEqual(urls(playerId, uploadId));
+    expect(await new ProfileStore(stack.doc, TABLE).get(playerId)).toMatchObject({ avatarUploadId: uploadId, avatar: urls(playerId, uploadId) });
+    expect(await stack.uploads.get(playerId, uploadId)).toMatchObject({ status: 'ready', updatedAt: readyAt, avatar: urls(playerId, uploadId) });
+    expect(await objectExists(stack, uploadKey(playerId, uploadId))).toBe(false);
+    // Once per upload, whatever the attempts.
+    expect(await metricValue(service, 'avatarpipeline_pipeline_end_to_end_seconds', {}, 'avatarpipeline_pipeline_end_to_end_seconds_count')).toBe(1);
+    expect(await metricValue(service, 'avatarpipeline_profile_updates_total', { outcome: 'current' })).toBe(1);
 
-      // A later redelivery gets the same reply from the processed-event record.
-      const again = await deliver(service, '/events', event);
-      expect(again.headers.get('ce-id')).toBe(`${uploadId}.ready`);
-      expect(again.headers.get('ce-time')).toBe(readyAt);
-      expect(faulty.faults.injected).toBe(1);
-    } finally {
-      faulty.doc.destroy();
-    }
+    // A later redelivery gets the same reply from the processed-event record, without writing again.
+    const again = await deliver(service, '/events', event);
+    expect(again.headers.get('ce-id')).toBe(`${uploadId}.ready`);
+    expect(again.headers.get('ce-time')).toBe(readyAt);
+    expect(setAvatar).toHaveBeenCalledTimes(2);
   });
 
   it('takes concurrent duplicates without conflicting writes: one transition, one profile update, the same ready event', async () => {

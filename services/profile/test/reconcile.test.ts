@@ -4,14 +4,13 @@
  * ends failed (timeout), each announced once with a deterministic id, orphans under uploads/ go,
  * and a second pass changes nothing.
  */
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { itemKeys, TTL_ATTRIBUTE, UploadStore, type OpenUpload } from '@avatar-pipeline/kit/table';
+import { itemKeys, TTL_ATTRIBUTE, type OpenUpload, type UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType, processingWorstCaseMs, uploadDeliveryWorstCaseMs } from '@avatar-pipeline/kit/topology';
 import { UploadOwners } from '@avatar-pipeline/kit/upload-owners';
 import { metricValue } from '@avatar-pipeline/kit/testing';
@@ -31,6 +30,7 @@ import {
   putRenditions,
   readEvent,
   startStack,
+  storesOf,
   testClock,
   thumbnailedEvent,
   type Stack,
@@ -51,14 +51,12 @@ describe('reconcile', () => {
     // A stack per test: a pass looks at the whole index and the whole uploads/ prefix.
     stack = await startStack();
     clock = testClock();
-    uploads = new UploadStore(stack.doc, TABLE, clock.fn);
+    const stores = storesOf(stack, clock.fn);
+    uploads = stores.uploads;
     registry = new Registry();
     deps = {
-      uploads,
-      doc: stack.doc,
-      table: TABLE,
-      s3: stack.s3,
-      bucket: BUCKET,
+      stores,
+      objects: stack.objects,
       sink: stack.sink.url,
       pendingTimeoutSeconds: PENDING_TIMEOUT,
       processingTimeoutSeconds: PROCESSING_TIMEOUT,
@@ -163,11 +161,10 @@ describe('reconcile', () => {
     clock.advance(3600_000);
     await uploads.markProcessing(playerId, moved);
     await uploads.finish(playerId, ended, 'ready');
-    const lagging = Object.create(uploads) as UploadStore;
-    lagging.openUploads = async function* (status) {
+    vi.spyOn(uploads, 'openUploads').mockImplementation(async function* (status) {
       if (status === 'pending') yield* stale;
-    };
-    expect(await reconcile({ ...deps, uploads: lagging })).toMatchObject({ expired: 0, skipped: 2, errors: 0 });
+    });
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, skipped: 2, errors: 0 });
     expect((await uploads.get(playerId, moved))?.status).toBe('processing');
     expect((await uploads.get(playerId, ended))?.status).toBe('ready');
     expect(sent()).toEqual([]);
@@ -178,11 +175,11 @@ describe('reconcile', () => {
     const ids = Array.from({ length: 7 }, () => newUploadId());
     for (const id of ids) await ticket(playerId, id);
     clock.advance(3600_000);
-    const paged = Object.create(uploads) as UploadStore;
-    paged.openUploads = (status, before) => uploads.openUploads(status, before, 2);
-    expect(await reconcile({ ...deps, uploads: paged })).toMatchObject({ expired: 7, errors: 0 });
+    const openUploads = uploads.openUploads.bind(uploads);
+    vi.spyOn(uploads, 'openUploads').mockImplementation((status, before) => openUploads(status, before, 2));
+    expect(await reconcile(deps)).toMatchObject({ expired: 7, errors: 0 });
     expect(sent().map((e) => e.id).sort()).toEqual(ids.map((id) => `${id}.expired`).sort());
-    expect(await reconcile({ ...deps, uploads: paged })).toMatchObject({ expired: 0, reannounced: 0, skipped: 0 });
+    expect(await reconcile(deps)).toMatchObject({ expired: 0, reannounced: 0, skipped: 0 });
   });
 
   it('announces on the next pass an end whose announcement failed, then lets it go', async () => {
@@ -219,7 +216,7 @@ describe('reconcile', () => {
       invalid: 'uploads/junk.txt',
       avatar: `avatars/${playerId}/${done}/64.webp`,
     };
-    for (const key of Object.values(keys)) await stack.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'x' }));
+    for (const key of Object.values(keys)) await stack.objects.put(key, Buffer.from('x'), { contentType: 'application/octet-stream' });
 
     expect(await reconcile(deps)).toMatchObject({ expired: 0, errors: 0, orphansDeleted: { no_record: 1, ended: 1, invalid_key: 1 } });
     expect(await existing(stack, [keys.open, keys.done, keys.noRecord, keys.invalid, keys.avatar])).toEqual([true, false, false, false, true]);

@@ -3,37 +3,36 @@
  * `avatarpipeline.avatar.ready`, `.rejected`, `.failed` or `.expired`; and that one waits for a
  * moderator: `.review_requested`) over standard Web Push.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Dispatcher } from 'undici';
 import type { TokenPolicy } from '@avatar-pipeline/kit/auth';
 import { eventEndpoint } from '@avatar-pipeline/kit/cloudevents';
 import type { Logger } from '@avatar-pipeline/kit/logger';
-import { tableReadiness } from '@avatar-pipeline/kit/readiness';
 import { createService, type Service } from '@avatar-pipeline/kit/service';
 import { systemClock, type Clock } from '@avatar-pipeline/kit/table';
-import { SubscriptionStore, pushEndpointPolicy } from '@avatar-pipeline/webpush';
+import { pushEndpointPolicy } from '@avatar-pipeline/webpush';
 import { loadVapidKeys, type VapidKeyStore } from '@avatar-pipeline/webpush';
-import { DeliveryClaims } from './claims.js';
 import type { PushConfig } from './config.js';
 import { pushMetrics } from './metrics.js';
 import { notificationRoutes } from './notify.js';
 import { PushSender } from './sender.js';
+import type { PushStores } from './stores.js';
 import { playerTopics } from './topic.js';
 import { VapidSigner } from './vapid-jwt.js';
 
 export type PushServiceConfig = Pick<
   PushConfig,
-  'TABLE_NAME' | 'VAPID_SUBJECT' | 'PUSH_TTL_SECONDS' | 'PUSH_ALLOWED_HOSTS' | 'PUSH_ALLOW_HTTP' | 'PUSH_HOST_CONCURRENCY' | 'PUSH_MAX_ATTEMPTS' | 'PUSH_TIMEOUT_MS'
+  'VAPID_SUBJECT' | 'PUSH_TTL_SECONDS' | 'PUSH_ALLOWED_HOSTS' | 'PUSH_ALLOW_HTTP' | 'PUSH_HOST_CONCURRENCY' | 'PUSH_MAX_ATTEMPTS' | 'PUSH_TIMEOUT_MS'
 >;
 
 export interface PushDeps {
   config: PushServiceConfig;
-  doc: DynamoDBDocumentClient;
+  stores: PushStores;
   /** Where the VAPID key pair is read at start-up. */
   vapidStore: VapidKeyStore;
   /** The HTTP client for push services (see `createPushAgent`). */
   dispatcher: Dispatcher;
   logger: Logger;
+  /** Now, for VAPID tokens and the event's time budget (the stores have their own). */
   clock?: Clock;
   /** Backoff and Retry-After waits (tests observe them instead of sleeping). */
   sleep?: (ms: number) => Promise<unknown>;
@@ -46,22 +45,19 @@ export function attemptTimeoutMs(config: Pick<PushConfig, 'PUSH_TIMEOUT_MS' | 'P
   return Math.ceil(config.PUSH_TIMEOUT_MS / config.PUSH_MAX_ATTEMPTS);
 }
 
-/** A claim's lease outlasts the event's whole budget, so it never expires under a live delivery. */
-const LEASE_MARGIN_MS = 10_000;
-
 /**
  * Loads the VAPID key pair first: a pair whose public key is not the private key's (or no pair)
  * rejects, and the service does not start, since every push would carry a key browsers never saw.
  */
 export async function createPushService(deps: PushDeps): Promise<Service> {
-  const { config, doc } = deps;
+  const { config, stores } = deps;
   const clock = deps.clock ?? systemClock;
   const keys = await loadVapidKeys(deps.vapidStore);
 
   const service = createService({
     name: 'push',
     logger: deps.logger,
-    readiness: { dynamodb: tableReadiness(doc, config.TABLE_NAME) },
+    readiness: { dynamodb: stores.ready },
     eventAuth: deps.eventAuth,
   });
   const metrics = pushMetrics(service.metrics.registry);
@@ -79,8 +75,8 @@ export async function createPushService(deps: PushDeps): Promise<Service> {
   });
 
   const routes = notificationRoutes({
-    subscriptions: new SubscriptionStore(doc, config.TABLE_NAME, clock),
-    claims: new DeliveryClaims(doc, config.TABLE_NAME, config.PUSH_TIMEOUT_MS + LEASE_MARGIN_MS, clock),
+    subscriptions: stores.subscriptions,
+    claims: stores.claims,
     sender,
     policy: pushEndpointPolicy(config),
     metrics,

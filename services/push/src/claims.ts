@@ -17,6 +17,11 @@ import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocu
 import { TTL_ATTRIBUTE, epochSeconds, isConditionFailure, systemClock, type Clock } from '@avatar-pipeline/kit/table';
 
 const CLAIM_TTL_SECONDS = 7 * 24 * 3600;
+/** How much longer than the event's whole budget a claim's lease lasts. */
+const LEASE_MARGIN_MS = 10_000;
+
+/** A claim's lease outlasts the event's time budget (PUSH_TIMEOUT_MS), so it never expires under a live delivery. */
+export const claimLeaseMs = (timeoutMs: number): number => timeoutMs + LEASE_MARGIN_MS;
 
 export type Claim = { kind: 'claimed'; token: string } | { kind: 'done' } | { kind: 'in_flight' };
 

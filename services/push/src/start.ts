@@ -6,8 +6,10 @@ import { createLogger } from '@avatar-pipeline/kit/logger';
 import { listenOptions, runService } from '@avatar-pipeline/kit/server';
 import { createVapidStore } from '@avatar-pipeline/webpush';
 import { attemptTimeoutMs, createPushService } from './app.js';
+import { claimLeaseMs } from './claims.js';
 import { pushEnv } from './config.js';
 import { createPushAgent } from './sender.js';
+import { pushStores } from './stores.js';
 
 export async function start(): Promise<void> {
   const config = loadConfig(pushEnv);
@@ -19,7 +21,8 @@ export async function start(): Promise<void> {
     connections: config.PUSH_HOST_CONCURRENCY,
     attemptTimeoutMs: attemptTimeoutMs(config),
   });
-  const service = await createPushService({ config, doc, vapidStore: createVapidStore(config), dispatcher, logger, eventAuth });
+  const stores = pushStores(doc, config.TABLE_NAME, claimLeaseMs(config.PUSH_TIMEOUT_MS));
+  const service = await createPushService({ config, stores, vapidStore: createVapidStore(config), dispatcher, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: async () => {

@@ -15,7 +15,7 @@ import { SubscriptionStore, parsePushAllowedHosts, type AddressResolver } from '
 import { metricValue as metricOf } from '@avatar-pipeline/kit/testing';
 import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
 import { FileVapidStore, generateVapidKeys, type VapidKeys } from '@avatar-pipeline/webpush';
-import { attemptTimeoutMs, createPushAgent, createPushService, type PushServiceConfig } from '../src/index.js';
+import { attemptTimeoutMs, claimLeaseMs, createPushAgent, createPushService, pushStores, type PushServiceConfig, type PushStores } from '../src/index.js';
 
 export { TABLE };
 export const SUBJECT = 'mailto:ops@example.com';
@@ -61,8 +61,8 @@ export interface PushOptions {
   resolve?: AddressResolver;
   vapidStore?: FileVapidStore;
   eventAuth?: TokenPolicy;
-  /** The table client push uses (default: the stack's), to inject faults. */
-  doc?: Stack['doc'];
+  /** Called with push's stores before it starts: a test replaces a method to inject a fault. */
+  injectFaults?: (stores: PushStores) => void;
 }
 
 export interface PushUnderTest {
@@ -74,7 +74,6 @@ export interface PushUnderTest {
 
 export async function pushService(stack: Stack, options: PushOptions): Promise<PushUnderTest> {
   const config: PushServiceConfig = {
-    TABLE_NAME: TABLE,
     VAPID_SUBJECT: SUBJECT,
     PUSH_TTL_SECONDS: 86_400,
     PUSH_ALLOWED_HOSTS: parsePushAllowedHosts(options.allowedHosts),
@@ -90,10 +89,12 @@ export async function pushService(stack: Stack, options: PushOptions): Promise<P
     attemptTimeoutMs: attemptTimeoutMs(config),
     ...(options.resolve ? { resolve: options.resolve } : {}),
   });
+  const stores = pushStores(stack.doc, TABLE, claimLeaseMs(config.PUSH_TIMEOUT_MS), options.clock);
+  options.injectFaults?.(stores);
   const sleeps: number[] = [];
   const service = await createPushService({
     config,
-    doc: options.doc ?? stack.doc,
+    stores,
     vapidStore: options.vapidStore ?? stack.vapidStore,
     dispatcher,
     logger: createLogger('push', 'silent'),

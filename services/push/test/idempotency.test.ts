@@ -1,5 +1,5 @@
 /** A redelivered event notifies each device once; a claim left by a crashed delivery is retaken after its lease. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeliveryClaims } from '../src/index.js';
 import { notificationOutcomes, statusClasses } from '../src/metrics.js';
 import {
@@ -130,19 +130,18 @@ describe('idempotent notifications', () => {
     let failures = 0;
     let faulty: PushUnderTest;
     beforeAll(async () => {
-      const doc = new Proxy(stack.doc, {
-        get(target, property, receiver) {
-          if (property !== 'send') return Reflect.get(target, property, receiver) as unknown;
-          return (command: { input?: { UpdateExpression?: string } }) => {
-            if (failures > 0 && command.input?.UpdateExpression?.includes(':done')) {
-              failures -= 1;
-              return Promise.reject(new Error('injected: the table is unreachable'));
-            }
-            return target.send(command as never);
-          };
+      faulty = await pushService(stack, {
+        allowedHosts: fake.host,
+        clock: clock.fn,
+        injectFaults: ({ claims }) => {
+          const complete = claims.complete.bind(claims);
+          vi.spyOn(claims, 'complete').mockImplementation((...args) => {
+            if (failures === 0) return complete(...args);
+            failures -= 1;
+            return Promise.reject(new Error('injected: the table is unreachable'));
+          });
         },
       });
-      faulty = await pushService(stack, { allowedHosts: fake.host, clock: clock.fn, doc });
     });
     afterAll(() => faulty?.close());
 

@@ -9,21 +9,41 @@
  * visible again is given up (left for redelivery), and a delete has a few seconds. `close` stops
  * receiving at once and gives the batch in hand until the grace period is nearly over.
  */
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import { Counter, Registry } from 'prom-client';
 import type { Logger } from '@avatar-pipeline/kit/logger';
 import { zeroed } from '@avatar-pipeline/kit/metrics';
 
+/** A received message, as the poller handles it. */
+export interface QueueMessage {
+  id: string | undefined;
+  /** What deletes this receipt of the message (SQS's receipt handle). */
+  receipt: string | undefined;
+  body: string | undefined;
+  /** How often the message was received, this time included (for the logs). */
+  receiveCount: string | undefined;
+}
+
+/** A message the queue did not delete, and why. */
+export interface DeleteFailure {
+  code: string | undefined;
+  message: string | undefined;
+}
+
 /**
- * The SQS SDK, loaded with the first poller: the webhook mode (the default) never needs it. A
- * CommonJS package without an `exports` map: `require` gets the module an `import` would.
+ * The queue through the two calls the poller makes: the SQS client start.ts builds (`sqsQueue`,
+ * sqs-queue.ts), or a fake in tests. Both stop when `signal` aborts.
  */
-const sqsSdk = (): typeof import('@aws-sdk/client-sqs') => createRequire(import.meta.url)('@aws-sdk/client-sqs') as typeof import('@aws-sdk/client-sqs');
+export interface SqsQueue {
+  /** Up to a batch of messages, waiting at most `waitSeconds` for one; each hidden from other receives for `visibilityTimeoutSeconds`. */
+  receive(request: { waitSeconds: number; visibilityTimeoutSeconds: number }, signal: AbortSignal): Promise<QueueMessage[]>;
+  /** Deletes messages by their receipts; resolves with the ones the queue could not delete. */
+  delete(receipts: string[], signal: AbortSignal): Promise<DeleteFailure[]>;
+}
 
 export interface SqsPollerOptions {
-  client: Pick<SQSClient, 'send'>;
+  queue: SqsQueue;
+  /** The queue's URL, for the logs. */
   queueUrl: string;
   visibilityTimeoutSeconds: number;
   /**
@@ -41,9 +61,8 @@ export interface SqsPollerOptions {
   timeouts?: { receiveMs?: number; deleteMs?: number };
 }
 
-/** SQS limits: 20 s is the longest long poll, 10 the largest batch. */
+/** SQS's longest long poll. */
 const WAIT_TIME_SECONDS = 20;
-const MAX_MESSAGES = 10;
 /** A long poll answers within WaitTimeSeconds: one taking 10 s longer is hung. */
 const RECEIVE_TIMEOUT_MS = (WAIT_TIME_SECONDS + 10) * 1000;
 const DELETE_TIMEOUT_MS = 5000;
@@ -95,7 +114,6 @@ export class SqsPoller {
   private readonly handleWithinMs: number;
   private readonly messages: Counter<'outcome'>;
   private readonly receiveFailures: Counter;
-  private readonly sdk = sqsSdk();
 
   constructor(private readonly options: SqsPollerOptions) {
     this.log = options.logger.child({ queueUrl: options.queueUrl });
@@ -177,23 +195,13 @@ export class SqsPoller {
     let failures = 0;
     this.log.info('polling SQS');
     while (!stop.aborted) {
-      let messages: Message[];
+      let messages: QueueMessage[];
       const call = deadline(this.receiveTimeoutMs, stop);
       try {
-        const received = await until(
-          this.options.client.send(
-            new this.sdk.ReceiveMessageCommand({
-              QueueUrl: this.options.queueUrl,
-              WaitTimeSeconds: this.problem ? 0 : WAIT_TIME_SECONDS,
-              MaxNumberOfMessages: MAX_MESSAGES,
-              VisibilityTimeout: this.options.visibilityTimeoutSeconds,
-              MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-            }),
-            { abortSignal: call.signal },
-          ),
+        messages = await until(
+          this.options.queue.receive({ waitSeconds: this.problem ? 0 : WAIT_TIME_SECONDS, visibilityTimeoutSeconds: this.options.visibilityTimeoutSeconds }, call.signal),
           call.signal,
         );
-        messages = received.Messages ?? [];
         failures = 0;
         this.problem = undefined;
       } catch (err) {
@@ -216,32 +224,29 @@ export class SqsPoller {
     this.log.info('stopped polling SQS');
   }
 
-  private async process(messages: Message[]): Promise<void> {
+  private async process(messages: QueueMessage[]): Promise<void> {
     const handling = deadline(this.handleWithinMs, this.handling.signal);
     const done = await Promise.all(messages.map((message) => this.handle(message, handling.signal))).finally(handling.dispose);
-    const entries = messages.flatMap((message, i) => (done[i] && message.ReceiptHandle ? [{ Id: String(i), ReceiptHandle: message.ReceiptHandle }] : []));
+    const receipts = messages.flatMap((message, i) => (done[i] && message.receipt ? [message.receipt] : []));
     let deleted = 0;
-    if (entries.length > 0) {
+    if (receipts.length > 0) {
       try {
         const call = deadline(this.deleteTimeoutMs);
-        const { Failed = [] } = await until(
-          this.options.client.send(new this.sdk.DeleteMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries }), { abortSignal: call.signal }),
-          call.signal,
-        ).finally(call.dispose);
-        for (const failure of Failed) this.log.warn({ code: failure.Code, problem: failure.Message }, 'could not delete a delivered message; it will be redelivered');
-        deleted = entries.length - Failed.length;
+        const failed = await until(this.options.queue.delete(receipts, call.signal), call.signal).finally(call.dispose);
+        for (const failure of failed) this.log.warn({ code: failure.code, problem: failure.message }, 'could not delete a delivered message; it will be redelivered');
+        deleted = receipts.length - failed.length;
       } catch (err) {
-        this.log.warn({ err: (err as Error).message, count: entries.length }, 'could not delete delivered messages; they will be redelivered');
+        this.log.warn({ err: (err as Error).message, count: receipts.length }, 'could not delete delivered messages; they will be redelivered');
       }
     }
     this.messages.inc({ outcome: 'deleted' }, deleted);
     this.messages.inc({ outcome: 'left' }, messages.length - deleted);
   }
 
-  private async handle(message: Message, signal: AbortSignal): Promise<boolean> {
-    const log = this.log.child({ sqsMessageId: message.MessageId, receiveCount: message.Attributes?.ApproximateReceiveCount });
+  private async handle(message: QueueMessage, signal: AbortSignal): Promise<boolean> {
+    const log = this.log.child({ sqsMessageId: message.id, receiveCount: message.receiveCount });
     try {
-      return await until(this.options.handle(message.Body ?? '', log, signal), signal);
+      return await until(this.options.handle(message.body ?? '', log, signal), signal);
     } catch (err) {
       if (signal.aborted) log.warn({ reason: (signal.reason as Error | undefined)?.message }, 'stopped handling an SQS message; it will be redelivered');
       else log.error({ err }, 'handling an SQS message failed; it will be redelivered');

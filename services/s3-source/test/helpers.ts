@@ -2,7 +2,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { createS3Source, type S3SourceDeps } from '../src/index.js';
+import { createS3SourceService, type S3SourceDeps } from '../src/index.js';
 
 export interface SinkRequest {
   method: string;
@@ -57,7 +57,7 @@ export async function deadUrl(): Promise<string> {
 }
 
 export function testSource(config: Partial<S3SourceDeps['config']> & { K_SINK: string }, deps: Partial<Omit<S3SourceDeps, 'config'>> = {}) {
-  return createS3Source({
+  return createS3SourceService({
     // A webhook without a token is open on purpose here, as WEBHOOK_AUTH_DISABLED=true makes it
     // (SQS mode has no webhook, so no webhook setting).
     config: {

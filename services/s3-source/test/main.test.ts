@@ -1,7 +1,7 @@
 /**
  * The built entry point as a container runs it: start-up refusals, and SQS mode as a plain
  * Deployment runs it (probes and metrics on its port, SIGTERM with a batch in flight), against
- * a real SQS (moto's server, local/src/moto.ts) and a real sink.
+ * a real SQS (moto's server, local/src/stand-ins/moto.ts) and a real sink.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -1,9 +1,9 @@
 /**
- * The SQS input against a real SQS and S3 (moto's server, local/src/moto.ts): the bucket notifies
+ * The SQS input against a real SQS and S3 (moto's server, local/src/stand-ins/moto.ts): the bucket notifies
  * the queue (directly, or through an SNS topic without raw delivery) as configured on AWS, and the
- * real poller long-polls it with the SDK client main.ts builds, posts the CloudEvents to a broker
- * (an HTTP server of the test) and deletes a message only once the broker took every event in it.
- * What moto cannot do (failing or hanging receives) is in sqs.test.ts, with a mocked client.
+ * real poller long-polls it through the SQS client and queue start.ts builds, posts the CloudEvents
+ * to a broker (an HTTP server of the test) and deletes a message only once the broker took every
+ * event in it. What moto cannot do (failing or hanging receives) is in sqs.test.ts, with a scripted queue.
  * moto delivers S3 notifications to SQS and SNS itself, s3:TestEvent included; its records lack
  * `responseElements` (AWS's request ids), so event ids are the mapping's hash of the write.
  */
@@ -21,6 +21,7 @@ import { clientOptions, s3Client } from '@avatar-pipeline/kit/aws';
 import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { BUCKET, motoSkipReason, startMoto, type MotoServer } from '@avatar-pipeline/local';
+import { sqsQueue } from '../src/sqs-queue.js';
 import { UPLOAD_ID } from './fixtures.js';
 import { startSink, testSource, type Sink } from './helpers.js';
 
@@ -49,7 +50,7 @@ describe.skipIf(skipped)(`SQS input against moto${skipped ? ` (skipped: ${skippe
   beforeAll(async () => {
     moto = await startMoto();
     sink = await startSink();
-    // As main.ts builds it; credentials from the environment (dummies: moto takes any).
+    // As start.ts builds it; credentials from the environment (dummies: moto takes any).
     sqs = new SQSClient(clientOptions(REGION, moto.endpoint));
     sqs.middlewareStack.add(
       (next, context) => async (args) => {
@@ -138,7 +139,7 @@ describe.skipIf(skipped)(`SQS input against moto${skipped ? ` (skipped: ${skippe
 
   const upload = (key: string) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from('not really a jpeg'), ContentType: 'image/jpeg' }));
   const poller = (config: { SQS_VISIBILITY_TIMEOUT_SECONDS?: number } = {}, deps: Parameters<typeof testSource>[1] = {}) =>
-    (running = testSource({ K_SINK: sink.url, SQS_QUEUE_URL: queueUrl, AWS_REGION: REGION, ...config }, { sqs, sqsBackoff: { minMs: 5, maxMs: 20 }, ...deps }));
+    (running = testSource({ K_SINK: sink.url, SQS_QUEUE_URL: queueUrl, AWS_REGION: REGION, ...config }, { queue: sqsQueue(sqs, queueUrl), sqsBackoff: { minMs: 5, maxMs: 20 }, ...deps }));
   const ofCommand = (command: string) => calls.filter((c) => c.command === command);
   const deletedIds = () => ofCommand('DeleteMessageBatchCommand').flatMap((c) => (c.input['Entries'] as { ReceiptHandle: string }[]).map((e) => e.ReceiptHandle));
   const sinkEvents = () => sink.requests.map((r) => toCloudEvent(r.headers as Record<string, string>, r.body));

@@ -1,19 +1,17 @@
 /**
- * The SQS poller where only a mocked client can go: receives that fail or never answer, a receive
+ * The SQS poller where only a scripted queue can go: receives that fail or never answer, a receive
  * held open to watch readiness, a shutdown timed to the millisecond, and the metrics. Everything
  * else (S3 notifying the queue, long polls, deletes after the broker took the events, redelivery
- * after the visibility timeout, the redrive policy, close) runs against moto in sqs-moto.test.ts.
+ * after the visibility timeout, the redrive policy, close) runs against moto in sqs-moto.test.ts,
+ * through the SQS client as start.ts builds it.
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { QueueMessage, SqsQueue } from '../src/index.js';
 import { awsNotification, minioBody } from './fixtures.js';
 import { counterValue, startSink, testSource, type Sink } from './helpers.js';
 
 const QUEUE_URL = 'https://sqs.us-west-2.amazonaws.com/123456789012/avatar-uploads';
 
-const client = new SQSClient({ region: 'us-west-2' });
-const sqs = mockClient(client);
 let sink: Sink;
 
 beforeAll(async () => {
@@ -21,29 +19,49 @@ beforeAll(async () => {
 });
 afterAll(() => sink?.close());
 beforeEach(() => {
-  sqs.reset();
   sink.requests.length = 0;
   sink.status = 202;
   sink.delayMs = 0;
 });
 
+/** How a receive answers, given the signal the poller passed it. */
+type Receive = (signal: AbortSignal) => Promise<QueueMessage[]>;
+
 /** A long poll that only ends when the poller aborts it (as the SDK does on abortSignal). */
-function pendingUntilAborted(): Promise<never> {
-  // The mock hides `send`'s second argument from fakes: read it from the recorded call.
-  const options = (sqs.send.lastCall.args as unknown[])[1] as { abortSignal?: AbortSignal } | undefined;
-  return new Promise((_, reject) => {
-    options?.abortSignal?.addEventListener('abort', () => reject(Object.assign(new Error('Request aborted'), { name: 'AbortError' })), { once: true });
+const pendingUntilAborted: Receive = (signal) =>
+  new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(Object.assign(new Error('Request aborted'), { name: 'AbortError' })), { once: true });
   });
+
+/** A queue whose receives answer as scripted, in order, then wait until aborted; it records what it was asked and what it deleted. */
+function scriptedQueue(...answers: Receive[]) {
+  const waits: number[] = [];
+  const deleted: string[] = [];
+  const queue: SqsQueue = {
+    receive({ waitSeconds }, signal) {
+      waits.push(waitSeconds);
+      return (answers.shift() ?? pendingUntilAborted)(signal);
+    },
+    async delete(receipts) {
+      deleted.push(...receipts);
+      return [];
+    },
+  };
+  /** The poller asks again only after it finished with the previous batch. */
+  const receivedTimes = (n: number) => vi.waitFor(() => expect(waits.length).toBeGreaterThanOrEqual(n));
+  return { queue, waits, deleted, receivedTimes };
 }
 
-function message(id: string, body: unknown): Message {
-  return { MessageId: id, ReceiptHandle: `handle-${id}`, Body: typeof body === 'string' ? body : JSON.stringify(body), Attributes: { ApproximateReceiveCount: '1' } };
+const answer = (...messages: QueueMessage[]): Receive => () => Promise.resolve(messages);
+
+function message(id: string, body: unknown): QueueMessage {
+  return { id, receipt: `handle-${id}`, body: typeof body === 'string' ? body : JSON.stringify(body), receiveCount: '1' };
 }
 
-function source(config: { SQS_VISIBILITY_TIMEOUT_SECONDS?: number } = {}, deps: Parameters<typeof testSource>[1] = {}) {
+function source(queue: SqsQueue, config: { SQS_VISIBILITY_TIMEOUT_SECONDS?: number } = {}, deps: Parameters<typeof testSource>[1] = {}) {
   return testSource(
     { K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL, SQS_VISIBILITY_TIMEOUT_SECONDS: 45, ...config },
-    { sqs: client, sqsBackoff: { minMs: 5, maxMs: 20 }, sqsTimeouts: { deleteMs: 200 }, ...deps },
+    { queue, sqsBackoff: { minMs: 5, maxMs: 20 }, sqsTimeouts: { deleteMs: 200 }, ...deps },
   );
 }
 
@@ -56,11 +74,6 @@ const minioHangs: typeof fetch = (input, init) => {
   });
 };
 
-const deletedHandles = () =>
-  sqs.commandCalls(DeleteMessageBatchCommand).flatMap((call) => call.args[0].input.Entries?.map((e) => e.ReceiptHandle) ?? []);
-/** The poller asks again only after it finished with the previous batch. */
-const receivedTimes = (n: number) => vi.waitFor(() => expect(sqs.commandCalls(ReceiveMessageCommand).length).toBeGreaterThanOrEqual(n));
-
 describe('SQS poller', () => {
   let running: ReturnType<typeof source> | undefined;
   afterEach(async () => {
@@ -69,25 +82,22 @@ describe('SQS poller', () => {
   });
 
   it('is ready only once a receive succeeded, and stops on close by aborting the long poll', async () => {
-    let answer: ((value: object) => void) | undefined;
-    sqs
-      .on(ReceiveMessageCommand)
-      .callsFakeOnce(() => new Promise((resolve) => (answer = resolve)))
-      .callsFake(pendingUntilAborted);
-    running = source();
+    let first: ((messages: QueueMessage[]) => void) | undefined;
+    const sqs = scriptedQueue(() => new Promise((resolve) => (first = resolve)));
+    running = source(sqs.queue);
     running.poller!.start();
-    await receivedTimes(1);
+    await sqs.receivedTimes(1);
     const starting = await running.app.request('/readyz');
     expect(starting.status).toBe(503);
     expect(await starting.json()).toMatchObject({ checks: { sqs: 'failing' } });
-    answer!({});
-    await receivedTimes(2);
+    first!([]);
+    await sqs.receivedTimes(2);
     expect((await running.app.request('/readyz')).status).toBe(200);
 
     const started = performance.now();
     await running.poller!.close();
     expect(performance.now() - started).toBeLessThan(1000);
-    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(2);
+    expect(sqs.waits).toHaveLength(2);
     const readyz = await running.app.request('/readyz');
     expect(readyz.status).toBe(503);
     expect(await readyz.json()).toMatchObject({ checks: { sqs: 'failing' } });
@@ -96,39 +106,34 @@ describe('SQS poller', () => {
   it('backs off after receive errors and reports them on /readyz until a receive succeeds', async () => {
     let release: (() => void) | undefined;
     const recovered = new Promise<void>((resolve) => (release = resolve));
-    sqs
-      .on(ReceiveMessageCommand)
-      .rejectsOnce(Object.assign(new Error('The security token included in the request is expired'), { name: 'ExpiredTokenException' }))
-      .rejectsOnce(Object.assign(new Error('connect ECONNREFUSED'), { name: 'Error' }))
-      .callsFakeOnce(async () => {
+    const sqs = scriptedQueue(
+      () => Promise.reject(Object.assign(new Error('The security token included in the request is expired'), { name: 'ExpiredTokenException' })),
+      () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { name: 'Error' })),
+      async () => {
         await recovered;
-        return {};
-      })
-      .callsFake(pendingUntilAborted);
-    running = source();
+        return [];
+      },
+    );
+    running = source(sqs.queue);
     running.poller!.start();
-    await receivedTimes(3);
+    await sqs.receivedTimes(3);
     const failing = await running.app.request('/readyz');
     expect(failing.status).toBe(503);
     expect(await failing.json()).toMatchObject({ status: 'unavailable', checks: { sqs: 'failing' } });
 
     release!();
-    await receivedTimes(4);
+    await sqs.receivedTimes(4);
     expect((await running.app.request('/readyz')).status).toBe(200);
     // Short polls until a receive succeeds, then long polls again.
-    expect(sqs.commandCalls(ReceiveMessageCommand).map((call) => call.args[0].input.WaitTimeSeconds)).toEqual([0, 0, 0, 20]);
+    expect(sqs.waits).toEqual([0, 0, 0, 20]);
     expect(await counterValue(running, 'avatarpipeline_s3source_sqs_receive_failures_total')).toBe(2);
   });
 
   it('serves /healthz, /readyz and /metrics while it polls (Deployment probes, Prometheus)', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('a', awsNotification())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    running = source();
+    const sqs = scriptedQueue(answer(message('a', awsNotification())));
+    running = source(sqs.queue);
     running.poller!.start();
-    await receivedTimes(2);
+    await sqs.receivedTimes(2);
     expect((await running.app.request('/healthz')).status).toBe(200);
     const readyz = await running.app.request('/readyz');
     expect(readyz.status).toBe(200);
@@ -141,12 +146,8 @@ describe('SQS poller', () => {
   });
 
   it('gives up what the sink has not taken when the grace period ends: delivered messages deleted, the rest left for redelivery', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
-      .resolvesOnce({ Messages: [message('hangs', minioBody()), message('ok', awsNotification())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    running = source({}, { fetch: minioHangs });
+    const sqs = scriptedQueue(answer(message('hangs', minioBody()), message('ok', awsNotification())));
+    running = source(sqs.queue, {}, { fetch: minioHangs });
     running.poller!.start();
     await vi.waitFor(() => expect(sink.requests).toHaveLength(1));
 
@@ -156,8 +157,8 @@ describe('SQS poller', () => {
     const took = performance.now() - started;
     expect(took).toBeGreaterThanOrEqual(350);
     expect(took).toBeLessThan(1000);
-    expect(deletedHandles()).toEqual(['handle-ok']);
-    expect(sqs.commandCalls(ReceiveMessageCommand)).toHaveLength(1);
+    expect(sqs.deleted).toEqual(['handle-ok']);
+    expect(sqs.waits).toHaveLength(1);
     // Abandoned at shutdown is not a sink failure (no alert), but is counted as left.
     expect(await counterValue(running, 'avatarpipeline_s3source_sink_failures_total')).toBe(0);
     expect(await counterValue(running, 'avatarpipeline_s3source_sqs_messages_total', { outcome: 'left' })).toBe(1);
@@ -165,29 +166,27 @@ describe('SQS poller', () => {
   });
 
   it('treats a receive that never answers as failed: not ready, then polls again', async () => {
-    sqs
-      .on(ReceiveMessageCommand)
+    const sqs = scriptedQueue(
       // Hung below the SDK: ignores the abort signal too.
-      .callsFakeOnce(() => new Promise(() => undefined))
-      .resolvesOnce({ Messages: [message('a', awsNotification())] })
-      .callsFake(pendingUntilAborted);
-    sqs.on(DeleteMessageBatchCommand).resolves({});
-    running = source({}, { sqsTimeouts: { receiveMs: 100, deleteMs: 200 }, sqsBackoff: { minMs: 300, maxMs: 300 } });
+      () => new Promise(() => undefined),
+      answer(message('a', awsNotification())),
+    );
+    running = source(sqs.queue, {}, { sqsTimeouts: { receiveMs: 100, deleteMs: 200 }, sqsBackoff: { minMs: 300, maxMs: 300 } });
     running.poller!.start();
     await vi.waitFor(async () => expect(await counterValue(running!, 'avatarpipeline_s3source_sqs_receive_failures_total')).toBe(1));
     const failing = await running.app.request('/readyz');
     expect(failing.status).toBe(503);
     expect(await failing.json()).toMatchObject({ checks: { sqs: 'failing' } });
 
-    await receivedTimes(3);
-    expect(deletedHandles()).toEqual(['handle-a']);
+    await sqs.receivedTimes(3);
+    expect(sqs.deleted).toEqual(['handle-a']);
     expect((await running.app.request('/readyz')).status).toBe(200);
   });
 
-  it('is not ready before it starts, and needs a client when a queue is configured', async () => {
-    const idle = source();
+  it('is not ready before it starts, and needs a queue when SQS_QUEUE_URL is set', async () => {
+    const idle = source(scriptedQueue().queue);
     expect((await idle.app.request('/readyz')).status).toBe(503);
-    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL })).toThrow(/SQS client/);
+    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: QUEUE_URL })).toThrow(/no queue/);
     expect(testSource({ K_SINK: sink.url }).poller).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
 import { ConfigError } from '@avatar-pipeline/kit/config';
 import { BUCKET, startTestBackends } from '@avatar-pipeline/local';
+import type { SqsQueue } from '../src/index.js';
 import { UPLOAD_ID, awsNotification, minioBody } from './fixtures.js';
 import { counterValue, deadUrl, post, startSink, testSource, type Sink } from './helpers.js';
 
@@ -20,6 +21,8 @@ afterEach(() => {
 });
 
 const key = `uploads/player-1/${UPLOAD_ID}`;
+/** SQS mode's queue, in tests that never start the poller. */
+const emptyQueue: SqsQueue = { receive: async () => [], delete: async () => [] };
 
 describe('POST /webhook', () => {
   it('posts the CloudEvent to the sink in binary mode and answers 200', async () => {
@@ -182,7 +185,7 @@ describe('webhook auth', () => {
   });
 
   it('serves no webhook when it polls SQS', async () => {
-    const source = testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q' }, { sqs: { send: async () => ({}) } });
+    const source = testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q' }, { queue: emptyQueue });
     expect(source.mode).toEqual({ input: 'sqs', queueUrl: 'https://sqs.test/q' });
     expect((await post(source, JSON.stringify(minioBody()))).status).toBe(404);
     expect((await post(source, JSON.stringify(minioBody()), { authorization: `Bearer ${token}` }, '/')).status).toBe(404);
@@ -190,9 +193,10 @@ describe('webhook auth', () => {
   });
 
   it('refuses a webhook token or an open webhook next to SQS_QUEUE_URL', () => {
-    const sqs = { send: async () => ({}) };
-    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_TOKEN: token }, { sqs })).toThrow(ConfigError);
-    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_DISABLED: true }, { sqs })).toThrow(/SQS_QUEUE_URL selects SQS polling/);
+    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_TOKEN: token }, { queue: emptyQueue })).toThrow(ConfigError);
+    expect(() => testSource({ K_SINK: sink.url, SQS_QUEUE_URL: 'https://sqs.test/q', WEBHOOK_AUTH_DISABLED: true }, { queue: emptyQueue })).toThrow(
+      /SQS_QUEUE_URL selects SQS polling/,
+    );
   });
 
   it('sends the broker the OIDC token its SinkBinding mounted', async () => {

@@ -1,3 +1,5 @@
-export { createSubscribeService, type SubscribeDeps, type SubscribeSettings, type SubscriptionReceipt } from './app.js';
+export { createSubscribeService, type SubscribeDeps } from './app.js';
 export { subscribeEnv } from './config.js';
+export { subscribeStores, type SubscribeStores } from './stores.js';
 export { normaliseEndpoint, parseSubscription, subscriptionBodySchema, unsubscribeBodySchema } from './subscription.js';
+export type { SubscribeSettings, SubscriptionReceipt } from './subscription-routes.js';

@@ -8,6 +8,7 @@ import { pushEndpointPolicy } from '@avatar-pipeline/webpush';
 import { createVapidStore, loadVapidKeys } from '@avatar-pipeline/webpush';
 import { createSubscribeService } from './app.js';
 import { subscribeEnv } from './config.js';
+import { subscribeStores } from './stores.js';
 
 export async function start(): Promise<void> {
   const config = loadConfig(subscribeEnv);
@@ -19,11 +20,10 @@ export async function start(): Promise<void> {
   const doc = dynamoDocumentClient(awsOptions(config));
   const service = createSubscribeService({
     logger,
-    doc,
+    stores: subscribeStores(doc, config.TABLE_NAME),
     vapidPublicKey: publicKey,
     auth: authFromConfig(config),
     settings: {
-      table: config.TABLE_NAME,
       policy: pushEndpointPolicy(config),
       maxDevices: config.PUSH_MAX_DEVICES,
       rateLimit: { subscriptions: config.RATE_LIMIT_SUBSCRIPTIONS, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS },

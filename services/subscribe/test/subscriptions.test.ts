@@ -2,6 +2,7 @@ import { startWebPushTesting, type EmulatedSubscription, type WebPushTesting } f
 import { SubscriptionStore, endpointHash } from '@avatar-pipeline/webpush';
 import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subscribeStores } from '../src/index.js';
 import { TABLE, call, emulatorPolicy, nextPlayer, startBackends, subscribeService, type Backends } from './support.js';
 
 let backends: Backends;
@@ -165,12 +166,12 @@ describe('subscribe API', () => {
 
   it('is ready with its table, not without', async () => {
     expect((await app.request('/readyz')).status).toBe(200);
-    const missing = subscribeService(backends, { table: 'no-such-table' }).app;
+    const missing = subscribeService(backends, {}, { stores: subscribeStores(backends.doc, 'no-such-table') }).app;
     expect((await missing.request('/readyz')).status).toBe(503);
   });
 
   it('answers 503 when the table is unavailable, storing nothing', async () => {
-    const broken = subscribeService(backends, { policy: emulatorPolicy(emulator.host), table: 'no-such-table' }).app;
+    const broken = subscribeService(backends, { policy: emulatorPolicy(emulator.host) }, { stores: subscribeStores(backends.doc, 'no-such-table') }).app;
     const res = await call(broken, 'POST', await backends.token(nextPlayer()), (await subscribeDevice()).subscription);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');

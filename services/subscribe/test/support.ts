@@ -6,7 +6,7 @@ import type { AuthOptions } from '@avatar-pipeline/kit/player-auth';
 import { parsePushAllowedHosts, type PushEndpointPolicy } from '@avatar-pipeline/webpush';
 import { TABLE, startTestBackends, type DynamoServer } from '@avatar-pipeline/local';
 import { generateVapidKeys, type VapidKeys } from '@avatar-pipeline/webpush';
-import { createSubscribeService, type SubscribeDeps, type SubscribeSettings } from '../src/index.js';
+import { createSubscribeService, subscribeStores, type SubscribeDeps, type SubscribeSettings } from '../src/index.js';
 
 export { TABLE };
 const ISSUER = 'https://issuer.test';
@@ -47,11 +47,11 @@ export const emulatorPolicy = (host: string): PushEndpointPolicy => ({ allowedHo
 export function subscribeService(backends: Backends, settings: Partial<SubscribeSettings> = {}, deps: Partial<SubscribeDeps> = {}) {
   return createSubscribeService({
     logger: createLogger('subscribe', 'silent'),
-    doc: backends.doc,
+    stores: subscribeStores(backends.doc, TABLE),
     auth: backends.auth,
     vapidPublicKey: backends.vapid.publicKey,
     ...deps,
-    settings: { table: TABLE, policy: defaultPolicy, maxDevices: 10, rateLimit: { subscriptions: 1000, windowSeconds: 60 }, ...settings },
+    settings: { policy: defaultPolicy, maxDevices: 10, rateLimit: { subscriptions: 1000, windowSeconds: 60 }, ...settings },
   });
 }
 

@@ -4,11 +4,11 @@ import { eventAuthFromConfig } from '@avatar-pipeline/kit/auth';
 import { awsOptions, dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { tableReadiness } from '@avatar-pipeline/kit/readiness';
+import { s3Objects } from '@avatar-pipeline/kit/objects';
 import { listenOptions, runService } from '@avatar-pipeline/kit/server';
-import { UploadStore } from '@avatar-pipeline/kit/table';
 import { createThumbnailService } from './app.js';
 import { thumbnailEnv } from './config.js';
+import { thumbnailStores } from './stores.js';
 
 export async function start(): Promise<void> {
   const config = loadConfig(thumbnailEnv);
@@ -18,8 +18,9 @@ export async function start(): Promise<void> {
   const aws = awsOptions(config);
   const s3 = s3Client(aws);
   const doc = dynamoDocumentClient(aws);
-  const approvals = new UploadStore(doc, config.TABLE_NAME);
-  const service = createThumbnailService({ config, s3, logger, eventAuth, approvals, approvalsReadiness: tableReadiness(doc, config.TABLE_NAME) });
+  const objects = s3Objects(s3, config.BUCKET);
+  const stores = thumbnailStores(doc, config.TABLE_NAME);
+  const service = createThumbnailService({ config, objects, stores, logger, eventAuth });
   await runService(service, {
     ...listenOptions(config),
     onClose: () => {

@@ -17,11 +17,10 @@
  * write the key holds).
  */
 import { imageLimits, inspectImage } from '@avatar-pipeline/imaging';
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { PermanentEventError, on, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
 import { approvedSchema, avatarKey, objectReplaced, uploadKey, type ApprovedData, type ThumbnailedData } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
-import { ObjectTooLargeError, awsStatus, contentSha256, getObjectBytes, objectExists, quotedETag, type DownloadedObject } from '@avatar-pipeline/kit/objects';
+import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { Clock, UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import type { LimitFunction } from 'p-limit';
@@ -36,7 +35,7 @@ export const CACHE_CONTROL = 'public, max-age=31536000, immutable';
 
 export interface ThumbnailingDeps {
   config: ThumbnailConfig;
-  s3: S3Client;
+  objects: Pick<ObjectStore, 'bucket' | 'getPinned' | 'put' | 'delete' | 'exists'>;
   /** What moderate approved: the upload record (an `UploadStore`). */
   approvals: Pick<UploadStore, 'approvedSha256'>;
   /** Where renders wait their turn. */
@@ -46,8 +45,8 @@ export interface ThumbnailingDeps {
 }
 
 export function approvedRoute(deps: ThumbnailingDeps) {
-  const { config, s3, renderQueue, metrics, clock } = deps;
-  const bucket = config.BUCKET;
+  const { config, objects, renderQueue, metrics, clock } = deps;
+  const { bucket } = objects;
   const renderOptions: RenderOptions = {
     sizes: config.THUMBNAIL_SIZES,
     fullMax: config.THUMBNAIL_FULL_MAX,
@@ -56,21 +55,6 @@ export function approvedRoute(deps: ThumbnailingDeps) {
     limits: imageLimits(config),
   };
   const names = [...config.THUMBNAIL_SIZES.map(String), 'full'];
-
-  /** The approved bytes, or why the upload key no longer holds them. */
-  async function download(data: ApprovedData): Promise<DownloadedObject | 'gone' | 'replaced'> {
-    try {
-      // If-Match spares S3 sending a replaced object; the hash is what decides.
-      const upload = await getObjectBytes(s3, { Bucket: bucket, Key: data.key, IfMatch: quotedETag(data.eTag) }, config.AVATAR_MAX_BYTES);
-      return contentSha256(upload.body) === data.sha256 ? upload : 'replaced';
-    } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw new PermanentEventError('too_large', err.message);
-      const status = awsStatus(err);
-      if (status === 412) return 'replaced';
-      if (status === 404) return 'gone';
-      throw err;
-    }
-  }
 
   async function render(upload: Buffer, square: ApprovedData['square']): Promise<Rendition[]> {
     const end = metrics.duration.startTimer();
@@ -97,7 +81,11 @@ export function approvedRoute(deps: ThumbnailingDeps) {
     // The approval check and the download overlap (one round trip instead of two). Nothing is
     // rendered, written or deleted before the approval is confirmed: for bytes moderate did not
     // approve, whatever the download brought (or however it failed) is dropped.
-    const [approval, downloaded] = await Promise.allSettled([deps.approvals.approvedSha256(data.playerId, data.uploadId), download(data)]);
+    const [approval, downloaded] = await Promise.allSettled([
+      deps.approvals.approvedSha256(data.playerId, data.uploadId),
+      // The ETag spares S3 sending a replaced object; the hash is what decides.
+      objects.getPinned(data.key, { eTag: data.eTag, sha256: data.sha256 }, config.AVATAR_MAX_BYTES),
+    ]);
     if (approval.status === 'rejected') throw approval.reason;
     if (approval.value !== data.sha256) {
       metrics.rendered.inc({ outcome: 'unapproved' });
@@ -106,26 +94,27 @@ export function approvedRoute(deps: ThumbnailingDeps) {
     }
     if (downloaded.status === 'rejected') throw downloaded.reason;
     const upload = downloaded.value;
-    const objects = Object.fromEntries(names.map((name) => [name, avatarKey(data.playerId, data.uploadId, name)]));
+    if (upload.kind === 'too_large') throw new PermanentEventError('too_large', `object ${data.key} is larger than ${config.AVATAR_MAX_BYTES} bytes`);
+    const renditionKeys = Object.fromEntries(names.map((name) => [name, avatarKey(data.playerId, data.uploadId, name)]));
     const reply: OutgoingEvent = {
       id: `${data.uploadId}.thumbnailed`,
       source: SOURCE,
       type: EventType.thumbnailed,
       subject: data.key,
       time: clock().toISOString(),
-      data: { playerId: data.playerId, uploadId: data.uploadId, uploadedAt: data.uploadedAt, bucket, objects } satisfies ThumbnailedData,
+      data: { playerId: data.playerId, uploadId: data.uploadId, uploadedAt: data.uploadedAt, bucket, objects: renditionKeys } satisfies ThumbnailedData,
     };
 
-    const deleteOriginal = () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: data.key }));
-    if (upload === 'gone' || upload === 'replaced') {
-      const present = await Promise.all(Object.values(objects).map((key) => objectExists(s3, bucket, key)));
+    const deleteOriginal = () => objects.delete(data.key);
+    if (upload.kind !== 'ok') {
+      const present = await Promise.all(Object.values(renditionKeys).map((key) => objects.exists(key)));
       if (!present.every(Boolean)) {
-        if (upload === 'gone') throw new PermanentEventError('upload_missing', 'the upload is gone and its avatars were never all written');
+        if (upload.kind === 'missing') throw new PermanentEventError('upload_missing', 'the upload is gone and its avatars were never all written');
         log.warn('the upload key holds other bytes than the ones moderated; not rendered');
         throw new PermanentEventError(objectReplaced.code, 'the object under the upload key is not the one that was moderated (its SHA-256 differs)');
       }
       // Rendered before: a later write under the key is not needed, and never was moderated.
-      if (upload === 'replaced') await deleteOriginal();
+      if (upload.kind === 'replaced') await deleteOriginal();
       metrics.rendered.inc({ outcome: 'reused' });
       log.info('upload already thumbnailed; answering again');
       return reply;
@@ -135,17 +124,7 @@ export function approvedRoute(deps: ThumbnailingDeps) {
     const renditions = await renderQueue(() => render(upload.body, data.square));
     const rendered = performance.now();
     await Promise.all(
-      renditions.map((r) =>
-        s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: avatarKey(data.playerId, data.uploadId, r.name),
-            Body: r.data,
-            ContentType: 'image/webp',
-            CacheControl: CACHE_CONTROL,
-          }),
-        ),
-      ),
+      renditions.map((r) => objects.put(avatarKey(data.playerId, data.uploadId, r.name), r.data, { contentType: 'image/webp', cacheControl: CACHE_CONTROL })),
     );
     const bytes = renditions.reduce((sum, r) => sum + r.data.length, 0);
     metrics.bytesWritten.inc(bytes);

@@ -1,26 +1,25 @@
 /** Only deliveries Knative signed for thumbnail get in (EVENTS_OIDC_*): a forged event from inside the cluster is 401. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { s3Client } from '@avatar-pipeline/kit/aws';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { EventType, eventAudience } from '@avatar-pipeline/kit/topology';
-import { deliverEvent, eventTokens, type EventTokens } from '@avatar-pipeline/kit/testing';
+import { deliverEvent, eventTokens, memoryObjects, type EventTokens } from '@avatar-pipeline/kit/testing';
 import { createThumbnailService } from '../src/index.js';
-import { approvals, approvedData, testConfig } from './helpers.js';
+import { approvedData, stores, testConfig } from './helpers.js';
 
 describe('thumbnail /events with delivery tokens', () => {
   let tokens: EventTokens;
   let service: Service;
-  // Names an object in another bucket: the handler refuses it without touching S3.
+  // Names an object in another bucket: the handler refuses it without touching the store.
   const data = approvedData('player-1', '0123456789abcdef0123456789abcdef', { bucket: 'another-bucket' });
   const event = { id: `${data.uploadId}.approved`, source: '/avatar-pipeline/moderate', type: EventType.approved, subject: data.key, data };
 
   beforeAll(async () => {
     tokens = await eventTokens(eventAudience('avatar-pipeline', 'thumbnail'));
     service = createThumbnailService({
-      approvals,
+      stores,
       config: testConfig(),
-      s3: s3Client({ region: 'us-east-1', s3Endpoint: 'http://127.0.0.1:9' }),
+      objects: memoryObjects(),
       logger: createLogger('thumbnail-test', 'silent'),
       eventAuth: tokens.policy,
     });

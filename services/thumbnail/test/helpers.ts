@@ -6,7 +6,7 @@ import { deliverEvent } from '@avatar-pipeline/kit/testing';
 import type { Service } from '@avatar-pipeline/kit/service';
 import { BUCKET } from '@avatar-pipeline/local';
 import { v7 as uuidv7 } from 'uuid';
-import { thumbnailEnv, type ThumbnailConfig } from '../src/index.js';
+import { thumbnailEnv, type ThumbnailConfig, type ThumbnailStores } from '../src/index.js';
 
 export const photo = (name: string) => readFile(new URL(`../../../fixtures/photos/${name}`, import.meta.url));
 
@@ -42,6 +42,9 @@ export const approvals = {
   hashes: new Map<string, string>(),
   approvedSha256: (_playerId: string, uploadId: string) => Promise.resolve(approvals.hashes.get(uploadId)),
 };
+
+/** The table as thumbnail reads it: those approvals, always ready. */
+export const stores: ThumbnailStores = { approvals, ready: () => Promise.resolve() };
 
 /**
  * Delivers an approved event to the service as the broker would (binary mode). Moderate approved

@@ -1,40 +1,35 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { defaultLimits, squareRegion } from '@avatar-pipeline/imaging';
 import { garbageAfter, meanDifference, solidImage } from '@avatar-pipeline/imaging/hostile';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { objectExists } from '@avatar-pipeline/kit/objects';
+import { s3Objects, type ObjectStore } from '@avatar-pipeline/kit/objects';
 import type { Service } from '@avatar-pipeline/kit/service';
+import { memoryObjects } from '@avatar-pipeline/kit/testing';
 import { EventType } from '@avatar-pipeline/kit/topology';
 import { BUCKET, startTestBackends, type S3Backend } from '@avatar-pipeline/local';
-import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CACHE_CONTROL, createThumbnailService, type ThumbnailConfig } from '../src/index.js';
-import { approvals, approvedData, deliver, photo, testConfig, webpChunks } from './helpers.js';
+import { approvals, approvedData, deliver, photo, stores, testConfig, webpChunks } from './helpers.js';
 
 const logger = createLogger('thumbnail-test', 'silent');
 
 describe('thumbnail service with s3rver', () => {
   let backends: S3Backend;
   let s3: S3Client;
+  let objects: ObjectStore;
   let config: ThumbnailConfig;
   let service: Service;
 
   beforeAll(async () => {
     backends = await startTestBackends({ prefix: 'ap-thumbnail-', dynamo: false });
     s3 = backends.s3;
+    objects = s3Objects(s3, BUCKET);
     config = testConfig({ AWS_ENDPOINT_URL_S3: backends.s3Server.endpoint });
-    service = createThumbnailService({ approvals, config, s3, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
+    service = createThumbnailService({ stores, config, objects, logger, clock: () => new Date('2026-01-02T03:05:00Z') });
   });
   afterAll(async () => {
     await backends?.close();
@@ -61,7 +56,7 @@ describe('thumbnail service with s3rver', () => {
     return { body: Buffer.from(await res.Body!.transformToByteArray()), contentType: res.ContentType, cacheControl: res.CacheControl };
   }
 
-  const exists = (key: string) => objectExists(s3, BUCKET, key);
+  const exists = (key: string) => objects.exists(key);
 
   const avatarKeys = (playerId: string, uploadId: string) => ({
     '64': `avatars/${playerId}/${uploadId}/64.webp`,
@@ -167,7 +162,7 @@ describe('thumbnail service with s3rver', () => {
 
   it('fails permanently when the original is gone and the avatars were never written', async () => {
     const data = await upload('player-4', await photo('leaf.jpg'));
-    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: data.key }));
+    await objects.delete(data.key);
     const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
     expect(error?.code).toBe('upload_missing');
@@ -201,7 +196,7 @@ describe('thumbnail service with s3rver', () => {
 
   it('decides an unapproved event on the approval alone, whatever the overlapping download found', async () => {
     const data = await upload('player-13', await photo('leaf.jpg'));
-    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: data.key }));
+    await objects.delete(data.key);
     // Approved, this would be a permanent failure (upload_missing); not approved, it is ignored.
     const { status, reply } = await deliver(service, data, { approved: false });
     expect(status).toBe(202);
@@ -258,7 +253,7 @@ describe('thumbnail service with s3rver', () => {
   });
 
   it('refuses an upload over AVATAR_MAX_BYTES without rendering it', async () => {
-    const small = createThumbnailService({ approvals, config: { ...config, AVATAR_MAX_BYTES: 10_000 }, s3, logger });
+    const small = createThumbnailService({ stores, config: { ...config, AVATAR_MAX_BYTES: 10_000 }, objects, logger });
     const data = await upload('player-9', await photo('leaf.jpg'));
     const { status, error } = await deliver(small, data);
     expect(status).toBe(422);
@@ -278,7 +273,7 @@ describe('thumbnail service with s3rver', () => {
     const original = await photo('cups-exif-rotated.jpg');
     const squares: Buffer[] = [];
     for (const crop of ['attention', 'centre'] as const) {
-      const cropping = createThumbnailService({ approvals, config: { ...config, THUMBNAIL_CROP: crop }, s3, logger });
+      const cropping = createThumbnailService({ stores, config: { ...config, THUMBNAIL_CROP: crop }, objects, logger });
       const data = await upload(`player-${crop}`, original);
       expect((await deliver(cropping, data)).status).toBe(200);
       const square = (await getObject(avatarKeys(`player-${crop}`, data.uploadId)['256'])).body;
@@ -324,10 +319,10 @@ describe('thumbnail service with s3rver', () => {
     }
   });
 
-  it('is ready when the bucket answers', async () => {
+  it('is ready when the bucket and the table answer', async () => {
     const res = await service.app.request('/readyz');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', checks: { s3: 'ok' } });
+    expect(await res.json()).toEqual({ status: 'ok', checks: { s3: 'ok', dynamodb: 'ok' } });
   });
 
   it('rejects events that do not validate', async () => {
@@ -338,38 +333,38 @@ describe('thumbnail service with s3rver', () => {
   });
 });
 
-describe('thumbnail against S3 conditional reads', () => {
-  it('asks for the moderated ETag and treats 412 as a replaced object', async () => {
-    const s3 = new S3Client({ region: 'us-east-1' });
-    const mock = mockClient(s3);
-    mock.on(GetObjectCommand).rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
-      name: 'PreconditionFailed',
-      $metadata: { httpStatusCode: 412 },
-    }));
-    mock.on(HeadObjectCommand).rejects(Object.assign(new Error('Not Found'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } }));
-    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
+describe('thumbnail against a store that fails or holds other bytes', () => {
+  it('asks for the moderated ETag and SHA-256, and writes and deletes nothing when the key holds a later write', async () => {
+    const objects = memoryObjects(BUCKET);
     const data = approvedData('player-1', 'd41d8cd98f00b204e9800998ecf8427e');
+    // Another ETag under the key: what S3 answers with a failed If-Match (412).
+    await objects.put(data.key, Buffer.from('a later write'), { contentType: 'image/jpeg' });
+    const getPinned = vi.spyOn(objects, 'getPinned');
+    const put = vi.spyOn(objects, 'put');
+    const remove = vi.spyOn(objects, 'delete');
+    const config = testConfig();
+    const service = createThumbnailService({ stores, config, objects, logger });
     const { status, error } = await deliver(service, data);
     expect(status).toBe(422);
     expect(error?.code).toBe('object_replaced');
-    expect(mock.commandCalls(GetObjectCommand)[0]?.args[0].input).toMatchObject({ Key: data.key, IfMatch: '"d41d8cd98f00b204e9800998ecf8427e"' });
-    expect(mock.commandCalls(PutObjectCommand)).toHaveLength(0);
-    expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(0);
+    expect(getPinned).toHaveBeenCalledWith(data.key, { eTag: data.eTag, sha256: data.sha256 }, config.AVATAR_MAX_BYTES);
+    expect(put).not.toHaveBeenCalled();
+    expect(remove).not.toHaveBeenCalled();
   });
 
   it('is not ready when the bucket refuses access', async () => {
-    const s3 = new S3Client({ region: 'us-east-1' });
-    mockClient(s3).on(HeadBucketCommand).rejects(Object.assign(new Error('access denied'), { name: 'Forbidden', $metadata: { httpStatusCode: 403 } }));
-    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
+    const forbidden = Object.assign(new Error('access denied'), { name: 'Forbidden', $metadata: { httpStatusCode: 403 } });
+    const objects = { ...memoryObjects(BUCKET), ready: () => Promise.reject(forbidden) };
+    const service = createThumbnailService({ stores, config: testConfig(), objects, logger });
     const res = await service.app.request('/readyz');
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ status: 'unavailable', checks: { s3: 'failing' } });
+    expect(await res.json()).toEqual({ status: 'unavailable', checks: { s3: 'failing', dynamodb: 'ok' } });
   });
 
   it('retries (500) when S3 fails transiently', async () => {
-    const s3 = new S3Client({ region: 'us-east-1' });
-    mockClient(s3).on(GetObjectCommand).rejects(Object.assign(new Error('slow down'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }));
-    const service = createThumbnailService({ approvals, config: testConfig(), s3, logger });
+    const slowDown = Object.assign(new Error('slow down'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
+    const objects = { ...memoryObjects(BUCKET), getPinned: () => Promise.reject(slowDown) };
+    const service = createThumbnailService({ stores, config: testConfig(), objects, logger });
     const { status } = await deliver(service, approvedData('player-1', 'abc'));
     expect(status).toBe(500);
   });

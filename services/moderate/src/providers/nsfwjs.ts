@@ -25,7 +25,7 @@ import { MobileNetV2MidModel } from 'nsfwjs/models/mobilenet_v2_mid';
 import type { RawImage } from '@avatar-pipeline/imaging';
 import type { ModerationLabel } from '@avatar-pipeline/kit/events';
 import { worstLabels, type ModerationInput, type ModerationProvider } from './provider.js';
-import { SerialQueue } from './serial.js';
+import { serialRunner } from './serial.js';
 
 export type NsfwjsModelName = 'MobileNetV2' | 'MobileNetV2Mid' | 'InceptionV3';
 
@@ -83,7 +83,7 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
   const shape = model.model.inputs[0]?.shape;
   if (typeof shape?.[1] !== 'number') throw new Error(`model ${options.model} has no fixed input size`);
   const inputSize = shape[1];
-  const queue = new SerialQueue();
+  const serially = serialRunner();
 
   function checkInput(view: RawImage): void {
     if (view.width !== inputSize || view.height !== inputSize || view.channels !== 3) {
@@ -93,7 +93,7 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
 
   async function classify(view: RawImage): Promise<ClassScores> {
     checkInput(view);
-    return queue.run(async () => {
+    return serially(async () => {
       const input = tf.tensor3d(view.data, [inputSize, inputSize, 3], 'int32');
       try {
         const predictions = await model.classify(input, nsfwClasses.length);
@@ -114,7 +114,7 @@ export async function loadNsfwjsProvider(options: NsfwjsOptions): Promise<Nsfwjs
   async function classifyAll(views: readonly RawImage[]): Promise<ClassScores[]> {
     views.forEach(checkInput);
     if (views.length === 0) return [];
-    return queue.run(async () => {
+    return serially(async () => {
       const pixels = tf.tensor4d(Buffer.concat(views.map((view) => view.data)), [views.length, inputSize, inputSize, 3], 'int32');
       try {
         const output = tf.tidy(() => model.model.predict(pixels.toFloat().div(255)) as tf.Tensor);
