@@ -41,7 +41,7 @@ import { parseArgs, promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
 import { serviceNames } from '@avatar-pipeline/kit/topology';
-import { builtServices, portOrFree, serviceEnv, startStack } from '@avatar-pipeline/local';
+import { builtServices, childGuardScript, portOrFree, serviceEnv, startStack } from '@avatar-pipeline/local';
 import { FileVapidStore, initVapidKeys } from '@avatar-pipeline/webpush';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -141,7 +141,7 @@ const median = (xs) => {
 /** One start of a built service under node, as the stack's supervisor spawns it. */
 async function nodeStart(name, env) {
   const port = await portOrFree(undefined);
-  const guard = join(root, 'local', 'dist', 'child-guard.js');
+  const guard = childGuardScript(root);
   const lines = [];
   const started = performance.now();
   const extra = values['node-flags'].split(/\s+/).filter(Boolean);

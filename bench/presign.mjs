@@ -63,6 +63,7 @@ import {
   LOCAL_AUDIENCE,
   LOCAL_BUCKET,
   LOCAL_TABLE,
+  childGuardScript,
   createDevIssuer,
   createGateway,
   createPostPolicyGuard,
@@ -74,7 +75,7 @@ import {
 
 const root = new URL('..', import.meta.url).pathname;
 const self = new URL(import.meta.url).pathname;
-const guard = join(root, 'local/dist/child-guard.js');
+const guard = childGuardScript(root);
 const role = process.env['BENCH_PRESIGN_ROLE'];
 
 // --- Child roles: this file run again with BENCH_PRESIGN_ROLE set -------------------------------

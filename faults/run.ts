@@ -15,7 +15,7 @@ import { deliveryBudget, deliveryPolicies, type ServiceName } from '@avatar-pipe
 import { textFile, truncated } from '@avatar-pipeline/imaging/hostile';
 import { repoRoot, startStack, type Stack } from '../local/src/stack.js';
 import { requireBuilt } from '../local/src/test-backends.js';
-import { startWebPushTesting, type WebPushTesting } from '../local/src/web-push-testing.js';
+import { startWebPushTesting, type WebPushTesting } from '../local/src/stand-ins/web-push-testing.js';
 import { ApiClient, postUpload, type UploadTicket } from '../local/src/client.js';
 import { startFaultProxy, type FaultProxy, type FaultStats } from './proxy.js';
 

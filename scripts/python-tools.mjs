@@ -1,4 +1,4 @@
-// The Python tools some tests drive for real (moto's AWS server, schemathesis; local/src/python-tools.ts), installed by
+// The Python tools some tests drive for real (moto's AWS server, schemathesis; local/src/stand-ins/python-tools.ts), installed by
 // scripts/ensure-packages.mjs before `npm test`: a venv at node_modules/.cache/python-tools (so a
 // clean `npm ci` starts afresh) with the exact pins of scripts/python-requirements.txt. The venv
 // records a hash of that file and of the interpreter it was made with, and is kept while both are
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const REQUIREMENTS = join(root, 'scripts/python-requirements.txt');
-/** Also named in local/src/python-tools.ts, which runs the tools from here (this script runs before anything is built). */
+/** Also named in local/src/stand-ins/python-tools.ts, which runs the tools from here (this script runs before anything is built). */
 const VENV = join(root, 'node_modules/.cache/python-tools');
 const STAMP = join(VENV, 'requirements.sha256');
 export const PYTHON_TOOLS_INSTALL = 'node scripts/ensure-packages.mjs (needs Python 3.11+ with venv and pip; on Debian: apt-get install python3-venv)';

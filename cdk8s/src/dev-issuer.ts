@@ -1,5 +1,5 @@
 /**
- * Optional (devIssuer.enabled, kind): the dev token issuer (local/src/issuer.ts) as a small always-on Deployment, so a
+ * Optional (devIssuer.enabled, kind): the dev token issuer (local/src/stand-ins/issuer.ts) as a small always-on Deployment, so a
  * cluster user can get a player token (`POST /dev/token` through the gateway) and the services a
  * JWKS. Not a Knative Service: its signing key lives in memory, and scaling to zero would rotate
  * it (services refetch the JWKS on an unknown key, but tokens minted before would stop working).

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { env, uploadLimitEnv } from '@avatar-pipeline/kit/config';
 import { corsOriginsEnv } from '@avatar-pipeline/kit/cors';
 import { serviceNames, type ServiceName } from '@avatar-pipeline/kit/topology';
-import { logFormats, stdoutSink } from './output.js';
+import { logFormats, stdoutSink } from './output/log-sink.js';
 import type { StackOptions } from './stack.js';
 
 /** The repository this module belongs to (local/src or local/dist is two levels down). */

@@ -9,10 +9,10 @@ import { loadConfig } from '@avatar-pipeline/kit/config';
 import { main } from '@avatar-pipeline/kit/server';
 import { FEED_PATH } from './broker/feed.js';
 import { dataDirOf, repoRoot, stackEnv } from './config.js';
-import { readFeed } from './feed-client.js';
-import { formatFeedEntry, matchesFilter, type FeedFilter } from './feed-format.js';
+import { readFeed } from './broker/feed-client.js';
+import { formatFeedEntry, matchesFilter, type FeedFilter } from './output/feed-format.js';
 import { readStackState, stateFile } from './stack-state.js';
-import { colorsOn, palette } from './terminal.js';
+import { colorsOn, palette } from './output/terminal.js';
 
 const usage = `usage: npm run events [-- --type <text>] [--subject <text>] [--json]
   Prints what the local broker does with each event while npm start runs.

@@ -3,7 +3,7 @@ import { loadConfig } from '@avatar-pipeline/kit/config';
 import { main } from '@avatar-pipeline/kit/server';
 import { stackEnv, stackOptions } from './config.js';
 import { repoRoot, startStack, type Stack } from './stack.js';
-import { ChildStartError } from './supervisor.js';
+import { ChildStartError } from './supervision/supervisor.js';
 
 function readyMessage(stack: Stack, dataDir: string): string {
   const url = stack.gatewayUrl;

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
 import type { ServiceName } from '@avatar-pipeline/kit/topology';
-import { startDynamoServer, type DynamoServer } from './dynamo.js';
-import { LOCAL_CREDENTIALS, startS3Server, type S3Server, type S3ServerOptions } from './s3.js';
-import { LOCAL_BUCKET, LOCAL_TABLE } from './service-env.js';
+import { startDynamoServer, type DynamoServer } from './stand-ins/dynamo.js';
+import { LOCAL_CREDENTIALS, startS3Server, type S3Server, type S3ServerOptions } from './stand-ins/s3.js';
+import { LOCAL_BUCKET, LOCAL_TABLE } from './supervision/service-env.js';
 import { builtServices, repoRoot } from './stack.js';
 
 /** The table the tests' dynalite holds: the pipeline's, as in the local stack. */

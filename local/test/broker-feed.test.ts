@@ -4,8 +4,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventType } from '@avatar-pipeline/kit/topology';
-import { FEED_PATH, type FeedEntry } from '../src/broker.js';
-import { readFeed } from '../src/feed-client.js';
+import { FEED_PATH, type FeedEntry } from '../src/broker/broker.js';
+import { readFeed } from '../src/broker/feed-client.js';
 import { replyWith } from './support/subscriber.js';
 import { startServedBroker, testEvent, trigger, type ServedBroker } from './support/served-broker.js';
 

@@ -1,13 +1,13 @@
 /**
- * The transactions added to dynalite (src/dynamo-transactions.ts) behave as a real implementation's:
+ * The transactions added to dynalite (src/stand-ins/dynamo-transactions.ts) behave as a real implementation's:
  * every case runs against the local server and against moto's DynamoDB, whose TransactWriteItems is
  * its own, so the emulation cannot agree only with itself.
  */
 import { CreateTableCommand, DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynamoServer } from '../src/dynamo.js';
-import { motoSkipReason, startMoto } from '../src/moto.js';
+import { startDynamoServer } from '../src/stand-ins/dynamo.js';
+import { motoSkipReason, startMoto } from '../src/stand-ins/moto.js';
 
 const TABLE = 'tx-test';
 

@@ -5,12 +5,12 @@ import { apiRoutes } from '@avatar-pipeline/kit/api-routes';
 import { uploadBucketCorsRules } from '@avatar-pipeline/kit/cors';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import type { ServiceName } from '@avatar-pipeline/kit/topology';
-import { createGateway } from '../src/gateway.js';
+import { createGateway } from '../src/gateway/gateway.js';
 import { listen, type Listening } from '../src/listen.js';
-import { mediaHandler, noneMatch } from '../src/media.js';
-import { sinkDestination } from '../src/output.js';
+import { mediaHandler, noneMatch } from '../src/stand-ins/media.js';
+import { sinkDestination } from '../src/output/log-sink.js';
 import { freePort } from '../src/ports.js';
-import { createPostPolicyGuard } from '../src/post-policy.js';
+import { createPostPolicyGuard } from '../src/stand-ins/post-policy.js';
 import { BUCKET, startTestBackends, type S3Backend } from '../src/test-backends.js';
 
 /** Answers with what it received, as a service behind the gateway would see it. */

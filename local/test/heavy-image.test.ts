@@ -19,6 +19,7 @@ import { DEFAULT_MAX_UPLOAD_BYTES } from '@avatar-pipeline/kit/config';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType } from '@avatar-pipeline/kit/topology';
+import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUCKET, TABLE, requireBuilt, startTestBackends, type TestBackends } from '../src/index.js';
@@ -172,13 +173,6 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     return { id: reply.id, source: reply.source, type: reply.type, subject: reply.subject ?? '', data: reply.data } satisfies OutgoingEvent;
   }
 
-  /** Runs `work` on every item, `concurrency` at a time, as a pod's queue-proxy lets requests in. */
-  async function inBatches<T, R>(items: readonly T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
-    const results: R[] = [];
-    for (let i = 0; i < items.length; i += concurrency) results.push(...(await Promise.all(items.slice(i, i + concurrency).map(work))));
-    return results;
-  }
-
   it('is the image the limits allow at their edge: within AVATAR_MAX_BYTES and 40 MP, 16 bits per channel, turned by EXIF', async () => {
     expect(heavy.length).toBeLessThanOrEqual(DEFAULT_MAX_UPLOAD_BYTES);
     expect(heavy.length).toBeGreaterThan(4 * 1024 * 1024);
@@ -199,7 +193,8 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     );
 
     const moderate = await start('moderate');
-    const approved = await inBatches(created, pods.moderate.containerConcurrency, ({ key, eTag }) =>
+    // As many at once as the pod's queue-proxy lets in.
+    const approved = await pLimit(pods.moderate.containerConcurrency).map(created, ({ key, eTag }) =>
       deliver(moderate, {
         id: `heavy-${key}`,
         source: `aws:s3.us-east-1.${BUCKET}`,
@@ -214,7 +209,7 @@ describe.runIf(process.platform === 'linux')('a heavy valid upload within the po
     moderate.child.kill('SIGTERM');
 
     const thumbnail = await start('thumbnail');
-    const thumbnailed = await inBatches(approved, pods.thumbnail.containerConcurrency, (event) => deliver(thumbnail, event));
+    const thumbnailed = await pLimit(pods.thumbnail.containerConcurrency).map(approved, (event) => deliver(thumbnail, event));
     expect(thumbnailed.map((event) => event.type)).toEqual(uploadIds.map(() => EventType.thumbnailed));
     const thumbnailPeak = peakRss(thumbnail.child.pid!);
     thumbnail.child.kill('SIGTERM');

@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '@avatar-pipeline/kit/config';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import { stackEnv } from '../src/config.js';
-import { prettyLogLine } from '../src/log-format.js';
-import { sinkDestination } from '../src/output.js';
+import { prettyLogLine } from '../src/output/log-format.js';
+import { sinkDestination } from '../src/output/log-sink.js';
 import { repoRoot } from '../src/stack.js';
-import { palette } from '../src/terminal.js';
+import { palette } from '../src/output/terminal.js';
 
 const plain = palette(false);
 
@@ -59,7 +59,7 @@ describe('pretty log lines', () => {
   });
 });
 
-const output = join(repoRoot, 'local', 'dist', 'output.js');
+const output = join(repoRoot, 'local', 'dist', 'output', 'log-sink.js');
 const sampleLine = JSON.stringify({ level: 'info', time: '2026-01-02T03:04:05.678Z', service: 'profile', msg: 'upload ready', uploadId: 'u-1' });
 /** A process that writes one log line through the stack's stdout sink (`format`: the LOG_FORMAT it is given). */
 const script = (format?: string) =>

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import { listen, type Listening } from '../src/listen.js';
-import { createNotificationForwarder, isUploadCreated } from '../src/notifications.js';
+import { createNotificationForwarder, isUploadCreated } from '../src/stand-ins/notifications.js';
 import { freePort } from '../src/ports.js';
 
 const record = (eventName: string, key: string) => ({ eventName, s3: { bucket: { name: 'avatars' }, object: { key } } });

@@ -25,11 +25,11 @@ import { toBinary } from '@avatar-pipeline/kit/cloudevents';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { OPEN_UPLOADS_INDEX, UploadStore, keys } from '@avatar-pipeline/kit/table';
 import { S3_OBJECT_CREATED_PREFIX, type ServiceName } from '@avatar-pipeline/kit/topology';
-import { startDynamoServer } from '../src/dynamo.js';
-import { LOCAL_CREDENTIALS } from '../src/s3.js';
+import { startDynamoServer } from '../src/stand-ins/dynamo.js';
+import { LOCAL_CREDENTIALS } from '../src/stand-ins/s3.js';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';
 import { BUCKET, TABLE, requireBuilt, startTestBackends } from '../src/test-backends.js';
-import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
+import { startWebPushTesting, type WebPushTesting } from '../src/stand-ins/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const SERVICES: ServiceName[] = ['presign', 'moderate', 'profile', 'subscribe', 'push'];

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pythonTool, pythonToolsSkipReason, requirePythonTools } from '../src/python-tools.js';
+import { pythonTool, pythonToolsSkipReason, requirePythonTools } from '../src/stand-ins/python-tools.js';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';
 import { requireBuilt } from '../src/test-backends.js';
 

@@ -18,12 +18,12 @@ import { toBinary } from '@avatar-pipeline/kit/cloudevents';
 import { uploadKey } from '@avatar-pipeline/kit/events';
 import { UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType, deadLetterSink, serviceNames, triggers } from '@avatar-pipeline/kit/topology';
-import { LOCAL_CREDENTIALS } from '../src/s3.js';
-import { LOCAL_TABLE } from '../src/service-env.js';
+import { LOCAL_CREDENTIALS } from '../src/stand-ins/s3.js';
+import { LOCAL_TABLE } from '../src/supervision/service-env.js';
 import { repoRoot, startStack, type Stack, type StackOptions } from '../src/stack.js';
 import { requireBuilt } from '../src/test-backends.js';
-import { isUploadCreated, type S3Notification } from '../src/notifications.js';
-import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
+import { isUploadCreated, type S3Notification } from '../src/stand-ins/notifications.js';
+import { startWebPushTesting, type WebPushTesting } from '../src/stand-ins/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const photo = (name: string) => readFile(join(repoRoot, 'fixtures', 'photos', name));

@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@avatar-pipeline/kit/logger';
-import { sinkDestination } from '../src/output.js';
+import { sinkDestination } from '../src/output/log-sink.js';
 import { freePort } from '../src/ports.js';
-import { ChildStartError, SupervisedChild } from '../src/supervisor.js';
+import { ChildStartError, SupervisedChild } from '../src/supervision/supervisor.js';
 import { eventually } from './support/api.js';
 
 const fixture = fileURLToPath(new URL('./support/child-fixture.mjs', import.meta.url));

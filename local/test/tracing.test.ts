@@ -14,7 +14,7 @@ import { EventType, type ServiceName } from '@avatar-pipeline/kit/topology';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '@avatar-pipeline/kit/testing';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';
 import { requireBuilt } from '../src/test-backends.js';
-import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
+import { startWebPushTesting, type WebPushTesting } from '../src/stand-ins/web-push-testing.js';
 import { ApiClient, eventually, postUpload } from './support/api.js';
 
 const pipeline: readonly ServiceName[] = ['presign', 's3-source', 'moderate', 'thumbnail', 'profile', 'subscribe', 'push'];

@@ -13,11 +13,11 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoDocumentClient, s3Client } from '@avatar-pipeline/kit/aws';
 import { serviceNames } from '@avatar-pipeline/kit/topology';
-import { LOCAL_CREDENTIALS } from '../src/s3.js';
-import { LOCAL_TABLE } from '../src/service-env.js';
+import { LOCAL_CREDENTIALS } from '../src/stand-ins/s3.js';
+import { LOCAL_TABLE } from '../src/supervision/service-env.js';
 import { repoRoot, startStack, type Stack } from '../src/stack.js';
 import { requireBuilt } from '../src/test-backends.js';
-import { startWebPushTesting, type WebPushTesting } from '../src/web-push-testing.js';
+import { startWebPushTesting, type WebPushTesting } from '../src/stand-ins/web-push-testing.js';
 import { ApiClient, eventually, postUpload, type UploadStatus } from './support/api.js';
 
 const photo = (name: string) => readFile(join(repoRoot, 'fixtures', 'photos', name));

@@ -80,6 +80,8 @@ describe('links in README.md and docs/', () => {
     const missing = [
       ...dirs('.').filter((d) => !map.includes(`${d}/`)),
       ...dirs('services').filter((d) => !new RegExp(`(services/|[(,\\s])${d}[,)\\s]`).test(map)).map((d) => `services/${d}`),
+      ...dirs('packages').filter((d) => !new RegExp(`^\\s+${d}/`, 'm').test(map)).map((d) => `packages/${d}`),
+      ...dirs('local/src').filter((d) => d !== 'types' && !map.includes(`src/${d}/`)).map((d) => `local/src/${d}`),
     ];
     expect(missing).toEqual([]);
   });

@@ -5,15 +5,16 @@
  * dead letter does not depend on profile being up at that moment). What neither takes is parked in
  * memory (logged, counted), never dropped.
  */
+import type { LimitFunction } from 'p-limit';
 import { toBinaryMessage, type BinaryMessage } from '@avatar-pipeline/kit/cloudevents';
 import { describeError } from '@avatar-pipeline/kit/errors';
 import type { Logger } from '@avatar-pipeline/kit/logger';
 import { durationMs, type Destination, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit/topology';
+import type { Backoff } from './backoff.js';
 import { attempt, backoffMs, type AttemptResult } from './delivery.js';
 import { TTL_EXTENSION, forSubscriber, ttlOf, withErrorExtensions, type DeliveryError, type Event } from './events.js';
 import type { EventFeed } from './feed.js';
 import type { BrokerMetrics } from './metrics.js';
-import type { Backoff, Limiter } from './scheduling.js';
 
 export type ParkReason = 'dead_letter_failed' | 'broker_closed' | 'broker_error';
 
@@ -41,7 +42,8 @@ export interface DispatcherOptions {
   /** Retries of the dead-letter sink, for every trigger. */
   deadLetterPolicy: RetryPolicy;
   backoffScale: number;
-  limiter: Limiter;
+  /** Bounds the attempts in flight; the rest wait in arrival order. */
+  limiter: LimitFunction;
   backoff: Backoff;
   isClosing: () => boolean;
   /** Offers a reply event to the broker; throws when the broker refuses it. */
@@ -80,7 +82,7 @@ export function createDispatcher(o: DispatcherOptions): Deliver {
     let last: AttemptResult | undefined;
     let url: string | undefined;
     for (let retry = 0; ; retry++) {
-      const result = await o.limiter.run(async (): Promise<AttemptResult | undefined> => {
+      const result = await o.limiter(async (): Promise<AttemptResult | undefined> => {
         // Closing: attempts in flight finish, no new one starts.
         if (o.isClosing()) return undefined;
         url = urlOf(d);

@@ -2,7 +2,7 @@
 import { CloudEvent } from 'cloudevents';
 import { createLogger } from '@avatar-pipeline/kit/logger';
 import type { DeliveryPolicy, ServiceName, TriggerSpec } from '@avatar-pipeline/kit/topology';
-import { createBroker, type Broker } from '../../src/broker.js';
+import { createBroker, type Broker } from '../../src/broker/broker.js';
 import { listen } from '../../src/listen.js';
 import { accept, startSubscriber, type Responder, type Subscriber } from './subscriber.js';
 

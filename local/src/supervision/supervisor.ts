@@ -3,10 +3,11 @@
  * with backoff when it crashes, and stops it with SIGTERM (SIGKILL after a grace period).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@avatar-pipeline/kit/logger';
-import { childLogLine, type LogSink } from './output.js';
+import { childLogLine, type LogSink } from '../output/log-sink.js';
 
 export interface ChildSpec {
   name: string;
@@ -17,6 +18,11 @@ export interface ChildSpec {
   env: Readonly<Record<string, string | undefined>>;
   /** Modules preloaded with `node --import`. */
   preload?: readonly string[];
+}
+
+/** The child guard's build output under the repository `root`: a preload runs as JavaScript only. */
+export function childGuardScript(root: string): string {
+  return join(root, 'local', 'dist', 'supervision', 'child-guard.js');
 }
 
 export interface SupervisorOptions {

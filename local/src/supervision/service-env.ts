@@ -6,8 +6,8 @@
  */
 import { runtimeEnv } from '@avatar-pipeline/kit/runtime';
 import { eventAudience, sinkBound, type ServiceName } from '@avatar-pipeline/kit/topology';
-import { DEV_ALGORITHM } from './issuer.js';
-import { LOCAL_CREDENTIALS } from './s3.js';
+import { DEV_ALGORITHM } from '../stand-ins/issuer.js';
+import { LOCAL_CREDENTIALS } from '../stand-ins/s3.js';
 
 export const LOCAL_BUCKET = 'avatars';
 export const LOCAL_TABLE = 'avatar-pipeline';

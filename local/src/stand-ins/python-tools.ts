@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const VENV = fileURLToPath(new URL('../../node_modules/.cache/python-tools/', import.meta.url));
+const VENV = fileURLToPath(new URL('../../../node_modules/.cache/python-tools/', import.meta.url));
 /** Written once an install is complete. */
 const INSTALLED = `${VENV}requirements.sha256`;
 const INSTALL = 'node scripts/ensure-packages.mjs (npm test runs it; needs Python 3.11+ with venv and pip)';

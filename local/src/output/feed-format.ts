@@ -1,5 +1,5 @@
 /** One line per feed entry for `npm run events`: time, outcome, type, subject, short id, what happened. */
-import type { FeedEntry } from './broker/feed.js';
+import type { FeedEntry } from '../broker/feed.js';
 import { clockTime, type Palette } from './terminal.js';
 
 const outcomeColor = {

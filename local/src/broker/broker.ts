@@ -9,6 +9,7 @@
  */
 import type { CloudEvent } from 'cloudevents';
 import type { Handler } from 'hono';
+import pLimit from 'p-limit';
 import { toCloudEvent } from '@avatar-pipeline/kit/cloudevents';
 import { HttpError, describeError } from '@avatar-pipeline/kit/errors';
 import { matchesFilters } from '@avatar-pipeline/kit/filters';
@@ -16,16 +17,16 @@ import type { Logger } from '@avatar-pipeline/kit/logger';
 import { createMetrics, type Metrics } from '@avatar-pipeline/kit/metrics';
 import { Lifecycle, createService, type AppEnv, type Service } from '@avatar-pipeline/kit/service';
 import { defineTriggers, deliveryPolicies, type Destination, type RetryPolicy, type TriggerSpec } from '@avatar-pipeline/kit/topology';
-import { createDispatcher, type UndeliverableEvent } from './broker/dispatcher.js';
-import { accepted, ingressTtl, type Event } from './broker/events.js';
-import { EventFeed, FEED_PATH } from './broker/feed.js';
-import { brokerMetrics, type IngestOrigin } from './broker/metrics.js';
-import { Backoff, Limiter } from './broker/scheduling.js';
+import { Backoff } from './backoff.js';
+import { createDispatcher, type UndeliverableEvent } from './dispatcher.js';
+import { accepted, ingressTtl, type Event } from './events.js';
+import { EventFeed, FEED_PATH } from './feed.js';
+import { brokerMetrics, type IngestOrigin } from './metrics.js';
 
-export type { UndeliverableEvent } from './broker/dispatcher.js';
-export { FEED_PATH, feedEntrySchema, type FeedEntry } from './broker/feed.js';
-export { backoffMs, isRetryable } from './broker/delivery.js';
-export { cachedTokens, TOKEN_REUSE_MS, type TokenCacheOptions } from './broker/tokens.js';
+export type { UndeliverableEvent } from './dispatcher.js';
+export { FEED_PATH, feedEntrySchema, type FeedEntry } from './feed.js';
+export { backoffMs, isRetryable } from './delivery.js';
+export { cachedTokens, TOKEN_REUSE_MS, type TokenCacheOptions } from './tokens.js';
 
 export interface BrokerOptions {
   triggers: readonly TriggerSpec[];
@@ -95,7 +96,7 @@ export function createBroker(options: BrokerOptions): Broker {
     feed,
     deadLetterPolicy: options.deadLetterDelivery ?? deliveryPolicies.deadLetters,
     backoffScale: options.backoffScale ?? 1,
-    limiter: new Limiter(options.concurrency ?? 32),
+    limiter: pLimit(options.concurrency ?? 32),
     backoff,
     isClosing: () => closing,
     ingestReply: (reply) => accept(reply, 'reply'),

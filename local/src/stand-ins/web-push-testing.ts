@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './ports.js';
+import { freePort } from '../ports.js';
 
 export interface EmulatedSubscription {
   /** What a browser's `subscription.toJSON()` gives: post it to the subscribe API as it is. */

@@ -1,5 +1,5 @@
-/** Reads the local broker's event feed (Server-Sent Events, see broker/feed.ts) entry by entry. */
-import { feedEntrySchema, type FeedEntry } from './broker/feed.js';
+/** Reads the local broker's event feed (Server-Sent Events, see feed.ts) entry by entry. */
+import { feedEntrySchema, type FeedEntry } from './feed.js';
 
 export interface FeedItem {
   /** The entry's JSON as the broker sent it. */
