@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the services' vitest suites under Node 24, the runtime of the images (the machine's own
-# Node may be older). The binary comes from the npm registry package node-linux-<arch>@24,
+# Runs the libraries' and services' vitest suites (packages/, services/) under Node 24, the
+# runtime of the images (the machine's own Node may be older). The binary comes from the npm registry package node-linux-<arch>@24,
 # installed once into node_modules/.cache/node24 (not a project dependency: it is a 30 MB
 # platform-specific binary only this script needs). Extra arguments go to vitest.
 #   NODE24_SPEC   package version range (default 24: the newest 24.x)
@@ -23,5 +23,5 @@ if ! [ -x "$node24" ] || ! "$node24" --version | grep -q '^v24\.'; then
   npm install --prefix "$dir" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "node-linux-$arch@$spec"
 fi
 
-echo "test-node24: services' tests on $("$node24" --version)"
-exec "$node24" node_modules/vitest/vitest.mjs run services "$@"
+echo "test-node24: the libraries' and services' tests on $("$node24" --version)"
+exec "$node24" node_modules/vitest/vitest.mjs run packages services "$@"
