@@ -129,6 +129,19 @@ describe('image dependency closures', () => {
     }
     expect(closures.get('push')).toContain('@avatar-pipeline/webpush');
   });
+
+  it("hold every production dependency a service declares (one also listed as a dev dependency would be dropped), and the VAPID stores' backends only where VAPID keys are read", async () => {
+    const closures = new Map(await Promise.all(serviceNames.map(async (s) => [s, await closure(`services/${s}`)] as const)));
+    for (const s of serviceNames) {
+      const manifest = JSON.parse(readFileSync(`${root}services/${s}/package.json`, 'utf8')) as { dependencies?: Record<string, string> };
+      const missing = Object.keys(manifest.dependencies ?? {}).filter((dep) => !closures.get(s)?.has(dep));
+      expect(missing, s).toEqual([]);
+    }
+    // packages/webpush's optional peers: push (and its vapid-init Job) and subscribe read keys; profile only stores subscriptions.
+    const backends = ['web-push', '@aws-sdk/client-ssm', '@kubernetes/client-node'];
+    expect(serviceNames.filter((s) => backends.every((b) => closures.get(s)?.has(b)))).toEqual(['subscribe', 'push']);
+    expect(serviceNames.filter((s) => backends.some((b) => closures.get(s)?.has(b)))).toEqual(['subscribe', 'push']);
+  });
 });
 
 /** What is read here of skaffold.yaml (skaffold.test.ts checks the schema, the rendering and the image rewriting). */
