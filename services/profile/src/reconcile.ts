@@ -34,12 +34,13 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { sendEvent, type OutgoingEvent } from '@avatar-pipeline/kit/cloudevents';
-import { avatarPrefix, expiredSchema, failedSchema, parseUploadKey, processingTimedOut, rejectedSchema, reviewTimedOut, uploadExpired, uploadKey, type Reason } from '@avatar-pipeline/kit/events';
+import { expiredSchema, failedSchema, parseUploadKey, processingTimedOut, rejectedSchema, reviewTimedOut, uploadExpired, uploadKey, type Reason } from '@avatar-pipeline/kit/events';
 import type { Logger } from '@avatar-pipeline/kit/logger';
 import { zeroed } from '@avatar-pipeline/kit/metrics';
 import type { ObjectStore } from '@avatar-pipeline/kit/objects';
 import { isTerminal, openStatuses, systemClock, type Clock, type OpenStatus, type OpenUpload, type UploadRecord, type UploadStore } from '@avatar-pipeline/kit/table';
 import { EventType, UPLOAD_PREFIX } from '@avatar-pipeline/kit/topology';
+import { deleteRenditions } from './avatar.js';
 import { announceErasure, sweep, type ErasureDeps } from './erasure.js';
 import type { ReconcileConfig } from './reconcile-config.js';
 import { SOURCE } from './ready.js';
@@ -257,7 +258,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
     // A late upload under the key is never moderated, nor is a timed-out review's original ever
     // rendered; a failed upload's renditions must not stay public.
     await objects.delete(uploadKey(playerId, uploadId));
-    if (record.status === 'failed') await objects.deletePrefix(avatarPrefix(playerId, uploadId));
+    if (record.status === 'failed') await deleteRenditions(objects, playerId, uploadId);
     const event = outcomeEvent(record, review?.uploadedAt);
     await sendEvent(deps.sink, event, { fetch: deps.fetch, tokenFile: deps.sinkTokenFile });
     await uploads.announced(playerId, uploadId, record.status as Rule['to']);
@@ -310,7 +311,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
         if ((await profiles.get(playerId))?.avatarUploadId === uploadId) {
           logger.warn({ playerId, uploadId }, 'a superseded avatar is the current one; kept');
         } else {
-          await objects.deletePrefix(avatarPrefix(playerId, uploadId));
+          await deleteRenditions(objects, playerId, uploadId);
           await owners.delete(uploadId);
           summary.avatarsDeleted += 1;
           metrics.avatarsDeleted.inc();
