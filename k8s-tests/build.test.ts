@@ -111,12 +111,16 @@ describe('image dependency closures', () => {
     );
   };
 
+  /** Every service's closure, computed once for the tests below (npm ls takes a while). */
+  let computed: Promise<Map<string, Set<string>>> | undefined;
+  const serviceClosures = () => (computed ??= Promise.all(serviceNames.map(async (s) => [s, await closure(`services/${s}`)] as const)).then((entries) => new Map(entries)));
+
   it('are computed by the same npm command as in the Dockerfile', () => {
     expect(command).toBe('npm ls --omit=dev --all --parseable --workspace "$1"');
   });
 
   it('hold the moderation model only in moderate and sharp only in moderate and thumbnail', async () => {
-    const closures = new Map(await Promise.all(serviceNames.map(async (s) => [s, await closure(`services/${s}`)] as const)));
+    const closures = await serviceClosures();
     const holders = (predicate: (pkg: string) => boolean) =>
       serviceNames.filter((s) => [...(closures.get(s) ?? [])].some(predicate));
     expect(holders((p) => p === 'nsfwjs' || p.startsWith('@tensorflow/'))).toEqual(['moderate']);
@@ -131,7 +135,7 @@ describe('image dependency closures', () => {
   });
 
   it("hold every production dependency a service declares (one also listed as a dev dependency would be dropped), and the VAPID stores' backends only where VAPID keys are read", async () => {
-    const closures = new Map(await Promise.all(serviceNames.map(async (s) => [s, await closure(`services/${s}`)] as const)));
+    const closures = await serviceClosures();
     for (const s of serviceNames) {
       const manifest = JSON.parse(readFileSync(`${root}services/${s}/package.json`, 'utf8')) as { dependencies?: Record<string, string> };
       const missing = Object.keys(manifest.dependencies ?? {}).filter((dep) => !closures.get(s)?.has(dep));
